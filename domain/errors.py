@@ -1,0 +1,19 @@
+"""The domain's error hierarchy: every edge (HTTP, CLI) maps these to statuses and exit codes."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+
+class InvalidInput(DomainError):
+    """Input that does not have the expected shape; `problems` carry located messages."""
+
+    def __init__(self, message: str, problems: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class UnreadableDocument(DomainError):
+    """A document that cannot be parsed at all (not YAML, not JSON)."""

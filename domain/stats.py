@@ -1,0 +1,104 @@
+"""Built-in run stats (SPEC §3.2): recorded where the runner knew them, derived where possible."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.transcripts import ToolCallBlock, Transcript
+
+NUMERIC_STATS: tuple[str, ...] = (
+    "duration",
+    "token_in",
+    "token_out",
+    "token_total",
+    "cost",
+    "tool_calls",
+    "steps",
+    "turns",
+)
+CATEGORY_STATS: tuple[str, ...] = ("status", "termination_reason")
+STATS: tuple[str, ...] = NUMERIC_STATS + CATEGORY_STATS
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """USD per million tokens."""
+
+    input_per_mtok: float
+    output_per_mtok: float
+
+    def cost(self, token_in: int, token_out: int) -> float:
+        return (token_in * self.input_per_mtok + token_out * self.output_per_mtok) / 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class RunStats:
+    duration: float | None
+    token_in: int | None
+    token_out: int | None
+    token_total: int | None
+    cost: float | None
+    tool_calls: int
+    steps: int
+    turns: int
+    status: str | None
+    termination_reason: str | None
+    model: str | None
+
+    def get(self, stat: str) -> Any:
+        return getattr(self, stat)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def derive_stats(
+    transcript: Transcript, prices: Mapping[str, ModelPrice] | None = None
+) -> RunStats:
+    """Every stat of §3.2; a stat that is neither recorded nor derivable is None."""
+    recorded = transcript.stats
+    token_in, token_out = recorded.token_in, recorded.token_out
+    token_total = token_in + token_out if token_in is not None and token_out is not None else None
+    return RunStats(
+        duration=_duration(transcript),
+        token_in=token_in,
+        token_out=token_out,
+        token_total=token_total,
+        cost=_cost(transcript, prices or {}),
+        tool_calls=sum(
+            isinstance(block, ToolCallBlock)
+            for message in transcript.messages
+            for block in message.content
+        ),
+        steps=sum(message.role == "assistant" for message in transcript.messages),
+        turns=sum(message.role == "user" for message in transcript.messages),
+        status=transcript.status,
+        termination_reason=transcript.termination_reason,
+        model=recorded.model,
+    )
+
+
+def _duration(transcript: Transcript) -> float | None:
+    if transcript.stats.duration is not None:
+        return transcript.stats.duration
+    if transcript.started_at is None or transcript.ended_at is None:
+        return None
+    return (_aware(transcript.ended_at) - _aware(transcript.started_at)).total_seconds()
+
+
+def _aware(moment: datetime) -> datetime:
+    # A timestamp without an offset is taken as UTC, the transcript format's convention.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _cost(transcript: Transcript, prices: Mapping[str, ModelPrice]) -> float | None:
+    recorded = transcript.stats
+    if recorded.cost is not None:
+        return recorded.cost
+    price = prices.get(recorded.model or "")
+    if price is None or recorded.token_in is None or recorded.token_out is None:
+        return None
+    return price.cost(recorded.token_in, recorded.token_out)

@@ -1,0 +1,141 @@
+"""The canonical transcript, "tpc transcript v1" (SPEC §3): its model and its parser.
+
+A transcript is also the import/export format, so parsing is strict about shape (every problem
+is reported with the message and field it concerns) but lenient about extra keys, which other
+tools' exports often carry.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from domain.errors import InvalidInput
+from domain.problems import problems_from_pydantic
+
+Role = Literal["system", "user", "assistant", "tool"]
+RunStatus = Literal["passed", "failed", "errored", "timed_out", "cancelled"]
+TerminationReason = Literal[
+    "completed", "max_steps", "timeout", "budget_exceeded", "error", "cancelled"
+]
+RUN_STATUSES: tuple[str, ...] = ("passed", "failed", "errored", "timed_out", "cancelled")
+TERMINATION_REASONS: tuple[str, ...] = (
+    "completed",
+    "max_steps",
+    "timeout",
+    "budget_exceeded",
+    "error",
+    "cancelled",
+)
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class TextBlock(_Part):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ThinkingBlock(_Part):
+    type: Literal["thinking"] = "thinking"
+    thinking: str
+
+
+class ToolCallBlock(_Part):
+    type: Literal["tool_call"] = "tool_call"
+    id: str | None = None
+    name: str
+    input: Any = Field(default_factory=dict)
+
+
+class ToolResultBlock(_Part):
+    type: Literal["tool_result"] = "tool_result"
+    tool_call_id: str | None = None
+    content: str = ""
+    is_error: bool = False
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _join_text_parts(cls, value: Any) -> Any:
+        # Providers allow a tool result to be a list of text blocks; the canonical form is text.
+        if isinstance(value, list):
+            texts = [p.get("text", "") if isinstance(p, dict) else p for p in value]
+            if all(isinstance(t, str) for t in texts):
+                return "\n".join(texts)
+        return value
+
+
+Block = Annotated[
+    TextBlock | ThinkingBlock | ToolCallBlock | ToolResultBlock, Field(discriminator="type")
+]
+
+
+class Message(_Part):
+    role: Role
+    content: list[Block]
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _string_is_one_text_block(cls, value: Any) -> Any:
+        return [{"type": "text", "text": value}] if isinstance(value, str) else value
+
+
+class RecordedStats(_Part):
+    """Stats as a runner recorded them; anything missing is derived later (domain.stats)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    duration: float | None = None
+    token_in: int | None = None
+    token_out: int | None = None
+    cost: float | None = None
+    model: str | None = None
+
+
+class Transcript(_Part):
+    """A run's record: who ran what, how it ended, and every message in order."""
+
+    version: Literal[1] = 1
+    task_id: str | None = None
+    environment_id: str | None = None
+    status: RunStatus | None = None
+    termination_reason: TerminationReason | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    stats: RecordedStats = Field(default_factory=RecordedStats)
+    final_answer: str | None = None
+    messages: list[Message]
+
+
+class InvalidTranscript(InvalidInput):
+    """A transcript that does not parse; the message names the document, message and field."""
+
+
+def parse_transcript(document: str | bytes, name: str = "transcript") -> Transcript:
+    """Parse a JSON transcript, raising `InvalidTranscript` with every located problem."""
+    try:
+        return Transcript.model_validate_json(document)
+    except ValidationError as error:
+        raise _invalid(error, name) from None
+
+
+def transcript_from_object(data: Any, name: str = "transcript") -> Transcript:
+    """Validate an already-decoded transcript object (e.g. one embedded in an environment)."""
+    try:
+        return Transcript.model_validate(data)
+    except ValidationError as error:
+        raise _invalid(error, name) from None
+
+
+def _invalid(error: ValidationError, name: str) -> InvalidTranscript:
+    problems = problems_from_pydantic(error)
+    lines = "; ".join(str(p) for p in problems[:5])
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    return InvalidTranscript(
+        f"{name}: not a valid tpc transcript: {lines}{more}",
+        tuple((p.loc, p.message) for p in problems),
+    )

@@ -1,0 +1,125 @@
+"""Parsing tpc transcript v1 (SPEC §3) and deriving stats (SPEC §3.2)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from domain.stats import ModelPrice, derive_stats
+from domain.transcripts import (
+    InvalidTranscript,
+    TextBlock,
+    ToolResultBlock,
+    Transcript,
+    parse_transcript,
+)
+
+
+def test_string_content_is_one_text_block() -> None:
+    transcript = parse_transcript(json.dumps({"messages": [{"role": "user", "content": "hi"}]}))
+    assert transcript.messages[0].content == [TextBlock(text="hi")]
+
+
+def test_only_messages_is_required() -> None:
+    transcript = parse_transcript('{"messages": []}')
+    assert transcript.task_id is None
+    assert transcript.stats.token_in is None
+
+
+def test_unknown_keys_are_ignored_for_other_tools_exports() -> None:
+    transcript = parse_transcript(
+        '{"messages": [{"role": "user", "content": "x", "id": "m1"}], "exporter": "other"}'
+    )
+    assert transcript.messages[0].content == [TextBlock(text="x")]
+
+
+def test_tool_result_content_given_as_text_blocks_is_joined(golden: Transcript) -> None:
+    block = golden.messages[5].content[0]
+    assert isinstance(block, ToolResultBlock)
+    assert block.content == "wrote\na.py"
+    assert block.is_error is True
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ("{", "not valid JSON"),
+        ("[]", "must be an object (got [])"),
+        ("{}", "messages: required"),
+        ('{"messages": [{"role": "bot", "content": "x"}]}', "messages[0].role: must be 'system'"),
+        (
+            '{"messages": [{"role": "user", "content": [{"type": "image"}]}]}',
+            "messages[0].content[0]: unknown type 'image'",
+        ),
+        (
+            '{"messages": [{"role": "user", "content": [{"text": "no type"}]}]}',
+            "messages[0].content[0]: required: a block needs a 'type'",
+        ),
+        (
+            '{"messages": [{"role": "assistant", "content": [{"type": "tool_call"}]}]}',
+            "messages[0].content[0].name: required",
+        ),
+        ('{"messages": [], "status": "ok"}', "status: must be 'passed'"),
+        ('{"messages": [], "version": 2}', "version: must be 1"),
+        (
+            '{"messages": [], "stats": {"token_in": "many"}}',
+            "stats.token_in: must be a valid integer",
+        ),
+    ],
+)
+def test_malformed_transcripts_name_the_message_and_field(document: str, expected: str) -> None:
+    with pytest.raises(InvalidTranscript) as raised:
+        parse_transcript(document, "run.json")
+    assert str(raised.value).startswith("run.json: not a valid tpc transcript: ")
+    assert expected in str(raised.value)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    document = json.dumps(
+        {"status": "ok", "messages": [{"role": "bot", "content": "x"}, {"content": "y"}]}
+    )
+    with pytest.raises(InvalidTranscript) as raised:
+        parse_transcript(document)
+    assert [loc for loc, _ in raised.value.problems] == [
+        "status",
+        "messages[0].role",
+        "messages[1].role",
+    ]
+
+
+def test_stats_are_counted_and_derived(golden: Transcript) -> None:
+    stats = derive_stats(golden, {"claude-sonnet-4-5": ModelPrice(3.0, 15.0)})
+    assert stats.duration == 12.5
+    assert (stats.token_in, stats.token_out, stats.token_total) == (1200, 300, 1500)
+    assert stats.cost == pytest.approx((1200 * 3 + 300 * 15) / 1e6)
+    assert (stats.tool_calls, stats.steps, stats.turns) == (3, 4, 2)
+    assert (stats.status, stats.termination_reason) == ("failed", "max_steps")
+
+
+def test_recorded_stats_win_over_derived_ones(golden: Transcript) -> None:
+    recorded = golden.model_copy(
+        update={"stats": golden.stats.model_copy(update={"duration": 3.0, "cost": 0.5})}
+    )
+    stats = derive_stats(recorded, {"claude-sonnet-4-5": ModelPrice(3.0, 15.0)})
+    assert (stats.duration, stats.cost) == (3.0, 0.5)
+
+
+def test_stats_that_cannot_be_derived_are_null() -> None:
+    transcript = parse_transcript(
+        '{"messages": [], "stats": {"token_in": 5, "model": "unpriced-model"},'
+        ' "started_at": "2026-11-21T10:00:00Z"}'
+    )
+    stats = derive_stats(transcript)
+    assert stats.duration is None
+    assert stats.token_total is None
+    assert stats.cost is None
+    assert stats.status is None
+
+
+def test_timestamps_without_offset_are_taken_as_utc() -> None:
+    transcript = parse_transcript(
+        '{"messages": [], "started_at": "2026-11-21T10:00:00",'
+        ' "ended_at": "2026-11-21T10:00:02+00:00"}'
+    )
+    assert derive_stats(transcript).duration == 2.0
