@@ -1,0 +1,73 @@
+"""`tpc`: the command line of tpc sim.
+
+Every command accepts `--format json` (before or after the subcommand) and then prints one
+JSON document on stdout and nothing else there. Errors go to stderr with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import version
+
+import click
+from rich.markup import escape
+
+from api.cli.output import Output, hoist_format
+from api.cli.signal_commands import signals_group, validate_signal_config
+from api.error_mapping import exit_code
+from domain.errors import DomainError, InvalidInput
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format; also accepted after the subcommand.",
+)
+@click.version_option(version("tpc-sim"), prog_name="tpc")
+@click.pass_context
+def cli(ctx: click.Context, output_format: str) -> None:
+    """tpc sim: controlled experiments on AI agents.
+
+    Example: tpc sim experiment validate-signal-config signals.yaml
+    """
+    ctx.obj = Output("json" if output_format == "json" else "table")
+
+
+@cli.group()
+def sim() -> None:
+    """Experiments, tasks, environments, runs and signals."""
+
+
+@sim.group()
+def experiment() -> None:
+    """Create, run and read experiments."""
+
+
+experiment.add_command(validate_signal_config)
+sim.add_command(signals_group)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run `tpc` and map failures to exit codes."""
+    args = hoist_format(list(sys.argv[1:] if argv is None else argv))
+    errors = Output("table").errors
+    try:
+        cli.main(args=args, prog_name="tpc", standalone_mode=False)
+    except click.exceptions.Exit as stop:
+        sys.exit(stop.exit_code)
+    except click.Abort:
+        errors.print("aborted")
+        sys.exit(130)
+    except click.ClickException as failure:
+        failure.show()
+        sys.exit(failure.exit_code)
+    except DomainError as failure:
+        errors.print(f"[red]error:[/] {escape(str(failure))}")
+        if isinstance(failure, InvalidInput):
+            for loc, message in failure.problems:
+                errors.print(f"  {loc}: {message}" if loc else f"  {message}", markup=False)
+        sys.exit(exit_code(failure))

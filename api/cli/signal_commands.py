@@ -1,0 +1,174 @@
+"""Commands that work on signal configs and transcripts locally: no server, no credentials."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from api.cli.output import current_output
+from api.cli.signals_view import render_signals_report
+from domain.errors import UnreadableDocument
+from domain.signals.config import json_schema
+from domain.signals.extraction import Extractor
+from domain.signals.report import ExtractedRun, extract_run, signals_report
+from domain.signals.validation import (
+    SignalConfigSyntaxError,
+    ValidationReport,
+    load_signal_config,
+)
+from domain.transcripts import InvalidTranscript, Transcript, parse_transcript
+from infra.llm.prices import MODEL_PRICES
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UnreadableDocument(f"cannot read {path}: {_reason(error)}") from None
+
+
+def _reason(error: Exception) -> str:
+    return error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+
+
+def load_config_file(path: Path) -> ValidationReport:
+    """Read and validate a config file; unreadable or non-YAML files raise (exit 2)."""
+    text = read_text(path)
+    try:
+        return load_signal_config(text)
+    except SignalConfigSyntaxError as error:
+        raise SignalConfigSyntaxError(f"{path}: {error}") from None
+
+
+@click.command("validate-signal-config")
+@click.argument("file", type=click.Path(path_type=Path))
+def validate_signal_config(file: Path) -> None:
+    """Check a signal config locally and report every problem with its location.
+
+    Exit 0 when valid (warnings on stderr), 1 when invalid, 2 when the file cannot be read
+    or is not YAML. Needs no server and no credentials: use it in CI or a pre-commit hook.
+
+    Example: tpc sim experiment validate-signal-config signals.yaml
+    """
+    output = current_output()
+    try:
+        report = load_config_file(file)
+    except UnreadableDocument as error:
+        if output.is_json:
+            output.emit(
+                {
+                    "valid": False,
+                    "errors": [{"loc": "", "message": str(error)}],
+                    "warnings": [],
+                    "config_hash": None,
+                },
+                lambda _: None,
+            )
+        raise
+    for warning in report.warnings:
+        output.warn(f"{file}: {warning}")
+    if output.is_json:
+        output.emit(report.to_json(), lambda _: None)
+    elif report.valid:
+        assert report.config is not None
+        output.console.print(
+            f"[green]✓[/] {escape(str(file))} is valid: {len(report.config.signals)} signals, "
+            f"{len(report.config.aggregates)} aggregates ({report.content_hash})"
+        )
+    else:
+        for problem in report.errors:
+            output.errors.print(f"[red]✗[/] {escape(str(file))}: {escape(str(problem))}")
+        noun = "problem" if len(report.errors) == 1 else "problems"
+        output.errors.print(f"{len(report.errors)} {noun} found")
+    if not report.valid:
+        sys.exit(1)
+
+
+@click.group("signals")
+def signals_group() -> None:
+    """Signals: extract them from transcripts offline, and the config's JSON Schema."""
+
+
+@signals_group.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of signal configs, for editor completion and validation.
+
+    Example: tpc sim signals schema > signal-config.schema.json
+    """
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
+@signals_group.command("extract")
+@click.option(
+    "--signal-config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The YAML signal config to apply.",
+)
+@click.option("--evidence", is_flag=True, help="Also print every value's evidence.")
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Skip transcripts that do not parse (with a warning) instead of failing.",
+)
+@click.argument("transcripts", nargs=-1, required=True, type=click.Path(path_type=Path))
+def extract(
+    config_path: Path, evidence: bool, skip_invalid: bool, transcripts: tuple[Path, ...]
+) -> None:
+    """Extract signals from transcript files and aggregate them, with no server.
+
+    Runs are grouped by each transcript's task_id and environment_id. llm signals need a
+    judge, so offline they are reported missing with the reason.
+
+    Example: tpc sim signals extract --signal-config signals.yaml runs/*.json
+    """
+    output = current_output()
+    report = load_config_file(config_path)
+    for warning in report.warnings:
+        output.warn(f"{config_path}: {warning}")
+    config = report.require_valid()
+    parsed = _parse_transcripts(transcripts, skip_invalid)
+    extractor = Extractor(config)
+    runs: list[ExtractedRun] = [
+        extract_run(extractor, {"transcript": str(path)}, transcript, MODEL_PRICES)
+        for path, transcript in output.track(parsed, "Extracting", total=len(parsed))
+    ]
+    document = signals_report(config, report.content_hash, runs)
+    output.emit(document, lambda console: render_signals_report(console, document, evidence))
+
+
+def _parse_transcripts(
+    paths: tuple[Path, ...], skip_invalid: bool
+) -> list[tuple[Path, Transcript]]:
+    """Parse every file; report all bad ones together (or skip them) so nothing is half done."""
+    output = current_output()
+    parsed: list[tuple[Path, Transcript]] = []
+    problems: list[str] = []
+    for path in output.track(paths, "Reading transcripts", total=len(paths)):
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            problems.append(f"cannot read {path}: {_reason(error)}")
+            continue
+        try:
+            parsed.append((path, parse_transcript(data, str(path))))
+        except InvalidTranscript as error:
+            problems.append(str(error))
+    if problems and skip_invalid:
+        for problem in problems:
+            output.warn(f"skipped {problem}")
+    elif problems:
+        for problem in problems:
+            output.error(problem)
+        raise click.ClickException(
+            f"{len(problems)} of {len(paths)} transcripts could not be read "
+            "(fix them, or pass --skip-invalid to extract from the rest)"
+        )
+    if not parsed:
+        raise click.ClickException("no valid transcripts to extract from")
+    return parsed

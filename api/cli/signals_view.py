@@ -1,0 +1,138 @@
+"""Drawing a signals report (SPEC §8 shape) for people: aggregates, per group, and per run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+_SPARK = "▁▂▃▄▅▆▇█"
+# Beyond this many runs a table stops being readable; JSON output has them all.
+MAX_RUN_ROWS = 50
+
+
+def format_value(value: Any, fn: str | None = None) -> str:
+    """A compact, readable rendering of any aggregate or signal value."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if fn == "rate":
+            return f"{value:.2f} ({value:.0%})"
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dict) and "histogram" in value and "p50" in value:
+        return _distribution(value)
+    if isinstance(value, dict):
+        return "\n".join(f"{key} {format_value(item)}" for key, item in value.items())
+    return str(value)
+
+
+def _distribution(value: dict[str, Any]) -> str:
+    counts = [int(b["count"]) for b in value["histogram"]]
+    top = max(counts) or 1
+    spark = "".join(
+        _SPARK[min(len(_SPARK) - 1, round(c / top * (len(_SPARK) - 1)))] for c in counts
+    )
+    return (
+        f"{spark}  n={value['count']} min={format_value(value['min'])} "
+        f"p50={format_value(value['p50'])} p90={format_value(value['p90'])} "
+        f"max={format_value(value['max'])}"
+    )
+
+
+def render_signals_report(console: Console, report: dict[str, Any], evidence: bool) -> None:
+    aggregates = report["aggregates"]
+    runs = report["runs"]
+    title = "Signal aggregates"
+    if report.get("experiment_id"):
+        title += f" — {report['experiment_id']} iteration {report['iteration']}"
+    if aggregates:
+        table = Table(title=title, title_justify="left")
+        for column in ("aggregate", "fn", "value", "n", "missing"):
+            table.add_column(column, justify="right" if column in {"n", "missing"} else "left")
+        for agg in aggregates:
+            table.add_row(
+                escape(agg["label"]),
+                agg["fn"],
+                escape(format_value(agg["value"], agg["fn"])),
+                str(agg["n"]),
+                str(agg["missing"]),
+            )
+        console.print(table)
+        _render_by_environment(console, aggregates)
+    else:
+        console.print("[dim]The config defines no aggregates.[/]")
+    _render_runs(console, runs)
+    if evidence:
+        _render_evidence(console, runs)
+    if report.get("config_hash"):
+        console.print(f"[dim]config {report['config_hash']}[/]")
+
+
+def _render_by_environment(console: Console, aggregates: list[dict[str, Any]]) -> None:
+    environments = sorted({env for agg in aggregates for env in agg["by_environment"]})
+    if len(environments) < 2:
+        return
+    table = Table(title="By environment", title_justify="left")
+    table.add_column("aggregate")
+    for env in environments:
+        table.add_column(escape(env))
+    for agg in aggregates:
+        cells = [
+            escape(format_value(agg["by_environment"].get(env, {}).get("value"), agg["fn"]))
+            for env in environments
+        ]
+        table.add_row(escape(agg["label"]), *cells)
+    console.print(table)
+
+
+def _run_name(run: dict[str, Any]) -> str:
+    if run.get("run_id"):
+        return str(run["run_id"])
+    return Path(str(run.get("transcript"))).stem
+
+
+def _render_runs(console: Console, runs: list[dict[str, Any]]) -> None:
+    shown = runs[:MAX_RUN_ROWS]
+    title = (
+        f"Runs ({len(runs)})"
+        if len(shown) == len(runs)
+        else (f"Runs (first {len(shown)} of {len(runs)}; --format json lists them all)")
+    )
+    table = Table(title=title, title_justify="left", show_lines=True)
+    for column in ("run", "task", "environment", "status", "signal", "value"):
+        table.add_column(column, overflow="fold")
+    for run in shown:
+        names, values = [], []
+        for signal_id, item in run["signals"].items():
+            names.append(escape(signal_id))
+            values.append(
+                "[red]missing[/]" if item.get("error") else escape(format_value(item["value"]))
+            )
+        table.add_row(
+            escape(_run_name(run)),
+            escape(run["task_id"]),
+            escape(run["environment_id"]),
+            escape(str(run["status"] or "—")),
+            "\n".join(names),
+            "\n".join(values),
+        )
+    console.print(table)
+
+
+def _render_evidence(console: Console, runs: list[dict[str, Any]]) -> None:
+    for run in runs:
+        console.print(f"\n[bold]{escape(_run_name(run))}[/]")
+        for signal_id, item in run["signals"].items():
+            if item.get("error"):
+                console.print(f"  {escape(signal_id)}: [red]{escape(item['error'])}[/]")
+            for ev in item["evidence"]:
+                where = "run" if ev["event"] is None else f"event {ev['event']}"
+                snippet = " ".join(str(ev["snippet"]).split())
+                console.print(f"  {escape(signal_id)} [dim]{where}:[/] {escape(snippet)}")

@@ -1,0 +1,20 @@
+"""The one place where domain errors become HTTP statuses and CLI exit codes."""
+
+from __future__ import annotations
+
+from domain.errors import DomainError, InvalidInput, UnreadableDocument
+
+# Most specific first: the first class an error is an instance of decides.
+_MAPPING: tuple[tuple[type[DomainError], int, int], ...] = (
+    (UnreadableDocument, 400, 2),
+    (InvalidInput, 422, 1),
+    (DomainError, 400, 1),
+)
+
+
+def http_status(error: DomainError) -> int:
+    return next(status for kind, status, _ in _MAPPING if isinstance(error, kind))
+
+
+def exit_code(error: DomainError) -> int:
+    return next(code for kind, _, code in _MAPPING if isinstance(error, kind))
