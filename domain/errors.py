@@ -17,3 +17,15 @@ class InvalidInput(DomainError):
 
 class UnreadableDocument(DomainError):
     """A document that cannot be parsed at all (not YAML, not JSON)."""
+
+
+class NotFound(DomainError):
+    """An id that names nothing this product can see (HTTP 404)."""
+
+
+class Conflict(DomainError):
+    """A command that the current state does not allow (HTTP 409)."""
+
+
+class Unauthorized(DomainError):
+    """A missing or unknown API token (HTTP 401)."""

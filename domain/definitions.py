@@ -1,0 +1,136 @@
+"""What users define: tasks and environments (SPEC §2, §6), validated with located problems.
+
+Definitions are versioned by the aggregates that hold them (`domain.catalog`) and frozen, as
+plain JSON, into every iteration that uses them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from domain.errors import InvalidInput
+from domain.problems import problems_from_pydantic
+from domain.signals.matching import RegexError, compile_regex
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class _Definition(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _regex(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            compile_regex(value)
+        except RegexError as error:
+            raise ValueError(str(error)) from None
+    return value
+
+
+class JudgeCriterion(_Definition):
+    model: str
+    prompt: str
+
+
+class SuccessCriteria(_Definition):
+    """All given criteria must hold for a run to pass (SPEC §6.1)."""
+
+    final_answer_regex: str | None = None
+    transcript_excludes_regex: str | None = None
+    command: str | None = None
+    judge: JudgeCriterion | None = None
+
+    _check_final = field_validator("final_answer_regex")(_regex)
+    _check_excludes = field_validator("transcript_excludes_regex")(_regex)
+
+
+class SimulatedUser(_Definition):
+    model: str
+    persona: str
+    max_turns: int = Field(3, ge=1, le=50)
+
+
+class TaskDefinition(_Definition):
+    """What an agent is asked to do."""
+
+    name: str
+    prompt: str
+    success: SuccessCriteria | None = None
+    user: SimulatedUser | None = None
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    _check_name = field_validator("name", "prompt")(_non_empty)
+
+
+class Limits(_Definition):
+    timeout_s: float = Field(600.0, gt=0, le=86_400)
+    max_cost_usd: float | None = Field(None, gt=0)
+
+
+class ReplayAgent(_Definition):
+    """Returns stored transcripts: a task id or exact task name -> transcript references."""
+
+    kind: Literal["replay"]
+    # Values are content hashes of stored transcripts (`sha256:…`); repeat i takes item i mod n.
+    transcripts: dict[str, list[str]]
+
+    @field_validator("transcripts")
+    @classmethod
+    def _not_empty(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        if not value:
+            raise ValueError("a replay environment needs at least one transcript")
+        for key, refs in value.items():
+            if not refs:
+                raise ValueError(f"no transcripts for {key!r}")
+        return value
+
+
+class ScriptedAgent(_Definition):
+    """A deterministic simulated agent for demos and tests: no model is called."""
+
+    kind: Literal["scripted"]
+    skill: float = Field(0.7, ge=0, le=1, description="Chance that a run succeeds.")
+    step_latency_s: float = Field(0.0, ge=0, le=60, description="Simulated time per step.")
+    max_steps: int = Field(8, ge=2, le=200)
+    model: str = "scripted"
+
+
+Agent = Annotated[ReplayAgent | ScriptedAgent, Field(discriminator="kind")]
+
+
+class EnvironmentDefinition(_Definition):
+    """Which agent runs the tasks, and within which limits."""
+
+    name: str
+    agent: Agent
+    limits: Limits = Field(default_factory=Limits)
+
+    _check_name = field_validator("name")(_non_empty)
+
+
+def parse_task(data: Any) -> TaskDefinition:
+    return _parse(TaskDefinition, data, "invalid task")
+
+
+def parse_environment(data: Any) -> EnvironmentDefinition:
+    return _parse(EnvironmentDefinition, data, "invalid environment")
+
+
+def _parse(model: type[_M], data: Any, what: str) -> _M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        problems = problems_from_pydantic(error)
+        summary = "; ".join(str(p) for p in problems[:3])
+        located = tuple((p.loc, p.message) for p in problems)
+        raise InvalidInput(f"{what}: {summary}", located) from None

@@ -1,0 +1,116 @@
+"""The Iteration aggregate: one trigger of an experiment, frozen at birth and immutable once
+completed. Its creation event, ConfigFrozen, is the source of truth for what the iteration
+runs: the signal config, the task and environment definitions, and the run list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import Conflict
+from domain.ids import iteration_stream_id
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRun:
+    run_id: str
+    task_id: str
+    environment_id: str
+    repeat: int
+
+    def to_json(self) -> list[Any]:
+        return [self.run_id, self.task_id, self.environment_id, self.repeat]
+
+    @classmethod
+    def from_json(cls, row: list[Any]) -> PlannedRun:
+        return cls(str(row[0]), str(row[1]), str(row[2]), int(row[3]))
+
+
+def plan_runs(
+    task_ids: list[str], env_ids: list[str], repeats: int, run_ids: list[str]
+) -> list[PlannedRun]:
+    """Tasks × environments × repeats, in that order, each with one of the given run ids."""
+    combos = [(t, e, r) for t in task_ids for e in env_ids for r in range(repeats)]
+    if len(run_ids) != len(combos):
+        raise ValueError(f"need {len(combos)} run ids, got {len(run_ids)}")
+    return [PlannedRun(rid, t, e, r) for rid, (t, e, r) in zip(run_ids, combos, strict=True)]
+
+
+class Iteration(Aggregate):
+    TOPIC = "tpc:Iteration"
+
+    # The library derives a `Created` class for every aggregate; with stable topics it needs
+    # one too, although `ConfigFrozen` is the creation event actually used.
+    class Created(Aggregate.Created):
+        TOPIC = "tpc:Iteration.Created"
+
+    class ConfigFrozen(Created):
+        TOPIC = "tpc:Iteration.ConfigFrozen"
+        experiment_id: str
+        product_id: str
+        number: int
+        signal_config: dict[str, Any] | None  # {"text", "parsed", "hash"}
+        tasks: dict[str, dict[str, Any]]
+        environments: dict[str, dict[str, Any]]
+        runs: list[list[Any]]
+
+    class CancelRequested(Aggregate.Event):
+        TOPIC = "tpc:Iteration.CancelRequested"
+
+    class Completed(Aggregate.Event):
+        TOPIC = "tpc:Iteration.Completed"
+        status: str  # completed | cancelled
+
+    @staticmethod
+    def create_id(experiment_id: str, number: int, **_: Any) -> UUID:
+        return iteration_stream_id(experiment_id, number)
+
+    @event(ConfigFrozen)
+    def __init__(
+        self,
+        experiment_id: str,
+        product_id: str,
+        number: int,
+        signal_config: dict[str, Any] | None,
+        tasks: dict[str, dict[str, Any]],
+        environments: dict[str, dict[str, Any]],
+        runs: list[list[Any]],
+    ) -> None:
+        self.experiment_id = experiment_id
+        self.product_id = product_id
+        self.number = number
+        self.signal_config = signal_config
+        self.tasks = tasks
+        self.environments = environments
+        self.runs = [PlannedRun.from_json(row) for row in runs]
+        self.cancel_requested = False
+        self.status = "running"
+
+    @property
+    def label(self) -> str:
+        return f"{self.experiment_id} iteration {self.number}"
+
+    def check_open(self) -> None:
+        if self.status != "running":
+            raise Conflict(f"{self.label} is {self.status} and accepts no further change")
+
+    def request_cancel(self) -> None:
+        self.check_open()
+        if not self.cancel_requested:
+            self._cancel_requested()
+
+    def complete(self) -> None:
+        """Close the iteration once every run is terminal (the caller checks that)."""
+        self.check_open()
+        self._completed("cancelled" if self.cancel_requested else "completed")
+
+    @event(CancelRequested)
+    def _cancel_requested(self) -> None:
+        self.cancel_requested = True
+
+    @event(Completed)
+    def _completed(self, status: str) -> None:
+        self.status = status

@@ -1,0 +1,412 @@
+"""The application service: every command the API, the CLI and the executor can give.
+
+A command loads aggregates, calls their methods (which check the rules), saves every new event
+in one atomic batch, then brings the views up to date so the caller reads its own write.
+Commands are synchronous (the eventsourcing API is): async callers use a thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from eventsourcing.persistence import IntegrityError
+
+from domain.catalog import Environment, Product, Task
+from domain.definitions import parse_environment, parse_task
+from domain.errors import InvalidInput, NotFound
+from domain.experiments import Experiment
+from domain.ids import has_prefix, iteration_stream_id, stream_id
+from domain.iterations import Iteration, plan_runs
+from domain.runs import Run
+from domain.signals.validation import InvalidSignalConfig, load_signal_config
+from domain.transcripts import InvalidTranscript, transcript_from_object
+from infra.ids import new_id
+from infra.settings import Settings
+from infra.store.blobs import BlobStore
+from infra.store.events import EventStore
+from projections.follower import Projector
+from projections.queries import Views
+
+T = TypeVar("T")
+# How often a command is retried when another writer changed the same stream first.
+CONFLICT_RETRIES = 10
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    product_id: str
+    token: str | None  # set only when the server generated it
+
+
+class Service:
+    def __init__(self, settings: Settings) -> None:
+        path = settings.sqlite_path
+        self.store = EventStore(path)
+        self.blobs = BlobStore(path)
+        self.projector = Projector(self.store, path)
+        self.views = Views(path)
+        self.projector.catch_up()
+
+    def close(self) -> None:
+        self.projector.close()
+        self.store.close()
+
+    def _save(self, *aggregates: Any) -> None:
+        self.store.save(*aggregates)
+        self.projector.catch_up()
+
+    def _retrying(self, command: Callable[[], T]) -> T:
+        """Run a command again on a write conflict (optimistic concurrency, no lost update)."""
+        for _ in range(CONFLICT_RETRIES):
+            try:
+                return command()
+            except IntegrityError:
+                continue
+        return command()
+
+    # -- products and tokens ----------------------------------------------------------------
+
+    def bootstrap(self, token: str | None) -> Bootstrap | None:
+        """On an empty store, create the first product; its token is `token` or a new one."""
+        if self.views.has_products():
+            if token is not None and self.views.product_for_token_hash(token_hash(token)) is None:
+                # A token given for a store that already has products must be one of theirs.
+                raise InvalidInput("TPC_API_TOKEN does not belong to any product in this store")
+            return None
+        generated = token is None
+        token = token or f"tpc_{secrets.token_urlsafe(24)}"
+        product = Product(public_id=new_id("prd"), name="default", token_hash=token_hash(token))
+        self._save(product)
+        return Bootstrap(product.public_id, token if generated else None)
+
+    def product_for_token(self, token: str) -> str | None:
+        return self.views.product_for_token_hash(token_hash(token))
+
+    # -- tasks and environments -------------------------------------------------------------
+
+    def create_task(self, product: str, data: Any) -> dict[str, Any]:
+        definition = parse_task(data)
+        task = Task(
+            public_id=new_id("task"),
+            product_id=product,
+            definition=definition.model_dump(mode="json"),
+        )
+        self._save(task)
+        return self.views.task(product, task.public_id)
+
+    def create_environment(self, product: str, data: Any) -> dict[str, Any]:
+        data = self._store_replay_transcripts(data)
+        definition = parse_environment(data)
+        environment = Environment(
+            public_id=new_id("env"),
+            product_id=product,
+            definition=definition.model_dump(mode="json"),
+        )
+        self._save(environment)
+        return self.views.environment(product, environment.public_id)
+
+    def _store_replay_transcripts(self, data: Any) -> Any:
+        """Replay transcripts arrive inline; they are validated, stored as blobs, and the
+        environment keeps only their references (events stay small)."""
+        agent = data.get("agent") if isinstance(data, dict) else None
+        if not isinstance(agent, dict) or agent.get("kind") != "replay":
+            return data
+        transcripts = agent.get("transcripts")
+        if not isinstance(transcripts, dict):
+            return data
+        refs: dict[str, list[str]] = {}
+        problems: list[tuple[str, str]] = []
+        for key, value in transcripts.items():
+            items = value if isinstance(value, list) else [value]
+            refs[key] = []
+            for i, item in enumerate(items):
+                where = f"agent.transcripts.{key}" + (f"[{i}]" if isinstance(value, list) else "")
+                try:
+                    transcript = transcript_from_object(item, where)
+                except InvalidTranscript as error:
+                    problems.extend(
+                        (f"{where}.{loc}" if loc else where, msg) for loc, msg in error.problems
+                    )
+                    continue
+                document = transcript.model_dump_json(exclude_none=True).encode()
+                refs[key].append(self.blobs.put(document))
+        if problems:
+            summary = "; ".join(f"{loc}: {msg}" for loc, msg in problems[:3])
+            raise InvalidInput(f"invalid replay transcripts: {summary}", tuple(problems))
+        return {**data, "agent": {**agent, "transcripts": refs}}
+
+    # -- experiments ------------------------------------------------------------------------
+
+    def _experiment(self, product: str, exp_id: str, version: int | None = None) -> Experiment:
+        if not has_prefix(exp_id, "exp"):
+            raise NotFound(f"experiment {exp_id} not found")
+        experiment = self.store.load(Experiment, stream_id(exp_id), f"experiment {exp_id}", version)
+        if experiment.product_id != product:
+            raise NotFound(f"experiment {exp_id} not found")
+        return experiment
+
+    def _check_task(self, product: str, task_id: str) -> None:
+        self.views.task(product, task_id)
+
+    def _check_environment(self, product: str, env_id: str) -> None:
+        self.views.environment(product, env_id)
+
+    def _validated_config(self, text: str) -> str:
+        report = load_signal_config(text)
+        report.require_valid()
+        assert report.content_hash is not None
+        return report.content_hash
+
+    def create_experiment(
+        self,
+        product: str,
+        name: str,
+        task_ids: list[str],
+        env_ids: list[str],
+        repeats: int = 1,
+        signal_config: str | None = None,
+    ) -> dict[str, Any]:
+        if not name.strip():
+            raise InvalidInput("name: must not be empty", (("name", "must not be empty"),))
+        if not 1 <= repeats <= 1000:
+            raise InvalidInput(
+                "repeats: must be between 1 and 1000", (("repeats", "must be between 1 and 1000"),)
+            )
+        for task_id in task_ids:
+            self._check_task(product, task_id)
+        for env_id in env_ids:
+            self._check_environment(product, env_id)
+        config_hash = self._validated_config(signal_config) if signal_config else None
+        experiment = Experiment(
+            public_id=new_id("exp"), product_id=product, name=name, repeats=repeats
+        )
+        for task_id in dict.fromkeys(task_ids):
+            experiment.attach_task(task_id)
+        for env_id in dict.fromkeys(env_ids):
+            experiment.attach_environment(env_id)
+        if signal_config and config_hash:
+            experiment.set_signal_config(signal_config, config_hash)
+        self._save(experiment)
+        return self.views.experiment(product, experiment.public_id)
+
+    def update_experiment(
+        self, product: str, exp_id: str, changes: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`changes` may hold `signal_config` (YAML text, or None to clear), `name`, `repeats`."""
+        config_hash = None
+        if changes.get("signal_config"):
+            config_hash = self._validated_config(changes["signal_config"])
+
+        def command() -> None:
+            experiment = self._experiment(product, exp_id)
+            if "signal_config" in changes:
+                if changes["signal_config"] and config_hash:
+                    experiment.set_signal_config(changes["signal_config"], config_hash)
+                else:
+                    experiment.clear_signal_config()
+            if "name" in changes:
+                experiment.rename(str(changes["name"]))
+            if "repeats" in changes:
+                experiment.change_repeats(int(changes["repeats"]))
+            self._save(experiment)
+
+        self._retrying(command)
+        return self.views.experiment(product, exp_id)
+
+    def attach(self, product: str, exp_id: str, kind: str, item_id: str) -> dict[str, Any]:
+        if kind == "task":
+            self._check_task(product, item_id)
+        else:
+            self._check_environment(product, item_id)
+
+        def command() -> None:
+            experiment = self._experiment(product, exp_id)
+            if kind == "task":
+                experiment.attach_task(item_id)
+            else:
+                experiment.attach_environment(item_id)
+            self._save(experiment)
+
+        self._retrying(command)
+        return self.views.experiment(product, exp_id)
+
+    def detach(self, product: str, exp_id: str, kind: str, item_id: str) -> dict[str, Any]:
+        def command() -> None:
+            experiment = self._experiment(product, exp_id)
+            if kind == "task":
+                experiment.detach_task(item_id)
+            else:
+                experiment.detach_environment(item_id)
+            self._save(experiment)
+
+        self._retrying(command)
+        return self.views.experiment(product, exp_id)
+
+    def experiment_as_of(self, product: str, exp_id: str, position: int) -> dict[str, Any]:
+        version = self.views.experiment_version_at(product, exp_id, position)
+        experiment = self._experiment(product, exp_id, version)
+        return {
+            "id": experiment.public_id,
+            "name": experiment.name,
+            "task_ids": list(experiment.task_ids),
+            "env_ids": list(experiment.env_ids),
+            "repeats": experiment.repeats,
+            "signal_config": (
+                {"hash": experiment.config_hash, "text": experiment.config_text}
+                if experiment.config_hash
+                else None
+            ),
+            "iterations": experiment.iterations,
+            "created_at": experiment.created_on.isoformat(),
+            "version": experiment.version,
+            "as_of": position,
+        }
+
+    # -- iterations -------------------------------------------------------------------------
+
+    def trigger(self, product: str, exp_id: str) -> dict[str, Any]:
+        """Freeze config, definitions and run list, and take the next number, in one save."""
+
+        def command() -> int:
+            experiment = self._experiment(product, exp_id)
+            number = experiment.start_iteration()
+            tasks = {
+                tid: self._frozen(self.views.task(product, tid)) for tid in experiment.task_ids
+            }
+            environments = {
+                eid: self._frozen(self.views.environment_definition(product, eid))
+                for eid in experiment.env_ids
+            }
+            signal_config = None
+            if experiment.config_text is not None:
+                config = load_signal_config(experiment.config_text).require_valid()
+                signal_config = {
+                    "text": experiment.config_text,
+                    "parsed": config.to_json(),
+                    "hash": experiment.config_hash,
+                }
+            count = len(experiment.task_ids) * len(experiment.env_ids) * experiment.repeats
+            runs = plan_runs(
+                experiment.task_ids,
+                experiment.env_ids,
+                experiment.repeats,
+                [new_id("run") for _ in range(count)],
+            )
+            iteration = Iteration(
+                experiment_id=exp_id,
+                product_id=product,
+                number=number,
+                signal_config=signal_config,
+                tasks=tasks,
+                environments=environments,
+                runs=[run.to_json() for run in runs],
+            )
+            self._save(experiment, iteration)
+            return number
+
+        number = self._retrying(command)
+        return self.views.iteration_status(product, exp_id, number)
+
+    @staticmethod
+    def _frozen(definition: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in definition.items() if k not in ("id", "created_at")}
+
+    def _iteration(self, exp_id: str, number: int) -> Iteration:
+        return self.store.load(
+            Iteration, iteration_stream_id(exp_id, number), f"{exp_id} iteration {number}"
+        )
+
+    def cancel(self, product: str, exp_id: str, number: int | str) -> dict[str, Any]:
+        status = self.views.iteration_status(product, exp_id, number)
+
+        def command() -> None:
+            iteration = self._iteration(exp_id, status["iteration"])
+            iteration.request_cancel()
+            self._save(iteration)
+
+        self._retrying(command)
+        return self.views.iteration_status(product, exp_id, status["iteration"])
+
+    def load_iteration(self, exp_id: str, number: int) -> Iteration:
+        return self._iteration(exp_id, number)
+
+    def complete_iteration_if_done(self, exp_id: str, number: int) -> bool:
+        """Close the iteration when no run is left queued or running."""
+        if self.views.unfinished_runs(exp_id, number):
+            return False
+
+        def command() -> bool:
+            iteration = self._iteration(exp_id, number)
+            if iteration.status != "running":
+                return False
+            iteration.complete()
+            self._save(iteration)
+            return True
+
+        return self._retrying(command)
+
+    # -- runs (the executor's side) ---------------------------------------------------------
+
+    def _run(self, iteration: Iteration, run_id: str) -> Run:
+        stream = stream_id(run_id)
+        if self.store.exists(stream):
+            return self.store.load(Run, stream, f"run {run_id}")
+        planned = next(r for r in iteration.runs if r.run_id == run_id)
+        return Run(
+            run_id=run_id,
+            experiment_id=iteration.experiment_id,
+            number=iteration.number,
+            task_id=planned.task_id,
+            environment_id=planned.environment_id,
+            repeat=planned.repeat,
+        )
+
+    def start_run(self, iteration: Iteration, run_id: str) -> Run:
+        run = self._run(iteration, run_id)
+        run.start()
+        self._save(run)
+        return run
+
+    def finish_run(
+        self,
+        run: Run,
+        status: str,
+        termination_reason: str | None,
+        stats: dict[str, Any],
+        transcript: bytes | None,
+        error: str | None,
+        signals: tuple[str, dict[str, dict[str, Any]]] | None,
+    ) -> None:
+        """Record the outcome and the extracted signals of an attempt, in one save."""
+        ref = self.blobs.put(transcript) if transcript is not None else None
+        run.complete(status, termination_reason, stats, ref, error)
+        if signals is not None:
+            run.record_signals(*signals)
+        self._save(run)
+
+    def cancel_run(self, iteration: Iteration, run_id: str) -> None:
+        run = self._run(iteration, run_id)
+        if not run.is_terminal:
+            run.cancel()
+            self._save(run)
+
+    def transcript(self, product: str, run_id: str) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads(
+            self.blobs.get(self.views.transcript_ref(product, run_id))
+        )
+        return document
+
+    def rebuild_projections(self) -> int:
+        return self.projector.rebuild()
+
+
+__all__ = ["Bootstrap", "InvalidSignalConfig", "Service", "token_hash"]

@@ -1,0 +1,1 @@
+"""Storage: the event store, transcript blobs, and the SQLite connections they share."""

@@ -1,0 +1,373 @@
+"""Reads of the views, shaped as the API returns them (docs/api.md). Lookups only: nothing
+here recomputes from transcripts; results were computed once when the iteration completed."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from domain.errors import Conflict, NotFound
+from domain.results import compare
+from infra.store.sqlite import connect
+
+MAX_LIMIT = 500
+RUN_STATUSES = ("queued", "running", "passed", "failed", "errored", "timed_out", "cancelled")
+
+
+def _loads(text: str | None) -> Any:
+    return json.loads(text) if text else None
+
+
+class Views:
+    """Read access to the projections, one SQLite connection per thread."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._local = threading.local()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "db", None)
+        if connection is None:
+            connection = self._local.db = connect(self._path)
+        return connection
+
+    def _page(
+        self, sql: str, params: tuple[Any, ...], limit: int, cursor: str | None
+    ) -> tuple[list[sqlite3.Row], str | None]:
+        limit = max(1, min(limit, MAX_LIMIT))
+        after = int(cursor) if cursor and cursor.isdigit() else -1
+        rows = self.db.execute(
+            f"{sql} AND seq > ? ORDER BY seq LIMIT ?", (*params, after, limit + 1)
+        ).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, (str(rows[-1]["seq"]) if more else None)
+
+    # -- products ---------------------------------------------------------------------------
+
+    def product_for_token_hash(self, token_hash: str) -> str | None:
+        row: sqlite3.Row | None = self.db.execute(
+            "SELECT id FROM v_products WHERE token_hash = ?", (token_hash,)
+        ).fetchone()
+        return str(row["id"]) if row else None
+
+    def has_products(self) -> bool:
+        return self.db.execute("SELECT 1 FROM v_products LIMIT 1").fetchone() is not None
+
+    # -- tasks and environments -------------------------------------------------------------
+
+    def _definition(self, table: str, product: str, public_id: str, what: str) -> dict[str, Any]:
+        row: sqlite3.Row | None = self.db.execute(
+            f"SELECT * FROM {table} WHERE id = ? AND product_id = ?", (public_id, product)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"{what} {public_id} not found")
+        return {"id": row["id"], **json.loads(row["definition"]), "created_at": row["created_at"]}
+
+    def task(self, product: str, task_id: str) -> dict[str, Any]:
+        return self._definition("v_tasks", product, task_id, "task")
+
+    def environment(self, product: str, env_id: str) -> dict[str, Any]:
+        return summarize_environment(
+            self._definition("v_environments", product, env_id, "environment")
+        )
+
+    def environment_definition(self, product: str, env_id: str) -> dict[str, Any]:
+        return self._definition("v_environments", product, env_id, "environment")
+
+    def _list_definitions(
+        self, table: str, product: str, limit: int, cursor: str | None
+    ) -> dict[str, Any]:
+        rows, next_cursor = self._page(
+            f"SELECT * FROM {table} WHERE product_id = ?", (product,), limit, cursor
+        )
+        items = [
+            {"id": r["id"], **json.loads(r["definition"]), "created_at": r["created_at"]}
+            for r in rows
+        ]
+        if table == "v_environments":
+            items = [summarize_environment(item) for item in items]
+        return {"items": items, "next_cursor": next_cursor}
+
+    def tasks(self, product: str, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+        return self._list_definitions("v_tasks", product, limit, cursor)
+
+    def environments(
+        self, product: str, limit: int = 50, cursor: str | None = None
+    ) -> dict[str, Any]:
+        return self._list_definitions("v_environments", product, limit, cursor)
+
+    # -- experiments ------------------------------------------------------------------------
+
+    def experiment(self, product: str, exp_id: str) -> dict[str, Any]:
+        row: sqlite3.Row | None = self.db.execute(
+            "SELECT * FROM v_experiments WHERE id = ? AND product_id = ?", (exp_id, product)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"experiment {exp_id} not found")
+        return _experiment_json(row)
+
+    def experiments(
+        self, product: str, limit: int = 50, cursor: str | None = None
+    ) -> dict[str, Any]:
+        rows, next_cursor = self._page(
+            "SELECT * FROM v_experiments WHERE product_id = ?", (product,), limit, cursor
+        )
+        return {"items": [_experiment_json(r) for r in rows], "next_cursor": next_cursor}
+
+    def history(
+        self, product: str, exp_id: str, limit: int = 500, cursor: str | None = None
+    ) -> dict[str, Any]:
+        self.experiment(product, exp_id)
+        limit = max(1, min(limit, MAX_LIMIT))
+        after = int(cursor) if cursor and cursor.isdigit() else 0
+        rows = self.db.execute(
+            "SELECT * FROM v_audit WHERE experiment_id = ? AND position > ?"
+            " ORDER BY position LIMIT ?",
+            (exp_id, after, limit + 1),
+        ).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {
+            "items": [
+                {
+                    "position": r["position"],
+                    "time": r["time"],
+                    "type": r["type"],
+                    "summary": r["summary"],
+                    "stream": r["stream"],
+                    "id": r["id"],
+                }
+                for r in rows
+            ],
+            "next_cursor": str(rows[-1]["position"]) if more else None,
+        }
+
+    def experiment_version_at(self, product: str, exp_id: str, position: int) -> int:
+        """The experiment stream's version as it stood at a log position."""
+        self.experiment(product, exp_id)
+        row: sqlite3.Row | None = self.db.execute(
+            "SELECT MAX(version) AS version FROM v_audit WHERE experiment_id = ? AND"
+            " stream = 'experiment' AND position <= ?",
+            (exp_id, position),
+        ).fetchone()
+        if row is None or row["version"] is None:
+            raise NotFound(f"experiment {exp_id} did not exist at position {position}")
+        return int(row["version"])
+
+    # -- iterations -------------------------------------------------------------------------
+
+    def _iteration_row(self, product: str, exp_id: str, number: int | str) -> sqlite3.Row:
+        experiment = self.experiment(product, exp_id)
+        if number == "latest":
+            if not experiment["iterations"]:
+                raise NotFound(f"{exp_id} has no iterations yet: run `tpc sim experiment run`")
+            number = experiment["iterations"]
+        row: sqlite3.Row | None = self.db.execute(
+            "SELECT * FROM v_iterations WHERE experiment_id = ? AND number = ?",
+            (exp_id, int(number)),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"{exp_id} has no iteration {number}")
+        return row
+
+    def iteration_status(self, product: str, exp_id: str, number: int | str) -> dict[str, Any]:
+        return self._status_json(self._iteration_row(product, exp_id, number))
+
+    def _status_json(self, row: sqlite3.Row) -> dict[str, Any]:
+        counts = dict.fromkeys(RUN_STATUSES, 0)
+        for status, count in self.db.execute(
+            "SELECT status, COUNT(*) FROM v_runs WHERE experiment_id = ? AND number = ?"
+            " GROUP BY status",
+            (row["experiment_id"], row["number"]),
+        ):
+            counts[status] = count
+        return {
+            "experiment_id": row["experiment_id"],
+            "iteration": row["number"],
+            "status": row["status"],
+            "runs": {"total": row["total"], **counts},
+            "config_hash": row["config_hash"],
+            "cancel_requested": bool(row["cancel_requested"]),
+            "created_at": row["created_at"],
+            "completed_at": row["completed_at"],
+        }
+
+    def iterations(self, product: str, exp_id: str) -> dict[str, Any]:
+        self.experiment(product, exp_id)
+        rows = self.db.execute(
+            "SELECT * FROM v_iterations WHERE experiment_id = ? ORDER BY number", (exp_id,)
+        ).fetchall()
+        return {"items": [self._status_json(r) for r in rows], "next_cursor": None}
+
+    def _completed_results(self, row: sqlite3.Row) -> dict[str, Any]:
+        if row["results"] is None:
+            raise Conflict(
+                f"{row['experiment_id']} iteration {row['number']} is still running: "
+                "results are generated when every run is done (watch it with "
+                "`tpc sim experiment run status --watch`)"
+            )
+        results: dict[str, Any] = json.loads(row["results"])
+        return results
+
+    def results(
+        self,
+        product: str,
+        exp_id: str,
+        number: int | str,
+        compare_with: int | None = None,
+        error_category: str | None = None,
+    ) -> dict[str, Any]:
+        row = self._iteration_row(product, exp_id, number)
+        stored = self._completed_results(row)
+        document: dict[str, Any] = {
+            "experiment_id": exp_id,
+            "iteration": row["number"],
+            "status": row["status"],
+            "config_hash": row["config_hash"],
+            "summary": stored["summary"],
+            "failure_clusters": stored.get("failure_clusters", []),
+            "suggestions": stored.get("suggestions", []),
+        }
+        if error_category is not None:
+            wanted = error_category.casefold()
+            clusters = [
+                c for c in document["failure_clusters"] if c["category"].casefold() == wanted
+            ]
+            if not clusters:
+                known = ", ".join(c["category"] for c in document["failure_clusters"]) or "none"
+                raise NotFound(f"no failure cluster named {error_category!r} (clusters: {known})")
+            document["failure_clusters"] = clusters
+        if compare_with is not None:
+            if compare_with == row["number"]:
+                raise Conflict("compare with an earlier iteration, not the same one")
+            previous = self._completed_results(self._iteration_row(product, exp_id, compare_with))
+            document["compare"] = compare(stored, previous, compare_with)
+        return document
+
+    def signals(self, product: str, exp_id: str, number: int | str) -> dict[str, Any]:
+        row = self._iteration_row(product, exp_id, number)
+        stored = self._completed_results(row)
+        runs = [
+            {
+                "run_id": r["id"],
+                "task_id": r["task_id"],
+                "environment_id": r["environment_id"],
+                "status": r["status"],
+                "signals": _loads(r["signals"]) or {},
+            }
+            for r in self.db.execute(
+                "SELECT id, task_id, environment_id, status, signals FROM v_runs"
+                " WHERE experiment_id = ? AND number = ? ORDER BY seq",
+                (exp_id, row["number"]),
+            )
+        ]
+        return {
+            "experiment_id": exp_id,
+            "iteration": row["number"],
+            "config_hash": row["config_hash"],
+            "aggregates": stored["aggregates"],
+            "runs": runs,
+        }
+
+    def frozen_iteration(self, product: str, exp_id: str, number: int) -> sqlite3.Row:
+        return self._iteration_row(product, exp_id, number)
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def runs(
+        self,
+        product: str,
+        exp_id: str,
+        number: int | str,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        row = self._iteration_row(product, exp_id, number)
+        sql = "SELECT * FROM v_runs WHERE experiment_id = ? AND number = ?"
+        params: tuple[Any, ...] = (exp_id, row["number"])
+        if status:
+            sql += " AND status = ?"
+            params = (*params, status)
+        rows, next_cursor = self._page(sql, params, limit, cursor)
+        return {"items": [_run_json(r) for r in rows], "next_cursor": next_cursor}
+
+    def run(self, product: str, run_id: str) -> dict[str, Any]:
+        return _run_json(self._run_row(product, run_id))
+
+    def _run_row(self, product: str, run_id: str) -> sqlite3.Row:
+        row: sqlite3.Row | None = self.db.execute(
+            "SELECT * FROM v_runs WHERE id = ? AND product_id = ?", (run_id, product)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"run {run_id} not found")
+        return row
+
+    def transcript_ref(self, product: str, run_id: str) -> str:
+        row = self._run_row(product, run_id)
+        if row["transcript_ref"] is None:
+            raise Conflict(f"run {run_id} is {row['status']} and has no transcript yet")
+        return str(row["transcript_ref"])
+
+    # -- for the executor -------------------------------------------------------------------
+
+    def open_iterations(self) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT * FROM v_iterations WHERE status = 'running' ORDER BY created_at"
+        ).fetchall()
+
+    def unfinished_runs(self, exp_id: str, number: int) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT * FROM v_runs WHERE experiment_id = ? AND number = ?"
+            " AND status IN ('queued', 'running') ORDER BY seq",
+            (exp_id, number),
+        ).fetchall()
+
+
+def _experiment_json(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "task_ids": json.loads(row["task_ids"]),
+        "env_ids": json.loads(row["env_ids"]),
+        "repeats": row["repeats"],
+        "signal_config": (
+            {"hash": row["config_hash"], "text": row["config_text"]} if row["config_hash"] else None
+        ),
+        "iterations": row["iterations"],
+        "created_at": row["created_at"],
+        "version": row["version"],
+    }
+
+
+def _run_json(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "experiment_id": row["experiment_id"],
+        "iteration": row["number"],
+        "task_id": row["task_id"],
+        "environment_id": row["environment_id"],
+        "repeat": row["repeat"],
+        "status": row["status"],
+        "termination_reason": row["termination_reason"],
+        "attempts": row["attempts"],
+        "stats": _loads(row["stats"]),
+        "error": row["error"],
+        "signals": _loads(row["signals"]) or {},
+        "started_at": row["started_at"],
+        "ended_at": row["ended_at"],
+    }
+
+
+def summarize_environment(environment: dict[str, Any]) -> dict[str, Any]:
+    """A replay environment lists how many transcripts each key has, not the references."""
+    agent = environment.get("agent", {})
+    if agent.get("kind") == "replay":
+        counts = {key: len(refs) for key, refs in agent.get("transcripts", {}).items()}
+        environment = {**environment, "agent": {**agent, "transcripts": counts}}
+    return environment

@@ -1,0 +1,456 @@
+"""The read models: SQL tables kept up to date from the event log, one handler per event type.
+
+Every view row is written in the same transaction as the tracking position (`follower.py`), so
+a crash never applies an event twice or skips one. Handlers only use the event and the views
+themselves, so replaying the log from zero rebuilds identical tables.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from domain.catalog import Environment, Product, Task
+from domain.experiments import Experiment
+from domain.iterations import Iteration, PlannedRun
+from domain.results import RunRow, summarize
+from domain.runs import Run
+from domain.signals.config import SignalConfig
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tracking (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS v_products (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS v_tasks (
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, product_id TEXT NOT NULL,
+    name TEXT NOT NULL, definition TEXT NOT NULL, created_at TEXT NOT NULL, version INTEGER);
+CREATE TABLE IF NOT EXISTS v_environments (
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, product_id TEXT NOT NULL,
+    name TEXT NOT NULL, definition TEXT NOT NULL, created_at TEXT NOT NULL, version INTEGER);
+CREATE TABLE IF NOT EXISTS v_experiments (
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, stream TEXT NOT NULL,
+    product_id TEXT NOT NULL, name TEXT NOT NULL, task_ids TEXT NOT NULL, env_ids TEXT NOT NULL,
+    repeats INTEGER NOT NULL, config_text TEXT, config_hash TEXT, iterations INTEGER NOT NULL,
+    created_at TEXT NOT NULL, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS v_iterations (
+    experiment_id TEXT NOT NULL, number INTEGER NOT NULL, stream TEXT NOT NULL UNIQUE,
+    product_id TEXT NOT NULL, status TEXT NOT NULL, total INTEGER NOT NULL,
+    cancel_requested INTEGER NOT NULL DEFAULT 0, config TEXT, config_hash TEXT,
+    tasks TEXT NOT NULL, environments TEXT NOT NULL, created_at TEXT NOT NULL,
+    completed_at TEXT, results TEXT, PRIMARY KEY (experiment_id, number));
+CREATE TABLE IF NOT EXISTS v_runs (
+    id TEXT PRIMARY KEY, stream TEXT, product_id TEXT NOT NULL, experiment_id TEXT NOT NULL,
+    number INTEGER NOT NULL, seq INTEGER NOT NULL, task_id TEXT NOT NULL,
+    environment_id TEXT NOT NULL, repeat INTEGER NOT NULL, status TEXT NOT NULL,
+    termination_reason TEXT, attempts INTEGER NOT NULL DEFAULT 0, stats TEXT, error TEXT,
+    transcript_ref TEXT, signals TEXT, started_at TEXT, ended_at TEXT);
+CREATE INDEX IF NOT EXISTS v_runs_by_iteration ON v_runs (experiment_id, number, seq);
+CREATE INDEX IF NOT EXISTS v_runs_by_stream ON v_runs (stream);
+CREATE TABLE IF NOT EXISTS v_audit (
+    position INTEGER PRIMARY KEY, product_id TEXT NOT NULL, experiment_id TEXT NOT NULL,
+    stream TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, time TEXT NOT NULL,
+    type TEXT NOT NULL, summary TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS v_audit_by_experiment ON v_audit (experiment_id, position);
+"""
+VIEW_TABLES = (
+    "v_products",
+    "v_tasks",
+    "v_environments",
+    "v_experiments",
+    "v_iterations",
+    "v_runs",
+    "v_audit",
+)
+
+
+def create_schema(db: sqlite3.Connection) -> None:
+    # Statement by statement: executescript() would commit the caller's transaction.
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def drop_views(db: sqlite3.Connection) -> None:
+    for table in VIEW_TABLES:
+        db.execute(f"DROP TABLE IF EXISTS {table}")
+    db.execute("DELETE FROM tracking")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _time(event: Any) -> str:
+    timestamp: datetime = event.timestamp
+    return timestamp.isoformat()
+
+
+Handler = Callable[[sqlite3.Connection, Any, int], None]
+HANDLERS: dict[type, Handler] = {}
+
+
+def handles(*kinds: type) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        for kind in kinds:
+            HANDLERS[kind] = handler
+        return handler
+
+    return register
+
+
+def apply_event(db: sqlite3.Connection, event: Any, position: int) -> None:
+    """Fold one event into the views; events no view needs are skipped."""
+    handler = HANDLERS.get(type(event))
+    if handler is not None:
+        handler(db, event, position)
+
+
+def _audit(
+    db: sqlite3.Connection,
+    event: Any,
+    position: int,
+    experiment_id: str,
+    product_id: str,
+    stream: str,
+    public_id: str,
+    summary: str,
+) -> None:
+    db.execute(
+        "INSERT INTO v_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            position,
+            product_id,
+            experiment_id,
+            stream,
+            public_id,
+            event.originator_version,
+            _time(event),
+            type(event).TOPIC.removeprefix("tpc:"),
+            summary,
+        ),
+    )
+
+
+# -- catalog ----------------------------------------------------------------------------------
+
+
+@handles(Product.Registered)
+def _product_registered(db: sqlite3.Connection, e: Any, _: int) -> None:
+    db.execute("INSERT INTO v_products VALUES (?, ?, ?)", (e.public_id, e.name, e.token_hash))
+
+
+@handles(Task.Created, Environment.Created)
+def _definition_created(db: sqlite3.Connection, e: Any, _: int) -> None:
+    table = "v_tasks" if isinstance(e, Task.Created) else "v_environments"
+    db.execute(
+        f"INSERT INTO {table} (id, product_id, name, definition, created_at, version)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            e.public_id,
+            e.product_id,
+            e.definition["name"],
+            _json(e.definition),
+            _time(e),
+            e.originator_version,
+        ),
+    )
+
+
+# -- experiments ------------------------------------------------------------------------------
+
+
+def _experiment(db: sqlite3.Connection, e: Any) -> sqlite3.Row:
+    row: sqlite3.Row | None = db.execute(
+        "SELECT * FROM v_experiments WHERE stream = ?", (str(e.originator_id),)
+    ).fetchone()
+    assert row is not None, f"experiment stream {e.originator_id} has no view row"
+    return row
+
+
+@handles(Experiment.Created)
+def _experiment_created(db: sqlite3.Connection, e: Any, position: int) -> None:
+    db.execute(
+        "INSERT INTO v_experiments (id, stream, product_id, name, task_ids, env_ids, repeats,"
+        " iterations, created_at, version) VALUES (?, ?, ?, ?, '[]', '[]', ?, 0, ?, ?)",
+        (
+            e.public_id,
+            str(e.originator_id),
+            e.product_id,
+            e.name,
+            e.repeats,
+            _time(e),
+            e.originator_version,
+        ),
+    )
+    _audit(
+        db,
+        e,
+        position,
+        e.public_id,
+        e.product_id,
+        "experiment",
+        e.public_id,
+        f"created {e.name!r} (repeats {e.repeats})",
+    )
+
+
+def _experiment_change(
+    column: str, summary: Callable[[Any], str], value: Callable[[Any, sqlite3.Row], Any]
+) -> Handler:
+    def handler(db: sqlite3.Connection, e: Any, position: int) -> None:
+        row = _experiment(db, e)
+        db.execute(
+            f"UPDATE v_experiments SET {column} = ?, version = ? WHERE id = ?",
+            (value(e, row), e.originator_version, row["id"]),
+        )
+        _audit(db, e, position, row["id"], row["product_id"], "experiment", row["id"], summary(e))
+
+    return handler
+
+
+def _add(column: str, attr: str) -> Callable[[Any, sqlite3.Row], str]:
+    return lambda e, row: _json([*json.loads(row[column]), getattr(e, attr)])
+
+
+def _remove(column: str, attr: str) -> Callable[[Any, sqlite3.Row], str]:
+    return lambda e, row: _json([x for x in json.loads(row[column]) if x != getattr(e, attr)])
+
+
+HANDLERS[Experiment.TaskAttached] = _experiment_change(
+    "task_ids", lambda e: f"task {e.task_id} attached", _add("task_ids", "task_id")
+)
+HANDLERS[Experiment.TaskDetached] = _experiment_change(
+    "task_ids", lambda e: f"task {e.task_id} detached", _remove("task_ids", "task_id")
+)
+HANDLERS[Experiment.EnvironmentAttached] = _experiment_change(
+    "env_ids", lambda e: f"environment {e.env_id} attached", _add("env_ids", "env_id")
+)
+HANDLERS[Experiment.EnvironmentDetached] = _experiment_change(
+    "env_ids", lambda e: f"environment {e.env_id} detached", _remove("env_ids", "env_id")
+)
+HANDLERS[Experiment.Renamed] = _experiment_change(
+    "name", lambda e: f"renamed {e.name!r}", lambda e, _: e.name
+)
+HANDLERS[Experiment.RepeatsChanged] = _experiment_change(
+    "repeats", lambda e: f"repeats set to {e.repeats}", lambda e, _: e.repeats
+)
+HANDLERS[Experiment.IterationStarted] = _experiment_change(
+    "iterations", lambda e: f"iteration {e.number} triggered", lambda e, _: e.number
+)
+
+
+@handles(Experiment.SignalConfigSet, Experiment.SignalConfigCleared)
+def _config_changed(db: sqlite3.Connection, e: Any, position: int) -> None:
+    row = _experiment(db, e)
+    is_set = isinstance(e, Experiment.SignalConfigSet)
+    db.execute(
+        "UPDATE v_experiments SET config_text = ?, config_hash = ?, version = ? WHERE id = ?",
+        (
+            e.text if is_set else None,
+            e.config_hash if is_set else None,
+            e.originator_version,
+            row["id"],
+        ),
+    )
+    summary = f"signal config set ({e.config_hash})" if is_set else "signal config cleared"
+    _audit(db, e, position, row["id"], row["product_id"], "experiment", row["id"], summary)
+
+
+# -- iterations -------------------------------------------------------------------------------
+
+
+@handles(Iteration.ConfigFrozen)
+def _iteration_frozen(db: sqlite3.Connection, e: Any, position: int) -> None:
+    config = e.signal_config
+    db.execute(
+        "INSERT INTO v_iterations (experiment_id, number, stream, product_id, status, total,"
+        " config, config_hash, tasks, environments, created_at)"
+        " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+        (
+            e.experiment_id,
+            e.number,
+            str(e.originator_id),
+            e.product_id,
+            len(e.runs),
+            _json(config) if config else None,
+            config["hash"] if config else None,
+            _json(e.tasks),
+            _json(e.environments),
+            _time(e),
+        ),
+    )
+    db.executemany(
+        "INSERT INTO v_runs (id, product_id, experiment_id, number, seq, task_id,"
+        " environment_id, repeat, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued')",
+        [
+            (
+                run.run_id,
+                e.product_id,
+                e.experiment_id,
+                e.number,
+                seq,
+                run.task_id,
+                run.environment_id,
+                run.repeat,
+            )
+            for seq, run in enumerate(PlannedRun.from_json(row) for row in e.runs)
+        ],
+    )
+    hash_note = f", config {config['hash']}" if config else ", no signal config"
+    _audit(
+        db,
+        e,
+        position,
+        e.experiment_id,
+        e.product_id,
+        "iteration",
+        str(e.number),
+        f"iteration {e.number} frozen: {len(e.runs)} runs, {len(e.tasks)} tasks × "
+        f"{len(e.environments)} environments{hash_note}",
+    )
+
+
+def _iteration(db: sqlite3.Connection, e: Any) -> sqlite3.Row:
+    row: sqlite3.Row | None = db.execute(
+        "SELECT * FROM v_iterations WHERE stream = ?", (str(e.originator_id),)
+    ).fetchone()
+    assert row is not None, f"iteration stream {e.originator_id} has no view row"
+    return row
+
+
+@handles(Iteration.CancelRequested)
+def _iteration_cancel_requested(db: sqlite3.Connection, e: Any, position: int) -> None:
+    row = _iteration(db, e)
+    db.execute("UPDATE v_iterations SET cancel_requested = 1 WHERE stream = ?", (row["stream"],))
+    _audit(
+        db,
+        e,
+        position,
+        row["experiment_id"],
+        row["product_id"],
+        "iteration",
+        str(row["number"]),
+        f"iteration {row['number']} cancel requested",
+    )
+
+
+@handles(Iteration.Completed)
+def _iteration_completed(db: sqlite3.Connection, e: Any, position: int) -> None:
+    row = _iteration(db, e)
+    results = iteration_results(db, row)
+    db.execute(
+        "UPDATE v_iterations SET status = ?, completed_at = ?, results = ? WHERE stream = ?",
+        (e.status, _time(e), _json(results), row["stream"]),
+    )
+    _audit(
+        db,
+        e,
+        position,
+        row["experiment_id"],
+        row["product_id"],
+        "iteration",
+        str(row["number"]),
+        f"iteration {row['number']} {e.status}",
+    )
+
+
+def iteration_results(db: sqlite3.Connection, iteration: sqlite3.Row) -> dict[str, Any]:
+    """Computed once, when the iteration completes, from the run rows and the frozen config."""
+    frozen = json.loads(iteration["config"]) if iteration["config"] else None
+    config = SignalConfig.model_validate(frozen["parsed"]) if frozen else None
+    rows = [
+        RunRow(
+            run_id=r["id"],
+            task_id=r["task_id"],
+            environment_id=r["environment_id"],
+            status=r["status"],
+            stats=json.loads(r["stats"] or "{}"),
+            signals=json.loads(r["signals"] or "{}"),
+        )
+        for r in db.execute(
+            "SELECT * FROM v_runs WHERE experiment_id = ? AND number = ? ORDER BY seq",
+            (iteration["experiment_id"], iteration["number"]),
+        )
+    ]
+    tasks = json.loads(iteration["tasks"])
+    environments = json.loads(iteration["environments"])
+    return summarize(
+        rows,
+        {tid: d["name"] for tid, d in tasks.items()},
+        {eid: d["name"] for eid, d in environments.items()},
+        config,
+    )
+
+
+# -- runs -------------------------------------------------------------------------------------
+
+
+def _run(db: sqlite3.Connection, e: Any) -> sqlite3.Row:
+    row: sqlite3.Row | None = db.execute(
+        "SELECT * FROM v_runs WHERE stream = ?", (str(e.originator_id),)
+    ).fetchone()
+    assert row is not None, f"run stream {e.originator_id} has no view row"
+    return row
+
+
+def _run_audit(db: sqlite3.Connection, e: Any, position: int, row: sqlite3.Row, text: str) -> None:
+    _audit(db, e, position, row["experiment_id"], row["product_id"], "run", row["id"], text)
+
+
+@handles(Run.Opened)
+def _run_opened(db: sqlite3.Connection, e: Any, position: int) -> None:
+    db.execute("UPDATE v_runs SET stream = ? WHERE id = ?", (str(e.originator_id), e.run_id))
+
+
+@handles(Run.Started)
+def _run_started(db: sqlite3.Connection, e: Any, position: int) -> None:
+    row = _run(db, e)
+    db.execute(
+        "UPDATE v_runs SET status = 'running', attempts = ?, started_at = ? WHERE id = ?",
+        (e.attempt, _time(e), row["id"]),
+    )
+    _run_audit(db, e, position, row, f"run {row['id']} started (attempt {e.attempt})")
+
+
+@handles(Run.Completed)
+def _run_completed(db: sqlite3.Connection, e: Any, position: int) -> None:
+    row = _run(db, e)
+    db.execute(
+        "UPDATE v_runs SET status = ?, termination_reason = ?, stats = ?, error = ?,"
+        " transcript_ref = ?, ended_at = ? WHERE id = ?",
+        (
+            e.status,
+            e.termination_reason,
+            _json(e.stats),
+            e.error,
+            e.transcript_ref,
+            _time(e),
+            row["id"],
+        ),
+    )
+    reason = f" ({e.termination_reason})" if e.termination_reason else ""
+    error = f": {e.error}" if e.error else ""
+    _run_audit(db, e, position, row, f"run {row['id']} {e.status}{reason}{error}")
+
+
+@handles(Run.SignalsExtracted)
+def _run_signals(db: sqlite3.Connection, e: Any, position: int) -> None:
+    row = _run(db, e)
+    db.execute("UPDATE v_runs SET signals = ? WHERE id = ?", (_json(e.values), row["id"]))
+    failed = sum(1 for v in e.values.values() if v.get("error"))
+    note = f", {failed} failed" if failed else ""
+    _run_audit(db, e, position, row, f"run {row['id']}: {len(e.values)} signals extracted{note}")
+
+
+@handles(Run.Cancelled)
+def _run_cancelled(db: sqlite3.Connection, e: Any, position: int) -> None:
+    row = _run(db, e)
+    db.execute(
+        "UPDATE v_runs SET status = 'cancelled', termination_reason = 'cancelled', ended_at = ?"
+        " WHERE id = ?",
+        (_time(e), row["id"]),
+    )
+    _run_audit(db, e, position, row, f"run {row['id']} cancelled")
