@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from domain.errors import DomainError, InvalidInput, UnreadableDocument
+from domain.errors import (
+    Conflict,
+    DomainError,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+    UnreadableDocument,
+)
 
 # Most specific first: the first class an error is an instance of decides.
 _MAPPING: tuple[tuple[type[DomainError], int, int], ...] = (
     (UnreadableDocument, 400, 2),
     (InvalidInput, 422, 1),
+    (NotFound, 404, 1),
+    (Conflict, 409, 1),
+    (Unauthorized, 401, 1),
     (DomainError, 400, 1),
 )
 

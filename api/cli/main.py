@@ -13,6 +13,7 @@ import click
 from rich.markup import escape
 
 from api.cli.output import Output, hoist_format
+from api.cli.server_commands import SERVER_COMMANDS
 from api.cli.signal_commands import signals_group, validate_signal_config
 from api.error_mapping import exit_code
 from domain.errors import DomainError, InvalidInput
@@ -49,6 +50,8 @@ def experiment() -> None:
 
 experiment.add_command(validate_signal_config)
 sim.add_command(signals_group)
+for command in SERVER_COMMANDS:
+    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

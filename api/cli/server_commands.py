@@ -1,0 +1,77 @@
+"""Commands that run tpc sim itself: the server, the demo, projection maintenance."""
+
+from __future__ import annotations
+
+import click
+
+from infra.settings import Settings
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8642, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--concurrency",
+    type=int,
+    default=None,
+    help="Runs executed at once (default 16, or TPC_CONCURRENCY).",
+)
+def serve(host: str, port: int, concurrency: int | None) -> None:
+    """Run the API, the projections and the in-process executor.
+
+    The store is TPC_DATABASE_URL (default sqlite:///.tpc/tpc.db). On an empty store the
+    first product is created with TPC_API_TOKEN as its token, or a generated one that is
+    printed and saved to ~/.tpc/credentials.
+
+    Example: tpc serve --port 8642
+    """
+    import uvicorn
+
+    from api.http.app import create_app
+
+    settings = Settings.from_env(host=host, port=port, concurrency=concurrency)
+    click.echo(
+        f"tpc serve: API {settings.api_url}/v1 (OpenAPI at {settings.api_url}/openapi.json), "
+        f"store {settings.database_url}",
+        err=True,
+    )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@click.command("demo")
+def demo() -> None:
+    """Start an embedded server, run a small experiment end to end and print its results."""
+    raise click.ClickException("not built yet")
+
+
+@click.group("projections")
+def projections() -> None:
+    """Maintain the read models."""
+
+
+@projections.command("rebuild")
+def rebuild() -> None:
+    """Rebuild every read model from the event log (with the server running or not).
+
+    The views are dropped and replayed in one transaction: readers see the old views or the
+    new ones, never a half-built state.
+
+    Example: tpc projections rebuild
+    """
+    from api.cli.output import current_output
+    from infra.service import Service
+
+    settings = Settings.from_env()
+    service = Service(settings)
+    try:
+        position = service.rebuild_projections()
+    finally:
+        service.close()
+    output = current_output()
+    output.emit(
+        {"rebuilt": True, "position": position},
+        lambda console: console.print(f"Rebuilt every view up to position {position}."),
+    )
+
+
+SERVER_COMMANDS: tuple[click.Command, ...] = (serve, demo, projections)

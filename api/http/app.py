@@ -1,0 +1,109 @@
+"""The Starlette application factory: REST API, OpenAPI document, and the lifespan that owns
+the store, the projections' poll loop and the in-process executor."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.schemas import SchemaGenerator
+
+from api.http.errors import EXCEPTION_HANDLERS
+from api.http.routes import ROUTES
+from infra.executor import Executor
+from infra.runners.replay import ReplayRunner
+from infra.runners.scripted import ScriptedRunner
+from infra.service import Service
+from infra.settings import Settings
+
+log = logging.getLogger("tpc.server")
+
+SCHEMAS = SchemaGenerator(
+    {
+        "openapi": "3.0.0",
+        "info": {"title": "tpc sim API", "version": "1"},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+    }
+)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(SCHEMAS.get_schema(routes=request.app.routes))
+
+
+def save_credentials(settings: Settings, token: str) -> None:
+    path = settings.credentials_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"api_url": settings.api_url, "token": token}) + "\n")
+    path.chmod(0o600)
+
+
+def create_app(settings: Settings) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        service = await asyncio.to_thread(Service, settings)
+        bootstrap = await asyncio.to_thread(service.bootstrap, settings.api_token)
+        if bootstrap is not None and bootstrap.token is not None:
+            save_credentials(settings, bootstrap.token)
+            print(
+                f"Created product {bootstrap.product_id}; its API token is {bootstrap.token}\n"
+                f"(saved to {settings.credentials_path}, where `tpc` finds it)",
+                file=sys.stderr,
+                flush=True,
+            )
+        executor = None
+        if settings.run_workers:
+            runners: dict[str, Any] = {
+                "scripted": ScriptedRunner(),
+                "replay": ReplayRunner(service.blobs.get),
+            }
+            executor = Executor(service, runners, settings.concurrency)
+        app.state.service = service
+        app.state.executor = executor
+        poller = asyncio.create_task(_follow_log(service, settings.poll_interval_s))
+        if executor is not None:
+            await executor.resume()
+        try:
+            yield
+        finally:
+            poller.cancel()
+            if executor is not None:
+                await executor.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+            await asyncio.to_thread(service.close)
+
+    routes = [
+        Route("/healthz", healthz, include_in_schema=False),
+        Route("/openapi.json", openapi, include_in_schema=False),
+        *ROUTES,
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+
+
+async def _follow_log(service: Service, interval: float) -> None:
+    """Catch up with events written by other processes (a rebuild, another server)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(service.projector.catch_up)
+        except Exception:
+            log.exception("projection catch-up failed; retrying")

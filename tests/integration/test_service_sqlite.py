@@ -1,0 +1,315 @@
+"""The service, the executor and the projections on a real SQLite file, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from domain.errors import Conflict, InvalidInput, NotFound
+from domain.signals.extraction import Extractor
+from domain.signals.report import extract_run, signals_report
+from domain.signals.validation import load_signal_config
+from domain.transcripts import parse_transcript
+from infra.executor import Executor
+from infra.llm.prices import MODEL_PRICES
+from infra.runners.replay import ReplayRunner
+from infra.runners.scripted import ScriptedRunner
+from infra.service import Service
+from infra.settings import Settings
+from tests.conftest import ROOT
+
+EXAMPLES = ROOT / "examples"
+TASKS = {"install-sdk": "install-sdk", "webhook-setup": "webhook", "refund-payment": "refund"}
+
+
+def transcript(stem: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((EXAMPLES / "transcripts" / f"{stem}.json").read_text())
+    return document
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "tpc.db"
+
+
+@pytest.fixture
+def service(db: Path) -> Iterator[Service]:
+    svc = Service(Settings(database_url=f"sqlite:///{db}"))
+    yield svc
+    svc.close()
+
+
+def run_iteration(
+    service: Service, product: str, exp_id: str, concurrency: int = 4
+) -> dict[str, Any]:
+    status = service.trigger(product, exp_id)
+
+    async def execute() -> None:
+        runners: dict[str, Any] = {
+            "replay": ReplayRunner(service.blobs.get),
+            "scripted": ScriptedRunner(),
+        }
+        executor = Executor(service, runners, concurrency)
+        await executor.submit(exp_id, status["iteration"])
+        await executor.drain()
+
+    asyncio.run(execute())
+    return service.views.iteration_status(product, exp_id, status["iteration"])
+
+
+def setup_replay(service: Service) -> tuple[str, str, list[str], list[str]]:
+    product = service.bootstrap("secret-token")
+    assert product is not None and product.token is None
+    owner = product.product_id
+    tasks = [
+        service.create_task(owner, {"name": name, "prompt": f"Please {name}"})["id"]
+        for name in TASKS
+    ]
+    envs = [
+        service.create_environment(
+            owner,
+            {
+                "name": label,
+                "agent": {
+                    "kind": "replay",
+                    "transcripts": {
+                        name: transcript(f"{stem}__{label}") for name, stem in TASKS.items()
+                    },
+                },
+            },
+        )["id"]
+        for label in ("sonnet-docs", "gpt-nodocs")
+    ]
+    config = (EXAMPLES / "signals.yaml").read_text()
+    exp = service.create_experiment(owner, "Replay", tasks, envs, 2, config)
+    return owner, exp["id"], tasks, envs
+
+
+def offline_aggregates(repeats: int) -> list[dict[str, Any]]:
+    """The same transcripts through the offline path: what SPEC §4.6 gives for them."""
+    config = load_signal_config((EXAMPLES / "signals.yaml").read_text()).require_valid()
+    extractor = Extractor(config)
+    runs = [
+        extract_run(
+            extractor,
+            {"transcript": stem},
+            parse_transcript((EXAMPLES / "transcripts" / f"{stem}.json").read_bytes()),
+            MODEL_PRICES,
+        )
+        for stem in sorted(p.stem for p in (EXAMPLES / "transcripts").glob("*.json"))
+        for _ in range(repeats)
+    ]
+    aggregates: list[dict[str, Any]] = signals_report(config, None, runs)["aggregates"]
+    return aggregates
+
+
+def test_replay_iteration_results_equal_the_offline_computation(service: Service) -> None:
+    owner, exp_id, _, envs = setup_replay(service)
+    status = run_iteration(service, owner, exp_id)
+    assert status["status"] == "completed"
+    assert status["runs"] == {
+        "total": 12,
+        "queued": 0,
+        "running": 0,
+        "passed": 6,
+        "failed": 4,
+        "errored": 0,
+        "timed_out": 2,
+        "cancelled": 0,
+    }
+    signals = service.views.signals(owner, exp_id, 1)
+    expected = offline_aggregates(repeats=2)
+    assert [(a["id"], a["value"], a["n"], a["missing"]) for a in signals["aggregates"]] == [
+        (a["id"], a["value"], a["n"], a["missing"]) for a in expected
+    ]
+    results = service.views.results(owner, exp_id, 1)
+    assert results["summary"]["score"] == pytest.approx(6 / 12)
+    by_env = {e["environment_id"]: e for e in results["summary"]["environments"]}
+    assert by_env[envs[0]]["score"] == pytest.approx(4 / 6)
+    assert by_env[envs[1]]["score"] == pytest.approx(2 / 6)
+    assert by_env[envs[1]]["score_delta_to_best"] == pytest.approx(2 / 6 - 4 / 6)
+    # A replayed run keeps its recorded status and stats but takes the run's own ids.
+    run = service.views.runs(owner, exp_id, 1, status="timed_out")["items"][0]
+    replayed = service.transcript(owner, run["id"])
+    assert replayed["task_id"] == run["task_id"]
+    assert replayed["environment_id"] == envs[1]
+    assert run["stats"]["duration"] == 600.0
+
+
+def test_a_config_change_never_rewrites_an_earlier_iteration(service: Service) -> None:
+    owner, exp_id, _, _ = setup_replay(service)
+    run_iteration(service, owner, exp_id)
+    first = service.views.signals(owner, exp_id, 1)
+    seed = (EXAMPLES / "seed-signals.yaml").read_text()
+    service.update_experiment(owner, exp_id, {"signal_config": seed})
+    run_iteration(service, owner, exp_id)
+    assert service.views.signals(owner, exp_id, 1) == first
+    second = service.views.signals(owner, exp_id, 2)
+    assert second["config_hash"] == load_signal_config(seed).content_hash
+    assert second["config_hash"] != first["config_hash"]
+    assert [a["id"] for a in second["aggregates"]] == [
+        "fabrication-rate",
+        "avg-tokens",
+        "give-up-rate",
+    ]
+    compared = service.views.results(owner, exp_id, 2, compare_with=1)["compare"]
+    assert compared["iteration"] == 1
+    assert compared["score_delta"] == 0
+
+
+def test_restart_and_rebuild_give_identical_answers(service: Service, db: Path) -> None:
+    owner, exp_id, _, _ = setup_replay(service)
+    run_iteration(service, owner, exp_id)
+    answers = (
+        service.views.results(owner, exp_id, 1),
+        service.views.signals(owner, exp_id, 1),
+        service.views.history(owner, exp_id),
+        service.views.experiment(owner, exp_id),
+    )
+    service.close()
+    again = Service(Settings(database_url=f"sqlite:///{db}"))
+    try:
+        assert again.bootstrap(None) is None  # the product is still there
+        read = lambda: (  # noqa: E731
+            again.views.results(owner, exp_id, 1),
+            again.views.signals(owner, exp_id, 1),
+            again.views.history(owner, exp_id),
+            again.views.experiment(owner, exp_id),
+        )
+        assert read() == answers
+        again.rebuild_projections()
+        assert read() == answers
+    finally:
+        again.close()
+
+
+def test_history_and_as_of(service: Service) -> None:
+    owner, exp_id, tasks, _ = setup_replay(service)
+    history = service.views.history(owner, exp_id)["items"]
+    assert [item["summary"] for item in history][:2] == [
+        "created 'Replay' (repeats 2)",
+        f"task {tasks[0]} attached",
+    ]
+    position = history[1]["position"]
+    assert service.experiment_as_of(owner, exp_id, position)["task_ids"] == [tasks[0]]
+    assert len(service.experiment_as_of(owner, exp_id, history[-1]["position"])["task_ids"]) == 3
+
+
+def test_bad_input_is_rejected_and_nothing_is_recorded(service: Service) -> None:
+    owner, exp_id, _, envs = setup_replay(service)
+    before = service.store.last_position()
+    with pytest.raises(NotFound, match="experiment exp_nope not found"):
+        service.trigger(owner, "exp_nope")
+    with pytest.raises(NotFound, match="task task_zzzz not found"):
+        service.create_experiment(owner, "x", ["task_zzzz"], envs)
+    with pytest.raises(InvalidInput) as invalid:
+        service.update_experiment(owner, exp_id, {"signal_config": "version: 1\nsignals: []\n"})
+    assert invalid.value.problems == (("signals", "must list at least one signal"),)
+    with pytest.raises(InvalidInput) as bad_replay:
+        service.create_environment(
+            owner,
+            {
+                "name": "r",
+                "agent": {
+                    "kind": "replay",
+                    "transcripts": {
+                        "install-sdk": [
+                            transcript("install-sdk__gpt-nodocs"),
+                            {"messages": [{"role": "x"}]},
+                        ],
+                    },
+                },
+            },
+        )
+    assert bad_replay.value.problems[0][0] == "agent.transcripts.install-sdk[1].messages[0].role"
+    empty = service.create_experiment(owner, "empty", [], [])
+    with pytest.raises(Conflict, match="has no tasks"):
+        service.trigger(owner, empty["id"])
+    assert service.store.last_position() == before + 1  # only the empty experiment was created
+
+
+def test_another_products_token_sees_nothing(service: Service) -> None:
+    _, exp_id, _, _ = setup_replay(service)
+    with pytest.raises(NotFound):
+        service.views.experiment("prd_other", exp_id)
+    with pytest.raises(NotFound):
+        service.trigger("prd_other", exp_id)
+
+
+def test_timeouts_and_cancellation(service: Service) -> None:
+    product = service.bootstrap(None)
+    assert product is not None and product.token is not None
+    owner = product.product_id
+    task = service.create_task(owner, {"name": "Slow", "prompt": "Take your time"})["id"]
+    slow = service.create_environment(
+        owner,
+        {
+            "name": "slow",
+            "agent": {"kind": "scripted", "step_latency_s": 0.5},
+            "limits": {"timeout_s": 0.2},
+        },
+    )["id"]
+    exp = service.create_experiment(owner, "timeouts", [task], [slow], 2)["id"]
+    status = run_iteration(service, owner, exp)
+    assert status["runs"]["timed_out"] == 2
+    run = service.views.runs(owner, exp, 1)["items"][0]
+    assert (run["termination_reason"], run["error"]) == (
+        "timeout",
+        "the run exceeded the time limit of 0.2 s",
+    )
+
+    forever = service.create_environment(
+        owner,
+        {
+            "name": "forever",
+            "agent": {"kind": "scripted", "step_latency_s": 30},
+        },
+    )["id"]
+    exp2 = service.create_experiment(owner, "cancel", [task], [forever], 3)["id"]
+    started = service.trigger(owner, exp2)
+
+    async def cancel_midway() -> None:
+        executor = Executor(service, {"scripted": ScriptedRunner()}, 2)
+        await executor.submit(exp2, started["iteration"])
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(service.cancel, owner, exp2, started["iteration"])
+        await executor.cancel(exp2, started["iteration"])
+        await executor.drain()
+
+    asyncio.run(cancel_midway())
+    final = service.views.iteration_status(owner, exp2, 1)
+    assert final["status"] == "cancelled"
+    assert final["runs"]["cancelled"] == 3
+    with pytest.raises(Conflict, match="is cancelled and accepts no further change"):
+        service.cancel(owner, exp2, 1)
+
+
+def test_an_interrupted_iteration_resumes_with_a_new_attempt(service: Service, db: Path) -> None:
+    owner, exp_id, _, _ = setup_replay(service)
+    status = service.trigger(owner, exp_id)
+    iteration = service.load_iteration(exp_id, status["iteration"])
+    # A process started two runs and died before recording them.
+    for planned in iteration.runs[:2]:
+        service.start_run(iteration, planned.run_id)
+    service.close()
+    again = Service(Settings(database_url=f"sqlite:///{db}"))
+    try:
+
+        async def resume() -> None:
+            executor = Executor(again, {"replay": ReplayRunner(again.blobs.get)}, 4)
+            await executor.resume()
+            await executor.drain()
+
+        asyncio.run(resume())
+        final = again.views.iteration_status(owner, exp_id, 1)
+        assert final["status"] == "completed"
+        retried = again.views.run(owner, iteration.runs[0].run_id)
+        assert retried["attempts"] == 2
+        assert again.views.run(owner, iteration.runs[5].run_id)["attempts"] == 1
+    finally:
+        again.close()
