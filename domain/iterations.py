@@ -5,6 +5,7 @@ runs: the signal config, the task and environment definitions, and the run list.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
@@ -88,6 +89,13 @@ class Iteration(Aggregate):
         self.runs = [PlannedRun.from_json(row) for row in runs]
         self.cancel_requested = False
         self.status = "running"
+
+    @cached_property
+    def _runs_by_id(self) -> dict[str, PlannedRun]:
+        return {run.run_id: run for run in self.runs}
+
+    def planned(self, run_id: str) -> PlannedRun:
+        return self._runs_by_id[run_id]
 
     @property
     def label(self) -> str:

@@ -117,9 +117,12 @@ class Executor:
         except Exception:
             log.exception("run %s could not be recorded", planned.run_id)
             raise
-        await asyncio.to_thread(
-            service.complete_iteration_if_done, iteration.experiment_id, iteration.number
-        )
+        key = (iteration.experiment_id, iteration.number)
+        others = self._tasks.get(key, set()) - {asyncio.current_task()}
+        if not others:  # another of our runs still going means the iteration is not done
+            await asyncio.to_thread(
+                service.complete_iteration_if_done, iteration.experiment_id, iteration.number
+            )
 
     async def _attempt(self, request: RunRequest) -> tuple[str, RunOutcome | None, str | None]:
         """(status, outcome, error): the runner's result under the environment's time limit."""

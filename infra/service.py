@@ -61,6 +61,7 @@ class Service:
         self.store.close()
 
     def _save(self, *aggregates: Any) -> None:
+        """Save, then bring the views up to date: the caller reads its own write."""
         self.store.save(*aggregates)
         self.projector.catch_up()
 
@@ -341,7 +342,8 @@ class Service:
 
     def complete_iteration_if_done(self, exp_id: str, number: int) -> bool:
         """Close the iteration when no run is left queued or running."""
-        if self.views.unfinished_runs(exp_id, number):
+        self.projector.catch_up()
+        if self.views.count_unfinished_runs(exp_id, number):
             return False
 
         def command() -> bool:
@@ -360,7 +362,7 @@ class Service:
         stream = stream_id(run_id)
         if self.store.exists(stream):
             return self.store.load(Run, stream, f"run {run_id}")
-        planned = next(r for r in iteration.runs if r.run_id == run_id)
+        planned = iteration.planned(run_id)
         return Run(
             run_id=run_id,
             experiment_id=iteration.experiment_id,
@@ -370,10 +372,13 @@ class Service:
             repeat=planned.repeat,
         )
 
+    # The executor's saves skip the catch-up: nobody waits to read them at once, and the log
+    # follower folds them into the views in batches (one transaction for many runs).
+
     def start_run(self, iteration: Iteration, run_id: str) -> Run:
         run = self._run(iteration, run_id)
         run.start()
-        self._save(run)
+        self.store.save(run)
         return run
 
     def finish_run(
@@ -391,13 +396,13 @@ class Service:
         run.complete(status, termination_reason, stats, ref, error)
         if signals is not None:
             run.record_signals(*signals)
-        self._save(run)
+        self.store.save(run)
 
     def cancel_run(self, iteration: Iteration, run_id: str) -> None:
         run = self._run(iteration, run_id)
         if not run.is_terminal:
             run.cancel()
-            self._save(run)
+            self.store.save(run)
 
     def transcript(self, product: str, run_id: str) -> dict[str, Any]:
         document: dict[str, Any] = json.loads(

@@ -321,6 +321,14 @@ class Views:
             "SELECT * FROM v_iterations WHERE status = 'running' ORDER BY created_at"
         ).fetchall()
 
+    def count_unfinished_runs(self, exp_id: str, number: int) -> int:
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM v_runs WHERE experiment_id = ? AND number = ?"
+            " AND status IN ('queued', 'running')",
+            (exp_id, number),
+        ).fetchone()
+        return int(row[0])
+
     def unfinished_runs(self, exp_id: str, number: int) -> list[sqlite3.Row]:
         return self.db.execute(
             "SELECT * FROM v_runs WHERE experiment_id = ? AND number = ?"

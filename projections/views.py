@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS v_runs (
     transcript_ref TEXT, signals TEXT, started_at TEXT, ended_at TEXT);
 CREATE INDEX IF NOT EXISTS v_runs_by_iteration ON v_runs (experiment_id, number, seq);
 CREATE INDEX IF NOT EXISTS v_runs_by_stream ON v_runs (stream);
+CREATE INDEX IF NOT EXISTS v_runs_by_status ON v_runs (experiment_id, number, status);
 CREATE TABLE IF NOT EXISTS v_audit (
     position INTEGER PRIMARY KEY, product_id TEXT NOT NULL, experiment_id TEXT NOT NULL,
     stream TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, time TEXT NOT NULL,
