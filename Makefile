@@ -12,8 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/tpc sim experiment validate-signal-config examples/signals.yaml
-	$(BIN)/tpc sim signals extract --signal-config examples/signals.yaml examples/transcripts/*.json
+	$(BIN)/tpc demo
 
 test: $(STAMP)
 	$(BIN)/ruff check .

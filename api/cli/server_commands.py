@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from api.cli.demo import demo
 from infra.settings import Settings
 
 
@@ -36,12 +37,6 @@ def serve(host: str, port: int, concurrency: int | None) -> None:
         err=True,
     )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
-
-
-@click.command("demo")
-def demo() -> None:
-    """Start an embedded server, run a small experiment end to end and print its results."""
-    raise click.ClickException("not built yet")
 
 
 @click.group("projections")

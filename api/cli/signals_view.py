@@ -46,7 +46,12 @@ def _distribution(value: dict[str, Any]) -> str:
     )
 
 
-def render_signals_report(console: Console, report: dict[str, Any], evidence: bool) -> None:
+def render_signals_report(
+    console: Console,
+    report: dict[str, Any],
+    evidence: bool,
+    env_names: dict[str, str] | None = None,
+) -> None:
     aggregates = report["aggregates"]
     runs = report["runs"]
     title = "Signal aggregates"
@@ -65,24 +70,27 @@ def render_signals_report(console: Console, report: dict[str, Any], evidence: bo
                 str(agg["missing"]),
             )
         console.print(table)
-        _render_by_environment(console, aggregates)
+        _render_by_environment(console, aggregates, env_names or {})
     else:
         console.print("[dim]The config defines no aggregates.[/]")
-    _render_runs(console, runs)
+    if runs:
+        _render_runs(console, runs)
     if evidence:
         _render_evidence(console, runs)
     if report.get("config_hash"):
         console.print(f"[dim]config {report['config_hash']}[/]")
 
 
-def _render_by_environment(console: Console, aggregates: list[dict[str, Any]]) -> None:
+def _render_by_environment(
+    console: Console, aggregates: list[dict[str, Any]], names: dict[str, str]
+) -> None:
     environments = sorted({env for agg in aggregates for env in agg["by_environment"]})
     if len(environments) < 2:
         return
     table = Table(title="By environment", title_justify="left")
     table.add_column("aggregate")
     for env in environments:
-        table.add_column(escape(env))
+        table.add_column(escape(names.get(env, env)))
     for agg in aggregates:
         cells = [
             escape(format_value(agg["by_environment"].get(env, {}).get("value"), agg["fn"]))

@@ -170,10 +170,10 @@ class ScriptedRunner:
             return "completed"
         if failure == "hanging-command":
             await story.step(
-                f"Running the script:\n```python\n{code}```",
+                "The SDK has no jobs call; trying the REST endpoint https://api.acme.com/v2/jobs.",
                 "shell",
-                {"command": "python main.py"},
-                "Command timed out after 30 s: no response from https://api.acme.test/v1/jobs",
+                {"command": "curl https://api.acme.com/v2/jobs"},
+                "Command timed out after 30 s: no response from https://api.acme.com/v2/jobs",
                 is_error=True,
             )
             story.say(f"I could not complete '{task}': the API did not answer within 30 s.")

@@ -1,0 +1,99 @@
+"""A real `tpc serve` in a subprocess on a temp SQLite file and a free port, for e2e tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+TPC = shutil.which("tpc", path=str(Path(sys.executable).parent)) or "tpc"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Server:
+    def __init__(self, home: Path, token: str = "e2e-token", port: int | None = None) -> None:
+        self.home = home
+        self.token = token
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.db = home / "tpc.db"
+        self.process: subprocess.Popen[str] | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "HOME": str(self.home),
+            "TPC_API_URL": self.url,
+            "TPC_API_TOKEN": self.token,
+            "TPC_DATABASE_URL": f"sqlite:///{self.db}",
+            "TPC_POLL_INTERVAL": "0.2",
+            "COLUMNS": "200",
+            "NO_COLOR": "1",
+        }
+
+    def start(self) -> Server:
+        # The server's output goes to a file: a pipe nobody reads would block it when full.
+        self.log = self.home / "server.log"
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen(
+                [TPC, "serve", "--port", str(self.port)],
+                env=self.env,
+                text=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.home,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"tpc serve exited: {self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("tpc serve did not start within 30 s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url,
+            timeout=30,
+            headers={"Authorization": f"Bearer {token or self.token}"},
+        )
+
+    def tpc(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [TPC, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self.home,
+            check=False,
+        )
+        if check:
+            assert done.returncode == 0, done.stderr
+        return done

@@ -1,0 +1,118 @@
+"""The REST API of a real `tpc serve` (subprocess, SQLite): auth, errors, OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.server import Server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = Server(tmp_path_factory.mktemp("api")).start()
+    yield running
+    running.stop()
+
+
+def test_health_needs_no_token(server: Server) -> None:
+    import httpx
+
+    assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (None, "missing bearer token"),
+        ("Bearer wrong", "unknown API token"),
+        ("Basic abc", "missing bearer token"),
+    ],
+)
+def test_requests_without_a_valid_token_are_401(
+    server: Server, header: str | None, message: str
+) -> None:
+    import httpx
+
+    headers = {"Authorization": header} if header else {}
+    response = httpx.get(f"{server.url}/v1/experiments", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert message in response.json()["error"]["message"]
+
+
+def test_unknown_ids_are_404(server: Server) -> None:
+    with server.client() as api:
+        for path in (
+            "/v1/experiments/exp_nope",
+            "/v1/tasks/task_nope",
+            "/v1/runs/run_nope",
+            "/v1/environments/env_nope",
+            "/v1/experiments/exp_nope/iterations/1",
+        ):
+            response = api.get(path)
+            assert response.status_code == 404, path
+            assert response.json()["error"]["code"] == "not_found"
+
+
+def test_invalid_config_is_422_with_the_validators_located_messages(server: Server) -> None:
+    config = (Path(__file__).parents[2] / "examples" / "seed-signals.yaml").read_text()
+    broken = config.replace("    fold:\n      fn: count\n", "")
+    with server.client() as api:
+        before = api.get("/v1/experiments").json()["items"]
+        response = api.post("/v1/experiments", json={"name": "x", "signal_config": broken})
+        assert response.status_code == 422
+        error = response.json()["error"]
+        assert error["problems"] == [
+            {"loc": "signals[0].fold", "message": "required for message-scoped signals"}
+        ]
+        not_yaml = api.post("/v1/experiments", json={"name": "x", "signal_config": "a: ["})
+        assert not_yaml.status_code == 422
+        assert "not valid YAML" in not_yaml.json()["error"]["message"]
+        # Nothing partial was recorded by the rejected commands.
+        assert api.get("/v1/experiments").json()["items"] == before
+
+
+def test_trigger_without_tasks_is_409(server: Server) -> None:
+    with server.client() as api:
+        exp = api.post("/v1/experiments", json={"name": "empty"}).json()
+        response = api.post(f"/v1/experiments/{exp['id']}/iterations")
+        assert response.status_code == 409
+        assert "has no tasks" in response.json()["error"]["message"]
+        assert api.get(f"/v1/experiments/{exp['id']}").json()["iterations"] == 0
+
+
+def test_malformed_json_and_bad_parameters_are_422(server: Server) -> None:
+    with server.client() as api:
+        response = api.post(
+            "/v1/tasks", content=b"{nope", headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 422
+        task = api.post("/v1/tasks", json={"name": "", "prompt": "p"})
+        assert task.status_code == 422
+        assert task.json()["error"]["problems"] == [{"loc": "name", "message": "must not be empty"}]
+        assert api.get("/v1/tasks?limit=abc").status_code == 422
+
+
+def test_lists_are_paginated(server: Server) -> None:
+    with server.client() as api:
+        for i in range(5):
+            api.post("/v1/tasks", json={"name": f"page {i}", "prompt": "p"})
+        first = api.get("/v1/tasks?limit=2").json()
+        second = api.get(f"/v1/tasks?limit=2&cursor={first['next_cursor']}").json()
+        assert len(first["items"]) == 2
+        assert first["next_cursor"] is not None
+        assert {t["id"] for t in first["items"]}.isdisjoint(t["id"] for t in second["items"])
+
+
+def test_openapi_describes_every_endpoint(server: Server) -> None:
+    import httpx
+
+    document = httpx.get(f"{server.url}/openapi.json").json()
+    assert document["openapi"].startswith("3.")
+    paths = document["paths"]
+    assert "/v1/experiments/{exp_id}/iterations/{n}/results" in paths
+    assert paths["/v1/experiments"]["post"]["summary"].startswith("Create an experiment")
+    assert len(paths) >= 15
