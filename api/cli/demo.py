@@ -8,6 +8,7 @@ repeated twice, with the example signal config (pattern and stats signals).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import shutil
@@ -16,18 +17,27 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import httpx
-import uvicorn
+from rich.console import Console
 
-from api.cli.output import Output
-from api.cli.signals_view import format_value, render_signals_report
-from api.http.app import create_app
+from api.cli.client import ApiClient, Connection
+from api.cli.output import Output, current_output
+from api.cli.results_view import render_results
+from api.cli.signals_view import render_signals_report
 from infra.settings import Settings
 
+if TYPE_CHECKING:
+    import uvicorn
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# The replayed environment's recorded runs: task name -> example transcript stem.
+REPLAYED = (
+    ("install-sdk", "install-sdk"),
+    ("webhook-setup", "webhook"),
+    ("refund-payment", "refund"),
+)
 TASKS = [
     ("install-sdk", "Install the Acme SDK and create a customer named Ada."),
     ("webhook-setup", "Register a webhook for payment.succeeded events."),
@@ -46,10 +56,14 @@ class _EmbeddedServer:
     """uvicorn in a background thread, stopped on exit."""
 
     def __init__(self, settings: Settings) -> None:
+        import uvicorn
+
+        from api.http.app import create_app
+
         config = uvicorn.Config(
             create_app(settings), host=settings.host, port=settings.port, log_level="warning"
         )
-        self.server = uvicorn.Server(config)
+        self.server: uvicorn.Server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> _EmbeddedServer:
@@ -66,112 +80,60 @@ class _EmbeddedServer:
         self.thread.join(timeout=30)
 
 
-def _check(response: httpx.Response) -> Any:
-    if response.is_error:
-        raise click.ClickException(
-            f"{response.request.method} {response.request.url.path}: "
-            f"{response.status_code} {response.text}"
-        )
-    return response.json()
-
-
-def _setup(api: httpx.Client) -> str:
+def _setup(api: ApiClient) -> str:
     """Tasks, environments and the experiment; returns the experiment id."""
     success = {"final_answer_regex": "^Done"}
     task_ids = [
-        _check(api.post("/v1/tasks", json={"name": name, "prompt": prompt, "success": success}))[
-            "id"
-        ]
+        api.post("/v1/tasks", {"name": name, "prompt": prompt, "success": success})["id"]
         for name, prompt in TASKS
     ]
-    careful = {
-        "name": "Careful agent (scripted)",
-        "agent": {"kind": "scripted", "skill": 0.85, "step_latency_s": 0.05},
+    replayed = {
+        name: json.loads((EXAMPLES / "transcripts" / f"{stem}__sonnet-docs.json").read_text())
+        for name, stem in REPLAYED
     }
-    hasty = {
-        "name": "Hasty agent (scripted)",
-        "agent": {"kind": "scripted", "skill": 0.45, "step_latency_s": 0.05},
-    }
-    recorded = {
-        "name": "Claude Sonnet + docs (replayed)",
-        "agent": {
-            "kind": "replay",
-            "transcripts": {
-                name: json.loads(
-                    (EXAMPLES / "transcripts" / f"{stem}__sonnet-docs.json").read_text()
-                )
-                for name, stem in (
-                    ("install-sdk", "install-sdk"),
-                    ("webhook-setup", "webhook"),
-                    ("refund-payment", "refund"),
-                )
-            },
+    environments = [
+        {
+            "name": "Careful agent (scripted)",
+            "agent": {"kind": "scripted", "skill": 0.85, "step_latency_s": 0.05},
         },
-    }
-    env_ids = [
-        _check(api.post("/v1/environments", json=env))["id"] for env in (careful, hasty, recorded)
+        {
+            "name": "Hasty agent (scripted)",
+            "agent": {"kind": "scripted", "skill": 0.45, "step_latency_s": 0.05},
+        },
+        {
+            "name": "Claude Sonnet + docs (replayed)",
+            "agent": {"kind": "replay", "transcripts": replayed},
+        },
     ]
-    experiment = _check(
-        api.post(
-            "/v1/experiments",
-            json={
-                "name": "Onboarding friction (demo)",
-                "task_ids": task_ids,
-                "env_ids": env_ids,
-                "repeats": 2,
-                "signal_config": (EXAMPLES / "signals.yaml").read_text(),
-            },
-        )
+    env_ids = [api.post("/v1/environments", env)["id"] for env in environments]
+    experiment = api.post(
+        "/v1/experiments",
+        {
+            "name": "Onboarding friction (demo)",
+            "task_ids": task_ids,
+            "env_ids": env_ids,
+            "repeats": 2,
+            "signal_config": (EXAMPLES / "signals.yaml").read_text(),
+        },
     )
     return str(experiment["id"])
 
 
-def _watch(api: httpx.Client, exp_id: str, output: Output) -> dict[str, Any]:
-    status: dict[str, Any] = _check(api.post(f"/v1/experiments/{exp_id}/iterations"))
+def _run(api: ApiClient, exp_id: str, output: Output) -> dict[str, Any]:
+    """Trigger an iteration and follow it to the end with a progress bar."""
+    status: dict[str, Any] = api.post(f"/v1/experiments/{exp_id}/iterations")
     number = status["iteration"]
     total = status["runs"]["total"]
     with output.progress(f"Iteration {number}", total) as advance:
         done = 0
         while status["status"] == "running":
             time.sleep(0.3)
-            status = _check(api.get(f"/v1/experiments/{exp_id}/iterations/{number}"))
+            status = api.get(f"/v1/experiments/{exp_id}/iterations/{number}")
             finished = total - status["runs"]["queued"] - status["runs"]["running"]
             for _ in range(finished - done):
                 advance()
             done = finished
     return status
-
-
-def _render_results(output: Output, results: dict[str, Any], signals: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    console = output.console
-    summary = results["summary"]
-    runs = ", ".join(f"{count} {status}" for status, count in summary["runs"].items() if count)
-    console.print(
-        f"\n[bold]Results[/] — {results['experiment_id']} iteration "
-        f"{results['iteration']}: score {format_value(summary['score'], 'rate')} ({runs})"
-    )
-    table = Table(title="Environments", title_justify="left")
-    for column in ("environment", "score", "Δ best", "median s", "mean tokens"):
-        table.add_column(column, justify="left" if column == "environment" else "right")
-    for env in summary["environments"]:
-        table.add_row(
-            env["name"],
-            format_value(env["score"], "rate"),
-            format_value(env["score_delta_to_best"]),
-            format_value(env["median_duration"]),
-            format_value(env["mean_tokens"]),
-        )
-    console.print(table)
-    tasks = Table(title="Tasks", title_justify="left")
-    tasks.add_column("task")
-    tasks.add_column("score", justify="right")
-    for task in summary["tasks"]:
-        tasks.add_row(task["name"], format_value(task["score"], "rate"))
-    console.print(tasks)
-    names = {env["environment_id"]: env["name"] for env in summary["environments"]}
-    render_signals_report(console, {**signals, "runs": []}, evidence=False, env_names=names)
 
 
 @click.command("demo")
@@ -195,8 +157,6 @@ def demo(port: int | None, data_dir: Path, keep_serving: bool | None) -> None:
 
     Example: tpc demo
     """
-    from api.cli.output import current_output
-
     output = current_output()
     shutil.rmtree(data_dir, ignore_errors=True)
     host = "127.0.0.1"
@@ -208,20 +168,19 @@ def demo(port: int | None, data_dir: Path, keep_serving: bool | None) -> None:
         port=port or _free_port(host),
         credentials_path=data_dir / "credentials",
     )
-    with _EmbeddedServer(settings):
-        api = httpx.Client(
-            base_url=settings.api_url, timeout=30, headers={"Authorization": f"Bearer {token}"}
-        )
+    with _EmbeddedServer(settings), ApiClient(Connection(settings.api_url, token)) as api:
         output.errors.print(f"Embedded server at {settings.api_url} (store {data_dir}/tpc.db)")
         exp_id = _setup(api)
-        status = _watch(api, exp_id, output)
-        number = status["iteration"]
-        results = _check(api.get(f"/v1/experiments/{exp_id}/iterations/{number}/results"))
-        signals = _check(api.get(f"/v1/experiments/{exp_id}/iterations/{number}/signals"))
-        output.emit(
-            {"status": status, "results": results, "signals": signals},
-            lambda _: _render_results(output, results, signals),
-        )
+        status = _run(api, exp_id, output)
+        base = f"/v1/experiments/{exp_id}/iterations/{status['iteration']}"
+        results = api.get(f"{base}/results")
+        signals = api.get(f"{base}/signals")
+
+        def render(console: Console) -> None:
+            render_results(console, results)
+            render_signals_report(console, {**signals, "runs": []}, False, by_environment=False)
+
+        output.emit({"status": status, "results": results, "signals": signals}, render)
         output.errors.print(
             f"\nAPI: {settings.api_url}/v1 (OpenAPI: {settings.api_url}/openapi.json)\n"
             f"Explore: TPC_API_URL={settings.api_url} TPC_API_TOKEN={token} "
@@ -231,8 +190,6 @@ def demo(port: int | None, data_dir: Path, keep_serving: bool | None) -> None:
             keep_serving = sys.stdin.isatty() and sys.stdout.isatty()
         if keep_serving:
             output.errors.print("Serving until Ctrl-C.")
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 while True:
                     time.sleep(1)
-            except KeyboardInterrupt:
-                pass

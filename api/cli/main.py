@@ -12,9 +12,13 @@ from importlib.metadata import version
 import click
 from rich.markup import escape
 
+from api.cli.env_commands import env_group
+from api.cli.experiment_commands import EXPERIMENT_COMMANDS
 from api.cli.output import Output, hoist_format
+from api.cli.run_commands import run_group
 from api.cli.server_commands import SERVER_COMMANDS
 from api.cli.signal_commands import signals_group, validate_signal_config
+from api.cli.task_commands import task_group
 from api.error_mapping import exit_code
 from domain.errors import DomainError, InvalidInput
 
@@ -48,7 +52,12 @@ def experiment() -> None:
     """Create, run and read experiments."""
 
 
+for command in EXPERIMENT_COMMANDS:
+    experiment.add_command(command)
 experiment.add_command(validate_signal_config)
+sim.add_command(task_group)
+sim.add_command(env_group)
+sim.add_command(run_group)
 sim.add_command(signals_group)
 for command in SERVER_COMMANDS:
     cli.add_command(command)

@@ -51,6 +51,7 @@ def render_signals_report(
     report: dict[str, Any],
     evidence: bool,
     env_names: dict[str, str] | None = None,
+    by_environment: bool = True,
 ) -> None:
     aggregates = report["aggregates"]
     runs = report["runs"]
@@ -70,7 +71,8 @@ def render_signals_report(
                 str(agg["missing"]),
             )
         console.print(table)
-        _render_by_environment(console, aggregates, env_names or {})
+        if by_environment:
+            _render_by_environment(console, aggregates, env_names or {})
     else:
         console.print("[dim]The config defines no aggregates.[/]")
     if runs:

@@ -1,0 +1,197 @@
+"""`tpc sim env`: create, list and read environments on the server.
+
+`env create --replay-dir DIR` embeds `DIR/*.json` as a replay agent's transcripts (SPEC §6,
+§8); every file is checked locally first, so a bad transcript fails before anything is sent.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from api.cli.client import api_client, segment
+from api.cli.inputs import paging_options, read_definition_file
+from api.cli.output import current_output
+from api.cli.results_view import compact, details_table, render_more, when
+from api.cli.signals_view import format_value
+from domain.errors import InvalidInput
+from domain.transcripts import InvalidTranscript, transcript_from_object
+
+
+@click.group("env")
+def env_group() -> None:
+    """Environments: which agent runs the tasks, and within which limits.
+
+    Example: tpc sim env list
+    """
+
+
+@env_group.command("create")
+@click.option("--name", help="The environment's name (overrides the file's).")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(path_type=Path),
+    help="A YAML environment: name, agent {kind, …}, limits.",
+)
+@click.option(
+    "--replay-dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="A folder of tpc transcripts to replay: DIR/<task name or id>.json (object or array).",
+)
+def create(name: str | None, file: Path | None, replay_dir: Path | None) -> None:
+    """Create an environment from a YAML file, or a replay environment from a folder.
+
+    With --replay-dir, each DIR/<key>.json holds one transcript or an array of them; the key
+    (file stem) is a task name or id, and repeat i of that task replays item i mod n.
+
+    Example: tpc sim env create --name recorded-sonnet --replay-dir runs/
+    """
+    if (file is None) == (replay_dir is None):
+        raise click.UsageError("give exactly one of --file and --replay-dir")
+    if file is not None:
+        body = read_definition_file(file, "environment")
+    else:
+        assert replay_dir is not None
+        body = {"agent": {"kind": "replay", "transcripts": read_replay_dir(replay_dir)}}
+    if name is not None:
+        body["name"] = name
+    if "name" not in body:
+        raise click.UsageError("missing --name (give the flag or set name in --file)")
+    environment = api_client().post("/v1/environments", body)
+    current_output().emit(environment, lambda console: render_environment(console, environment))
+
+
+def read_replay_dir(directory: Path) -> dict[str, Any]:
+    """`{stem: transcript or [transcripts]}` from DIR/*.json, every file validated.
+
+    Every bad file is reported together (exit 1), so one pass fixes them all.
+    """
+    paths = sorted(path for path in directory.glob("*.json") if path.is_file())
+    if not paths:
+        raise click.BadParameter(
+            f"no *.json transcripts in {directory}", param_hint="'--replay-dir'"
+        )
+    transcripts: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    bad_files = 0
+    for path in paths:
+        transcripts[path.stem], found = _read_replay_file(path)
+        problems.extend(("", message) for message in found)
+        bad_files += bool(found)
+    if problems:
+        raise InvalidInput(
+            f"{bad_files} of {len(paths)} files in {directory} are not valid tpc transcripts "
+            "(nothing was sent)",
+            tuple(problems),
+        )
+    return transcripts
+
+
+def _read_replay_file(path: Path) -> tuple[Any, list[str]]:
+    """The file's decoded JSON and the problems of the transcripts in it (none: all valid)."""
+    try:
+        data = json.loads(path.read_bytes())
+    except OSError as error:
+        return None, [f"cannot read {path}: {error.strerror or error}"]
+    except ValueError as error:
+        return None, [f"{path}: not valid JSON: {error}"]
+    if isinstance(data, list) and not data:
+        return data, [f"{path}: an empty array (give at least one transcript)"]
+    problems: list[str] = []
+    for i, item in enumerate(data if isinstance(data, list) else [data]):
+        try:
+            transcript_from_object(item, f"{path}[{i}]" if isinstance(data, list) else str(path))
+        except InvalidTranscript as error:
+            problems.append(str(error))
+    return data, problems
+
+
+@env_group.command("list")
+@paging_options
+def list_environments(limit: int, cursor: str | None) -> None:
+    """List the product's environments, oldest first.
+
+    Example: tpc sim env list
+    """
+    page = api_client().get("/v1/environments", {"limit": limit, "cursor": cursor})
+    current_output().emit(page, lambda console: render_environments(console, page))
+
+
+@env_group.command("get")
+@click.argument("env_id")
+def get(env_id: str) -> None:
+    """Show one environment (a replay agent lists how many transcripts each key has).
+
+    Example: tpc sim env get env_123
+    """
+    environment = api_client().get(f"/v1/environments/{segment(env_id)}")
+    current_output().emit(environment, lambda console: render_environment(console, environment))
+
+
+def _agent_summary(agent: dict[str, Any]) -> str:
+    kind = str(agent.get("kind", "?"))
+    if kind == "replay":
+        counts = agent.get("transcripts") or {}
+        total = sum(v if isinstance(v, int) else 1 for v in counts.values())
+        return f"replay: {total} transcripts for {len(counts)} keys"
+    model = agent.get("model")
+    return f"{kind} ({model})" if model else kind
+
+
+def _limits(limits: dict[str, Any]) -> str:
+    parts = []
+    if limits.get("timeout_s") is not None:
+        parts.append(f"timeout {format_value(limits['timeout_s'])} s")
+    if limits.get("max_cost_usd") is not None:
+        parts.append(f"max cost ${format_value(limits['max_cost_usd'])}")
+    known = {"timeout_s", "max_cost_usd"}
+    parts.extend(f"{k} {compact(v)}" for k, v in limits.items() if k not in known)
+    return ", ".join(parts) or "—"
+
+
+def render_environment(console: Console, environment: dict[str, Any]) -> None:
+    agent = environment.get("agent") or {}
+    rows = [
+        ("id", escape(str(environment["id"]))),
+        ("name", escape(str(environment.get("name", "")))),
+        ("agent", escape(_agent_summary(agent))),
+    ]
+    for key, value in agent.items():
+        if key == "kind":
+            continue
+        if key == "transcripts" and isinstance(value, dict):
+            listed = ", ".join(f"{k} ({v})" for k, v in value.items())
+            rows.append(("  transcripts", escape(listed)))
+        else:
+            rows.append((f"  {key}", escape(compact(value))))
+    if environment.get("limits"):
+        rows.append(("limits", escape(_limits(environment["limits"]))))
+    rows.append(("created", escape(when(environment.get("created_at")))))
+    console.print(details_table(f"Environment {escape(str(environment['id']))}", rows))
+
+
+def render_environments(console: Console, page: dict[str, Any]) -> None:
+    items = page["items"]
+    if not items:
+        console.print("No environments yet: tpc sim env create --name NAME --file env.yaml")
+        return
+    table = Table(title=f"Environments ({len(items)})", title_justify="left")
+    for column in ("id", "name", "agent", "limits", "created"):
+        table.add_column(column, overflow="fold")
+    for env in items:
+        table.add_row(
+            escape(str(env["id"])),
+            escape(str(env.get("name", ""))),
+            escape(_agent_summary(env.get("agent") or {})),
+            escape(_limits(env.get("limits") or {})),
+            escape(when(env.get("created_at"))),
+        )
+    console.print(table)
+    render_more(console, page, "tpc sim env list")

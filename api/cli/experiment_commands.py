@@ -1,0 +1,445 @@
+"""`tpc sim experiment …`: build experiments, trigger and follow iterations, read results.
+
+Each command parses its input, makes one request (or a few), and renders the server's JSON:
+`--format json` prints that document unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from api.cli.client import ApiClient, api_client, segment
+from api.cli.inputs import id_list, paging_options, read_signal_config
+from api.cli.output import current_output
+from api.cli.results_view import (
+    finished_runs,
+    render_experiment,
+    render_experiments,
+    render_history,
+    render_iteration_status,
+    render_iterations,
+    render_results,
+    render_runs,
+)
+from api.cli.signals_view import render_signals_report
+
+DEFAULT_POLL_INTERVAL_S = 5.0
+_ITERATION = click.option(
+    "--iteration",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Iteration number (default: the latest).",
+)
+
+
+def experiment_path(exp_id: str) -> str:
+    return f"/v1/experiments/{segment(exp_id)}"
+
+
+def iteration_path(exp_id: str, iteration: int | None) -> str:
+    number = "latest" if iteration is None else str(iteration)
+    return f"{experiment_path(exp_id)}/iterations/{segment(number)}"
+
+
+def _emit_experiment(experiment: Any) -> None:
+    current_output().emit(experiment, lambda console: render_experiment(console, experiment))
+
+
+# -- definition -----------------------------------------------------------------------------
+
+
+@click.command("create")
+@click.option("--name", required=True, help="The experiment's name.")
+@click.option("--task-ids", help="Comma-separated task ids to attach.")
+@click.option("--env-ids", help="Comma-separated environment ids to attach.")
+@click.option(
+    "--signal-config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="A YAML signal config (validated locally before upload).",
+)
+@click.option(
+    "--repeats", type=click.IntRange(min=1), default=None, help="Runs per task × environment."
+)
+def create(
+    name: str,
+    task_ids: str | None,
+    env_ids: str | None,
+    config_path: Path | None,
+    repeats: int | None,
+) -> None:
+    """Create an experiment, optionally with its tasks, environments and signal config.
+
+    Example: tpc sim experiment create --name Onboarding --task-ids task_a,task_b --env-ids env_1
+    """
+    body: dict[str, Any] = {"name": name}
+    for key, value in (("task_ids", id_list(task_ids)), ("env_ids", id_list(env_ids))):
+        if value is not None:
+            body[key] = value
+    if repeats is not None:
+        body["repeats"] = repeats
+    if config_path is not None:
+        body["signal_config"] = read_signal_config(config_path)
+    _emit_experiment(api_client().post("/v1/experiments", body))
+
+
+@click.command("list")
+@paging_options
+def list_experiments(limit: int, cursor: str | None) -> None:
+    """List the product's experiments, oldest first.
+
+    Example: tpc sim experiment list
+    """
+    page = api_client().get("/v1/experiments", {"limit": limit, "cursor": cursor})
+    current_output().emit(page, lambda console: render_experiments(console, page))
+
+
+@click.command("get")
+@click.argument("exp_id", metavar="EXP")
+@click.option(
+    "--as-of",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="POSITION",
+    help="Show the experiment as it stood at this log position (see `history`).",
+)
+def get(exp_id: str, as_of: int | None) -> None:
+    """Show an experiment: its tasks, environments, repeats, signal config and iterations.
+
+    Example: tpc sim experiment get exp_789 --as-of 42
+    """
+    _emit_experiment(api_client().get(experiment_path(exp_id), {"as_of": as_of}))
+
+
+@click.command("update")
+@click.argument("exp_id", metavar="EXP")
+@click.option(
+    "--signal-config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="Replace the signal config with this YAML file (validated locally first).",
+)
+@click.option("--clear-signal-config", is_flag=True, help="Remove the signal config.")
+def update(exp_id: str, config_path: Path | None, clear_signal_config: bool) -> None:
+    """Set or clear an experiment's signal config; iterations already triggered keep theirs.
+
+    Example: tpc sim experiment update exp_789 --signal-config signals.yaml
+    """
+    if (config_path is None) == (not clear_signal_config):
+        raise click.UsageError("give exactly one of --signal-config F and --clear-signal-config")
+    text = None if config_path is None else read_signal_config(config_path)
+    _emit_experiment(api_client().patch(experiment_path(exp_id), {"signal_config": text}))
+
+
+@click.group("task")
+def task_membership() -> None:
+    """Attach tasks to an experiment or detach them.
+
+    Example: tpc sim experiment task add exp_789 task_abc
+    """
+
+
+@task_membership.command("add")
+@click.argument("exp_id", metavar="EXP")
+@click.argument("task_id", metavar="TASK")
+def add_task(exp_id: str, task_id: str) -> None:
+    """Attach a task to an experiment.
+
+    Example: tpc sim experiment task add exp_789 task_abc
+    """
+    _emit_experiment(api_client().post(f"{experiment_path(exp_id)}/tasks", {"task_id": task_id}))
+
+
+@task_membership.command("remove")
+@click.argument("exp_id", metavar="EXP")
+@click.argument("task_id", metavar="TASK")
+def remove_task(exp_id: str, task_id: str) -> None:
+    """Detach a task from an experiment (iterations already triggered keep it).
+
+    Example: tpc sim experiment task remove exp_789 task_abc
+    """
+    _emit_experiment(api_client().delete(f"{experiment_path(exp_id)}/tasks/{segment(task_id)}"))
+
+
+@click.group("env")
+def env_membership() -> None:
+    """Attach environments to an experiment or detach them.
+
+    Example: tpc sim experiment env add exp_789 env_123
+    """
+
+
+@env_membership.command("add")
+@click.argument("exp_id", metavar="EXP")
+@click.argument("env_id", metavar="ENV")
+def add_env(exp_id: str, env_id: str) -> None:
+    """Attach an environment to an experiment.
+
+    Example: tpc sim experiment env add exp_789 env_123
+    """
+    path = f"{experiment_path(exp_id)}/environments"
+    _emit_experiment(api_client().post(path, {"env_id": env_id}))
+
+
+@env_membership.command("remove")
+@click.argument("exp_id", metavar="EXP")
+@click.argument("env_id", metavar="ENV")
+def remove_env(exp_id: str, env_id: str) -> None:
+    """Detach an environment from an experiment (iterations already triggered keep it).
+
+    Example: tpc sim experiment env remove exp_789 env_123
+    """
+    path = f"{experiment_path(exp_id)}/environments/{segment(env_id)}"
+    _emit_experiment(api_client().delete(path))
+
+
+# -- iterations -----------------------------------------------------------------------------
+
+
+class _TriggerOrSubcommand(click.Group):
+    """`run EXP` triggers an iteration; `run status EXP` and `run cancel EXP` are subcommands.
+
+    A first argument that names no subcommand is an experiment id: it goes to the hidden
+    `trigger` command, so both forms of the spec work with plain click parsing.
+    """
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["trigger", *args]
+        return super().resolve_command(ctx, args)
+
+
+class _TriggerCommand(click.Command):
+    """Shows its usage as `… experiment run EXP`, the way people type it."""
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        path = ctx.parent.command_path if ctx.parent is not None else ctx.command_path
+        formatter.write_usage(path, " ".join(self.collect_usage_pieces(ctx)))
+
+
+@click.group(
+    "run",
+    cls=_TriggerOrSubcommand,
+    subcommand_metavar="EXP | status EXP | cancel EXP",
+)
+def run_group() -> None:
+    """Trigger an iteration (`run EXP`), follow it (`run status EXP --watch`) or cancel it.
+
+    Example: tpc sim experiment run exp_789
+    """
+
+
+@run_group.command("trigger", cls=_TriggerCommand, hidden=True)
+@click.argument("exp_id", metavar="EXP")
+def trigger(exp_id: str) -> None:
+    """Trigger the next iteration: one run per task × environment × repeat.
+
+    Prints the new iteration's status; follow it with `run status EXP --watch`.
+
+    Example: tpc sim experiment run exp_789
+    """
+    status = api_client().post(f"{experiment_path(exp_id)}/iterations")
+
+    def render(console: Console) -> None:
+        total = status.get("runs", {}).get("total", 0)
+        console.print(
+            f"Triggered iteration {status['iteration']} of "
+            f"{escape(str(status['experiment_id']))}: {total} runs."
+        )
+        console.print(
+            f"[dim]Follow it: tpc sim experiment run status {escape(str(status['experiment_id']))} "
+            f"--iteration {status['iteration']} --watch[/]"
+        )
+
+    current_output().emit(status, render)
+
+
+@run_group.command("status")
+@click.argument("exp_id", metavar="EXP")
+@_ITERATION
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Poll every 5 s (TPC_POLL_INTERVAL) until the iteration is no longer running.",
+)
+def status(exp_id: str, iteration: int | None, watch: bool) -> None:
+    """Show an iteration's progress: its status and run counts by status.
+
+    With --watch, poll until the iteration completes or is cancelled (a progress bar on
+    stderr for people; JSON prints only the last status).
+
+    Example: tpc sim experiment run status exp_789 --watch
+    """
+    client = api_client()
+    document = (
+        watch_iteration(client, exp_id, iteration, poll_interval())
+        if watch
+        else client.get(iteration_path(exp_id, iteration))
+    )
+    current_output().emit(document, lambda console: render_iteration_status(console, document))
+
+
+def poll_interval() -> float:
+    raw = os.environ.get("TPC_POLL_INTERVAL", "").strip()
+    if not raw:
+        return DEFAULT_POLL_INTERVAL_S
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0:
+        raise click.UsageError(f"TPC_POLL_INTERVAL must be a number of seconds (got {raw!r})")
+    return seconds
+
+
+def watch_iteration(client: ApiClient, exp_id: str, iteration: int | None, interval: float) -> Any:
+    """Poll until the iteration is no longer running; returns its last status."""
+    document = client.get(iteration_path(exp_id, iteration))
+    # Pin the number, so an iteration triggered meanwhile does not take over "latest".
+    path = iteration_path(exp_id, int(document["iteration"]))
+    total = int(document.get("runs", {}).get("total", 0))
+    description = f"{exp_id} iteration {document['iteration']}"
+    with current_output().progress(description, total) as advance:
+        shown = 0
+        while True:
+            done = finished_runs(document)
+            for _ in range(max(0, done - shown)):
+                advance()
+            shown = max(shown, done)
+            if document["status"] != "running":
+                return document
+            time.sleep(interval)
+            document = client.get(path)
+
+
+@run_group.command("cancel")
+@click.argument("exp_id", metavar="EXP")
+@_ITERATION
+def cancel(exp_id: str, iteration: int | None) -> None:
+    """Cancel a running iteration: its unfinished runs end as cancelled.
+
+    Example: tpc sim experiment run cancel exp_789 --iteration 3
+    """
+    document = api_client().post(f"{iteration_path(exp_id, iteration)}/cancel")
+    current_output().emit(document, lambda console: render_iteration_status(console, document))
+
+
+@click.command("iterations")
+@click.argument("exp_id", metavar="EXP")
+def iterations(exp_id: str) -> None:
+    """List every iteration of an experiment with its status and run counts.
+
+    Example: tpc sim experiment iterations exp_789
+    """
+    page = api_client().get(f"{experiment_path(exp_id)}/iterations")
+    current_output().emit(page, lambda console: render_iterations(console, page))
+
+
+@click.command("runs")
+@click.argument("exp_id", metavar="EXP")
+@_ITERATION
+@click.option(
+    "--status",
+    "run_status",
+    type=click.Choice(
+        ["queued", "running", "passed", "failed", "errored", "timed_out", "cancelled"]
+    ),
+    help="Only runs with this status.",
+)
+@paging_options
+def runs(
+    exp_id: str, iteration: int | None, run_status: str | None, limit: int, cursor: str | None
+) -> None:
+    """List an iteration's runs (ids for `tpc sim run get|logs|actions`).
+
+    Example: tpc sim experiment runs exp_789 --status failed
+    """
+    page = api_client().get(
+        f"{iteration_path(exp_id, iteration)}/runs",
+        {"status": run_status, "limit": limit, "cursor": cursor},
+    )
+    current_output().emit(page, lambda console: render_runs(console, page))
+
+
+# -- results --------------------------------------------------------------------------------
+
+
+@click.command("results")
+@click.argument("exp_id", metavar="EXP")
+@_ITERATION
+@click.option(
+    "--error-category",
+    metavar="NAME",
+    help='Show only this failure cluster, with all its evidence (e.g. "Auth failures").',
+)
+@click.option(
+    "--compare",
+    type=click.IntRange(min=1),
+    metavar="M",
+    help="Also show per-task, per-environment and per-aggregate deltas to iteration M.",
+)
+def results(
+    exp_id: str, iteration: int | None, error_category: str | None, compare: int | None
+) -> None:
+    """Show an iteration's results: scores, environment comparison, failure clusters.
+
+    Example: tpc sim experiment results exp_789 --iteration 3 --compare 2
+    """
+    document = api_client().get(
+        f"{iteration_path(exp_id, iteration)}/results",
+        {"compare": compare, "error_category": error_category},
+    )
+    current_output().emit(document, lambda console: render_results(console, document))
+
+
+@click.command("signals")
+@click.argument("exp_id", metavar="EXP")
+@_ITERATION
+@click.option("--evidence", is_flag=True, help="Also print every value's evidence.")
+def signals(exp_id: str, iteration: int | None, evidence: bool) -> None:
+    """Show an iteration's signal aggregates and per-run signal values.
+
+    Example: tpc sim experiment signals exp_789 --iteration 2 --evidence
+    """
+    document = api_client().get(f"{iteration_path(exp_id, iteration)}/signals")
+    current_output().emit(
+        document, lambda console: render_signals_report(console, document, evidence)
+    )
+
+
+@click.command("history")
+@click.argument("exp_id", metavar="EXP")
+def history(exp_id: str) -> None:
+    """Show the audit trail: every event of the experiment, its iterations and runs.
+
+    Oldest first, every page fetched; `get EXP --as-of POSITION` shows the experiment then.
+
+    Example: tpc sim experiment history exp_789
+    """
+    page = api_client().list_all(f"{experiment_path(exp_id)}/history")
+    current_output().emit(page, lambda console: render_history(console, page))
+
+
+EXPERIMENT_COMMANDS: tuple[click.Command, ...] = (
+    create,
+    list_experiments,
+    get,
+    update,
+    task_membership,
+    env_membership,
+    run_group,
+    iterations,
+    runs,
+    results,
+    signals,
+    history,
+)

@@ -1,0 +1,85 @@
+"""Reading what users hand to the server commands: definition files, signal configs, id lists
+and paging options. Everything is checked locally first, so a bad file fails before any
+request is sent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from api.cli.output import current_output
+from api.cli.signal_commands import read_text
+from domain.errors import InvalidInput, UnreadableDocument
+from domain.signals.validation import (
+    InvalidSignalConfig,
+    SignalConfigSyntaxError,
+    load_signal_config,
+    parse_yaml,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def read_definition_file(path: Path, what: str) -> dict[str, Any]:
+    """A YAML (or JSON) mapping from a file; exit 2 when unreadable or not YAML."""
+    try:
+        data = parse_yaml(read_text(path))
+    except UnreadableDocument as error:
+        message = str(error)
+        raise UnreadableDocument(
+            message if message.startswith(f"cannot read {path}") else f"{path}: {message}"
+        ) from None
+    if not isinstance(data, dict):
+        raise InvalidInput(
+            f"{path}: a {what} file is a YAML mapping of its fields",
+            (("", f"expected a mapping, got {type(data).__name__}"),),
+        )
+    return data
+
+
+def read_signal_config(path: Path) -> str:
+    """The config's text, once it has passed the same validation as the server's.
+
+    Warnings go to stderr; an invalid config raises with every located error (exit 1), an
+    unreadable or non-YAML file exits 2, as `validate-signal-config` does.
+    """
+    text = read_text(path)
+    try:
+        report = load_signal_config(text)
+    except SignalConfigSyntaxError as error:
+        raise SignalConfigSyntaxError(f"{path}: {error}") from None
+    output = current_output()
+    for warning in report.warnings:
+        output.warn(f"{path}: {warning}")
+    if not report.valid:
+        count = len(report.errors)
+        raise InvalidSignalConfig(
+            f"{path}: invalid signal config ({count} problem{'' if count == 1 else 's'}; "
+            "nothing was sent)",
+            tuple((problem.loc, problem.message) for problem in report.errors),
+        )
+    return text
+
+
+def id_list(value: str | None) -> list[str] | None:
+    """`a,b, c` -> `["a", "b", "c"]`; None when the option was not given."""
+    if value is None:
+        return None
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def paging_options(command: F) -> F:
+    """`--limit` and `--cursor` for list commands (the server's paging, passed through)."""
+    command = click.option(
+        "--cursor", default=None, help="Continue after this cursor (from the previous page)."
+    )(command)
+    return click.option(
+        "--limit",
+        type=click.IntRange(1, 500),
+        default=50,
+        show_default=True,
+        help="Items per page.",
+    )(command)

@@ -1,0 +1,409 @@
+"""Drawing experiments, iteration status, results and the audit trail for people.
+
+Every function takes a document exactly as the API returns it (docs/api.md) and prints rich
+tables; `--format json` prints the document itself and never comes here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from api.cli.signals_view import format_value
+
+RUN_COUNTS = ("queued", "running", "passed", "failed", "errored", "timed_out", "cancelled")
+TERMINAL = ("passed", "failed", "errored", "timed_out", "cancelled")
+_STATUS_STYLE = {
+    "passed": "green",
+    "completed": "green",
+    "failed": "red",
+    "errored": "red",
+    "timed_out": "yellow",
+    "cancelled": "dim",
+    "running": "cyan",
+    "queued": "dim",
+}
+# Evidence lines shown per failure cluster unless one cluster was asked for.
+CLUSTER_EVIDENCE = 3
+MAX_CLUSTER_RUN_IDS = 8
+
+
+def styled(status: Any) -> str:
+    """A status word in its colour (escaped)."""
+    text = escape(str(status)) if status is not None else "—"
+    style = _STATUS_STYLE.get(str(status))
+    return f"[{style}]{text}[/]" if style else text
+
+
+def pct(score: Any) -> str:
+    return "—" if score is None else f"{float(score):.0%}"
+
+
+def points(delta: Any) -> str:
+    """A score difference in percentage points."""
+    if delta is None:
+        return "—"
+    value = float(delta) * 100
+    return "±0 pts" if round(value) == 0 else f"{value:+.0f} pts"
+
+
+def seconds(value: Any) -> str:
+    return "—" if value is None else f"{float(value):.1f} s"
+
+
+def dollars(value: Any) -> str:
+    return "—" if value is None else f"${float(value):.4f}"
+
+
+def compact(value: Any, limit: int = 0) -> str:
+    """A value on one line: strings as they are, anything else as compact JSON."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if not limit or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def when(timestamp: Any) -> str:
+    """An ISO timestamp to the second, for tables (JSON keeps the full value)."""
+    if not timestamp:
+        return "—"
+    text = str(timestamp)
+    return text[:19].replace("T", " ") if len(text) >= 19 and text[10] == "T" else text
+
+
+def details_table(title: str, rows: Iterable[tuple[str, str]]) -> Table:
+    """A two-column `field  value` table; values are rich markup (escape them)."""
+    table = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2))
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def ids(values: Iterable[Any]) -> str:
+    listed = [escape(str(v)) for v in values]
+    return ", ".join(listed) if listed else "[dim]none[/]"
+
+
+def render_more(console: Console, page: Mapping[str, Any], command: str) -> None:
+    """Tell people how to read the next page of a list."""
+    if page.get("next_cursor"):
+        console.print(
+            f"[dim]More: {escape(command)} --cursor {escape(str(page['next_cursor']))}[/]"
+        )
+
+
+# -- experiments --------------------------------------------------------------------------------
+
+
+def render_experiment(console: Console, experiment: Mapping[str, Any]) -> None:
+    config = experiment.get("signal_config")
+    rows = [
+        ("id", escape(str(experiment["id"]))),
+        ("name", escape(str(experiment.get("name", "")))),
+        ("tasks", ids(experiment.get("task_ids", []))),
+        ("environments", ids(experiment.get("env_ids", []))),
+        ("repeats", str(experiment.get("repeats", 1))),
+        ("signal config", escape(str(config["hash"])) if config else "[dim]none[/]"),
+        ("iterations", str(experiment.get("iterations", 0))),
+        ("created", escape(when(experiment.get("created_at")))),
+        ("version", str(experiment.get("version", "—"))),
+    ]
+    console.print(details_table(f"Experiment {escape(str(experiment['id']))}", rows))
+
+
+def render_experiments(console: Console, page: Mapping[str, Any]) -> None:
+    items = page["items"]
+    if not items:
+        console.print("No experiments yet: tpc sim experiment create --name NAME")
+        return
+    table = Table(title=f"Experiments ({len(items)})", title_justify="left")
+    for column in ("id", "name", "tasks", "environments", "repeats", "iterations", "config"):
+        table.add_column(column, justify="right" if column in {"repeats", "iterations"} else "left")
+    for exp in items:
+        config = exp.get("signal_config")
+        table.add_row(
+            escape(str(exp["id"])),
+            escape(str(exp.get("name", ""))),
+            str(len(exp.get("task_ids", []))),
+            str(len(exp.get("env_ids", []))),
+            str(exp.get("repeats", 1)),
+            str(exp.get("iterations", 0)),
+            escape(str(config["hash"])[:19]) if config else "[dim]—[/]",
+        )
+    console.print(table)
+    render_more(console, page, "tpc sim experiment list")
+
+
+# -- iterations ---------------------------------------------------------------------------------
+
+
+def finished_runs(status: Mapping[str, Any]) -> int:
+    runs = status.get("runs", {})
+    return sum(int(runs.get(key, 0)) for key in TERMINAL)
+
+
+def render_iteration_status(console: Console, status: Mapping[str, Any]) -> None:
+    runs = status.get("runs", {})
+    total = int(runs.get("total", 0))
+    console.print(
+        f"[bold]{escape(str(status['experiment_id']))}[/] iteration {status['iteration']}: "
+        f"{styled(status['status'])} — {finished_runs(status)}/{total} runs finished"
+    )
+    table = Table(show_header=True, box=None, padding=(0, 2))
+    for key in RUN_COUNTS:
+        table.add_column(styled(key), justify="right")
+    table.add_row(*(str(runs.get(key, 0)) for key in RUN_COUNTS))
+    console.print(table)
+    if status.get("config_hash"):
+        console.print(f"[dim]config {escape(str(status['config_hash']))}[/]")
+
+
+# -- results ------------------------------------------------------------------------------------
+
+
+def render_results(console: Console, results: Mapping[str, Any]) -> None:
+    summary = results["summary"]
+    console.print(
+        f"[bold]{escape(str(results['experiment_id']))}[/] iteration {results['iteration']} "
+        f"({styled(results['status'])}): overall score [bold]{pct(summary.get('score'))}[/]"
+    )
+    counts = summary.get("runs", {})
+    total = sum(int(v) for v in counts.values())
+    console.print(
+        f"{total} runs: "
+        + ", ".join(f"{styled(status)} {count}" for status, count in counts.items())
+    )
+    env_names = {
+        e["environment_id"]: str(e.get("name") or e["environment_id"])
+        for e in summary.get("environments", [])
+    }
+    _render_task_scores(console, summary.get("tasks", []), env_names)
+    _render_environments(console, summary.get("environments", []))
+    _render_clusters(console, results.get("failure_clusters", []))
+    _render_suggestions(console, results.get("suggestions", []))
+    if results.get("compare"):
+        task_names = {t["task_id"]: str(t.get("name") or t["task_id"]) for t in summary["tasks"]}
+        _render_compare(console, results["compare"], task_names, env_names)
+    if results.get("config_hash"):
+        console.print(f"[dim]config {escape(str(results['config_hash']))}[/]")
+
+
+def _render_task_scores(
+    console: Console, tasks: list[dict[str, Any]], env_names: Mapping[str, str]
+) -> None:
+    if not tasks:
+        return
+    table = Table(title="Task scores", title_justify="left")
+    table.add_column("task")
+    table.add_column("score", justify="right")
+    table.add_column("runs", justify="right")
+    for env_id, name in env_names.items():
+        table.add_column(escape(name if name == env_id else f"{name}\n{env_id}"), justify="right")
+    for task in tasks:
+        by_env = task.get("by_environment", {})
+        table.add_row(
+            escape(str(task.get("name") or task["task_id"])),
+            pct(task.get("score")),
+            str(task.get("runs", 0)),
+            *(pct(by_env.get(env_id)) for env_id in env_names),
+        )
+    console.print(table)
+
+
+def _render_environments(console: Console, environments: list[dict[str, Any]]) -> None:
+    if not environments:
+        return
+    table = Table(title="Environments", title_justify="left")
+    for column in ("environment", "score", "Δ best", "runs", "median duration"):
+        table.add_column(column, justify="left" if column == "environment" else "right")
+    table.add_column("mean tokens", justify="right")
+    table.add_column("mean cost", justify="right")
+    for env in environments:
+        tokens = env.get("mean_tokens")
+        table.add_row(
+            escape(str(env.get("name") or env["environment_id"])),
+            pct(env.get("score")),
+            points(env.get("score_delta_to_best")),
+            str(env.get("runs", 0)),
+            seconds(env.get("median_duration")),
+            "—" if tokens is None else f"{float(tokens):,.0f}",
+            dollars(env.get("mean_cost")),
+        )
+    console.print(table)
+    aggregate_ids = list(
+        dict.fromkeys(a for env in environments for a in env.get("aggregates", {}))
+    )
+    if not aggregate_ids:
+        return
+    table = Table(title="Signal aggregates by environment", title_justify="left")
+    table.add_column("aggregate")
+    for env in environments:
+        table.add_column(escape(str(env.get("name") or env["environment_id"])))
+    for aggregate_id in aggregate_ids:
+        table.add_row(
+            escape(aggregate_id),
+            *(
+                escape(format_value(env.get("aggregates", {}).get(aggregate_id)))
+                for env in environments
+            ),
+        )
+    console.print(table)
+
+
+def _render_clusters(console: Console, clusters: list[dict[str, Any]]) -> None:
+    if not clusters:
+        console.print("[dim]No failure clusters.[/]")
+        return
+    console.print(f"\n[bold]Failure clusters ({len(clusters)})[/]")
+    for cluster in clusters:
+        root = cluster.get("root_cause") or {}
+        console.print(
+            f"\n[bold red]{escape(str(cluster.get('category', '?')))}[/] "
+            f"[dim]({cluster.get('size', len(cluster.get('run_ids', [])))} runs, "
+            f"{escape(str(cluster.get('id', '')))})[/]"
+        )
+        if root:
+            console.print(
+                f"  root cause [bold]{escape(str(root.get('area', '?')))}[/]: "
+                f"{escape(str(root.get('explanation', '')))}"
+            )
+        if cluster.get("recommended_fix"):
+            console.print(f"  fix: {escape(str(cluster['recommended_fix']))}")
+        run_ids = [str(r) for r in cluster.get("run_ids", [])]
+        shown = run_ids[:MAX_CLUSTER_RUN_IDS]
+        more = f" (+{len(run_ids) - len(shown)} more)" if len(run_ids) > len(shown) else ""
+        if shown:
+            console.print(f"  runs: {ids(shown)}{more}")
+        evidence = cluster.get("evidence", [])
+        limit = len(evidence) if len(clusters) == 1 else CLUSTER_EVIDENCE
+        for item in evidence[:limit]:
+            where = item.get("run_id", "?")
+            if item.get("event") is not None:
+                where = f"{where} event {item['event']}"
+            console.print(
+                f"  [dim]{escape(str(where))}:[/] {escape(compact(item.get('snippet', ''), 160))}"
+            )
+        if len(evidence) > limit:
+            console.print(
+                f"  [dim]… {len(evidence) - limit} more (--error-category "
+                f"{escape(repr(cluster.get('category', '')))} shows them all)[/]"
+            )
+
+
+def _render_suggestions(console: Console, suggestions: list[Any]) -> None:
+    if not suggestions:
+        return
+    console.print("\n[bold]Suggestions[/]")
+    for item in suggestions:
+        if isinstance(item, Mapping):
+            text = item.get("text") or item.get("suggestion") or item.get("title")
+            console.print(f"  • {escape(compact(text if text is not None else item))}")
+        else:
+            console.print(f"  • {escape(compact(item))}")
+
+
+def _render_compare(
+    console: Console,
+    compare: Mapping[str, Any],
+    task_names: Mapping[str, str],
+    env_names: Mapping[str, str],
+) -> None:
+    console.print(
+        f"\n[bold]Compared with iteration {compare['iteration']}[/]: overall score "
+        f"{points(compare.get('score_delta'))}"
+    )
+    sections: list[tuple[str, str, Mapping[str, str], bool]] = [
+        ("Tasks", "task_id", task_names, True),
+        ("Environments", "environment_id", env_names, True),
+        ("Aggregates", "id", {}, False),
+    ]
+    for title, key, names, is_score in sections:
+        rows = compare.get(title.lower(), [])
+        if not rows:
+            continue
+        table = Table(title=title, title_justify="left")
+        for column in (title.lower().rstrip("s"), "now", "before", "delta"):
+            table.add_column(
+                column, justify="left" if column not in {"now", "before", "delta"} else "right"
+            )
+        value_key = "score" if is_score else "value"
+        for row in rows:
+            show = pct if is_score else format_value
+            table.add_row(
+                escape(names.get(str(row[key]), str(row[key]))),
+                escape(show(row.get(value_key))),
+                escape(show(row.get("previous"))),
+                points(row.get("delta")) if is_score else escape(format_value(row.get("delta"))),
+            )
+        console.print(table)
+
+
+# -- history ------------------------------------------------------------------------------------
+
+
+def render_history(console: Console, page: Mapping[str, Any]) -> None:
+    items = page["items"]
+    table = Table(title=f"History ({len(items)} events)", title_justify="left")
+    table.add_column("position", justify="right")
+    table.add_column("time", no_wrap=True)
+    table.add_column("type", no_wrap=True)
+    table.add_column("summary", overflow="fold")
+    for event in items:
+        table.add_row(
+            str(event.get("position", "")),
+            escape(when(event.get("time"))),
+            escape(str(event.get("type", ""))),
+            escape(str(event.get("summary", ""))),
+        )
+    console.print(table)
+
+
+def render_iterations(console: Console, page: Mapping[str, Any]) -> None:
+    items = page["items"]
+    if not items:
+        console.print("No iterations yet: tpc sim experiment run EXP")
+        return
+    table = Table(title=f"Iterations ({len(items)})", title_justify="left")
+    for column in ("iteration", "status", "runs", "finished", *RUN_COUNTS[2:], "created"):
+        table.add_column(column, justify="left" if column in {"status", "created"} else "right")
+    for status in items:
+        runs = status.get("runs", {})
+        table.add_row(
+            str(status["iteration"]),
+            styled(status["status"]),
+            str(runs.get("total", 0)),
+            str(finished_runs(status)),
+            *(str(runs.get(key, 0)) for key in RUN_COUNTS[2:]),
+            escape(when(status.get("created_at"))),
+        )
+    console.print(table)
+
+
+def render_runs(console: Console, page: Mapping[str, Any]) -> None:
+    items = page["items"]
+    if not items:
+        console.print("No runs match.")
+        return
+    table = Table(title=f"Runs ({len(items)})", title_justify="left")
+    for column in ("run", "task", "environment", "repeat", "status", "reason", "duration"):
+        table.add_column(column, justify="right" if column in {"repeat", "duration"} else "left")
+    for run in items:
+        stats = run.get("stats") or {}
+        table.add_row(
+            escape(str(run["id"])),
+            escape(str(run.get("task_id", ""))),
+            escape(str(run.get("environment_id", ""))),
+            str(run.get("repeat", "")),
+            styled(run.get("status")),
+            escape(str(run.get("termination_reason") or "—")),
+            seconds(stats.get("duration")),
+        )
+    console.print(table)
+    if page.get("next_cursor"):
+        console.print(f"[dim]More: add --cursor {escape(str(page['next_cursor']))}[/]")

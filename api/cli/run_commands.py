@@ -1,0 +1,190 @@
+"""`tpc sim run`: one run's record, its transcript as a conversation, and its tool calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from api.cli.client import api_client, segment
+from api.cli.output import current_output
+from api.cli.results_view import compact, details_table, dollars, seconds, styled
+from api.cli.signals_view import format_value
+
+# Table cells stay readable; `run logs` and `--format json` show everything.
+ACTION_INPUT_CHARS = 80
+ACTION_RESULT_CHARS = 120
+_ROLE_STYLE = {"system": "magenta", "user": "green", "assistant": "blue", "tool": "yellow"}
+
+
+def run_path(run_id: str) -> str:
+    return f"/v1/runs/{segment(run_id)}"
+
+
+@click.group("run")
+def run_group() -> None:
+    """Runs: one task × environment inside an iteration.
+
+    Example: tpc sim run logs run_k3x9
+    """
+
+
+@run_group.command("get")
+@click.argument("run_id", metavar="RUN")
+def get(run_id: str) -> None:
+    """Show a run: status, termination reason, stats and signal values.
+
+    Example: tpc sim run get run_k3x9
+    """
+    run = api_client().get(run_path(run_id))
+    current_output().emit(run, lambda console: render_run(console, run))
+
+
+@run_group.command("logs")
+@click.argument("run_id", metavar="RUN")
+def logs(run_id: str) -> None:
+    """Show a run's transcript as a conversation (JSON: the tpc transcript v1 itself).
+
+    Example: tpc sim run logs run_k3x9
+    """
+    transcript = api_client().get(f"{run_path(run_id)}/transcript")
+    current_output().emit(transcript, lambda console: render_transcript(console, transcript))
+
+
+@run_group.command("actions")
+@click.argument("run_id", metavar="RUN")
+def actions(run_id: str) -> None:
+    """Show a run's tool calls, each with its result.
+
+    Example: tpc sim run actions run_k3x9
+    """
+    document = api_client().get(f"{run_path(run_id)}/actions")
+    current_output().emit(document, lambda console: render_actions(console, document))
+
+
+def _stats_line(stats: dict[str, Any]) -> str:
+    parts = []
+    if stats.get("duration") is not None:
+        parts.append(seconds(stats["duration"]))
+    if stats.get("token_in") is not None or stats.get("token_out") is not None:
+        parts.append(f"{stats.get('token_in') or 0:,} in / {stats.get('token_out') or 0:,} out")
+    if stats.get("cost") is not None:
+        parts.append(dollars(stats["cost"]))
+    if stats.get("model"):
+        parts.append(str(stats["model"]))
+    # Status and termination reason have their own rows; the rest are derived stats.
+    shown = {"duration", "token_in", "token_out", "cost", "model", "status", "termination_reason"}
+    parts.extend(
+        f"{key} {format_value(value)}"
+        for key, value in stats.items()
+        if key not in shown and value is not None
+    )
+    return ", ".join(parts) or "—"
+
+
+def render_run(console: Console, run: dict[str, Any]) -> None:
+    rows = [
+        ("id", escape(str(run["id"]))),
+        ("experiment", f"{escape(str(run.get('experiment_id')))} iteration {run.get('iteration')}"),
+        ("task", escape(str(run.get("task_id")))),
+        ("environment", escape(str(run.get("environment_id")))),
+        ("repeat", str(run.get("repeat", 0))),
+        ("status", styled(run.get("status"))),
+        ("termination", escape(str(run.get("termination_reason") or "—"))),
+        ("attempts", str(run.get("attempts", "—"))),
+        ("stats", escape(_stats_line(run.get("stats") or {}))),
+    ]
+    if run.get("error"):
+        rows.append(("error", f"[red]{escape(str(run['error']))}[/]"))
+    console.print(details_table(f"Run {escape(str(run['id']))}", rows))
+    signals = run.get("signals") or {}
+    if signals:
+        table = Table(title="Signals", title_justify="left")
+        for column in ("signal", "value", "evidence"):
+            table.add_column(column, overflow="fold")
+        for signal_id, item in signals.items():
+            value = (
+                f"[red]missing: {escape(str(item['error']))}[/]"
+                if item.get("error")
+                else escape(format_value(item.get("value")))
+            )
+            table.add_row(escape(signal_id), value, str(len(item.get("evidence") or [])))
+        console.print(table)
+
+
+def render_transcript(console: Console, transcript: dict[str, Any]) -> None:
+    header = Text()
+    header.append(f"{transcript.get('task_id') or '?'} × {transcript.get('environment_id') or '?'}")
+    header.append("  ")
+    header.append_text(Text.from_markup(styled(transcript.get("status"))))
+    if transcript.get("termination_reason"):
+        header.append(f" ({transcript['termination_reason']})")
+    console.print(header, style="bold")
+    console.print(Text(_stats_line(transcript.get("stats") or {}), style="dim"))
+    for index, message in enumerate(transcript.get("messages", [])):
+        role = str(message.get("role", "?"))
+        console.print()
+        console.print(Text(f"[{index}] {role}", style=f"bold {_ROLE_STYLE.get(role, '')}".strip()))
+        content = message.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
+        for block in blocks:
+            console.print(_block(block))
+    if transcript.get("final_answer"):
+        console.print()
+        console.print(Text("final answer", style="bold"))
+        console.print(Text(str(transcript["final_answer"])))
+
+
+def _block(block: Any) -> Text:
+    if not isinstance(block, dict):
+        return Text(str(block))
+    kind = block.get("type")
+    if kind == "text":
+        return Text(str(block.get("text", "")))
+    if kind == "thinking":
+        return Text(str(block.get("thinking", "")), style="dim italic")
+    if kind == "tool_call":
+        text = Text("→ ", style="cyan")
+        text.append(str(block.get("name", "?")), style="bold cyan")
+        text.append(f" {compact(block.get('input', {}))}", style="cyan")
+        return text
+    if kind == "tool_result":
+        error = bool(block.get("is_error"))
+        text = Text("← error: " if error else "← ", style="red" if error else "yellow")
+        text.append(_result_text(block.get("content", "")), style="red" if error else "")
+        return text
+    return Text(compact(block), style="dim")
+
+
+def _result_text(content: Any) -> str:
+    """A tool result's text; providers may send a list of text blocks."""
+    if isinstance(content, list):
+        return "\n".join(
+            str(part.get("text", "")) if isinstance(part, dict) else str(part) for part in content
+        )
+    return str(content)
+
+
+def render_actions(console: Console, document: dict[str, Any]) -> None:
+    items = document.get("actions", [])
+    if not items:
+        console.print(f"Run {escape(str(document.get('run_id')))} made no tool calls.")
+        return
+    table = Table(title=f"Tool calls of {escape(str(document.get('run_id')))} ({len(items)})")
+    table.title_justify = "left"
+    for column in ("#", "event", "tool", "input", "result"):
+        table.add_column(column, justify="right" if column in {"#", "event"} else "left")
+    for number, action in enumerate(items, start=1):
+        result = escape(compact(action.get("result") or "", ACTION_RESULT_CHARS))
+        table.add_row(
+            str(number),
+            str(action.get("event", "")),
+            escape(str(action.get("name", ""))),
+            escape(compact(action.get("input", {}), ACTION_INPUT_CHARS)),
+            f"[red]error: {result}[/]" if action.get("is_error") else result,
+        )
+    console.print(table)

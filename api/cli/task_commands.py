@@ -1,0 +1,109 @@
+"""`tpc sim task`: create, list and read tasks on the server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from api.cli.client import api_client, segment
+from api.cli.inputs import paging_options, read_definition_file
+from api.cli.output import current_output
+from api.cli.results_view import compact, details_table, render_more, when
+
+
+@click.group("task")
+def task_group() -> None:
+    """Tasks: what an agent is asked to do.
+
+    Example: tpc sim task list
+    """
+
+
+@task_group.command("create")
+@click.option("--name", help="The task's name (overrides the file's).")
+@click.option("--prompt", help="What the agent is asked to do (overrides the file's).")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(path_type=Path),
+    help="A YAML task: name, prompt, success, user, tags, metadata.",
+)
+def create(name: str | None, prompt: str | None, file: Path | None) -> None:
+    """Create a task; --name and --prompt win over the same fields in --file.
+
+    Example: tpc sim task create --name install-sdk --prompt "Install the SDK."
+    """
+    body = read_definition_file(file, "task") if file is not None else {}
+    if name is not None:
+        body["name"] = name
+    if prompt is not None:
+        body["prompt"] = prompt
+    missing = [
+        flag for flag, key in (("--name", "name"), ("--prompt", "prompt")) if key not in body
+    ]
+    if missing:
+        raise click.UsageError(
+            f"missing {' and '.join(missing)} (give the flag or set it in --file)"
+        )
+    task = api_client().post("/v1/tasks", body)
+    current_output().emit(task, lambda console: render_task(console, task))
+
+
+@task_group.command("list")
+@paging_options
+def list_tasks(limit: int, cursor: str | None) -> None:
+    """List the product's tasks, oldest first.
+
+    Example: tpc sim task list --limit 100
+    """
+    page = api_client().get("/v1/tasks", {"limit": limit, "cursor": cursor})
+    current_output().emit(page, lambda console: render_tasks(console, page))
+
+
+@task_group.command("get")
+@click.argument("task_id")
+def get(task_id: str) -> None:
+    """Show one task.
+
+    Example: tpc sim task get task_abc
+    """
+    task = api_client().get(f"/v1/tasks/{segment(task_id)}")
+    current_output().emit(task, lambda console: render_task(console, task))
+
+
+def render_task(console: Console, task: dict[str, Any]) -> None:
+    rows = [
+        ("id", escape(str(task["id"]))),
+        ("name", escape(str(task.get("name", "")))),
+        ("prompt", escape(str(task.get("prompt", "")))),
+    ]
+    for key in ("success", "user", "tags", "metadata"):
+        if task.get(key):
+            rows.append((key, escape(compact(task[key]))))
+    rows.append(("created", escape(when(task.get("created_at")))))
+    console.print(details_table(f"Task {escape(str(task['id']))}", rows))
+
+
+def render_tasks(console: Console, page: dict[str, Any]) -> None:
+    items = page["items"]
+    if not items:
+        console.print("No tasks yet: tpc sim task create --name NAME --prompt PROMPT")
+        return
+    table = Table(title=f"Tasks ({len(items)})", title_justify="left")
+    for column in ("id", "name", "prompt", "tags", "created"):
+        table.add_column(column, overflow="fold")
+    for task in items:
+        table.add_row(
+            escape(str(task["id"])),
+            escape(str(task.get("name", ""))),
+            escape(compact(task.get("prompt", ""), 60)),
+            escape(", ".join(str(t) for t in task.get("tags") or [])),
+            escape(when(task.get("created_at"))),
+        )
+    console.print(table)
+    render_more(console, page, "tpc sim task list")
