@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from domain.iterations import Iteration, PlannedRun
 from domain.signals.config import SignalConfig
@@ -26,6 +26,7 @@ from infra.runners.base import Runner, RunnerError, RunOutcome, RunRequest
 from infra.service import Service
 
 log = logging.getLogger("tpc.executor")
+T = TypeVar("T")
 
 NO_JUDGE_IN_SERVER = (
     "llm signals are not judged by this server yet (no judge is wired in); "
@@ -42,6 +43,10 @@ class Executor:
         self._iterations: dict[tuple[str, int], Iteration] = {}
         self._extractors: dict[tuple[str, int], Extractor | None] = {}
         self._shutting_down = False
+        # Runs of each iteration this executor has yet to finish: the last one checks completion.
+        self._remaining: dict[tuple[str, int], int] = {}
+        self._executing: dict[tuple[str, int], set[asyncio.Task[Any]]] = {}
+        self._cancelling: set[tuple[str, int]] = set()
 
     async def resume(self) -> None:
         """Pick up every iteration a previous process left running."""
@@ -59,14 +64,19 @@ class Executor:
             return
         planned = {run.run_id: run for run in iteration.runs}
         tasks = self._tasks.setdefault(key, set())
+        self._remaining[key] = self._remaining.get(key, 0) + len(unfinished)
         for row in unfinished:
             task = asyncio.create_task(self._execute(iteration, planned[row["id"]]))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
     async def cancel(self, exp_id: str, number: int) -> None:
-        """Stop every run of the iteration; each records itself as cancelled."""
-        for task in list(self._tasks.get((exp_id, number), ())):
+        """Stop every run of the iteration; each records itself as cancelled. Runs that are
+        executing are interrupted; queued ones see the flag when their turn comes (a task
+        cancelled before it first runs would skip its own bookkeeping)."""
+        key = (exp_id, number)
+        self._cancelling.add(key)
+        for task in list(self._executing.get(key, ())):
             task.cancel()
 
     async def drain(self) -> None:
@@ -94,10 +104,16 @@ class Executor:
 
     async def _execute(self, iteration: Iteration, planned: PlannedRun) -> None:
         service = self._service
+        key = (iteration.experiment_id, iteration.number)
+        executing = self._executing.setdefault(key, set())
+        current = asyncio.current_task()
+        assert current is not None
+        cancelled = False
         try:
             async with self._slots:
-                if iteration.cancel_requested:
+                if iteration.cancel_requested or key in self._cancelling:
                     raise asyncio.CancelledError
+                executing.add(current)
                 run = await asyncio.to_thread(service.start_run, iteration, planned.run_id)
                 request = RunRequest(
                     run_id=planned.run_id,
@@ -109,20 +125,38 @@ class Executor:
                     environment=iteration.environments[planned.environment_id],
                 )
                 result = await self._attempt(request)
-                await asyncio.to_thread(self._record, iteration, run, request, result)
+                record = asyncio.to_thread(self._record, iteration, run, request, result)
+                await self._to_the_end(record)
         except asyncio.CancelledError:
             if self._shutting_down:
                 raise
-            await asyncio.to_thread(service.cancel_run, iteration, planned.run_id)
+            cancelled = True
         except Exception:
             log.exception("run %s could not be recorded", planned.run_id)
             raise
-        key = (iteration.experiment_id, iteration.number)
-        others = self._tasks.get(key, set()) - {asyncio.current_task()}
-        if not others:  # another of our runs still going means the iteration is not done
-            await asyncio.to_thread(
+        finally:
+            executing.discard(current)
+            self._remaining[key] -= 1
+            last = self._remaining[key] == 0
+        if cancelled:
+            cancel = asyncio.to_thread(service.cancel_run, iteration, planned.run_id)
+            await self._to_the_end(cancel)
+        if last:  # while another of our runs is going the iteration cannot be done
+            check = asyncio.to_thread(
                 service.complete_iteration_if_done, iteration.experiment_id, iteration.number
             )
+            await self._to_the_end(check)
+
+    async def _to_the_end(self, work: Coroutine[Any, Any, T]) -> T:
+        """Finish recording even when this run is cancelled meanwhile (a cancel that arrives
+        while the outcome is being saved must not lose the outcome or the completion check)."""
+        task = asyncio.ensure_future(work)
+        while True:
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if self._shutting_down:
+                    raise
 
     async def _attempt(self, request: RunRequest) -> tuple[str, RunOutcome | None, str | None]:
         """(status, outcome, error): the runner's result under the environment's time limit."""

@@ -23,7 +23,7 @@ from domain.experiments import Experiment
 from domain.ids import has_prefix, iteration_stream_id, stream_id
 from domain.iterations import Iteration, plan_runs
 from domain.runs import Run
-from domain.signals.validation import InvalidSignalConfig, load_signal_config
+from domain.signals.validation import load_signal_config
 from domain.transcripts import InvalidTranscript, transcript_from_object
 from infra.ids import new_id
 from infra.settings import Settings
@@ -412,6 +412,3 @@ class Service:
 
     def rebuild_projections(self) -> int:
         return self.projector.rebuild()
-
-
-__all__ = ["Bootstrap", "InvalidSignalConfig", "Service", "token_hash"]

@@ -116,8 +116,11 @@ def _render_runs(console: Console, runs: list[dict[str, Any]]) -> None:
         else (f"Runs (first {len(shown)} of {len(runs)}; --format json lists them all)")
     )
     table = Table(title=title, title_justify="left", show_lines=True)
-    for column in ("run", "task", "environment", "status", "signal", "value"):
+    for column in ("run", "task", "environment", "status"):
         table.add_column(column, overflow="fold")
+    # One line per signal in both columns: they must not wrap, or names and values drift apart.
+    table.add_column("signal", no_wrap=True, overflow="ellipsis", max_width=28)
+    table.add_column("value", no_wrap=True, overflow="ellipsis")
     for run in shown:
         names, values = [], []
         for signal_id, item in run["signals"].items():

@@ -8,12 +8,15 @@ for the snippets kept as evidence.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import re2
 
 SNIPPET_CHARS = 200
+# RE2 reports `\1` as an invalid escape; say why it is unsupported.
+_BACKREFERENCE = re.compile(r"invalid escape sequence: \\[1-9]|backreference")
 _MAX_PROGRAM_BYTES = 64 << 20
 
 
@@ -34,7 +37,7 @@ def compile_regex(regex: str, ignore_case: bool = False) -> Any:
         if isinstance(reason, bytes):
             reason = reason.decode("utf-8", "replace")
         hint = ""
-        if "invalid perl operator" in str(reason) or "backreference" in str(reason):
+        if "invalid perl operator" in str(reason) or _BACKREFERENCE.search(str(reason)):
             hint = " (RE2 has no lookaround or backreferences; they are what makes regexes slow)"
         raise RegexError(f"does not compile: {reason}{hint}") from None
 
