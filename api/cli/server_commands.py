@@ -28,9 +28,17 @@ def serve(host: str, port: int, concurrency: int | None) -> None:
     """
     import uvicorn
 
-    from api.http.app import create_app
+    from api.http.app import bootstrap, create_app
+    from infra.service import Service
 
     settings = Settings.from_env(host=host, port=port, concurrency=concurrency)
+    # Open the store once before serving, so a bad store or token fails here with a clear
+    # message instead of a traceback from the server's startup.
+    service = Service(settings)
+    try:
+        bootstrap(service, settings)
+    finally:
+        service.close()
     click.echo(
         f"tpc serve: API {settings.api_url}/v1 (OpenAPI at {settings.api_url}/openapi.json), "
         f"store {settings.database_url}",

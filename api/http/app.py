@@ -52,19 +52,24 @@ def save_credentials(settings: Settings, token: str) -> None:
     path.chmod(0o600)
 
 
+def bootstrap(service: Service, settings: Settings) -> None:
+    """Create the first product on an empty store; tell the user its token if we made it."""
+    created = service.bootstrap(settings.api_token)
+    if created is not None and created.token is not None:
+        save_credentials(settings, created.token)
+        print(
+            f"Created product {created.product_id}; its API token is {created.token}\n"
+            f"(saved to {settings.credentials_path}, where `tpc` finds it)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         service = await asyncio.to_thread(Service, settings)
-        bootstrap = await asyncio.to_thread(service.bootstrap, settings.api_token)
-        if bootstrap is not None and bootstrap.token is not None:
-            save_credentials(settings, bootstrap.token)
-            print(
-                f"Created product {bootstrap.product_id}; its API token is {bootstrap.token}\n"
-                f"(saved to {settings.credentials_path}, where `tpc` finds it)",
-                file=sys.stderr,
-                flush=True,
-            )
+        await asyncio.to_thread(bootstrap, service, settings)
         executor = None
         if settings.run_workers:
             runners: dict[str, Any] = {
