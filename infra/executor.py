@@ -133,15 +133,19 @@ class Executor:
             cancelled = True
         except Exception:
             log.exception("run %s could not be recorded", planned.run_id)
+            self._remaining[key] -= 1
             raise
         finally:
             executing.discard(current)
+        try:
+            if cancelled:
+                cancel = asyncio.to_thread(service.cancel_run, iteration, planned.run_id)
+                await self._to_the_end(cancel)
+        finally:
+            # Counted only once this run's outcome is saved, so the last one to finish sees
+            # every other outcome when it checks whether the iteration is done.
             self._remaining[key] -= 1
-            last = self._remaining[key] == 0
-        if cancelled:
-            cancel = asyncio.to_thread(service.cancel_run, iteration, planned.run_id)
-            await self._to_the_end(cancel)
-        if last:  # while another of our runs is going the iteration cannot be done
+        if self._remaining[key] == 0:
             check = asyncio.to_thread(
                 service.complete_iteration_if_done, iteration.experiment_id, iteration.number
             )

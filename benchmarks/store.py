@@ -1,0 +1,523 @@
+"""Event store throughput: appends, a projection rebuild, one end-to-end iteration.
+
+    .venv/bin/python benchmarks/store.py           # 200,000-event rebuild, a 2,000-run iteration
+    .venv/bin/python benchmarks/store.py --quick   # tiny sizes: a smoke run
+
+1. Appends through `EventStore.save` (Run.Started / Run.Completed events with real stats),
+   one event per save and ten per save, against raw `sqlite3` inserts of the very same stored
+   rows into a table of the same shape in WAL mode (one INSERT + COMMIT per row; executemany
+   of ten rows per COMMIT). Ratio = store rate / raw rate (1.0 = no overhead at all).
+2. `Projector.rebuild()` over a log of real experiments, iterations and runs (opened, started,
+   completed, signals extracted, iterations completed), built through the domain aggregates
+   and batched saves. Baseline: reading the same notifications and decoding them to domain
+   events without writing any view. Ratio = rebuild rate / decode rate.
+3. One iteration end to end: trigger, the in-process executor runs every run against a replay
+   environment with examples/signals.yaml, the iteration completes; a log follower polls as in
+   `tpc serve`. Wall time and ms per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sqlite3
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from domain.experiments import Experiment  # noqa: E402
+from domain.ids import stream_id  # noqa: E402
+from domain.iterations import Iteration, plan_runs  # noqa: E402
+from domain.runs import Run  # noqa: E402
+from domain.signals.extraction import Extractor  # noqa: E402
+from domain.signals.validation import load_signal_config  # noqa: E402
+from domain.stats import derive_stats  # noqa: E402
+from domain.transcripts import parse_transcript  # noqa: E402
+from infra.executor import Executor  # noqa: E402
+from infra.ids import new_id  # noqa: E402
+from infra.llm.prices import MODEL_PRICES  # noqa: E402
+from infra.runners.replay import ReplayRunner  # noqa: E402
+from infra.runners.scripted import ScriptedRunner  # noqa: E402
+from infra.service import Service  # noqa: E402
+from infra.settings import Settings  # noqa: E402
+from infra.store.blobs import content_ref  # noqa: E402
+from infra.store.events import EventStore  # noqa: E402
+from infra.store.sqlite import connect  # noqa: E402
+from projections.follower import BATCH, Projector  # noqa: E402
+
+EXAMPLES = ROOT / "examples"
+TASK_KINDS = ("install-sdk", "webhook", "refund")  # examples/transcripts/<kind>__<label>.json
+LABELS = ("sonnet-docs", "gpt-nodocs")
+RAW_TABLE = (
+    "CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, topic TEXT,"
+    " state BLOB, PRIMARY KEY (originator_id, originator_version))"
+)
+RAW_INSERT = "INSERT INTO stored_events VALUES (?, ?, ?, ?)"
+
+
+def signal_config_text() -> str:
+    return (EXAMPLES / "signals.yaml").read_text()
+
+
+def transcript_object(kind: str, label: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(
+        (EXAMPLES / "transcripts" / f"{kind}__{label}.json").read_text()
+    )
+    return document
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a worker records for one replayed run: the payloads of its events."""
+
+    status: str
+    reason: str
+    stats: dict[str, Any]
+    ref: str
+    signals: dict[str, dict[str, Any]]
+
+
+def example_outcomes(config_text: str) -> list[Outcome]:
+    """Each example transcript through the worker's path: stats, signals, transcript ref."""
+    extractor = Extractor(load_signal_config(config_text).require_valid())
+    outcomes = []
+    for kind in TASK_KINDS:
+        for label in LABELS:
+            path = EXAMPLES / "transcripts" / f"{kind}__{label}.json"
+            transcript = parse_transcript(path.read_bytes(), path.name)
+            stats = derive_stats(transcript, MODEL_PRICES)
+            values = extractor.extract(transcript, stats)
+            outcomes.append(
+                Outcome(
+                    status=transcript.status or "passed",
+                    reason=transcript.termination_reason or "completed",
+                    stats=stats.to_json(),
+                    ref=content_ref(transcript.model_dump_json(exclude_none=True).encode()),
+                    signals={sid: value.to_json() for sid, value in values.items()},
+                )
+            )
+    return outcomes
+
+
+# -- 1. appends -------------------------------------------------------------------------------
+
+
+def _opened_runs(store: EventStore, count: int) -> list[Run]:
+    """Runs whose streams exist already (saved untimed), ready for their next events."""
+    runs = [
+        Run(
+            run_id=new_id("run"),
+            experiment_id="exp_benchmark",
+            number=1,
+            task_id=f"task_{i % 100}",
+            environment_id=f"env_{i % 2}",
+            repeat=i // 200,
+        )
+        for i in range(count)
+    ]
+    for i in range(0, count, 500):
+        store.save(*runs[i : i + 500])
+    return runs
+
+
+def _complete(run: Run, outcome: Outcome) -> None:
+    run.complete(outcome.status, outcome.reason, outcome.stats, outcome.ref)
+
+
+def store_appends(path: Path, runs: int, per_save: int, outcomes: list[Outcome]) -> float:
+    """Seconds spent in `EventStore.save` writing 2 × `runs` events, `per_save` per save.
+    The events are made before the clock starts: only the save is timed."""
+    store = EventStore(path)
+    try:
+        opened = _opened_runs(store, runs)
+        if per_save == 1:
+            for run in opened:
+                run.start()
+            started = time.perf_counter()
+            for run in opened:
+                store.save(run)
+            elapsed = time.perf_counter() - started
+            for i, run in enumerate(opened):
+                _complete(run, outcomes[i % len(outcomes)])
+            started = time.perf_counter()
+            for run in opened:
+                store.save(run)
+            return elapsed + time.perf_counter() - started
+        for i, run in enumerate(opened):
+            run.start()
+            _complete(run, outcomes[i % len(outcomes)])
+        step = per_save // 2  # two events per run
+        started = time.perf_counter()
+        for i in range(0, runs, step):
+            store.save(*opened[i : i + step])
+        return time.perf_counter() - started
+    finally:
+        store.close()
+
+
+def raw_appends(store_path: Path, raw_path: Path, runs: int, per_commit: int) -> float:
+    """Seconds to insert the rows the store wrote in the timed part (the same ids, topics and
+    state bytes) into a fresh table of the same shape: `per_commit` rows per transaction."""
+    with sqlite3.connect(store_path) as source:
+        rows = source.execute(
+            "SELECT originator_id, originator_version, topic, state FROM stored_events"
+            " ORDER BY rowid"
+        ).fetchall()
+    source.close()
+    untimed, timed = rows[:runs], rows[runs:]  # the Opened events were saved untimed
+    db = sqlite3.connect(raw_path, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(RAW_TABLE)
+        db.execute("BEGIN")
+        db.executemany(RAW_INSERT, untimed)
+        db.execute("COMMIT")
+        started = time.perf_counter()
+        if per_commit == 1:
+            for row in timed:
+                db.execute("BEGIN")
+                db.execute(RAW_INSERT, row)
+                db.execute("COMMIT")
+        else:
+            for i in range(0, len(timed), per_commit):
+                db.execute("BEGIN")
+                db.executemany(RAW_INSERT, timed[i : i + per_commit])
+                db.execute("COMMIT")
+        return time.perf_counter() - started
+    finally:
+        db.close()
+
+
+def payload_bytes(store_path: Path, skip: int) -> float:
+    with sqlite3.connect(store_path) as db:
+        row = db.execute(
+            "SELECT AVG(LENGTH(state)) FROM stored_events WHERE rowid > ?", (skip,)
+        ).fetchone()
+    db.close()
+    return float(row[0])
+
+
+# -- 2. projection rebuild --------------------------------------------------------------------
+
+
+@dataclass
+class Log:
+    events: int
+    iterations: int
+    runs: int
+
+
+def build_log(
+    path: Path, target_events: int, tasks: int, repeats: int, per_save: int, config_text: str
+) -> Log:
+    """A log of real iterations: the catalog and experiments through the service, then
+    iterations and runs straight through the aggregates, `per_save` runs per save."""
+    outcomes = example_outcomes(config_text)
+    report = load_signal_config(config_text)
+    signal_config = {
+        "text": config_text,
+        "parsed": report.require_valid().to_json(),
+        "hash": report.content_hash,
+    }
+    service = Service(Settings(database_url=f"sqlite:///{path}"))
+    try:
+        bootstrap = service.bootstrap("benchmark-token")
+        assert bootstrap is not None
+        product = bootstrap.product_id
+        task_ids, env_ids = create_catalog(service, product, tasks)
+        experiments = [
+            service.create_experiment(
+                product, f"Experiment {i}", task_ids, env_ids, repeats, config_text
+            )["id"]
+            for i in range(5)
+        ]
+        frozen_tasks = {tid: _frozen(service.views.task(product, tid)) for tid in task_ids}
+        frozen_envs = {
+            eid: _frozen(service.views.environment_definition(product, eid)) for eid in env_ids
+        }
+        loaded = {
+            exp_id: service.store.load(Experiment, stream_id(exp_id), exp_id)
+            for exp_id in experiments
+        }
+        store = service.store
+        iterations = runs = 0
+        while store.last_position() < target_events:
+            experiment = loaded[experiments[iterations % len(experiments)]]
+            number = experiment.start_iteration()
+            planned = plan_runs(
+                experiment.task_ids,
+                experiment.env_ids,
+                repeats,
+                [new_id("run") for _ in range(len(task_ids) * len(env_ids) * repeats)],
+            )
+            iteration = Iteration(
+                experiment_id=experiment.public_id,
+                product_id=product,
+                number=number,
+                signal_config=signal_config,
+                tasks=frozen_tasks,
+                environments=frozen_envs,
+                runs=[run.to_json() for run in planned],
+            )
+            store.save(experiment, iteration)
+            for start in range(0, len(planned), per_save):
+                batch = []
+                for i, plan in enumerate(planned[start : start + per_save], start):
+                    outcome = outcomes[i % len(outcomes)]
+                    run = Run(
+                        run_id=plan.run_id,
+                        experiment_id=experiment.public_id,
+                        number=number,
+                        task_id=plan.task_id,
+                        environment_id=plan.environment_id,
+                        repeat=plan.repeat,
+                    )
+                    run.start()
+                    _complete(run, outcome)
+                    run.record_signals(str(signal_config["hash"]), outcome.signals)
+                    batch.append(run)
+                store.save(*batch)
+            iteration.complete()
+            store.save(iteration)
+            iterations += 1
+            runs += len(planned)
+        return Log(store.last_position(), iterations, runs)
+    finally:
+        service.close()
+
+
+def _frozen(definition: dict[str, Any]) -> dict[str, Any]:
+    """As `Service.trigger` freezes a definition into an iteration."""
+    return {k: v for k, v in definition.items() if k not in ("id", "created_at")}
+
+
+def create_catalog(service: Service, product: str, tasks: int) -> tuple[list[str], list[str]]:
+    """`tasks` tasks and one replay environment per example label, each with a transcript
+    for every task (keyed by the task's name)."""
+    names = [f"task-{i:04d}" for i in range(tasks)]
+    task_ids = [
+        service.create_task(
+            product, {"name": name, "prompt": f"{TASK_KINDS[i % len(TASK_KINDS)]}: {name}"}
+        )["id"]
+        for i, name in enumerate(names)
+    ]
+    objects = {
+        (kind, label): transcript_object(kind, label) for kind in TASK_KINDS for label in LABELS
+    }
+    env_ids = [
+        service.create_environment(
+            product,
+            {
+                "name": label,
+                "agent": {
+                    "kind": "replay",
+                    "transcripts": {
+                        name: objects[TASK_KINDS[i % len(TASK_KINDS)], label]
+                        for i, name in enumerate(names)
+                    },
+                },
+            },
+        )["id"]
+        for label in LABELS
+    ]
+    return task_ids, env_ids
+
+
+def decode_loop(store: EventStore, path: Path) -> tuple[float, int]:
+    """Seconds to read every notification and decode it to a domain event, writing nothing."""
+    db = connect(path)
+    try:
+        started = time.perf_counter()
+        position = count = 0
+        while notifications := store.read_notifications(db, position, BATCH):
+            for notification in notifications:
+                store.to_event(notification)
+            position = notifications[-1].id
+            count += len(notifications)
+        return time.perf_counter() - started, count
+    finally:
+        db.close()
+
+
+def rebuild(path: Path) -> tuple[float, float, int]:
+    """(rebuild seconds, decode-only seconds, events)."""
+    store = EventStore(path)
+    projector = Projector(store, path)
+    try:
+        decode_seconds, count = decode_loop(store, path)
+        started = time.perf_counter()
+        position = projector.rebuild()
+        rebuild_seconds = time.perf_counter() - started
+        assert position == store.last_position()
+        return rebuild_seconds, decode_seconds, count
+    finally:
+        projector.close()
+        store.close()
+
+
+def check_views(path: Path, log: Log) -> None:
+    db = connect(path)
+    try:
+        (runs,) = db.execute("SELECT COUNT(*) FROM v_runs WHERE signals IS NOT NULL").fetchone()
+        (done,) = db.execute(
+            "SELECT COUNT(*) FROM v_iterations WHERE status = 'completed'"
+        ).fetchone()
+    finally:
+        db.close()
+    if (runs, done) != (log.runs, log.iterations):
+        raise RuntimeError(f"rebuilt views hold {runs} runs, {done} iterations; expected {log}")
+
+
+# -- 3. end to end ----------------------------------------------------------------------------
+
+
+async def _follow_log(service: Service, interval: float) -> None:
+    """The follower `tpc serve` runs beside the executor."""
+    while True:
+        await asyncio.sleep(interval)
+        await asyncio.to_thread(service.projector.catch_up)
+
+
+async def _run_iteration(
+    service: Service, product: str, exp_id: str, concurrency: int, poll: float
+) -> tuple[float, dict[str, Any]]:
+    started = time.perf_counter()
+    follower = asyncio.create_task(_follow_log(service, poll)) if poll > 0 else None
+    try:
+        status = await asyncio.to_thread(service.trigger, product, exp_id)
+        runners: dict[str, Any] = {
+            "replay": ReplayRunner(service.blobs.get),
+            "scripted": ScriptedRunner(),
+        }
+        executor = Executor(service, runners, concurrency)
+        await executor.submit(exp_id, status["iteration"])
+        await executor.drain()
+        final = await asyncio.to_thread(
+            service.views.iteration_status, product, exp_id, status["iteration"]
+        )
+        return time.perf_counter() - started, final
+    finally:
+        if follower is not None:
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
+
+
+def end_to_end(
+    path: Path, tasks: int, repeats: int, concurrency: int, poll: float
+) -> tuple[float, dict[str, Any]]:
+    service = Service(Settings(database_url=f"sqlite:///{path}"))
+    try:
+        bootstrap = service.bootstrap("benchmark-token")
+        assert bootstrap is not None
+        product = bootstrap.product_id
+        task_ids, env_ids = create_catalog(service, product, tasks)
+        exp_id = service.create_experiment(
+            product, "End to end", task_ids, env_ids, repeats, signal_config_text()
+        )["id"]
+        return asyncio.run(_run_iteration(service, product, exp_id, concurrency, poll))
+    finally:
+        service.close()
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    parser.add_argument("--appends", type=int, help="runs per append test (2 events each)")
+    parser.add_argument("--events", type=int, help="events in the log rebuilt")
+    parser.add_argument("--tasks", type=int, help="tasks in the end-to-end iteration")
+    parser.add_argument("--repeats", type=int, help="repeats in the end-to-end iteration")
+    parser.add_argument("--concurrency", type=int, default=16, help="executor concurrency")
+    parser.add_argument("--poll", type=float, default=0.2, help="log follower interval (0: off)")
+    args = parser.parse_args(argv)
+    appends = args.appends or (100 if args.quick else 5000)
+    appends -= appends % 5  # batches of 5 runs × 2 events
+    target = args.events or (3000 if args.quick else 200_000)
+    e2e_tasks = args.tasks or (3 if args.quick else 100)
+    e2e_repeats = args.repeats or (2 if args.quick else 10)
+    config_text = signal_config_text()
+    figures: dict[str, Any] = {}
+
+    with tempfile.TemporaryDirectory(prefix="tpc-store-bench-") as tmp:
+        work = Path(tmp)
+        outcomes = example_outcomes(config_text)
+
+        print(f"appends: {2 * appends} Run.Started/Run.Completed events per test")
+        for per_save, name in ((1, "single"), (10, "batch")):
+            store_path = work / f"appends-{per_save}.db"
+            seconds = store_appends(store_path, appends, per_save, outcomes)
+            raw = raw_appends(store_path, work / f"raw-{per_save}.db", appends, per_save)
+            events = 2 * appends
+            size = payload_bytes(store_path, appends)
+            figures[f"append_{name}_eps"] = events / seconds
+            figures[f"append_{name}_raw_eps"] = events / raw
+            figures[f"append_{name}_ratio"] = raw / seconds
+            label = "1 event per save  " if per_save == 1 else "10 events per save"
+            print(
+                f"  {label}: EventStore.save {events / seconds:8.0f} events/s | raw sqlite3 "
+                f"{events / raw:8.0f} rows/s | ratio {raw / seconds:.2f}  "
+                f"(state {size:.0f} B/event)"
+            )
+
+        log_path = work / "log.db"
+        started = time.perf_counter()
+        log = build_log(
+            log_path, target, tasks=20, repeats=10, per_save=50, config_text=config_text
+        )
+        build_seconds = time.perf_counter() - started
+        rebuild_seconds, decode_seconds, count = rebuild(log_path)
+        check_views(log_path, log)
+        figures.update(
+            rebuild_events=count,
+            rebuild_eps=count / rebuild_seconds,
+            decode_eps=count / decode_seconds,
+            rebuild_ratio=decode_seconds / rebuild_seconds,
+        )
+        print(
+            f"projection rebuild: {count} events ({log.iterations} iterations, {log.runs} runs;"
+            f" log built in {build_seconds:.1f} s, {count / build_seconds:.0f} events/s)"
+        )
+        print(
+            f"  decode only (read + to_event): {decode_seconds:6.2f} s "
+            f"{count / decode_seconds:8.0f} events/s"
+        )
+        print(
+            f"  Projector.rebuild()          : {rebuild_seconds:6.2f} s "
+            f"{count / rebuild_seconds:8.0f} events/s  (target >= 20000)"
+        )
+        print(f"  ratio (decode time / rebuild time): {decode_seconds / rebuild_seconds:.2f}")
+
+        runs = e2e_tasks * len(LABELS) * e2e_repeats
+        seconds, status = end_to_end(
+            work / "e2e.db", e2e_tasks, e2e_repeats, args.concurrency, args.poll
+        )
+        counts = {k: v for k, v in status["runs"].items() if v and k != "total"}
+        figures.update(
+            e2e_runs=status["runs"]["total"],
+            e2e_seconds=seconds,
+            e2e_ms_per_run=1000 * seconds / runs,
+            e2e_status=status["status"],
+        )
+        print(
+            f"end to end: {runs} runs ({e2e_tasks} tasks × {len(LABELS)} replay environments × "
+            f"{e2e_repeats} repeats), concurrency {args.concurrency}, follower every "
+            f"{args.poll:g} s"
+        )
+        print(
+            f"  trigger → iteration {status['status']}: {seconds:6.2f} s, "
+            f"{1000 * seconds / runs:.1f} ms/run  (target: 2000 runs < 60 s)  {counts}"
+        )
+    return figures
+
+
+if __name__ == "__main__":
+    main()
