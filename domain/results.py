@@ -24,7 +24,7 @@ class RunRow:
     environment_id: str
     status: str
     stats: Mapping[str, Any]
-    signals: Mapping[str, Any]  # signal id -> {"value", "evidence", "error"?}
+    signal_values: Mapping[str, Any]  # signal id -> the run's value (None: missing)
 
 
 def score(rows: Sequence[RunRow]) -> float | None:
@@ -59,14 +59,7 @@ def summarize(
             result.to_json()
             for result in compute_aggregates(
                 config,
-                [
-                    RunValues(
-                        row.task_id,
-                        row.environment_id,
-                        {sid: item.get("value") for sid, item in row.signals.items()},
-                    )
-                    for row in rows
-                ],
+                [RunValues(row.task_id, row.environment_id, row.signal_values) for row in rows],
             )
         ]
         if config is not None

@@ -40,13 +40,13 @@ CREATE TABLE IF NOT EXISTS v_iterations (
     product_id TEXT NOT NULL, status TEXT NOT NULL, total INTEGER NOT NULL,
     cancel_requested INTEGER NOT NULL DEFAULT 0, config TEXT, config_hash TEXT,
     tasks TEXT NOT NULL, environments TEXT NOT NULL, created_at TEXT NOT NULL,
-    completed_at TEXT, results TEXT, PRIMARY KEY (experiment_id, number));
+    completed_at TEXT, results TEXT, clusters TEXT, PRIMARY KEY (experiment_id, number));
 CREATE TABLE IF NOT EXISTS v_runs (
     id TEXT PRIMARY KEY, stream TEXT, product_id TEXT NOT NULL, experiment_id TEXT NOT NULL,
     number INTEGER NOT NULL, seq INTEGER NOT NULL, task_id TEXT NOT NULL,
     environment_id TEXT NOT NULL, repeat INTEGER NOT NULL, status TEXT NOT NULL,
     termination_reason TEXT, attempts INTEGER NOT NULL DEFAULT 0, stats TEXT, error TEXT,
-    transcript_ref TEXT, signals TEXT, started_at TEXT, ended_at TEXT);
+    transcript_ref TEXT, signals TEXT, signal_values TEXT, started_at TEXT, ended_at TEXT);
 CREATE INDEX IF NOT EXISTS v_runs_by_iteration ON v_runs (experiment_id, number, seq);
 CREATE INDEX IF NOT EXISTS v_runs_by_stream ON v_runs (stream);
 CREATE INDEX IF NOT EXISTS v_runs_by_status ON v_runs (experiment_id, number, status);
@@ -338,6 +338,26 @@ def _iteration_cancel_requested(db: sqlite3.Connection, e: Any, position: int) -
     )
 
 
+@handles(Iteration.ClustersRecorded)
+def _iteration_clustered(db: sqlite3.Connection, e: Any, position: int) -> None:
+    row = _iteration(db, e)
+    db.execute(
+        "UPDATE v_iterations SET clusters = ? WHERE stream = ?",
+        (_json({"failure_clusters": e.clusters, "suggestions": e.suggestions}), row["stream"]),
+    )
+    names = ", ".join(f"{c['category']} ({c['size']})" for c in e.clusters[:5]) or "none"
+    _audit(
+        db,
+        e,
+        position,
+        row["experiment_id"],
+        row["product_id"],
+        "iteration",
+        str(row["number"]),
+        f"iteration {row['number']}: {len(e.clusters)} failure clusters: {names}",
+    )
+
+
 @handles(Iteration.Completed)
 def _iteration_completed(db: sqlite3.Connection, e: Any, position: int) -> None:
     row = _iteration(db, e)
@@ -369,36 +389,51 @@ def iteration_results(db: sqlite3.Connection, iteration: sqlite3.Row) -> dict[st
             environment_id=r["environment_id"],
             status=r["status"],
             stats=json.loads(r["stats"] or "{}"),
-            signals=json.loads(r["signals"] or "{}"),
+            signal_values=json.loads(r["signal_values"] or "{}"),
         )
         for r in db.execute(
-            "SELECT * FROM v_runs WHERE experiment_id = ? AND number = ? ORDER BY seq",
+            "SELECT id, task_id, environment_id, status, stats, signal_values FROM v_runs"
+            " WHERE experiment_id = ? AND number = ? ORDER BY seq",
             (iteration["experiment_id"], iteration["number"]),
         )
     ]
     tasks = json.loads(iteration["tasks"])
     environments = json.loads(iteration["environments"])
-    return summarize(
+    results = summarize(
         rows,
         {tid: d["name"] for tid, d in tasks.items()},
         {eid: d["name"] for eid, d in environments.items()},
         config,
     )
+    clusters = json.loads(iteration["clusters"]) if iteration["clusters"] else {}
+    results["failure_clusters"] = clusters.get("failure_clusters", [])
+    results["suggestions"] = clusters.get("suggestions", [])
+    return results
 
 
 # -- runs -------------------------------------------------------------------------------------
+# Run events are most of the log: each is one UPDATE by stream and one audit INSERT that reads
+# the run's ids in SQL, with no row fetched into Python (rebuild speed).
 
 
-def _run(db: sqlite3.Connection, e: Any) -> sqlite3.Row:
-    row: sqlite3.Row | None = db.execute(
-        "SELECT * FROM v_runs WHERE stream = ?", (str(e.originator_id),)
-    ).fetchone()
-    assert row is not None, f"run stream {e.originator_id} has no view row"
-    return row
+def _update_run(db: sqlite3.Connection, e: Any, assignments: str, params: tuple[Any, ...]) -> None:
+    db.execute(f"UPDATE v_runs SET {assignments} WHERE stream = ?", (*params, str(e.originator_id)))
 
 
-def _run_audit(db: sqlite3.Connection, e: Any, position: int, row: sqlite3.Row, text: str) -> None:
-    _audit(db, e, position, row["experiment_id"], row["product_id"], "run", row["id"], text)
+def _run_audit(db: sqlite3.Connection, e: Any, position: int, suffix: str) -> None:
+    """Audit row `run <id><suffix>` with the run's experiment and product."""
+    db.execute(
+        "INSERT INTO v_audit SELECT ?, product_id, experiment_id, 'run', id, ?, ?, ?,"
+        " 'run ' || id || ? FROM v_runs WHERE stream = ?",
+        (
+            position,
+            e.originator_version,
+            _time(e),
+            type(e).TOPIC.removeprefix("tpc:"),
+            suffix,
+            str(e.originator_id),
+        ),
+    )
 
 
 @handles(Run.Opened)
@@ -408,50 +443,37 @@ def _run_opened(db: sqlite3.Connection, e: Any, position: int) -> None:
 
 @handles(Run.Started)
 def _run_started(db: sqlite3.Connection, e: Any, position: int) -> None:
-    row = _run(db, e)
-    db.execute(
-        "UPDATE v_runs SET status = 'running', attempts = ?, started_at = ? WHERE id = ?",
-        (e.attempt, _time(e), row["id"]),
-    )
-    _run_audit(db, e, position, row, f"run {row['id']} started (attempt {e.attempt})")
+    _update_run(db, e, "status = 'running', attempts = ?, started_at = ?", (e.attempt, _time(e)))
+    _run_audit(db, e, position, f" started (attempt {e.attempt})")
 
 
 @handles(Run.Completed)
 def _run_completed(db: sqlite3.Connection, e: Any, position: int) -> None:
-    row = _run(db, e)
-    db.execute(
-        "UPDATE v_runs SET status = ?, termination_reason = ?, stats = ?, error = ?,"
-        " transcript_ref = ?, ended_at = ? WHERE id = ?",
-        (
-            e.status,
-            e.termination_reason,
-            _json(e.stats),
-            e.error,
-            e.transcript_ref,
-            _time(e),
-            row["id"],
-        ),
+    _update_run(
+        db,
+        e,
+        "status = ?, termination_reason = ?, stats = ?, error = ?, transcript_ref = ?,"
+        " ended_at = ?",
+        (e.status, e.termination_reason, _json(e.stats), e.error, e.transcript_ref, _time(e)),
     )
     reason = f" ({e.termination_reason})" if e.termination_reason else ""
     error = f": {e.error}" if e.error else ""
-    _run_audit(db, e, position, row, f"run {row['id']} {e.status}{reason}{error}")
+    _run_audit(db, e, position, f" {e.status}{reason}{error}")
 
 
 @handles(Run.SignalsExtracted)
 def _run_signals(db: sqlite3.Connection, e: Any, position: int) -> None:
-    row = _run(db, e)
-    db.execute("UPDATE v_runs SET signals = ? WHERE id = ?", (_json(e.values), row["id"]))
+    # The values alone, too: results read them for every run, evidence only for one.
+    values = {sid: item.get("value") for sid, item in e.values.items()}
+    _update_run(db, e, "signals = ?, signal_values = ?", (_json(e.values), _json(values)))
     failed = sum(1 for v in e.values.values() if v.get("error"))
     note = f", {failed} failed" if failed else ""
-    _run_audit(db, e, position, row, f"run {row['id']}: {len(e.values)} signals extracted{note}")
+    _run_audit(db, e, position, f": {len(e.values)} signals extracted{note}")
 
 
 @handles(Run.Cancelled)
 def _run_cancelled(db: sqlite3.Connection, e: Any, position: int) -> None:
-    row = _run(db, e)
-    db.execute(
-        "UPDATE v_runs SET status = 'cancelled', termination_reason = 'cancelled', ended_at = ?"
-        " WHERE id = ?",
-        (_time(e), row["id"]),
+    _update_run(
+        db, e, "status = 'cancelled', termination_reason = 'cancelled', ended_at = ?", (_time(e),)
     )
-    _run_audit(db, e, position, row, f"run {row['id']} cancelled")
+    _run_audit(db, e, position, " cancelled")

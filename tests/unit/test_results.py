@@ -14,7 +14,7 @@ def row(task: str, env: str, status: str, **stats: float) -> RunRow:
         environment_id=env,
         status=status,
         stats=stats,
-        signals={},
+        signal_values={},
     )
 
 
