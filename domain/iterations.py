@@ -61,6 +61,14 @@ class Iteration(Aggregate):
     class CancelRequested(Aggregate.Event):
         TOPIC = "tpc:Iteration.CancelRequested"
 
+    class ClustersRecorded(Aggregate.Event):
+        """The failing runs grouped into clusters (SPEC §7), recorded once so that replaying
+        the log never clusters again (nor calls a model that named them)."""
+
+        TOPIC = "tpc:Iteration.ClustersRecorded"
+        clusters: list[dict[str, Any]]
+        suggestions: list[dict[str, Any]]
+
     class Completed(Aggregate.Event):
         TOPIC = "tpc:Iteration.Completed"
         status: str  # completed | cancelled
@@ -110,6 +118,12 @@ class Iteration(Aggregate):
         if not self.cancel_requested:
             self._cancel_requested()
 
+    def record_clusters(
+        self, clusters: list[dict[str, Any]], suggestions: list[dict[str, Any]]
+    ) -> None:
+        self.check_open()
+        self._clusters_recorded(clusters, suggestions)
+
     def complete(self) -> None:
         """Close the iteration once every run is terminal (the caller checks that)."""
         self.check_open()
@@ -118,6 +132,12 @@ class Iteration(Aggregate):
     @event(CancelRequested)
     def _cancel_requested(self) -> None:
         self.cancel_requested = True
+
+    @event(ClustersRecorded)
+    def _clusters_recorded(
+        self, clusters: list[dict[str, Any]], suggestions: list[dict[str, Any]]
+    ) -> None:
+        self.clusters = clusters
 
     @event(Completed)
     def _completed(self, status: str) -> None:

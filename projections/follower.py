@@ -17,6 +17,9 @@ from infra.store.sqlite import connect, write_transaction
 from projections.views import apply_event, create_schema, drop_views
 
 TRACKING_NAME = "views"
+# Bump when a view's shape changes: stores built with another version rebuild on start.
+VIEWS_VERSION = 3
+SCHEMA_MARK = "views_schema"
 BATCH = 500
 
 
@@ -27,6 +30,10 @@ class Projector:
         self._lock = threading.Lock()
         with write_transaction(self._db):
             create_schema(self._db)
+            built_with = _position(self._db, SCHEMA_MARK)
+        if built_with != VIEWS_VERSION:
+            # The views are derived data: when their shape changes, rebuild them from the log.
+            self.rebuild()
 
     def position(self) -> int:
         return _position(self._db)
@@ -46,6 +53,7 @@ class Projector:
         with self._lock, write_transaction(self._db):
             drop_views(self._db)
             create_schema(self._db)
+            _set_position(self._db, SCHEMA_MARK, VIEWS_VERSION)
             position = 0
             while self._apply_batch(position):
                 position = _position(self._db)
@@ -56,17 +64,21 @@ class Projector:
         for notification in notifications:
             apply_event(self._db, self._store.to_event(notification), notification.id)
         if notifications:
-            self._db.execute(
-                "INSERT INTO tracking (name, position) VALUES (?, ?)"
-                " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-                (TRACKING_NAME, notifications[-1].id),
-            )
+            _set_position(self._db, TRACKING_NAME, notifications[-1].id)
         return bool(notifications)
 
     def close(self) -> None:
         self._db.close()
 
 
-def _position(db: sqlite3.Connection) -> int:
-    row = db.execute("SELECT position FROM tracking WHERE name = ?", (TRACKING_NAME,)).fetchone()
+def _position(db: sqlite3.Connection, name: str = TRACKING_NAME) -> int:
+    row = db.execute("SELECT position FROM tracking WHERE name = ?", (name,)).fetchone()
     return int(row[0]) if row else 0
+
+
+def _set_position(db: sqlite3.Connection, name: str, position: int) -> None:
+    db.execute(
+        "INSERT INTO tracking (name, position) VALUES (?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+        (name, position),
+    )
