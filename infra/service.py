@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from eventsourcing.persistence import IntegrityError
 
 from domain.catalog import Environment, Product, Task
+from domain.clusters import FailingRun, cluster_failures, suggestions
 from domain.definitions import parse_environment, parse_task
 from domain.errors import InvalidInput, NotFound
 from domain.experiments import Experiment
@@ -24,7 +25,7 @@ from domain.ids import has_prefix, iteration_stream_id, stream_id
 from domain.iterations import Iteration, plan_runs
 from domain.runs import Run
 from domain.signals.validation import load_signal_config
-from domain.transcripts import InvalidTranscript, transcript_from_object
+from domain.transcripts import InvalidTranscript, parse_transcript, transcript_from_object
 from infra.ids import new_id
 from infra.settings import Settings
 from infra.store.blobs import BlobStore
@@ -341,20 +342,58 @@ class Service:
         return self._iteration(exp_id, number)
 
     def complete_iteration_if_done(self, exp_id: str, number: int) -> bool:
-        """Close the iteration when no run is left queued or running."""
+        """Close the iteration when no run is left queued or running: its failing runs are
+        clustered and the clusters recorded in the same save as the completion."""
         self.projector.catch_up()
         if self.views.count_unfinished_runs(exp_id, number):
             return False
+        iteration = self._iteration(exp_id, number)
+        clusters = cluster_failures(self._failing_runs(iteration))
 
         def command() -> bool:
             iteration = self._iteration(exp_id, number)
             if iteration.status != "running":
                 return False
+            iteration.record_clusters([c.to_json() for c in clusters], suggestions(clusters))
             iteration.complete()
             self._save(iteration)
             return True
 
         return self._retrying(command)
+
+    def _failing_runs(self, iteration: Iteration) -> list[FailingRun]:
+        """What clustering needs of each failed, errored or timed-out run. Stats signals are
+        not "fired": every run has a duration; patterns and judges tell something."""
+        frozen = iteration.signal_config
+        telling = {
+            signal["id"]
+            for signal in (frozen["parsed"]["signals"] if frozen else [])
+            if signal["extract"]["method"] != "stats"
+        }
+        failing = []
+        for row in self.views.failing_runs(iteration.experiment_id, iteration.number):
+            ref = row["transcript_ref"]
+            values = json.loads(row["signal_values"] or "{}")
+            failing.append(
+                FailingRun(
+                    run_id=row["id"],
+                    task_id=row["task_id"],
+                    environment_id=row["environment_id"],
+                    status=row["status"],
+                    termination_reason=row["termination_reason"],
+                    error=row["error"],
+                    transcript=parse_transcript(self.blobs.get(ref), ref) if ref else None,
+                    fired_signals=tuple(
+                        sorted(
+                            sid
+                            for sid, value in values.items()
+                            if sid in telling
+                            and (value is True or (type(value) in (int, float) and value > 0))
+                        )
+                    ),
+                )
+            )
+        return failing
 
     # -- runs (the executor's side) ---------------------------------------------------------
 

@@ -329,6 +329,13 @@ class Views:
         ).fetchone()
         return int(row[0])
 
+    def failing_runs(self, exp_id: str, number: int) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT * FROM v_runs WHERE experiment_id = ? AND number = ?"
+            " AND status IN ('failed', 'errored', 'timed_out') ORDER BY seq",
+            (exp_id, number),
+        ).fetchall()
+
     def unfinished_runs(self, exp_id: str, number: int) -> list[sqlite3.Row]:
         return self.db.execute(
             "SELECT * FROM v_runs WHERE experiment_id = ? AND number = ?"

@@ -296,16 +296,18 @@ def _render_clusters(console: Console, clusters: list[dict[str, Any]]) -> None:
             )
 
 
-def _render_suggestions(console: Console, suggestions: list[Any]) -> None:
+def _render_suggestions(console: Console, suggestions: list[Mapping[str, Any]]) -> None:
+    """Fixes ranked by how many failing runs they would address."""
     if not suggestions:
         return
-    console.print("\n[bold]Suggestions[/]")
+    console.print("\n[bold]Suggestions[/] (by failing runs addressed)")
     for item in suggestions:
-        if isinstance(item, Mapping):
-            text = item.get("text") or item.get("suggestion") or item.get("title")
-            console.print(f"  • {escape(compact(text if text is not None else item))}")
-        else:
-            console.print(f"  • {escape(compact(item))}")
+        runs = item.get("runs", 0)
+        area = escape(str(item.get("area")))
+        console.print(
+            f"  • [bold]{runs} run{'s' if runs != 1 else ''}[/] [dim]{area}[/]"
+            f" {escape(str(item.get('fix')))}"
+        )
 
 
 def _render_compare(

@@ -586,7 +586,14 @@ def test_results_pass_the_filters_and_render_every_section(home: Path, api: Stub
                 "evidence": [{"run_id": "run_9", "event": 4, "snippet": "401 Unauthorized"}],
             }
         ],
-        "suggestions": ["Document API keys in the quickstart."],
+        "suggestions": [
+            {
+                "fix": "Document API keys in the quickstart.",
+                "runs": 1,
+                "cluster_ids": ["cl_1"],
+                "area": "docs",
+            }
+        ],
         "compare": {
             "iteration": 1,
             "score_delta": 0.25,

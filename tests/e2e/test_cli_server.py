@@ -172,6 +172,17 @@ def test_an_experiment_end_to_end(server: Server, experiment: dict[str, Any]) ->
     human = server.tpc("sim", "experiment", "results", exp_id)
     assert human.returncode == 0, human.stderr
     assert "sonnet-docs" in human.stdout
+    assert "Timeouts" in human.stdout
+
+    clusters = results["failure_clusters"]
+    assert sum(c["size"] for c in clusters) == 6  # every failed or timed-out run, once
+    timeouts = as_json(
+        server, "sim", "experiment", "results", exp_id, "--error-category", "TIMEOUTS"
+    )
+    assert [c["category"] for c in timeouts["failure_clusters"]] == ["Timeouts"]
+    assert timeouts["failure_clusters"][0]["evidence"][0]["run_id"] in {
+        run["run_id"] for run in signals["runs"] if run["status"] == "timed_out"
+    }
 
 
 def test_a_config_change_leaves_iteration_one_untouched(

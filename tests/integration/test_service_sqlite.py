@@ -313,3 +313,32 @@ def test_an_interrupted_iteration_resumes_with_a_new_attempt(service: Service, d
         assert again.views.run(owner, iteration.runs[5].run_id)["attempts"] == 1
     finally:
         again.close()
+
+
+def test_failing_runs_are_clustered_once_when_the_iteration_completes(service: Service) -> None:
+    owner, exp_id, _, _ = setup_replay(service)
+    run_iteration(service, owner, exp_id)
+    results = service.views.results(owner, exp_id, 1)
+    clusters = results["failure_clusters"]
+    failing = {
+        run["id"]
+        for status in ("failed", "errored", "timed_out")
+        for run in service.views.runs(owner, exp_id, 1, status=status)["items"]
+    }
+    # Every failing run is in exactly one cluster.
+    members = [run_id for cluster in clusters for run_id in cluster["run_ids"]]
+    assert sorted(members) == sorted(failing)
+    assert all(c["size"] == len(c["run_ids"]) for c in clusters)
+    categories = {c["category"] for c in clusters}
+    assert "Timeouts" in categories
+    assert all(c["root_cause"]["area"] in {"product", "docs", "infra", "agent"} for c in clusters)
+    assert results["suggestions"]
+    runs_addressed = [s["runs"] for s in results["suggestions"]]
+    assert runs_addressed == sorted(runs_addressed, reverse=True)
+    # --error-category: case-insensitive, one cluster; an unknown name lists the known ones.
+    only = service.views.results(owner, exp_id, 1, error_category="timeouts")
+    assert [c["category"] for c in only["failure_clusters"]] == ["Timeouts"]
+    with pytest.raises(NotFound, match="no failure cluster named 'Nope'"):
+        service.views.results(owner, exp_id, 1, error_category="Nope")
+    history = [item["summary"] for item in service.views.history(owner, exp_id)["items"]]
+    assert any("failure clusters" in summary for summary in history)
