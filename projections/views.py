@@ -322,10 +322,9 @@ def _iteration(db: sqlite3.Connection, e: Any) -> sqlite3.Row:
     return row
 
 
-@handles(Iteration.CancelRequested)
-def _iteration_cancel_requested(db: sqlite3.Connection, e: Any, position: int) -> None:
-    row = _iteration(db, e)
-    db.execute("UPDATE v_iterations SET cancel_requested = 1 WHERE stream = ?", (row["stream"],))
+def _iteration_audit(
+    db: sqlite3.Connection, e: Any, position: int, row: sqlite3.Row, text: str
+) -> None:
     _audit(
         db,
         e,
@@ -334,8 +333,15 @@ def _iteration_cancel_requested(db: sqlite3.Connection, e: Any, position: int) -
         row["product_id"],
         "iteration",
         str(row["number"]),
-        f"iteration {row['number']} cancel requested",
+        text,
     )
+
+
+@handles(Iteration.CancelRequested)
+def _iteration_cancel_requested(db: sqlite3.Connection, e: Any, position: int) -> None:
+    row = _iteration(db, e)
+    db.execute("UPDATE v_iterations SET cancel_requested = 1 WHERE stream = ?", (row["stream"],))
+    _iteration_audit(db, e, position, row, f"iteration {row['number']} cancel requested")
 
 
 @handles(Iteration.ClustersRecorded)
@@ -346,14 +352,11 @@ def _iteration_clustered(db: sqlite3.Connection, e: Any, position: int) -> None:
         (_json({"failure_clusters": e.clusters, "suggestions": e.suggestions}), row["stream"]),
     )
     names = ", ".join(f"{c['category']} ({c['size']})" for c in e.clusters[:5]) or "none"
-    _audit(
+    _iteration_audit(
         db,
         e,
         position,
-        row["experiment_id"],
-        row["product_id"],
-        "iteration",
-        str(row["number"]),
+        row,
         f"iteration {row['number']}: {len(e.clusters)} failure clusters: {names}",
     )
 
@@ -366,16 +369,7 @@ def _iteration_completed(db: sqlite3.Connection, e: Any, position: int) -> None:
         "UPDATE v_iterations SET status = ?, completed_at = ?, results = ? WHERE stream = ?",
         (e.status, _time(e), _json(results), row["stream"]),
     )
-    _audit(
-        db,
-        e,
-        position,
-        row["experiment_id"],
-        row["product_id"],
-        "iteration",
-        str(row["number"]),
-        f"iteration {row['number']} {e.status}",
-    )
+    _iteration_audit(db, e, position, row, f"iteration {row['number']} {e.status}")
 
 
 def iteration_results(db: sqlite3.Connection, iteration: sqlite3.Row) -> dict[str, Any]:
