@@ -14,7 +14,7 @@ from pathlib import Path
 
 from infra.store.events import EventStore
 from infra.store.sqlite import connect, write_transaction
-from projections.views import apply_event, create_schema, drop_views
+from projections.views import apply_events, create_schema, drop_views
 
 TRACKING_NAME = "views"
 # Bump when a view's shape changes: stores built with another version rebuild on start.
@@ -61,8 +61,7 @@ class Projector:
 
     def _apply_batch(self, position: int) -> bool:
         notifications = self._store.read_notifications(self._db, position, BATCH)
-        for notification in notifications:
-            apply_event(self._db, self._store.to_event(notification), notification.id)
+        apply_events(self._db, ((self._store.to_event(n), n.id) for n in notifications))
         if notifications:
             _set_position(self._db, TRACKING_NAME, notifications[-1].id)
         return bool(notifications)
