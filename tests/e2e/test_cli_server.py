@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -265,3 +267,52 @@ def test_bad_input_gives_clear_errors(server: Server, home: Path) -> None:
     bad_replay = server.tpc("sim", "env", "create", "--name", "broken", "--replay-dir", str(broken))
     assert bad_replay.returncode != 0
     assert "install-sdk.json" in bad_replay.stderr
+
+
+def test_a_server_killed_mid_iteration_resumes_and_loses_nothing(tmp_path: Path) -> None:
+    """SIGKILL the server while runs are in flight: after a restart every run ends exactly once
+    (interrupted runs get a new attempt) and the iteration completes."""
+    server = Server(tmp_path).start()
+    try:
+        task = as_json(server, "sim", "task", "create", "--name", "slow", "--prompt", "Take time")
+        env_file = tmp_path / "env.yaml"
+        env_file.write_text(
+            "name: slow scripted\nagent: {kind: scripted, skill: 0.5, step_latency_s: 0.3}\n"
+        )
+        env = as_json(server, "sim", "env", "create", "--file", str(env_file))
+        exp = as_json(
+            server,
+            "sim",
+            "experiment",
+            "create",
+            "--name",
+            "crash",
+            "--task-ids",
+            task["id"],
+            "--env-ids",
+            env["id"],
+            "--repeats",
+            "6",
+        )
+        as_json(server, "sim", "experiment", "run", exp["id"])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # wait until some runs are executing
+            status = as_json(server, "sim", "experiment", "run", "status", exp["id"])
+            if status["runs"]["running"] >= 2:
+                break
+            time.sleep(0.1)
+        assert server.process is not None
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait()
+        server.start()
+        final = as_json(server, "sim", "experiment", "run", "status", exp["id"], "--watch")
+        assert final["status"] == "completed"
+        assert final["runs"]["total"] == 6
+        assert final["runs"]["passed"] + final["runs"]["failed"] == 6
+        history = as_json(server, "sim", "experiment", "history", exp["id"])["items"]
+        completed = [item["id"] for item in history if item["type"] == "Run.Completed"]
+        assert sorted(completed) == sorted(set(completed)) and len(completed) == 6
+        restarted = [item for item in history if "(attempt 2)" in item["summary"]]
+        assert restarted, "the interrupted runs were retried as a second attempt"
+    finally:
+        server.stop()
