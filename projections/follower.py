@@ -35,9 +35,6 @@ class Projector:
             # The views are derived data: when their shape changes, rebuild them from the log.
             self.rebuild()
 
-    def position(self) -> int:
-        return _position(self._db)
-
     def catch_up(self) -> int:
         """Apply every event not yet in the views; returns the position reached."""
         with self._lock:

@@ -274,9 +274,6 @@ class Views:
             "runs": runs,
         }
 
-    def frozen_iteration(self, product: str, exp_id: str, number: int) -> sqlite3.Row:
-        return self._iteration_row(product, exp_id, number)
-
     # -- runs -------------------------------------------------------------------------------
 
     def runs(
