@@ -218,8 +218,10 @@ def _facts(rule: CategoryRule, members: list[tuple[FailingRun, Signature]]) -> C
             final_examples.setdefault(signature.final_answer, signature.final_text)
     return ClusterFacts(
         runs=len(members),
-        tasks=tuple(sorted({run.task_id for run, _ in members})),
-        environments=tuple(sorted({run.environment_id for run, _ in members})),
+        tasks=tuple(sorted({run.task_name or run.task_id for run, _ in members})),
+        environments=tuple(
+            sorted({run.environment_name or run.environment_id for run, _ in members})
+        ),
         statuses=statuses,
         hosts=hosts,
         routes=routes,

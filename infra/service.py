@@ -382,6 +382,8 @@ class Service:
                     status=row["status"],
                     termination_reason=row["termination_reason"],
                     error=row["error"],
+                    task_name=iteration.tasks[row["task_id"]]["name"],
+                    environment_name=iteration.environments[row["environment_id"]]["name"],
                     transcript=parse_transcript(self.blobs.get(ref), ref) if ref else None,
                     fired_signals=tuple(
                         sorted(

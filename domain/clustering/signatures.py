@@ -80,6 +80,9 @@ class FailingRun:
     error: str | None  # the runner's error message, if any
     transcript: Transcript | None  # None when the run produced none
     fired_signals: tuple[str, ...] = ()  # boolean signals that were true, counts > 0
+    # Names read better than ids in explanations; ids are used when names are not given.
+    task_name: str | None = None
+    environment_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,10 @@
 """The scripted agent: a deterministic simulated developer, for demos and tests.
 
 No model is called. Each run's story (search the docs, read a page, install, write code, run
-it) and its outcome follow from a seed derived from (task, environment, repeat), so the same
-iteration always gives the same transcripts. `skill` is the chance a run succeeds; failures
-follow recurring families (auth errors, missing docs pages, hanging commands, giving up,
-looping to max steps) so that signals and failure clusters have something real to find.
+it) and its outcome follow from a seed derived from the task's and environment's names and the
+repeat, so the same definitions always give the same transcripts. `skill` is the chance a run
+succeeds; failures follow recurring families (auth errors, missing docs pages, hanging
+commands, giving up, looping to max steps) so that signals and clusters have something to find.
 Transcripts say plainly that they are simulated.
 """
 
@@ -28,7 +28,10 @@ FAILURES = ("auth", "docs-404", "hanging-command", "gave-up", "max-steps")
 
 
 def _seed(request: RunRequest) -> int:
-    key = f"{request.task_id}|{request.environment_id}|{request.repeat}".encode()
+    # Names, not ids: the same tasks and environments tell the same story in any store, so a
+    # demo or a test is reproducible from its definitions alone.
+    task, environment = request.task["name"], request.environment["name"]
+    key = f"{task}|{environment}|{request.repeat}".encode()
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "big")
 
 
