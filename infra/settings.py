@@ -6,7 +6,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from domain.errors import DomainError
+
 DEFAULT_DATABASE_URL = "sqlite:///.tpc/tpc.db"
+
+
+class SettingsError(DomainError):
+    """A TPC_* setting that cannot be used; the message says which and what to set instead."""
+
+
 DEFAULT_API_URL = "http://127.0.0.1:8642"
 
 
@@ -31,14 +39,17 @@ class Settings:
             "api_token": env.get("TPC_API_TOKEN") or None,
         }
         if env.get("TPC_CONCURRENCY"):
-            values["concurrency"] = int(env["TPC_CONCURRENCY"])
+            raw = env["TPC_CONCURRENCY"]
+            if not raw.isdigit() or int(raw) < 1:
+                raise SettingsError(f"TPC_CONCURRENCY must be a positive number (got {raw!r})")
+            values["concurrency"] = int(raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
     @property
     def sqlite_path(self) -> Path:
         if not self.database_url.startswith("sqlite:///"):
-            raise ValueError(
+            raise SettingsError(
                 f"unsupported TPC_DATABASE_URL {self.database_url!r}: "
                 "use sqlite:///path/to/tpc.db (PostgreSQL support is on its way)"
             )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.server import Server
+from tests.e2e.server import TPC, Server
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +117,27 @@ def test_openapi_describes_every_endpoint(server: Server) -> None:
     assert "/v1/experiments/{exp_id}/iterations/{n}/results" in paths
     assert paths["/v1/experiments"]["post"]["summary"].startswith("Create an experiment")
     assert len(paths) >= 15
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TPC_DATABASE_URL": "mysql://db/x"}, "unsupported TPC_DATABASE_URL 'mysql://db/x'"),
+        ({"TPC_CONCURRENCY": "many"}, "TPC_CONCURRENCY must be a positive number"),
+    ],
+)
+def test_bad_settings_are_one_clear_error(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    server = Server(tmp_path)
+    done = subprocess.run(
+        [TPC, "serve", "--port", str(server.port)],
+        env={**server.env, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert message in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr
