@@ -11,12 +11,10 @@ from typing import Any, TypeVar
 import click
 
 from api.cli.output import current_output
-from api.cli.signal_commands import read_text
+from api.cli.signal_commands import load_config_file, read_text
 from domain.errors import InvalidInput, UnreadableDocument
 from domain.signals.validation import (
     InvalidSignalConfig,
-    SignalConfigSyntaxError,
-    load_signal_config,
     parse_yaml,
 )
 
@@ -47,10 +45,7 @@ def read_signal_config(path: Path) -> str:
     unreadable or non-YAML file exits 2, as `validate-signal-config` does.
     """
     text = read_text(path)
-    try:
-        report = load_signal_config(text)
-    except SignalConfigSyntaxError as error:
-        raise SignalConfigSyntaxError(f"{path}: {error}") from None
+    report = load_config_file(path, text)
     output = current_output()
     for warning in report.warnings:
         output.warn(f"{path}: {warning}")

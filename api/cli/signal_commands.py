@@ -35,9 +35,10 @@ def _reason(error: Exception) -> str:
     return error.strerror if isinstance(error, OSError) and error.strerror else str(error)
 
 
-def load_config_file(path: Path) -> ValidationReport:
-    """Read and validate a config file; unreadable or non-YAML files raise (exit 2)."""
-    text = read_text(path)
+def load_config_file(path: Path, text: str | None = None) -> ValidationReport:
+    """Read (unless given its text) and validate a config file; unreadable or non-YAML files
+    raise (exit 2) with the path in the message."""
+    text = read_text(path) if text is None else text
     try:
         return load_signal_config(text)
     except SignalConfigSyntaxError as error:
