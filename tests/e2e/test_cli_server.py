@@ -17,13 +17,10 @@ from typing import Any
 
 import pytest
 
-from domain.signals.extraction import Extractor
-from domain.signals.report import extract_run, signals_report
 from domain.signals.validation import load_signal_config
-from domain.transcripts import parse_transcript
-from infra.llm.prices import MODEL_PRICES
 from tests.conftest import ROOT
 from tests.e2e.server import Server
+from tests.offline import offline_report
 
 EXAMPLES = ROOT / "examples"
 # Task name (the replay key) -> the stem of its example transcripts.
@@ -93,19 +90,6 @@ def experiment(server: Server, home: Path) -> dict[str, Any]:
     return {"id": created["id"], "tasks": tasks, "envs": envs}
 
 
-def offline(config_path: Path, repeats: int) -> dict[str, Any]:
-    config = load_signal_config(config_path.read_text()).require_valid()
-    extractor = Extractor(config)
-    runs = [
-        extract_run(
-            extractor, {"transcript": p.stem}, parse_transcript(p.read_bytes()), MODEL_PRICES
-        )
-        for p in sorted((EXAMPLES / "transcripts").glob("*.json"))
-        for _ in range(repeats)
-    ]
-    return signals_report(config, None, runs)
-
-
 def run_to_completion(server: Server, exp_id: str) -> dict[str, Any]:
     started = as_json(server, "sim", "experiment", "run", exp_id)
     assert set(started) >= {"experiment_id", "iteration", "status", "runs"}
@@ -149,7 +133,7 @@ def test_an_experiment_end_to_end(server: Server, experiment: dict[str, Any]) ->
     assert envs[sonnet]["mean_tokens"] == pytest.approx((6010 + 7050 + 24300) / 3)
 
     signals = as_json(server, "sim", "experiment", "signals", exp_id)
-    expected = offline(EXAMPLES / "signals.yaml", repeats=2)
+    expected = offline_report(EXAMPLES / "signals.yaml", repeats=2)
     assert (
         signals["config_hash"]
         == load_signal_config((EXAMPLES / "signals.yaml").read_text()).content_hash

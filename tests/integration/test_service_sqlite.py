@@ -11,17 +11,14 @@ from typing import Any
 import pytest
 
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.signals.extraction import Extractor
-from domain.signals.report import extract_run, signals_report
 from domain.signals.validation import load_signal_config
-from domain.transcripts import parse_transcript
 from infra.executor import Executor
-from infra.llm.prices import MODEL_PRICES
 from infra.runners.replay import ReplayRunner
 from infra.runners.scripted import ScriptedRunner
 from infra.service import Service
 from infra.settings import Settings
 from tests.conftest import ROOT
+from tests.offline import offline_report
 
 EXAMPLES = ROOT / "examples"
 TASKS = {"install-sdk": "install-sdk", "webhook-setup": "webhook", "refund-payment": "refund"}
@@ -90,24 +87,6 @@ def setup_replay(service: Service) -> tuple[str, str, list[str], list[str]]:
     return owner, exp["id"], tasks, envs
 
 
-def offline_aggregates(repeats: int) -> list[dict[str, Any]]:
-    """The same transcripts through the offline path: what SPEC §4.6 gives for them."""
-    config = load_signal_config((EXAMPLES / "signals.yaml").read_text()).require_valid()
-    extractor = Extractor(config)
-    runs = [
-        extract_run(
-            extractor,
-            {"transcript": stem},
-            parse_transcript((EXAMPLES / "transcripts" / f"{stem}.json").read_bytes()),
-            MODEL_PRICES,
-        )
-        for stem in sorted(p.stem for p in (EXAMPLES / "transcripts").glob("*.json"))
-        for _ in range(repeats)
-    ]
-    aggregates: list[dict[str, Any]] = signals_report(config, None, runs)["aggregates"]
-    return aggregates
-
-
 def test_replay_iteration_results_equal_the_offline_computation(service: Service) -> None:
     owner, exp_id, _, envs = setup_replay(service)
     status = run_iteration(service, owner, exp_id)
@@ -123,7 +102,7 @@ def test_replay_iteration_results_equal_the_offline_computation(service: Service
         "cancelled": 0,
     }
     signals = service.views.signals(owner, exp_id, 1)
-    expected = offline_aggregates(repeats=2)
+    expected = offline_report(EXAMPLES / "signals.yaml", repeats=2)["aggregates"]
     assert [(a["id"], a["value"], a["n"], a["missing"]) for a in signals["aggregates"]] == [
         (a["id"], a["value"], a["n"], a["missing"]) for a in expected
     ]
