@@ -182,7 +182,8 @@ def demo(port: int | None, data_dir: Path, keep_serving: bool | None) -> None:
 
         output.emit({"status": status, "results": results, "signals": signals}, render)
         output.errors.print(
-            f"\nAPI: {settings.api_url}/v1 (OpenAPI: {settings.api_url}/openapi.json)\n"
+            f"\nDashboard: {settings.api_url}/ (sign in with the token below)\n"
+            f"API: {settings.api_url}/v1 (OpenAPI: {settings.api_url}/openapi.json)\n"
             f"Explore: TPC_API_URL={settings.api_url} TPC_API_TOKEN={token} "
             f"tpc sim experiment results {exp_id}"
         )

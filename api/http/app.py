@@ -19,6 +19,7 @@ from starlette.schemas import SchemaGenerator
 
 from api.http.errors import EXCEPTION_HANDLERS
 from api.http.routes import ROUTES
+from api.web.pages import web_routes
 from infra.executor import Executor
 from infra.runners.replay import ReplayRunner
 from infra.runners.scripted import ScriptedRunner
@@ -96,6 +97,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/healthz", healthz, include_in_schema=False),
         Route("/openapi.json", openapi, include_in_schema=False),
         *ROUTES,
+        *web_routes(),
     ]
     return Starlette(
         routes=routes,
