@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -321,3 +322,26 @@ def test_failing_runs_are_clustered_once_when_the_iteration_completes(service: S
         service.views.results(owner, exp_id, 1, error_category="Nope")
     history = [item["summary"] for item in service.views.history(owner, exp_id)["items"]]
     assert any("failure clusters" in summary for summary in history)
+
+
+def test_racing_triggers_get_gapless_unique_numbers(service: Service, db: Path) -> None:
+    """Two services (as two processes would) trigger the same experiment at once, many times:
+    optimistic concurrency on the experiment's stream makes every number unique and gapless."""
+    owner, exp_id, _, _ = setup_replay(service)
+    other = Service(Settings(database_url=f"sqlite:///{db}"))
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            numbers = list(
+                pool.map(
+                    lambda i: (service if i % 2 else other).trigger(owner, exp_id)["iteration"],
+                    range(12),
+                )
+            )
+        assert sorted(numbers) == list(range(1, 13))
+        service.projector.catch_up()
+        assert service.views.experiment(owner, exp_id)["iterations"] == 12
+        assert [i["iteration"] for i in service.views.iterations(owner, exp_id)["items"]] == list(
+            range(1, 13)
+        )
+    finally:
+        other.close()
