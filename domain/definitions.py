@@ -105,7 +105,67 @@ class ScriptedAgent(_Definition):
     model: str = "scripted"
 
 
-Agent = Annotated[ReplayAgent | ScriptedAgent, Field(discriminator="kind")]
+ToolName = Literal["search_docs", "read_doc", "shell", "write_file"]
+TranscriptFormat = Literal[
+    "tpc", "openai-messages", "anthropic-messages", "claude-stream-json", "codex-jsonl"
+]
+
+
+DEFAULT_TOOLS: tuple[ToolName, ...] = ("search_docs", "read_doc")
+
+
+class LlmAgent(_Definition):
+    """The built-in tool-using agent loop over the anthropic or openai SDK (SPEC §6).
+
+    Folders (`docs`, `workspace`) are paths on the machine that executes the run; the CLI
+    makes relative paths in an environment file absolute before uploading it.
+    """
+
+    kind: Literal["llm"]
+    provider: Literal["anthropic", "openai"]
+    model: str
+    # Any OpenAI- or Anthropic-compatible server; else the provider's *_BASE_URL or default.
+    base_url: str | None = None
+    system_prompt: str = "You are a developer trying this product. Use the tools to get it done."
+    tools: list[ToolName] = Field(default_factory=lambda: list(DEFAULT_TOOLS))
+    docs: str | None = None
+    workspace: str | None = Field(None, description="Template folder copied into each run.")
+    network: bool = Field(False, description="Whether `shell` commands may use the network.")
+    shell_timeout_s: float = Field(60.0, gt=0, le=3_600)
+    max_steps: int = Field(30, ge=1, le=500)
+    max_tokens: int = Field(4096, ge=1, le=200_000, description="Per model response.")
+    temperature: float | None = Field(None, ge=0, le=2)
+
+    _check_model = field_validator("model")(_non_empty)
+
+
+class CommandAgent(_Definition):
+    """An external agent CLI started in a fresh per-run workspace (SPEC §6).
+
+    `command` is an argument list or a string split like a shell would; `{prompt}` in any
+    argument is replaced by the task's prompt (never passed through a shell).
+    """
+
+    kind: Literal["command"]
+    command: str | list[str]
+    transcript_format: TranscriptFormat = "tpc"
+    workspace: str | None = Field(None, description="Template folder copied into each run.")
+    env: dict[str, str] = Field(default_factory=dict)
+    # Where the transcript is written: stdout (default) or a file relative to the workspace.
+    output_file: str | None = None
+    model: str | None = Field(None, description="The agent's model, for stats and prices.")
+
+    @field_validator("command")
+    @classmethod
+    def _command_not_empty(cls, value: str | list[str]) -> str | list[str]:
+        if not (value.strip() if isinstance(value, str) else value):
+            raise ValueError("must not be empty")
+        return value
+
+
+Agent = Annotated[
+    ReplayAgent | ScriptedAgent | LlmAgent | CommandAgent, Field(discriminator="kind")
+]
 
 
 class EnvironmentDefinition(_Definition):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from domain.signals.matching import compile_regex
@@ -17,19 +18,26 @@ class CriterionUnavailable(Exception):
 
 
 def judge_status(
-    transcript: Transcript, termination_reason: str | None, success: dict[str, Any] | None
+    transcript: Transcript,
+    termination_reason: str | None,
+    success: dict[str, Any] | None,
+    checks: Mapping[str, bool] | None = None,
 ) -> str:
     """`passed` when every criterion holds, else `failed`. Without criteria a run passes when it
-    terminated `completed`."""
+    terminated `completed`. `checks` holds the outcome of criteria evaluated outside the
+    transcript: `command` (by the runner, in the run's workspace) and `judge` (by a model)."""
     if not success or not any(success.get(k) for k in success):
         return "passed" if termination_reason == "completed" else "failed"
+    checks = checks or {}
     for name in NEEDS_AGENT_SUPPORT:
-        if success.get(name):
+        if success.get(name) and name not in checks:
             raise CriterionUnavailable(
-                f"success criterion {name!r} needs an agent with a workspace or a judge "
-                "(llm or command agents); this agent cannot evaluate it"
+                f"success criterion {name!r} was not evaluated: `command` needs an agent with a "
+                "workspace (llm or command agents), `judge` a configured judge model"
             )
     if termination_reason not in (None, "completed"):
+        return "failed"
+    if not all(checks.get(name, True) for name in NEEDS_AGENT_SUPPORT if success.get(name)):
         return "failed"
     wanted = success.get("final_answer_regex")
     if wanted and compile_regex(wanted).search(final_answer(transcript).encode()) is None:

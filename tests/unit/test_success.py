@@ -31,5 +31,17 @@ def test_final_answer_and_excluded_patterns() -> None:
 
 
 def test_criteria_this_agent_cannot_evaluate_are_an_error() -> None:
-    with pytest.raises(CriterionUnavailable, match="'command' needs an agent"):
+    with pytest.raises(CriterionUnavailable, match="'command' was not evaluated"):
         judge_status(T, "completed", {"command": "pytest"})
+    with pytest.raises(CriterionUnavailable, match="'judge' was not evaluated"):
+        judge_status(T, "completed", {"judge": {"model": "gpt-4o", "prompt": "ok?"}})
+
+
+def test_checks_from_the_runner_and_the_judge_decide_their_criteria() -> None:
+    command = {"command": "pytest", "final_answer_regex": "^Done"}
+    assert judge_status(T, "completed", command, {"command": True}) == "passed"
+    assert judge_status(T, "completed", command, {"command": False}) == "failed"
+    judged = {"judge": {"model": "gpt-4o", "prompt": "ok?"}}
+    assert judge_status(T, "completed", judged, {"judge": True}) == "passed"
+    assert judge_status(T, "completed", judged, {"judge": False}) == "failed"
+    assert judge_status(T, "timeout", judged, {"judge": True}) == "failed"
