@@ -9,7 +9,6 @@ import json
 import logging
 import sys
 from collections.abc import AsyncIterator
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,8 +20,7 @@ from api.http.errors import EXCEPTION_HANDLERS
 from api.http.routes import ROUTES
 from api.web.pages import web_routes
 from infra.executor import Executor
-from infra.runners.replay import ReplayRunner
-from infra.runners.scripted import ScriptedRunner
+from infra.runners.registry import build_runners
 from infra.service import Service
 from infra.settings import Settings
 
@@ -73,10 +71,7 @@ def create_app(settings: Settings) -> Starlette:
         await asyncio.to_thread(bootstrap, service, settings)
         executor = None
         if settings.run_workers:
-            runners: dict[str, Any] = {
-                "scripted": ScriptedRunner(),
-                "replay": ReplayRunner(service.blobs.get),
-            }
+            runners = build_runners(service.blobs.get)
             executor = Executor(service, runners, settings.concurrency)
         app.state.service = service
         app.state.executor = executor

@@ -1,0 +1,17 @@
+"""Which runner executes which agent kind (SPEC §6): one entry per `agent.kind`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from infra.runners.base import Runner
+from infra.runners.replay import ReplayRunner
+from infra.runners.scripted import ScriptedRunner
+
+
+def build_runners(load_blob: Callable[[str], bytes]) -> dict[str, Runner]:
+    """Every runner this process can execute, by agent kind."""
+    return {
+        "scripted": ScriptedRunner(),
+        "replay": ReplayRunner(load_blob),
+    }
