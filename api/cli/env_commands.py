@@ -56,7 +56,7 @@ def create(name: str | None, file: Path | None, replay_dir: Path | None) -> None
     if (file is None) == (replay_dir is None):
         raise click.UsageError("give exactly one of --file and --replay-dir")
     if file is not None:
-        body = read_definition_file(file, "environment")
+        body = with_absolute_folders(read_definition_file(file, "environment"), file.parent)
     else:
         assert replay_dir is not None
         body = {"agent": {"kind": "replay", "transcripts": read_replay_dir(replay_dir)}}
@@ -66,6 +66,25 @@ def create(name: str | None, file: Path | None, replay_dir: Path | None) -> None
         raise click.UsageError("missing --name (give the flag or set name in --file)")
     environment = api_client().post("/v1/environments", body)
     current_output().emit(environment, lambda console: render_environment(console, environment))
+
+
+# Agent options that name folders on the machine executing the runs.
+FOLDER_OPTIONS = ("docs", "workspace")
+
+
+def with_absolute_folders(body: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Folders in an environment file are relative to the file, as a user reads it; the
+    server may run elsewhere (another working directory), so they are sent absolute."""
+    agent = body.get("agent")
+    if not isinstance(agent, dict):
+        return body
+    for option in FOLDER_OPTIONS:
+        value = agent.get(option)
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            agent[option] = str((base / value).resolve())
+        elif isinstance(value, str) and value.startswith("~"):
+            agent[option] = str(Path(value).expanduser())
+    return body
 
 
 def read_replay_dir(directory: Path) -> dict[str, Any]:
