@@ -39,6 +39,15 @@ class Run(Aggregate):
         TOPIC = "tpc:Run.Started"
         attempt: int
 
+    class MessagesRecorded(Aggregate.Event):
+        """Transcript messages of the current attempt as they happen (live logs); `first` is
+        the index of the first one. The complete transcript comes with `Completed`."""
+
+        TOPIC = "tpc:Run.MessagesRecorded"
+        attempt: int
+        first: int
+        messages: list[dict[str, Any]]
+
     class Completed(Aggregate.Event):
         TOPIC = "tpc:Run.Completed"
         status: str
@@ -92,6 +101,12 @@ class Run(Aggregate):
         self._started(self.attempts + 1)
         return self.attempts
 
+    def record_messages(self, first: int, messages: list[dict[str, Any]]) -> None:
+        """Append live messages of the running attempt."""
+        if self.status != "running":
+            raise Conflict(f"run {self.run_id} is {self.status}, not running")
+        self._messages_recorded(self.attempts, first, messages)
+
     def complete(
         self,
         status: str,
@@ -116,6 +131,10 @@ class Run(Aggregate):
     def _started(self, attempt: int) -> None:
         self.attempts = attempt
         self.status = "running"
+
+    @event(MessagesRecorded)
+    def _messages_recorded(self, attempt: int, first: int, messages: list[dict[str, Any]]) -> None:
+        pass
 
     @event(Completed)
     def _completed(

@@ -1,8 +1,7 @@
-"""The in-process executor: runs an iteration's runs in parallel inside `tpc serve`.
+"""The in-process executor: runs an iteration's runs in parallel inside `tpc serve` on the
+embedded SQLite store (on PostgreSQL, the job queue's workers do it: `infra/queue_worker.py`).
 
-Concurrency is bounded by a semaphore. Each run is started (an event), handed to its
-environment's runner under the environment's time limit, judged against the task's success
-criteria, its signals extracted, and its outcome recorded in one save; the iteration is
+Concurrency is bounded by a semaphore; each run is one `RunExecution`; the iteration is
 completed when its last run is terminal. On start, iterations left running by a previous
 process are resumed: runs it had started are retried as a new attempt, never lost.
 """
@@ -12,36 +11,33 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Mapping
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from domain.iterations import Iteration, PlannedRun
-from domain.signals.config import SignalConfig
-from domain.signals.extraction import Extractor
-from domain.stats import derive_stats
-from domain.success import CriterionUnavailable, judge_status
-from domain.transcripts import Transcript, transcript_from_object
-from infra.llm.prices import MODEL_PRICES
-from infra.runners.base import Runner, RunnerError, RunOutcome, RunRequest
+from domain.signals.judging import Judge
+from infra.run_execution import RunExecution
+from infra.runners.base import Runner
 from infra.service import Service
 
 log = logging.getLogger("tpc.executor")
 T = TypeVar("T")
 
-NO_JUDGE_IN_SERVER = (
-    "llm signals are not judged by this server yet (no judge is wired in); "
-    "the value is missing rather than invented"
-)
-
 
 class Executor:
-    def __init__(self, service: Service, runners: Mapping[str, Runner], concurrency: int) -> None:
+    """Runs iterations in this process (`judge`: see `RunExecution`)."""
+
+    def __init__(
+        self,
+        service: Service,
+        runners: Mapping[str, Runner],
+        concurrency: int,
+        judge: Judge | None = None,
+    ) -> None:
         self._service = service
-        self._runners = runners
+        self._execution = RunExecution(service, runners, judge)
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: dict[tuple[str, int], set[asyncio.Task[None]]] = {}
         self._iterations: dict[tuple[str, int], Iteration] = {}
-        self._extractors: dict[tuple[str, int], Extractor | None] = {}
         self._shutting_down = False
         # Runs of each iteration this executor has yet to finish: the last one checks completion.
         self._remaining: dict[tuple[str, int], int] = {}
@@ -93,15 +89,6 @@ class Executor:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
-    def _extractor(self, iteration: Iteration) -> Extractor | None:
-        key = (iteration.experiment_id, iteration.number)
-        if key not in self._extractors:
-            frozen = iteration.signal_config
-            self._extractors[key] = (
-                Extractor(SignalConfig.model_validate(frozen["parsed"])) if frozen else None
-            )
-        return self._extractors[key]
-
     async def _execute(self, iteration: Iteration, planned: PlannedRun) -> None:
         service = self._service
         key = (iteration.experiment_id, iteration.number)
@@ -114,19 +101,7 @@ class Executor:
                 if iteration.cancel_requested or key in self._cancelling:
                     raise asyncio.CancelledError
                 executing.add(current)
-                run = await asyncio.to_thread(service.start_run, iteration, planned.run_id)
-                request = RunRequest(
-                    run_id=planned.run_id,
-                    task_id=planned.task_id,
-                    environment_id=planned.environment_id,
-                    repeat=planned.repeat,
-                    attempt=run.attempts,
-                    task=iteration.tasks[planned.task_id],
-                    environment=iteration.environments[planned.environment_id],
-                )
-                result = await self._attempt(request)
-                record = asyncio.to_thread(self._record, iteration, run, request, result)
-                await self._to_the_end(record)
+                await self._execution.execute(iteration, planned)
         except asyncio.CancelledError:
             if self._shutting_down:
                 raise
@@ -161,84 +136,3 @@ class Executor:
             except asyncio.CancelledError:
                 if self._shutting_down:
                     raise
-
-    async def _attempt(self, request: RunRequest) -> tuple[str, RunOutcome | None, str | None]:
-        """(status, outcome, error): the runner's result under the environment's time limit."""
-        kind = request.environment["agent"]["kind"]
-        limit = float(request.environment.get("limits", {}).get("timeout_s", 600))
-        runner = self._runners.get(kind)
-        if runner is None:
-            return "errored", None, f"no runner for agent kind {kind!r}"
-        try:
-            outcome = await asyncio.wait_for(runner.run(request), timeout=limit)
-        except TimeoutError:
-            return "timed_out", None, f"the run exceeded the time limit of {limit:g} s"
-        except RunnerError as error:
-            return "errored", None, str(error)
-        if outcome.status is not None:
-            return outcome.status, outcome, None
-        try:
-            status = judge_status(
-                outcome.transcript,
-                outcome.termination_reason,
-                request.task.get("success"),
-            )
-        except CriterionUnavailable as error:
-            return "errored", outcome, str(error)
-        return status, outcome, None
-
-    def _record(
-        self,
-        iteration: Iteration,
-        run: Any,
-        request: RunRequest,
-        result: tuple[str, RunOutcome | None, str | None],
-    ) -> None:
-        status, outcome, error = result
-        if outcome is not None:
-            transcript = outcome.transcript
-            reason: str | None = outcome.termination_reason
-        else:
-            reason = "timeout" if status == "timed_out" else "error"
-            transcript = _stub_transcript(request, status, reason, error)
-        transcript = transcript.model_copy(update={"status": status, "termination_reason": reason})
-        stats = derive_stats(transcript, MODEL_PRICES)
-        extractor = self._extractor(iteration)
-        signals = None
-        if extractor is not None:
-            values = extractor.extract(transcript, stats, no_verdict=NO_JUDGE_IN_SERVER)
-            signals = (
-                str(iteration.signal_config["hash"]) if iteration.signal_config else "",
-                {sid: value.to_json() for sid, value in values.items()},
-            )
-        self._service.finish_run(
-            run,
-            status,
-            reason,
-            stats.to_json(),
-            transcript.model_dump_json(exclude_none=True).encode(),
-            error,
-            signals,
-        )
-
-
-def _stub_transcript(
-    request: RunRequest, status: str, reason: str, error: str | None
-) -> Transcript:
-    """What is known of a run that produced no transcript: the instruction and why it ended."""
-    now = datetime.now(UTC).isoformat()
-    return transcript_from_object(
-        {
-            "version": 1,
-            "task_id": request.task_id,
-            "environment_id": request.environment_id,
-            "status": status,
-            "termination_reason": reason,
-            "ended_at": now,
-            "stats": {"duration": request.environment.get("limits", {}).get("timeout_s")}
-            if status == "timed_out"
-            else {},
-            "messages": [{"role": "user", "content": request.task["prompt"]}],
-            "final_answer": error or "",
-        }
-    )

@@ -422,6 +422,12 @@ class Service:
         self.store.save(run)
         return run
 
+    def record_messages(self, run: Run, first: int, messages: list[dict[str, Any]]) -> None:
+        """Save live messages of a running attempt (`Run.MessagesRecorded`). A conflict means
+        another attempt took the run over: the caller stops its live log."""
+        run.record_messages(first, messages)
+        self.store.save(run)
+
     def finish_run(
         self,
         run: Run,

@@ -20,6 +20,7 @@ from api.http.errors import EXCEPTION_HANDLERS
 from api.http.routes import ROUTES
 from api.web.pages import web_routes
 from infra.executor import Executor
+from infra.llm.judge import LlmJudge
 from infra.runners.registry import build_runners
 from infra.service import Service
 from infra.settings import Settings
@@ -72,7 +73,7 @@ def create_app(settings: Settings) -> Starlette:
         executor = None
         if settings.run_workers:
             runners = build_runners(service.blobs.get)
-            executor = Executor(service, runners, settings.concurrency)
+            executor = Executor(service, runners, settings.concurrency, judge=LlmJudge())
         app.state.service = service
         app.state.executor = executor
         poller = asyncio.create_task(_follow_log(service, settings.poll_interval_s))

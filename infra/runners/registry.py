@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from infra.runners.base import Runner
+from infra.runners.command import CommandRunner
+from infra.runners.llm import LlmRunner
 from infra.runners.replay import ReplayRunner
 from infra.runners.scripted import ScriptedRunner
 
@@ -14,4 +16,6 @@ def build_runners(load_blob: Callable[[str], bytes]) -> dict[str, Runner]:
     return {
         "scripted": ScriptedRunner(),
         "replay": ReplayRunner(load_blob),
+        "command": CommandRunner(),
+        "llm": LlmRunner(),
     }

@@ -1,0 +1,76 @@
+"""Which provider keys an iteration needs, from its frozen definitions: checked when an
+experiment is triggered, so a missing key is one clear error instead of a page of errored runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from domain.signals.config import JUDGE_MODELS, SignalConfig
+from infra.llm.chat import Provider
+from infra.llm.providers import KEY_VARS, provider_for_model
+
+# (who needs it, environment variable), e.g. ("signal 'tone'", "ANTHROPIC_API_KEY").
+Need = tuple[str, str]
+
+
+def required_credentials(
+    environments: Iterable[Mapping[str, Any]],
+    signal_config: SignalConfig | Mapping[str, Any] | None,
+    tasks: Iterable[Mapping[str, Any]],
+) -> list[Need]:
+    """Every (who, key variable) that running these definitions calls for, in order, once each.
+
+    `environments` and `tasks` are definitions as frozen into an iteration; `signal_config` is
+    the typed config or its parsed form. Only models that would really be called count: llm
+    agents, llm signals with a supported judge model, task success judges with a supported
+    judge model, and simulated users.
+    """
+    needs: list[Need] = []
+
+    def need(who: str, provider: Provider | None) -> None:
+        if provider is not None and (who, KEY_VARS[provider]) not in needs:
+            needs.append((who, KEY_VARS[provider]))
+
+    for environment in environments:
+        agent = environment.get("agent") or {}
+        if agent.get("kind") == "llm" and agent.get("provider") in KEY_VARS:
+            need(f"environment {environment.get('name')!r}", agent["provider"])
+    if signal_config is not None:
+        config = (
+            signal_config
+            if isinstance(signal_config, SignalConfig)
+            else SignalConfig.model_validate(signal_config)
+        )
+        for signal in config.signals:
+            if signal.extract.method == "llm" and signal.judge_model in JUDGE_MODELS:
+                need(f"signal {signal.id!r}", provider_for_model(signal.judge_model))
+    for task in tasks:
+        name = task.get("name")
+        judge = (task.get("success") or {}).get("judge") or {}
+        if judge.get("model") in JUDGE_MODELS:
+            need(f"task {name!r} judge", provider_for_model(judge["model"]))
+        user = task.get("user") or {}
+        if user.get("model"):
+            need(f"task {name!r} simulated user", provider_for_model(user["model"]))
+    return needs
+
+
+def missing_credentials(
+    needs: Iterable[Need], environ: Mapping[str, str] | None = None
+) -> list[Need]:
+    """The needs whose variable is not set (or blank) in `environ` (default: this process)."""
+    env = os.environ if environ is None else environ
+    return [(who, var) for who, var in needs if not env.get(var, "").strip()]
+
+
+def describe_missing(missing: Iterable[Need]) -> str:
+    """One line per variable: `ANTHROPIC_API_KEY is not set (needed by environment 'x', …)`."""
+    by_var: dict[str, list[str]] = {}
+    for who, var in missing:
+        by_var.setdefault(var, []).append(who)
+    return "\n".join(
+        f"{var} is not set (needed by {', '.join(whos)})" for var, whos in by_var.items()
+    )

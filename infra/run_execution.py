@@ -1,0 +1,228 @@
+"""One attempt of one run, from start to recorded outcome: what every executor does per run,
+whether it schedules runs in this process (`infra/executor.py`) or takes them from the
+PostgreSQL queue (`infra/queue_worker.py`).
+
+The attempt is started (an event), handed to its environment's runner under the environment's
+time limit while the runner's messages go to the live log, judged against the task's success
+criteria (the `judge` criterion and llm signals asked of the judge, when one is configured),
+its signals extracted, and its outcome recorded in one save.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.iterations import Iteration, PlannedRun
+from domain.signals.config import SignalConfig
+from domain.signals.extraction import Extractor
+from domain.signals.judging import Judge, JudgeKey, JudgeVerdict
+from domain.stats import derive_stats
+from domain.success import CriterionUnavailable, judge_status
+from domain.transcripts import Transcript, transcript_from_object
+from infra.live_log import LiveLog
+from infra.llm.prices import MODEL_PRICES
+from infra.llm.run_judging import JudgeSpend, judge_signals, judge_success
+from infra.runners.base import Runner, RunnerError, RunOutcome, RunRequest
+from infra.service import Service
+
+log = logging.getLogger("tpc.run_execution")
+
+NO_JUDGE_IN_SERVER = (
+    "llm signals are not judged by this executor (it has no judge configured); "
+    "the value is missing rather than invented"
+)
+
+# (status, outcome, error, the judge's spend on the run)
+Attempt = tuple[str, RunOutcome | None, str | None, JudgeSpend]
+
+
+class RunExecution:
+    """`judge` answers llm signals and the success `judge` criterion; without one, llm signal
+    values are missing (with the reason) and runs of tasks with a `judge` criterion are
+    errored."""
+
+    def __init__(
+        self, service: Service, runners: Mapping[str, Runner], judge: Judge | None = None
+    ) -> None:
+        self._service = service
+        self._runners = runners
+        self._judge = judge
+        self._extractors: dict[tuple[str, int], Extractor | None] = {}
+
+    async def execute(self, iteration: Iteration, planned: PlannedRun) -> None:
+        """Start a new attempt of the run and record its outcome. Cancelled while the outcome
+        is being saved, it lets the save land before it gives way."""
+        service = self._service
+        run = await asyncio.to_thread(service.start_run, iteration, planned.run_id)
+        live = LiveLog(functools.partial(service.record_messages, run))
+        request = RunRequest(
+            run_id=planned.run_id,
+            task_id=planned.task_id,
+            environment_id=planned.environment_id,
+            repeat=planned.repeat,
+            attempt=run.attempts,
+            task=iteration.tasks[planned.task_id],
+            environment=iteration.environments[planned.environment_id],
+            progress=live,
+        )
+        try:
+            result = await self._attempt(request)
+        finally:
+            await live.close()
+        transcript = _final_transcript(request, result)
+        verdicts = await self._judge_signals(iteration, transcript, result[3])
+        record = asyncio.ensure_future(
+            asyncio.to_thread(self._record, iteration, run, transcript, result, verdicts)
+        )
+        try:
+            await asyncio.shield(record)
+        except asyncio.CancelledError:
+            await asyncio.wait([record])  # a thread's save cannot be interrupted: let it land
+            raise
+
+    def _extractor(self, iteration: Iteration) -> Extractor | None:
+        key = (iteration.experiment_id, iteration.number)
+        if key not in self._extractors:
+            frozen = iteration.signal_config
+            self._extractors[key] = (
+                Extractor(SignalConfig.model_validate(frozen["parsed"])) if frozen else None
+            )
+        return self._extractors[key]
+
+    async def _attempt(self, request: RunRequest) -> Attempt:
+        """The runner's result under the environment's time limit, judged."""
+        kind = request.environment["agent"]["kind"]
+        limit = float(request.environment.get("limits", {}).get("timeout_s", 600))
+        runner = self._runners.get(kind)
+        spend = JudgeSpend()
+        if runner is None:
+            return "errored", None, f"no runner for agent kind {kind!r}", spend
+        try:
+            outcome = await asyncio.wait_for(runner.run(request), timeout=limit)
+        except TimeoutError:
+            return "timed_out", None, f"the run exceeded the time limit of {limit:g} s", spend
+        except RunnerError as error:
+            # A runner may keep what the agent did before it failed (`AgentFailed`).
+            partial = getattr(error, "transcript", None)
+            kept = (
+                RunOutcome(partial, "errored", "error") if isinstance(partial, Transcript) else None
+            )
+            return "errored", kept, str(error), spend
+        except Exception as error:
+            log.exception("runner %r failed on run %s", kind, request.run_id)
+            return "errored", None, f"the {kind} runner failed: {error}", spend
+        if outcome.status is not None:
+            return outcome.status, outcome, None, spend
+        success = request.task.get("success")
+        checks = dict(outcome.checks)
+        criterion = (success or {}).get("judge")
+        if criterion and self._judge is not None:
+            problem = await self._success_judge(self._judge, outcome, criterion, checks, spend)
+            if problem is not None:
+                return "errored", outcome, problem, spend
+        try:
+            status = judge_status(outcome.transcript, outcome.termination_reason, success, checks)
+        except CriterionUnavailable as error:
+            return "errored", outcome, str(error), spend
+        return status, outcome, None, spend
+
+    async def _success_judge(
+        self,
+        judge: Judge,
+        outcome: RunOutcome,
+        criterion: Mapping[str, Any],
+        checks: dict[str, bool],
+        spend: JudgeSpend,
+    ) -> str | None:
+        """Sets `checks["judge"]`; returns why the run is errored when the judge failed."""
+        if outcome.termination_reason != "completed":
+            checks["judge"] = False  # the run fails anyway: no need to ask
+            return None
+        verdict = await judge_success(judge, outcome.transcript, criterion, spend)
+        if verdict.error is not None:
+            return f"the success judge failed: {verdict.error}"
+        checks["judge"] = bool(verdict.value)
+        return None
+
+    async def _judge_signals(
+        self, iteration: Iteration, transcript: Transcript, spend: JudgeSpend
+    ) -> Mapping[JudgeKey, JudgeVerdict] | None:
+        extractor = self._extractor(iteration)
+        if extractor is None or self._judge is None:
+            return None
+        return await judge_signals(self._judge, extractor, transcript, spend)
+
+    def _record(
+        self,
+        iteration: Iteration,
+        run: Any,
+        transcript: Transcript,
+        result: Attempt,
+        verdicts: Mapping[JudgeKey, JudgeVerdict] | None,
+    ) -> None:
+        status, _, error, spend = result
+        stats = derive_stats(transcript, MODEL_PRICES)
+        extractor = self._extractor(iteration)
+        signals = None
+        if extractor is not None:
+            values = extractor.extract(
+                transcript, stats, verdicts=verdicts, no_verdict=NO_JUDGE_IN_SERVER
+            )
+            signals = (
+                str(iteration.signal_config["hash"]) if iteration.signal_config else "",
+                {sid: value.to_json() for sid, value in values.items()},
+            )
+        self._service.finish_run(
+            run,
+            status,
+            transcript.termination_reason,
+            {**stats.to_json(), **_side_costs(transcript), **spend.stats()},
+            transcript.model_dump_json(exclude_none=True).encode(),
+            error,
+            signals,
+        )
+
+
+def _final_transcript(request: RunRequest, result: Attempt) -> Transcript:
+    """The run's transcript with its final status and termination reason."""
+    status, outcome, error, _ = result
+    if outcome is not None:
+        transcript = outcome.transcript
+        reason = outcome.termination_reason
+    else:
+        reason = "timeout" if status == "timed_out" else "error"
+        transcript = _stub_transcript(request, status, reason, error)
+    return transcript.model_copy(update={"status": status, "termination_reason": reason})
+
+
+def _side_costs(transcript: Transcript) -> dict[str, Any]:
+    """What a runner spent beside the agent (a simulated user's `user_*`), kept apart."""
+    extra = transcript.stats.model_extra or {}
+    return {key: value for key, value in extra.items() if key.startswith("user_")}
+
+
+def _stub_transcript(
+    request: RunRequest, status: str, reason: str, error: str | None
+) -> Transcript:
+    """What is known of a run that produced no transcript: the instruction and why it ended."""
+    now = datetime.now(UTC).isoformat()
+    return transcript_from_object(
+        {
+            "version": 1,
+            "task_id": request.task_id,
+            "environment_id": request.environment_id,
+            "status": status,
+            "termination_reason": reason,
+            "ended_at": now,
+            "stats": {"duration": request.environment.get("limits", {}).get("timeout_s")}
+            if status == "timed_out"
+            else {},
+            "messages": [{"role": "user", "content": request.task["prompt"]}],
+            "final_answer": error or "",
+        }
+    )
