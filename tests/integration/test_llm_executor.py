@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from domain.signals.judging import Judge
-from infra.executor import NO_JUDGE_IN_SERVER, Executor
+from infra.executor import Executor
 from infra.llm.judge import VERDICT_TOOL, LlmJudge
 from infra.llm.providers import Providers, ProviderSettings
 from infra.llm.retry import RetryPolicy
+from infra.run_execution import NO_JUDGE_IN_SERVER
 from infra.runners.llm import LlmRunner
 from infra.service import Service
 from infra.settings import Settings
