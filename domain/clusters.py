@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,15 +144,17 @@ def cluster_failures(
     return sorted(clusters, key=lambda c: (-c.size, c.id))
 
 
-def suggestions(clusters: Sequence[Cluster]) -> list[dict[str, Any]]:
+def suggestions(clusters: Sequence[Cluster | Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Fixes ranked by how many runs they would address: clusters with the same fix and area
-    count together. Ties: the fix whose first cluster comes first, then the fix's text."""
+    count together. Ties: the fix whose first cluster comes first, then the fix's text.
+    Takes clusters or their recorded JSON (as an LLM may have rewritten them)."""
     runs: dict[tuple[str, str], int] = defaultdict(int)
     cluster_ids: dict[tuple[str, str], list[str]] = defaultdict(list)
     for cluster in clusters:
-        fix = (cluster.recommended_fix, cluster.area)
-        runs[fix] += cluster.size
-        cluster_ids[fix].append(cluster.id)
+        recorded = cluster.to_json() if isinstance(cluster, Cluster) else cluster
+        fix = (recorded["recommended_fix"], recorded["root_cause"]["area"])
+        runs[fix] += recorded["size"]
+        cluster_ids[fix].append(recorded["id"])
     ranked = sorted(runs, key=lambda fix: (-runs[fix], min(cluster_ids[fix]), fix))
     return [
         {

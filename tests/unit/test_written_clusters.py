@@ -154,3 +154,13 @@ def test_any_answer_keeps_every_failing_run_in_exactly_one_cluster(
     assert runs_of(result) == ALL_RUNS
     assert len({c["id"] for c in result}) == len(result)
     assert [c["size"] for c in result] == sorted((c["size"] for c in result), reverse=True)
+
+
+def test_suggestions_rank_written_clusters_like_the_rules_ones() -> None:
+    from domain.clusters import suggestions
+
+    result = apply_written_clusters(DETERMINISTIC, {"clusters": [written()]})
+    ranked = suggestions(result)
+    assert ranked[0]["fix"] == "Show the Authorization: Bearer header in the quickstart."
+    assert ranked[0]["runs"] == 4 and ranked[0]["area"] == "docs"
+    assert sum(item["runs"] for item in ranked) == len(ALL_RUNS)
