@@ -1,12 +1,18 @@
-"""Event store throughput: appends, a projection rebuild, one end-to-end iteration.
+"""Event store throughput: appends, a projection rebuild, one end-to-end iteration, on SQLite
+and on PostgreSQL.
 
     .venv/bin/python benchmarks/store.py           # 200,000-event rebuild, a 2,000-run iteration
     .venv/bin/python benchmarks/store.py --quick   # tiny sizes: a smoke run
+    .venv/bin/python benchmarks/store.py --no-sqlite --postgres postgresql://postgres@db/postgres
+
+Each part runs on a SQLite file, then on a fresh PostgreSQL database the benchmark creates
+(and drops) with the role `--postgres` names; PostgreSQL unreachable: its part is skipped.
 
 1. Appends through `EventStore.save` (Run.Started / Run.Completed events with real stats),
-   one event per save and ten per save, against raw `sqlite3` inserts of the very same stored
-   rows into a table of the same shape in WAL mode (one INSERT + COMMIT per row; executemany
-   of ten rows per COMMIT). Ratio = store rate / raw rate (1.0 = no overhead at all).
+   one event per save and ten per save, against raw inserts of the very same stored rows into
+   a table of the same shape: `sqlite3` in WAL mode (one INSERT + COMMIT per row; executemany
+   of ten rows per COMMIT), or psycopg (one autocommitted INSERT per row; executemany of ten
+   rows per transaction). Ratio = store rate / raw rate (1.0 = no overhead at all).
 2. `Projector.rebuild()` over a log of real experiments, iterations and runs (opened, started,
    completed, signals extracted, iterations completed), built through the domain aggregates
    and batched saves. Baseline: reading the same notifications and decoding them to domain
@@ -21,13 +27,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import secrets
 import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -48,8 +60,9 @@ from infra.runners.scripted import ScriptedRunner  # noqa: E402
 from infra.service import Service  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from infra.store.blobs import content_ref  # noqa: E402
+from infra.store.database import Database, open_database  # noqa: E402
 from infra.store.events import EventStore  # noqa: E402
-from infra.store.sqlite import connect  # noqa: E402
+from infra.store.migrations import apply_migrations  # noqa: E402
 from projections.follower import BATCH, Projector  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
@@ -60,6 +73,40 @@ RAW_TABLE = (
     " state BLOB, PRIMARY KEY (originator_id, originator_version))"
 )
 RAW_INSERT = "INSERT INTO stored_events VALUES (?, ?, ?, ?)"
+# The shape eventsourcing gives its PostgreSQL table (less its storage options).
+PG_RAW_TABLE = (
+    "CREATE TABLE raw_events (originator_id uuid NOT NULL, originator_version bigint NOT NULL,"
+    " topic text, state bytea, notification_id bigserial,"
+    " PRIMARY KEY (originator_id, originator_version))"
+)
+PG_RAW_INSERT = (
+    "INSERT INTO raw_events (originator_id, originator_version, topic, state)"
+    " VALUES (%s, %s, %s, %s)"
+)
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TPC_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def store_url(where: Path | str) -> str:
+    """TPC_DATABASE_URL of a store: a path is a SQLite file."""
+    return where if isinstance(where, str) else f"sqlite:///{where}"
+
+
+@contextmanager
+def opened(where: Path | str) -> Iterator[tuple[Database, EventStore]]:
+    """The database and the event store, as `Service` opens them (without the views)."""
+    database = open_database(Settings(database_url=store_url(where)))
+    try:
+        with database.schema_lock():
+            store = EventStore(database)
+            apply_migrations(database)
+        try:
+            yield database, store
+        finally:
+            store.close()
+    finally:
+        database.close()
 
 
 def signal_config_text() -> str:
@@ -131,35 +178,32 @@ def _complete(run: Run, outcome: Outcome) -> None:
     run.complete(outcome.status, outcome.reason, outcome.stats, outcome.ref)
 
 
-def store_appends(path: Path, runs: int, per_save: int, outcomes: list[Outcome]) -> float:
+def store_appends(where: Path | str, runs: int, per_save: int, outcomes: list[Outcome]) -> float:
     """Seconds spent in `EventStore.save` writing 2 × `runs` events, `per_save` per save.
     The events are made before the clock starts: only the save is timed."""
-    store = EventStore(path)
-    try:
-        opened = _opened_runs(store, runs)
+    with opened(where) as (_, store):
+        opened_runs = _opened_runs(store, runs)
         if per_save == 1:
-            for run in opened:
+            for run in opened_runs:
                 run.start()
             started = time.perf_counter()
-            for run in opened:
+            for run in opened_runs:
                 store.save(run)
             elapsed = time.perf_counter() - started
-            for i, run in enumerate(opened):
+            for i, run in enumerate(opened_runs):
                 _complete(run, outcomes[i % len(outcomes)])
             started = time.perf_counter()
-            for run in opened:
+            for run in opened_runs:
                 store.save(run)
             return elapsed + time.perf_counter() - started
-        for i, run in enumerate(opened):
+        for i, run in enumerate(opened_runs):
             run.start()
             _complete(run, outcomes[i % len(outcomes)])
         step = per_save // 2  # two events per run
         started = time.perf_counter()
         for i in range(0, runs, step):
-            store.save(*opened[i : i + step])
+            store.save(*opened_runs[i : i + step])
         return time.perf_counter() - started
-    finally:
-        store.close()
 
 
 def raw_appends(store_path: Path, raw_path: Path, runs: int, per_commit: int) -> float:
@@ -195,12 +239,38 @@ def raw_appends(store_path: Path, raw_path: Path, runs: int, per_commit: int) ->
         db.close()
 
 
-def payload_bytes(store_path: Path, skip: int) -> float:
-    with sqlite3.connect(store_path) as db:
-        row = db.execute(
-            "SELECT AVG(LENGTH(state)) FROM stored_events WHERE rowid > ?", (skip,)
-        ).fetchone()
-    db.close()
+def raw_appends_postgres(url: str, runs: int, per_commit: int) -> float:
+    """As `raw_appends`, with psycopg into a table of the shape eventsourcing gives its
+    PostgreSQL table: one autocommitted INSERT per row, or `executemany` of `per_commit` rows
+    in one transaction."""
+    with psycopg.connect(url, autocommit=True) as db:
+        rows = db.execute(
+            "SELECT originator_id, originator_version, topic, state FROM tpc_events"
+            " ORDER BY notification_id"
+        ).fetchall()
+        untimed, timed = rows[:runs], rows[runs:]  # the Opened events were saved untimed
+        db.execute(PG_RAW_TABLE)
+        with db.transaction(), db.cursor() as cursor:
+            cursor.executemany(PG_RAW_INSERT, untimed)
+        started = time.perf_counter()
+        if per_commit == 1:
+            for row in timed:
+                db.execute(PG_RAW_INSERT, row)
+        else:
+            with db.cursor() as cursor:
+                for i in range(0, len(timed), per_commit):
+                    with db.transaction():
+                        cursor.executemany(PG_RAW_INSERT, timed[i : i + per_commit])
+        return time.perf_counter() - started
+
+
+def payload_bytes(where: Path | str, skip: int) -> float:
+    with opened(where) as (database, store):
+        position = "rowid" if database.kind == "sqlite" else "notification_id"
+        row = database.read_one(
+            f"SELECT AVG(LENGTH(state)) FROM {store.events_table} WHERE {position} > ?", (skip,)
+        )
+    assert row is not None
     return float(row[0])
 
 
@@ -215,7 +285,12 @@ class Log:
 
 
 def build_log(
-    path: Path, target_events: int, tasks: int, repeats: int, per_save: int, config_text: str
+    where: Path | str,
+    target_events: int,
+    tasks: int,
+    repeats: int,
+    per_save: int,
+    config_text: str,
 ) -> Log:
     """A log of real iterations: the catalog and experiments through the service, then
     iterations and runs straight through the aggregates, `per_save` runs per save."""
@@ -226,7 +301,7 @@ def build_log(
         "parsed": report.require_valid().to_json(),
         "hash": report.content_hash,
     }
-    service = Service(Settings(database_url=f"sqlite:///{path}"))
+    service = Service(Settings(database_url=store_url(where)))
     try:
         bootstrap = service.bootstrap("benchmark-token")
         assert bootstrap is not None
@@ -330,10 +405,10 @@ def create_catalog(service: Service, product: str, tasks: int) -> tuple[list[str
     return task_ids, env_ids
 
 
-def decode_loop(store: EventStore, path: Path) -> tuple[float, int]:
-    """Seconds to read every notification and decode it to a domain event, writing nothing."""
-    db = connect(path)
-    try:
+def decode_loop(store: EventStore, database: Database) -> tuple[float, int]:
+    """Seconds to read every notification and decode it to a domain event, writing nothing
+    (read as the projector reads: through its connection, in one transaction)."""
+    with database.write() as db:
         started = time.perf_counter()
         position = count = 0
         while notifications := store.read_notifications(db, position, BATCH):
@@ -342,35 +417,27 @@ def decode_loop(store: EventStore, path: Path) -> tuple[float, int]:
             position = notifications[-1].id
             count += len(notifications)
         return time.perf_counter() - started, count
-    finally:
-        db.close()
 
 
-def rebuild(path: Path) -> tuple[float, float, int]:
+def rebuild(where: Path | str) -> tuple[float, float, int]:
     """(rebuild seconds, decode-only seconds, events)."""
-    store = EventStore(path)
-    projector = Projector(store, path)
-    try:
-        decode_seconds, count = decode_loop(store, path)
-        started = time.perf_counter()
-        position = projector.rebuild()
-        rebuild_seconds = time.perf_counter() - started
-        assert position == store.last_position()
-        return rebuild_seconds, decode_seconds, count
-    finally:
-        projector.close()
-        store.close()
+    with opened(where) as (database, store):
+        projector = Projector(store, database)
+        try:
+            decode_seconds, count = decode_loop(store, database)
+            started = time.perf_counter()
+            position = projector.rebuild()
+            rebuild_seconds = time.perf_counter() - started
+            assert position == store.last_position()
+            return rebuild_seconds, decode_seconds, count
+        finally:
+            projector.close()
 
 
-def check_views(path: Path, log: Log) -> None:
-    db = connect(path)
-    try:
-        (runs,) = db.execute("SELECT COUNT(*) FROM v_runs WHERE signals IS NOT NULL").fetchone()
-        (done,) = db.execute(
-            "SELECT COUNT(*) FROM v_iterations WHERE status = 'completed'"
-        ).fetchone()
-    finally:
-        db.close()
+def check_views(where: Path | str, log: Log) -> None:
+    with opened(where) as (database, _):
+        (runs,) = database.read("SELECT COUNT(*) FROM v_runs WHERE signals IS NOT NULL")[0]
+        (done,) = database.read("SELECT COUNT(*) FROM v_iterations WHERE status = 'completed'")[0]
     if (runs, done) != (log.runs, log.iterations):
         raise RuntimeError(f"rebuilt views hold {runs} runs, {done} iterations; expected {log}")
 
@@ -410,9 +477,9 @@ async def _run_iteration(
 
 
 def end_to_end(
-    path: Path, tasks: int, repeats: int, concurrency: int, poll: float
+    where: Path | str, tasks: int, repeats: int, concurrency: int, poll: float
 ) -> tuple[float, dict[str, Any]]:
-    service = Service(Settings(database_url=f"sqlite:///{path}"))
+    service = Service(Settings(database_url=store_url(where)))
     try:
         bootstrap = service.bootstrap("benchmark-token")
         assert bootstrap is not None
@@ -426,7 +493,144 @@ def end_to_end(
         service.close()
 
 
+# -- PostgreSQL -------------------------------------------------------------------------------
+
+
+@contextmanager
+def postgres_database(admin_url: str) -> Iterator[str | None]:
+    """A new database `tpc_bench_<random>` (dropped at the end), or None when the server is
+    not reachable."""
+    try:
+        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        reason = " ".join(str(error).split())
+        print(f"PostgreSQL: not reachable at {admin_url} ({reason}): skipped")
+        yield None
+        return
+    name = f"tpc_bench_{secrets.token_hex(4)}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    params = psycopg.conninfo.conninfo_to_dict(admin_url)
+    url = (
+        f"postgresql://{params.get('user') or ''}@{params.get('host') or '127.0.0.1'}:"
+        f"{params.get('port') or 5432}/{name}"
+    )
+    try:
+        yield url
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def empty(url: str) -> str:
+    """The PostgreSQL database emptied (every part of the benchmark starts from nothing)."""
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute("DROP SCHEMA public CASCADE")
+        db.execute("CREATE SCHEMA public")
+    return url
+
+
 # -- the command ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sizes:
+    appends: int
+    events: int
+    e2e_tasks: int
+    e2e_repeats: int
+    concurrency: int
+    poll: float
+
+
+def measure_appends(
+    figures: dict[str, Any],
+    prefix: str,
+    sizes: Sizes,
+    outcomes: list[Outcome],
+    work: Path,
+    postgres: str | None,
+) -> None:
+    baseline = "raw psycopg" if postgres else "raw sqlite3"
+    print(f"  appends: {2 * sizes.appends} Run.Started/Run.Completed events per test")
+    for per_save, name in ((1, "single"), (10, "batch")):
+        where: Path | str = empty(postgres) if postgres else work / f"appends-{per_save}.db"
+        seconds = store_appends(where, sizes.appends, per_save, outcomes)
+        if postgres:
+            raw = raw_appends_postgres(postgres, sizes.appends, per_save)
+        else:
+            raw = raw_appends(
+                Path(str(where)), work / f"raw-{per_save}.db", sizes.appends, per_save
+            )
+        events = 2 * sizes.appends
+        size = payload_bytes(where, sizes.appends)
+        figures[f"{prefix}append_{name}_eps"] = events / seconds
+        figures[f"{prefix}append_{name}_raw_eps"] = events / raw
+        figures[f"{prefix}append_{name}_ratio"] = raw / seconds
+        label = "1 event per save  " if per_save == 1 else "10 events per save"
+        print(
+            f"    {label}: EventStore.save {events / seconds:8.0f} events/s | {baseline} "
+            f"{events / raw:8.0f} rows/s | ratio {raw / seconds:.2f}  "
+            f"(state {size:.0f} B/event)"
+        )
+
+
+def measure_rebuild(
+    figures: dict[str, Any], prefix: str, sizes: Sizes, config_text: str, where: Path | str
+) -> None:
+    started = time.perf_counter()
+    log = build_log(where, sizes.events, tasks=20, repeats=10, per_save=50, config_text=config_text)
+    build_seconds = time.perf_counter() - started
+    rebuild_seconds, decode_seconds, count = rebuild(where)
+    check_views(where, log)
+    figures.update(
+        {
+            f"{prefix}rebuild_events": count,
+            f"{prefix}rebuild_eps": count / rebuild_seconds,
+            f"{prefix}decode_eps": count / decode_seconds,
+            f"{prefix}rebuild_ratio": decode_seconds / rebuild_seconds,
+        }
+    )
+    print(
+        f"  projection rebuild: {count} events ({log.iterations} iterations, {log.runs} runs;"
+        f" log built in {build_seconds:.1f} s, {count / build_seconds:.0f} events/s)"
+    )
+    print(
+        f"    decode only (read + to_event): {decode_seconds:6.2f} s "
+        f"{count / decode_seconds:8.0f} events/s"
+    )
+    print(
+        f"    Projector.rebuild()          : {rebuild_seconds:6.2f} s "
+        f"{count / rebuild_seconds:8.0f} events/s  (target >= 20000)"
+    )
+    print(f"    ratio (decode time / rebuild time): {decode_seconds / rebuild_seconds:.2f}")
+
+
+def measure_end_to_end(
+    figures: dict[str, Any], prefix: str, sizes: Sizes, where: Path | str
+) -> None:
+    runs = sizes.e2e_tasks * len(LABELS) * sizes.e2e_repeats
+    seconds, status = end_to_end(
+        where, sizes.e2e_tasks, sizes.e2e_repeats, sizes.concurrency, sizes.poll
+    )
+    counts = {k: v for k, v in status["runs"].items() if v and k != "total"}
+    figures.update(
+        {
+            f"{prefix}e2e_runs": status["runs"]["total"],
+            f"{prefix}e2e_seconds": seconds,
+            f"{prefix}e2e_ms_per_run": 1000 * seconds / runs,
+            f"{prefix}e2e_status": status["status"],
+        }
+    )
+    print(
+        f"  end to end: {runs} runs ({sizes.e2e_tasks} tasks × {len(LABELS)} replay environments"
+        f" × {sizes.e2e_repeats} repeats), concurrency {sizes.concurrency}, follower every "
+        f"{sizes.poll:g} s"
+    )
+    print(
+        f"    trigger → iteration {status['status']}: {seconds:6.2f} s, "
+        f"{1000 * seconds / runs:.1f} ms/run  (target: 2000 runs < 60 s)  {counts}"
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -438,84 +642,43 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repeats", type=int, help="repeats in the end-to-end iteration")
     parser.add_argument("--concurrency", type=int, default=16, help="executor concurrency")
     parser.add_argument("--poll", type=float, default=0.2, help="log follower interval (0: off)")
+    parser.add_argument(
+        "--postgres",
+        default=POSTGRES_ADMIN_URL,
+        help="a PostgreSQL role that may create databases (default TPC_BENCH_POSTGRES_URL or "
+        "%(default)s); the benchmark makes its own database and drops it",
+    )
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     args = parser.parse_args(argv)
     appends = args.appends or (100 if args.quick else 5000)
-    appends -= appends % 5  # batches of 5 runs × 2 events
-    target = args.events or (3000 if args.quick else 200_000)
-    e2e_tasks = args.tasks or (3 if args.quick else 100)
-    e2e_repeats = args.repeats or (2 if args.quick else 10)
+    sizes = Sizes(
+        appends=appends - appends % 5,  # batches of 5 runs × 2 events
+        events=args.events or (3000 if args.quick else 200_000),
+        e2e_tasks=args.tasks or (3 if args.quick else 100),
+        e2e_repeats=args.repeats or (2 if args.quick else 10),
+        concurrency=args.concurrency,
+        poll=args.poll,
+    )
     config_text = signal_config_text()
     figures: dict[str, Any] = {}
+    outcomes = example_outcomes(config_text)
 
-    with tempfile.TemporaryDirectory(prefix="tpc-store-bench-") as tmp:
-        work = Path(tmp)
-        outcomes = example_outcomes(config_text)
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory(prefix="tpc-store-bench-") as tmp:
+            work = Path(tmp)
+            print("SQLite (a file in WAL mode):")
+            measure_appends(figures, "", sizes, outcomes, work, None)
+            measure_rebuild(figures, "", sizes, config_text, work / "log.db")
+            measure_end_to_end(figures, "", sizes, work / "e2e.db")
 
-        print(f"appends: {2 * appends} Run.Started/Run.Completed events per test")
-        for per_save, name in ((1, "single"), (10, "batch")):
-            store_path = work / f"appends-{per_save}.db"
-            seconds = store_appends(store_path, appends, per_save, outcomes)
-            raw = raw_appends(store_path, work / f"raw-{per_save}.db", appends, per_save)
-            events = 2 * appends
-            size = payload_bytes(store_path, appends)
-            figures[f"append_{name}_eps"] = events / seconds
-            figures[f"append_{name}_raw_eps"] = events / raw
-            figures[f"append_{name}_ratio"] = raw / seconds
-            label = "1 event per save  " if per_save == 1 else "10 events per save"
-            print(
-                f"  {label}: EventStore.save {events / seconds:8.0f} events/s | raw sqlite3 "
-                f"{events / raw:8.0f} rows/s | ratio {raw / seconds:.2f}  "
-                f"(state {size:.0f} B/event)"
-            )
-
-        log_path = work / "log.db"
-        started = time.perf_counter()
-        log = build_log(
-            log_path, target, tasks=20, repeats=10, per_save=50, config_text=config_text
-        )
-        build_seconds = time.perf_counter() - started
-        rebuild_seconds, decode_seconds, count = rebuild(log_path)
-        check_views(log_path, log)
-        figures.update(
-            rebuild_events=count,
-            rebuild_eps=count / rebuild_seconds,
-            decode_eps=count / decode_seconds,
-            rebuild_ratio=decode_seconds / rebuild_seconds,
-        )
-        print(
-            f"projection rebuild: {count} events ({log.iterations} iterations, {log.runs} runs;"
-            f" log built in {build_seconds:.1f} s, {count / build_seconds:.0f} events/s)"
-        )
-        print(
-            f"  decode only (read + to_event): {decode_seconds:6.2f} s "
-            f"{count / decode_seconds:8.0f} events/s"
-        )
-        print(
-            f"  Projector.rebuild()          : {rebuild_seconds:6.2f} s "
-            f"{count / rebuild_seconds:8.0f} events/s  (target >= 20000)"
-        )
-        print(f"  ratio (decode time / rebuild time): {decode_seconds / rebuild_seconds:.2f}")
-
-        runs = e2e_tasks * len(LABELS) * e2e_repeats
-        seconds, status = end_to_end(
-            work / "e2e.db", e2e_tasks, e2e_repeats, args.concurrency, args.poll
-        )
-        counts = {k: v for k, v in status["runs"].items() if v and k != "total"}
-        figures.update(
-            e2e_runs=status["runs"]["total"],
-            e2e_seconds=seconds,
-            e2e_ms_per_run=1000 * seconds / runs,
-            e2e_status=status["status"],
-        )
-        print(
-            f"end to end: {runs} runs ({e2e_tasks} tasks × {len(LABELS)} replay environments × "
-            f"{e2e_repeats} repeats), concurrency {args.concurrency}, follower every "
-            f"{args.poll:g} s"
-        )
-        print(
-            f"  trigger → iteration {status['status']}: {seconds:6.2f} s, "
-            f"{1000 * seconds / runs:.1f} ms/run  (target: 2000 runs < 60 s)  {counts}"
-        )
+    if not args.no_postgres:
+        with postgres_database(args.postgres) as url:
+            if url is not None:
+                print(f"PostgreSQL ({url}):")
+                measure_appends(figures, "pg_", sizes, outcomes, Path("."), url)
+                measure_rebuild(figures, "pg_", sizes, config_text, empty(url))
+                measure_end_to_end(figures, "pg_", sizes, empty(url))
     return figures
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -29,13 +31,17 @@ from domain.transcripts import InvalidTranscript, parse_transcript, transcript_f
 from infra.ids import new_id
 from infra.settings import Settings
 from infra.store.blobs import BlobStore
+from infra.store.database import open_database
 from infra.store.events import EventStore
-from projections.follower import Projector
+from infra.store.migrations import apply_migrations
+from projections.follower import VIEWS_VERSION, Projector
 from projections.queries import Views
 
 T = TypeVar("T")
-# How often a command is retried when another writer changed the same stream first.
-CONFLICT_RETRIES = 10
+# How often a command is retried when another writer changed the same stream first, and the
+# longest pause between two tries.
+CONFLICT_RETRIES = 20
+CONFLICT_BACKOFF_MAX_S = 0.05
 
 
 def token_hash(token: str) -> str:
@@ -49,17 +55,50 @@ class Bootstrap:
 
 
 class Service:
+    """Every command, on the store `settings.database_url` names (SQLite or PostgreSQL).
+
+    Any number of processes may each build one on the same PostgreSQL database (servers,
+    workers): saves are atomic with optimistic concurrency, and the projector's lock lets each
+    of them follow the log and write the views. Opening one creates the schema, or brings it
+    up to date (`schema_report` says what was done), then catches the views up.
+    """
+
     def __init__(self, settings: Settings) -> None:
-        path = settings.sqlite_path
-        self.store = EventStore(path)
-        self.blobs = BlobStore(path)
-        self.projector = Projector(self.store, path)
-        self.views = Views(path)
+        self.database = open_database(settings)
+        try:
+            with self.database.schema_lock():
+                self.store = EventStore(self.database)
+                applied = apply_migrations(self.database)
+                self.projector = Projector(self.store, self.database)
+        except BaseException:
+            if hasattr(self, "store"):
+                self.store.close()
+            self.database.close()
+            raise
+        self.blobs = BlobStore(self.database)
+        self.views = Views(self.database)
+        self._applied = applied
         self.projector.catch_up()
 
     def close(self) -> None:
         self.projector.close()
         self.store.close()
+        self.database.close()
+
+    def schema_report(self) -> dict[str, Any]:
+        """What opening this service did to the schema (`tpc db migrate` prints it)."""
+        return {
+            "store": self.database.kind,
+            "events_table": self.store.events_table,
+            "events": self.store.last_position(),
+            "migrations_applied": [{"number": m.number, "name": m.name} for m in self._applied],
+            "views": {
+                "version": VIEWS_VERSION,
+                "found_version": self.projector.found_version or None,
+                "rebuilt": self.projector.rebuilt_on_start,
+                "position": self.projector.position(),
+            },
+        }
 
     def _save(self, *aggregates: Any) -> None:
         """Save, then bring the views up to date: the caller reads its own write."""
@@ -68,11 +107,13 @@ class Service:
 
     def _retrying(self, command: Callable[[], T]) -> T:
         """Run a command again on a write conflict (optimistic concurrency, no lost update)."""
-        for _ in range(CONFLICT_RETRIES):
+        for attempt in range(CONFLICT_RETRIES):
             try:
                 return command()
             except IntegrityError:
-                continue
+                # A random pause, growing: writers that lost together do not collide again in
+                # lockstep, and a busy stream's losers cannot all run out of tries.
+                time.sleep(random.uniform(0, min(CONFLICT_BACKOFF_MAX_S, 0.001 * 2**attempt)))
         return command()
 
     # -- products and tokens ----------------------------------------------------------------
@@ -444,6 +485,11 @@ class Service:
         if signals is not None:
             run.record_signals(*signals)
         self.store.save(run)
+
+    def run_is_terminal(self, iteration: Iteration, run_id: str) -> bool:
+        """Whether the run has its final outcome, from its own stream (the log, not the views,
+        which another process may not have caught up yet)."""
+        return self._run(iteration, run_id).is_terminal
 
     def cancel_run(self, iteration: Iteration, run_id: str) -> None:
         run = self._run(iteration, run_id)

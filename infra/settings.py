@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from domain.errors import DomainError
 
 DEFAULT_DATABASE_URL = "sqlite:///.tpc/tpc.db"
+DATABASE_URL_FORMS = "sqlite:///path/to/tpc.db or postgresql://user@host:5432/dbname"
 
 
 class SettingsError(DomainError):
@@ -16,6 +18,20 @@ class SettingsError(DomainError):
 
 
 DEFAULT_API_URL = "http://127.0.0.1:8642"
+
+
+@dataclass(frozen=True)
+class PostgresPool:
+    """Connections each process opens to PostgreSQL. The event store and our tables each keep
+    a pool of `pool_size` (growing by up to `max_overflow` under load); a process that follows
+    the log adds one listening connection. Keep them small: every server and worker has its
+    own, and PostgreSQL allows 100 connections by default."""
+
+    pool_size: int = 2
+    max_overflow: int = 4
+    # Seconds a save waits for the event table's lock before failing (and being retried).
+    lock_timeout_s: int = 10
+    connect_timeout_s: int = 10
 
 
 @dataclass(frozen=True)
@@ -30,6 +46,7 @@ class Settings:
     credentials_path: Path = field(default_factory=lambda: Path.home() / ".tpc" / "credentials")
     # How often projections poll the log when nothing woke them.
     poll_interval_s: float = 0.2
+    postgres: PostgresPool = field(default_factory=PostgresPool)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -39,22 +56,94 @@ class Settings:
             "api_token": env.get("TPC_API_TOKEN") or None,
         }
         if env.get("TPC_CONCURRENCY"):
-            raw = env["TPC_CONCURRENCY"]
-            if not raw.isdigit() or int(raw) < 1:
-                raise SettingsError(f"TPC_CONCURRENCY must be a positive number (got {raw!r})")
-            values["concurrency"] = int(raw)
+            values["concurrency"] = _number("TPC_CONCURRENCY", 1)
+        if env.get("TPC_POLL_INTERVAL"):
+            values["poll_interval_s"] = _seconds("TPC_POLL_INTERVAL")
+        defaults = PostgresPool()
+        values["postgres"] = PostgresPool(
+            pool_size=_number("TPC_POSTGRES_POOL_SIZE", 1, defaults.pool_size),
+            max_overflow=_number("TPC_POSTGRES_MAX_OVERFLOW", 0, defaults.max_overflow),
+            lock_timeout_s=_number("TPC_POSTGRES_LOCK_TIMEOUT", 1, defaults.lock_timeout_s),
+            connect_timeout_s=_number(
+                "TPC_POSTGRES_CONNECT_TIMEOUT", 1, defaults.connect_timeout_s
+            ),
+        )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
     @property
+    def database_kind(self) -> Literal["sqlite", "postgresql"]:
+        if self.database_url.startswith("sqlite:///"):
+            return "sqlite"
+        if self.database_url.startswith(("postgresql://", "postgres://")):
+            return "postgresql"
+        raise SettingsError(
+            f"unsupported TPC_DATABASE_URL {self.database_url!r}: use {DATABASE_URL_FORMS}"
+        )
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_kind == "postgresql"
+
+    @property
+    def redacted_database_url(self) -> str:
+        """TPC_DATABASE_URL fit to print: a password becomes `***`."""
+        scheme, sep, rest = self.database_url.partition("://")
+        credentials, at, location = rest.rpartition("@")
+        if not sep or not at or ":" not in credentials:
+            return self.database_url
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{location}"
+
+    @property
     def sqlite_path(self) -> Path:
-        if not self.database_url.startswith("sqlite:///"):
-            raise SettingsError(
-                f"unsupported TPC_DATABASE_URL {self.database_url!r}: "
-                "use sqlite:///path/to/tpc.db (PostgreSQL support is on its way)"
-            )
+        if self.database_kind != "sqlite":
+            raise SettingsError(f"TPC_DATABASE_URL {self.database_url!r} is not a SQLite file")
         return Path(self.database_url.removeprefix("sqlite:///"))
+
+    @property
+    def postgres_params(self) -> dict[str, str]:
+        """libpq connection parameters from a `postgresql://` URL (user, password, host,
+        port, dbname, and any `?key=value` such as `sslmode`)."""
+        from psycopg.conninfo import conninfo_to_dict
+
+        if self.database_kind != "postgresql":
+            raise SettingsError(f"TPC_DATABASE_URL {self.database_url!r} is not PostgreSQL")
+        try:
+            params = conninfo_to_dict(self.database_url)
+        except Exception as error:  # psycopg.ProgrammingError: a malformed URL
+            raise SettingsError(
+                f"TPC_DATABASE_URL {self.database_url!r} is not a valid PostgreSQL URL "
+                f"({error}): use {DATABASE_URL_FORMS}"
+            ) from None
+        if not params.get("dbname"):
+            raise SettingsError(
+                f"TPC_DATABASE_URL {self.database_url!r} names no database: "
+                f"use {DATABASE_URL_FORMS}"
+            )
+        return {key: str(value) for key, value in params.items() if value is not None}
 
     @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+
+def _number(name: str, minimum: int, default: int = 0) -> int:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < minimum:
+        kind = "a positive number" if minimum else "a number (0 or more)"
+        raise SettingsError(f"{name} must be {kind} (got {raw!r})")
+    return int(raw)
+
+
+def _seconds(name: str) -> float:
+    raw = os.environ[name]
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise SettingsError(f"{name} must be a positive number of seconds (got {raw!r})")
+    return value

@@ -1,19 +1,22 @@
 """Following the event log: each batch of events and the new tracking position are written in
 one transaction, so the views are always exactly the log up to that position.
 
-SQLite cannot push notifications, so the server polls (`catch_up` on a timer) and also calls
-`catch_up` right after each command, which gives a client read-your-writes. The position is
-read inside the write transaction, so several processes can follow the same log safely.
+The position is read inside the write transaction, after taking the projector's lock (SQLite:
+the file's write lock; PostgreSQL: an advisory lock), so several processes can follow the same
+log and write the same views: the second waits, then starts from where the first stopped, and
+no event is applied twice.
+
+The server calls `catch_up` right after each command (read-your-writes) and in a loop that
+waits for news of other processes' events (`wait_for_events`): PostgreSQL's LISTEN/NOTIFY,
+with a poll interval in case a notification is lost; SQLite has no notifications and polls.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
-from pathlib import Path
 
+from infra.store.database import Connection, Database, LogWatcher
 from infra.store.events import EventStore
-from infra.store.sqlite import connect, write_transaction
 from projections.views import apply_events, create_schema, drop_views
 
 TRACKING_NAME = "views"
@@ -24,14 +27,21 @@ BATCH = 500
 
 
 class Projector:
-    def __init__(self, store: EventStore, path: Path) -> None:
+    def __init__(self, store: EventStore, database: Database) -> None:
         self._store = store
-        self._db = connect(path)
+        self._database = database
         self._lock = threading.Lock()
-        with write_transaction(self._db):
-            create_schema(self._db)
-            built_with = _position(self._db, SCHEMA_MARK)
-        if built_with != VIEWS_VERSION:
+        self._watcher: LogWatcher | None = None
+        self._watcher_lock = threading.Lock()
+        self._closed = False
+        with database.write() as db:
+            database.lock(db, TRACKING_NAME)
+            create_schema(db, database)
+            built_with = _position(db, SCHEMA_MARK)
+        # The version the views were built with when this projector started (0: none yet).
+        self.found_version = built_with
+        self.rebuilt_on_start = built_with != VIEWS_VERSION
+        if self.rebuilt_on_start:
             # The views are derived data: when their shape changes, rebuild them from the log.
             self.rebuild()
 
@@ -39,40 +49,63 @@ class Projector:
         """Apply every event not yet in the views; returns the position reached."""
         with self._lock:
             while True:
-                with write_transaction(self._db):
-                    position = _position(self._db)
-                    if not self._apply_batch(position):
+                with self._database.write() as db:
+                    self._database.lock(db, TRACKING_NAME)
+                    position = _position(db)
+                    if not self._apply_batch(db, position):
                         return position
 
     def rebuild(self) -> int:
         """Drop every view and replay the whole log, in one transaction: readers see the old
-        views or the new ones, never a half-built state."""
-        with self._lock, write_transaction(self._db):
-            drop_views(self._db)
-            create_schema(self._db)
-            _set_position(self._db, SCHEMA_MARK, VIEWS_VERSION)
+        views or the new ones, never a half-built state (on PostgreSQL they wait for it)."""
+        with self._lock, self._database.write() as db:
+            self._database.lock(db, TRACKING_NAME)
+            drop_views(db)
+            create_schema(db, self._database)
+            _set_position(db, SCHEMA_MARK, VIEWS_VERSION)
             position = 0
-            while self._apply_batch(position):
-                position = _position(self._db)
+            while self._apply_batch(db, position):
+                position = _position(db)
             return position
 
-    def _apply_batch(self, position: int) -> bool:
-        notifications = self._store.read_notifications(self._db, position, BATCH)
-        apply_events(self._db, ((self._store.to_event(n), n.id) for n in notifications))
+    def position(self) -> int:
+        row = self._database.read_one(
+            "SELECT position FROM tracking WHERE name = ?", (TRACKING_NAME,)
+        )
+        return int(row[0]) if row else 0
+
+    def wait_for_events(self, timeout: float) -> bool:
+        """Block until another process may have appended events (True), or for `timeout`
+        seconds (False). The first call starts listening."""
+        with self._watcher_lock:
+            if self._closed:
+                return False
+            if self._watcher is None:
+                self._watcher = self._database.log_watcher(self._store.log_channel)
+            watcher = self._watcher
+        return watcher.wait(timeout)
+
+    def _apply_batch(self, db: Connection, position: int) -> bool:
+        notifications = self._store.read_notifications(db, position, BATCH)
+        apply_events(db, ((self._store.to_event(n), n.id) for n in notifications))
         if notifications:
-            _set_position(self._db, TRACKING_NAME, notifications[-1].id)
+            _set_position(db, TRACKING_NAME, notifications[-1].id)
         return bool(notifications)
 
     def close(self) -> None:
-        self._db.close()
+        with self._watcher_lock:
+            self._closed = True
+            watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.close()
 
 
-def _position(db: sqlite3.Connection, name: str = TRACKING_NAME) -> int:
+def _position(db: Connection, name: str = TRACKING_NAME) -> int:
     row = db.execute("SELECT position FROM tracking WHERE name = ?", (name,)).fetchone()
     return int(row[0]) if row else 0
 
 
-def _set_position(db: sqlite3.Connection, name: str, position: int) -> None:
+def _set_position(db: Connection, name: str, position: int) -> None:
     db.execute(
         "INSERT INTO tracking (name, position) VALUES (?, ?)"
         " ON CONFLICT (name) DO UPDATE SET position = excluded.position",

@@ -4,14 +4,11 @@ here recomputes from transcripts; results were computed once when the iteration 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-from pathlib import Path
 from typing import Any
 
 from domain.errors import Conflict, NotFound
 from domain.results import compare
-from infra.store.sqlite import connect
+from infra.store.database import Database, Row
 
 MAX_LIMIT = 500
 RUN_STATUSES = ("queued", "running", "passed", "failed", "errored", "timed_out", "cancelled")
@@ -22,27 +19,19 @@ def _loads(text: str | None) -> Any:
 
 
 class Views:
-    """Read access to the projections, one SQLite connection per thread."""
+    """Read access to the projections (each read is one query on the store's database)."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._local = threading.local()
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "db", None)
-        if connection is None:
-            connection = self._local.db = connect(self._path)
-        return connection
+    def __init__(self, database: Database) -> None:
+        self._database = database
 
     def _page(
         self, sql: str, params: tuple[Any, ...], limit: int, cursor: str | None
-    ) -> tuple[list[sqlite3.Row], str | None]:
+    ) -> tuple[list[Row], str | None]:
         limit = max(1, min(limit, MAX_LIMIT))
         after = int(cursor) if cursor and cursor.isdigit() else -1
-        rows = self.db.execute(
+        rows = self._database.read(
             f"{sql} AND seq > ? ORDER BY seq LIMIT ?", (*params, after, limit + 1)
-        ).fetchall()
+        )
         more = len(rows) > limit
         rows = rows[:limit]
         return rows, (str(rows[-1]["seq"]) if more else None)
@@ -50,20 +39,20 @@ class Views:
     # -- products ---------------------------------------------------------------------------
 
     def product_for_token_hash(self, token_hash: str) -> str | None:
-        row: sqlite3.Row | None = self.db.execute(
+        row: Row | None = self._database.read_one(
             "SELECT id FROM v_products WHERE token_hash = ?", (token_hash,)
-        ).fetchone()
+        )
         return str(row["id"]) if row else None
 
     def has_products(self) -> bool:
-        return self.db.execute("SELECT 1 FROM v_products LIMIT 1").fetchone() is not None
+        return self._database.read_one("SELECT 1 FROM v_products LIMIT 1") is not None
 
     # -- tasks and environments -------------------------------------------------------------
 
     def _definition(self, table: str, product: str, public_id: str, what: str) -> dict[str, Any]:
-        row: sqlite3.Row | None = self.db.execute(
+        row: Row | None = self._database.read_one(
             f"SELECT * FROM {table} WHERE id = ? AND product_id = ?", (public_id, product)
-        ).fetchone()
+        )
         if row is None:
             raise NotFound(f"{what} {public_id} not found")
         return {"id": row["id"], **json.loads(row["definition"]), "created_at": row["created_at"]}
@@ -104,9 +93,9 @@ class Views:
     # -- experiments ------------------------------------------------------------------------
 
     def experiment(self, product: str, exp_id: str) -> dict[str, Any]:
-        row: sqlite3.Row | None = self.db.execute(
+        row: Row | None = self._database.read_one(
             "SELECT * FROM v_experiments WHERE id = ? AND product_id = ?", (exp_id, product)
-        ).fetchone()
+        )
         if row is None:
             raise NotFound(f"experiment {exp_id} not found")
         return _experiment_json(row)
@@ -125,11 +114,11 @@ class Views:
         self.experiment(product, exp_id)
         limit = max(1, min(limit, MAX_LIMIT))
         after = int(cursor) if cursor and cursor.isdigit() else 0
-        rows = self.db.execute(
+        rows = self._database.read(
             "SELECT * FROM v_audit WHERE experiment_id = ? AND position > ?"
             " ORDER BY position LIMIT ?",
             (exp_id, after, limit + 1),
-        ).fetchall()
+        )
         more = len(rows) > limit
         rows = rows[:limit]
         return {
@@ -150,27 +139,27 @@ class Views:
     def experiment_version_at(self, product: str, exp_id: str, position: int) -> int:
         """The experiment stream's version as it stood at a log position."""
         self.experiment(product, exp_id)
-        row: sqlite3.Row | None = self.db.execute(
+        row: Row | None = self._database.read_one(
             "SELECT MAX(version) AS version FROM v_audit WHERE experiment_id = ? AND"
             " stream = 'experiment' AND position <= ?",
             (exp_id, position),
-        ).fetchone()
+        )
         if row is None or row["version"] is None:
             raise NotFound(f"experiment {exp_id} did not exist at position {position}")
         return int(row["version"])
 
     # -- iterations -------------------------------------------------------------------------
 
-    def _iteration_row(self, product: str, exp_id: str, number: int | str) -> sqlite3.Row:
+    def _iteration_row(self, product: str, exp_id: str, number: int | str) -> Row:
         experiment = self.experiment(product, exp_id)
         if number == "latest":
             if not experiment["iterations"]:
                 raise NotFound(f"{exp_id} has no iterations yet: run `tpc sim experiment run`")
             number = experiment["iterations"]
-        row: sqlite3.Row | None = self.db.execute(
+        row: Row | None = self._database.read_one(
             "SELECT * FROM v_iterations WHERE experiment_id = ? AND number = ?",
             (exp_id, int(number)),
-        ).fetchone()
+        )
         if row is None:
             raise NotFound(f"{exp_id} has no iteration {number}")
         return row
@@ -178,9 +167,9 @@ class Views:
     def iteration_status(self, product: str, exp_id: str, number: int | str) -> dict[str, Any]:
         return self._status_json(self._iteration_row(product, exp_id, number))
 
-    def _status_json(self, row: sqlite3.Row) -> dict[str, Any]:
+    def _status_json(self, row: Row) -> dict[str, Any]:
         counts = dict.fromkeys(RUN_STATUSES, 0)
-        for status, count in self.db.execute(
+        for status, count in self._database.read(
             "SELECT status, COUNT(*) FROM v_runs WHERE experiment_id = ? AND number = ?"
             " GROUP BY status",
             (row["experiment_id"], row["number"]),
@@ -199,12 +188,12 @@ class Views:
 
     def iterations(self, product: str, exp_id: str) -> dict[str, Any]:
         self.experiment(product, exp_id)
-        rows = self.db.execute(
+        rows = self._database.read(
             "SELECT * FROM v_iterations WHERE experiment_id = ? ORDER BY number", (exp_id,)
-        ).fetchall()
+        )
         return {"items": [self._status_json(r) for r in rows], "next_cursor": None}
 
-    def _completed_results(self, row: sqlite3.Row) -> dict[str, Any]:
+    def _completed_results(self, row: Row) -> dict[str, Any]:
         if row["results"] is None:
             raise Conflict(
                 f"{row['experiment_id']} iteration {row['number']} is still running: "
@@ -260,7 +249,7 @@ class Views:
                 "status": r["status"],
                 "signals": _loads(r["signals"]) or {},
             }
-            for r in self.db.execute(
+            for r in self._database.read(
                 "SELECT id, task_id, environment_id, status, signals FROM v_runs"
                 " WHERE experiment_id = ? AND number = ? ORDER BY seq",
                 (exp_id, row["number"]),
@@ -297,10 +286,10 @@ class Views:
     def run(self, product: str, run_id: str) -> dict[str, Any]:
         return _run_json(self._run_row(product, run_id))
 
-    def _run_row(self, product: str, run_id: str) -> sqlite3.Row:
-        row: sqlite3.Row | None = self.db.execute(
+    def _run_row(self, product: str, run_id: str) -> Row:
+        row: Row | None = self._database.read_one(
             "SELECT * FROM v_runs WHERE id = ? AND product_id = ?", (run_id, product)
-        ).fetchone()
+        )
         if row is None:
             raise NotFound(f"run {run_id} not found")
         return row
@@ -313,35 +302,43 @@ class Views:
 
     # -- for the executor -------------------------------------------------------------------
 
-    def open_iterations(self) -> list[sqlite3.Row]:
-        return self.db.execute(
+    def open_iterations(self) -> list[Row]:
+        return self._database.read(
             "SELECT * FROM v_iterations WHERE status = 'running' ORDER BY created_at"
-        ).fetchall()
+        )
+
+    def cancel_requested(self, exp_id: str, number: int) -> bool:
+        """Whether a cancel of the iteration was requested (False for an unknown one)."""
+        row = self._database.read_one(
+            "SELECT cancel_requested FROM v_iterations WHERE experiment_id = ? AND number = ?",
+            (exp_id, number),
+        )
+        return bool(row and row[0])
 
     def count_unfinished_runs(self, exp_id: str, number: int) -> int:
-        row = self.db.execute(
+        (row,) = self._database.read(
             "SELECT COUNT(*) FROM v_runs WHERE experiment_id = ? AND number = ?"
             " AND status IN ('queued', 'running')",
             (exp_id, number),
-        ).fetchone()
+        )
         return int(row[0])
 
-    def failing_runs(self, exp_id: str, number: int) -> list[sqlite3.Row]:
-        return self.db.execute(
+    def failing_runs(self, exp_id: str, number: int) -> list[Row]:
+        return self._database.read(
             "SELECT * FROM v_runs WHERE experiment_id = ? AND number = ?"
             " AND status IN ('failed', 'errored', 'timed_out') ORDER BY seq",
             (exp_id, number),
-        ).fetchall()
+        )
 
-    def unfinished_runs(self, exp_id: str, number: int) -> list[sqlite3.Row]:
-        return self.db.execute(
+    def unfinished_runs(self, exp_id: str, number: int) -> list[Row]:
+        return self._database.read(
             "SELECT * FROM v_runs WHERE experiment_id = ? AND number = ?"
             " AND status IN ('queued', 'running') ORDER BY seq",
             (exp_id, number),
-        ).fetchall()
+        )
 
 
-def _experiment_json(row: sqlite3.Row) -> dict[str, Any]:
+def _experiment_json(row: Row) -> dict[str, Any]:
     return {
         "id": row["id"],
         "name": row["name"],
@@ -357,7 +354,7 @@ def _experiment_json(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _run_json(row: sqlite3.Row) -> dict[str, Any]:
+def _run_json(row: Row) -> dict[str, Any]:
     return {
         "id": row["id"],
         "experiment_id": row["experiment_id"],

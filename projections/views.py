@@ -8,7 +8,6 @@ themselves, so replaying the log from zero rebuilds identical tables.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
@@ -21,40 +20,42 @@ from domain.iterations import Iteration, PlannedRun
 from domain.results import RunRow, summarize
 from domain.runs import Run
 from domain.signals.config import SignalConfig
+from infra.store.database import Connection, Database, Row
 
+# One schema for both stores: `{serial}`, `{int}` are the port's type names (Database.ddl).
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS tracking (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tracking (name TEXT PRIMARY KEY, position {int} NOT NULL);
 CREATE TABLE IF NOT EXISTS v_products (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS v_tasks (
-    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, product_id TEXT NOT NULL,
-    name TEXT NOT NULL, definition TEXT NOT NULL, created_at TEXT NOT NULL, version INTEGER);
+    seq {serial}, id TEXT NOT NULL UNIQUE, product_id TEXT NOT NULL,
+    name TEXT NOT NULL, definition TEXT NOT NULL, created_at TEXT NOT NULL, version {int});
 CREATE TABLE IF NOT EXISTS v_environments (
-    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, product_id TEXT NOT NULL,
-    name TEXT NOT NULL, definition TEXT NOT NULL, created_at TEXT NOT NULL, version INTEGER);
+    seq {serial}, id TEXT NOT NULL UNIQUE, product_id TEXT NOT NULL,
+    name TEXT NOT NULL, definition TEXT NOT NULL, created_at TEXT NOT NULL, version {int});
 CREATE TABLE IF NOT EXISTS v_experiments (
-    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, stream TEXT NOT NULL,
+    seq {serial}, id TEXT NOT NULL UNIQUE, stream TEXT NOT NULL,
     product_id TEXT NOT NULL, name TEXT NOT NULL, task_ids TEXT NOT NULL, env_ids TEXT NOT NULL,
-    repeats INTEGER NOT NULL, config_text TEXT, config_hash TEXT, iterations INTEGER NOT NULL,
-    created_at TEXT NOT NULL, version INTEGER NOT NULL);
+    repeats {int} NOT NULL, config_text TEXT, config_hash TEXT, iterations {int} NOT NULL,
+    created_at TEXT NOT NULL, version {int} NOT NULL);
 CREATE TABLE IF NOT EXISTS v_iterations (
-    experiment_id TEXT NOT NULL, number INTEGER NOT NULL, stream TEXT NOT NULL UNIQUE,
-    product_id TEXT NOT NULL, status TEXT NOT NULL, total INTEGER NOT NULL,
-    cancel_requested INTEGER NOT NULL DEFAULT 0, config TEXT, config_hash TEXT,
+    experiment_id TEXT NOT NULL, number {int} NOT NULL, stream TEXT NOT NULL UNIQUE,
+    product_id TEXT NOT NULL, status TEXT NOT NULL, total {int} NOT NULL,
+    cancel_requested {int} NOT NULL DEFAULT 0, config TEXT, config_hash TEXT,
     tasks TEXT NOT NULL, environments TEXT NOT NULL, created_at TEXT NOT NULL,
     completed_at TEXT, results TEXT, clusters TEXT, PRIMARY KEY (experiment_id, number));
 CREATE TABLE IF NOT EXISTS v_runs (
     id TEXT PRIMARY KEY, stream TEXT, product_id TEXT NOT NULL, experiment_id TEXT NOT NULL,
-    number INTEGER NOT NULL, seq INTEGER NOT NULL, task_id TEXT NOT NULL,
-    environment_id TEXT NOT NULL, repeat INTEGER NOT NULL, status TEXT NOT NULL,
-    termination_reason TEXT, attempts INTEGER NOT NULL DEFAULT 0, stats TEXT, error TEXT,
+    number {int} NOT NULL, seq {int} NOT NULL, task_id TEXT NOT NULL,
+    environment_id TEXT NOT NULL, repeat {int} NOT NULL, status TEXT NOT NULL,
+    termination_reason TEXT, attempts {int} NOT NULL DEFAULT 0, stats TEXT, error TEXT,
     transcript_ref TEXT, signals TEXT, signal_values TEXT, started_at TEXT, ended_at TEXT);
 CREATE INDEX IF NOT EXISTS v_runs_by_iteration ON v_runs (experiment_id, number, seq);
 CREATE INDEX IF NOT EXISTS v_runs_by_stream ON v_runs (stream);
 CREATE INDEX IF NOT EXISTS v_runs_by_status ON v_runs (experiment_id, number, status);
 CREATE TABLE IF NOT EXISTS v_audit (
-    position INTEGER PRIMARY KEY, product_id TEXT NOT NULL, experiment_id TEXT NOT NULL,
-    stream TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, time TEXT NOT NULL,
+    position {int} PRIMARY KEY, product_id TEXT NOT NULL, experiment_id TEXT NOT NULL,
+    stream TEXT NOT NULL, id TEXT NOT NULL, version {int} NOT NULL, time TEXT NOT NULL,
     type TEXT NOT NULL, summary TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS v_audit_by_experiment ON v_audit (experiment_id, position);
 """
@@ -69,14 +70,14 @@ VIEW_TABLES = (
 )
 
 
-def create_schema(db: sqlite3.Connection) -> None:
-    # Statement by statement: executescript() would commit the caller's transaction.
-    for statement in SCHEMA.split(";"):
+def create_schema(db: Connection, database: Database) -> None:
+    # Statement by statement: SQLite's executescript() would commit the caller's transaction.
+    for statement in database.ddl(SCHEMA).split(";"):
         if statement.strip():
             db.execute(statement)
 
 
-def drop_views(db: sqlite3.Connection) -> None:
+def drop_views(db: Connection) -> None:
     for table in VIEW_TABLES:
         db.execute(f"DROP TABLE IF EXISTS {table}")
     db.execute("DELETE FROM tracking")
@@ -92,7 +93,7 @@ def _time(event: Any) -> str:
     return timestamp.isoformat()
 
 
-Handler = Callable[[sqlite3.Connection, Any, int], None]
+Handler = Callable[[Connection, Any, int], None]
 HANDLERS: dict[type, Handler] = {}
 
 
@@ -105,7 +106,7 @@ def handles(*kinds: type) -> Callable[[Handler], Handler]:
     return register
 
 
-def apply_events(db: sqlite3.Connection, events: Iterable[tuple[Any, int]]) -> None:
+def apply_events(db: Connection, events: Iterable[tuple[Any, int]]) -> None:
     """Fold events (with their log positions) into the views, in order; events no view needs
     are skipped."""
     runs = RunEventBatch()
@@ -121,7 +122,7 @@ def apply_events(db: sqlite3.Connection, events: Iterable[tuple[Any, int]]) -> N
 
 
 def _audit(
-    db: sqlite3.Connection,
+    db: Connection,
     event: Any,
     position: int,
     experiment_id: str,
@@ -150,12 +151,12 @@ def _audit(
 
 
 @handles(Product.Registered)
-def _product_registered(db: sqlite3.Connection, e: Any, _: int) -> None:
+def _product_registered(db: Connection, e: Any, _: int) -> None:
     db.execute("INSERT INTO v_products VALUES (?, ?, ?)", (e.public_id, e.name, e.token_hash))
 
 
 @handles(Task.Created, Environment.Created)
-def _definition_created(db: sqlite3.Connection, e: Any, _: int) -> None:
+def _definition_created(db: Connection, e: Any, _: int) -> None:
     table = "v_tasks" if isinstance(e, Task.Created) else "v_environments"
     db.execute(
         f"INSERT INTO {table} (id, product_id, name, definition, created_at, version)"
@@ -174,8 +175,8 @@ def _definition_created(db: sqlite3.Connection, e: Any, _: int) -> None:
 # -- experiments ------------------------------------------------------------------------------
 
 
-def _experiment(db: sqlite3.Connection, e: Any) -> sqlite3.Row:
-    row: sqlite3.Row | None = db.execute(
+def _experiment(db: Connection, e: Any) -> Row:
+    row: Row | None = db.execute(
         "SELECT * FROM v_experiments WHERE stream = ?", (str(e.originator_id),)
     ).fetchone()
     assert row is not None, f"experiment stream {e.originator_id} has no view row"
@@ -183,7 +184,7 @@ def _experiment(db: sqlite3.Connection, e: Any) -> sqlite3.Row:
 
 
 @handles(Experiment.Created)
-def _experiment_created(db: sqlite3.Connection, e: Any, position: int) -> None:
+def _experiment_created(db: Connection, e: Any, position: int) -> None:
     db.execute(
         "INSERT INTO v_experiments (id, stream, product_id, name, task_ids, env_ids, repeats,"
         " iterations, created_at, version) VALUES (?, ?, ?, ?, '[]', '[]', ?, 0, ?, ?)",
@@ -210,9 +211,9 @@ def _experiment_created(db: sqlite3.Connection, e: Any, position: int) -> None:
 
 
 def _experiment_change(
-    column: str, summary: Callable[[Any], str], value: Callable[[Any, sqlite3.Row], Any]
+    column: str, summary: Callable[[Any], str], value: Callable[[Any, Row], Any]
 ) -> Handler:
-    def handler(db: sqlite3.Connection, e: Any, position: int) -> None:
+    def handler(db: Connection, e: Any, position: int) -> None:
         row = _experiment(db, e)
         db.execute(
             f"UPDATE v_experiments SET {column} = ?, version = ? WHERE id = ?",
@@ -223,11 +224,11 @@ def _experiment_change(
     return handler
 
 
-def _add(column: str, attr: str) -> Callable[[Any, sqlite3.Row], str]:
+def _add(column: str, attr: str) -> Callable[[Any, Row], str]:
     return lambda e, row: _json([*json.loads(row[column]), getattr(e, attr)])
 
 
-def _remove(column: str, attr: str) -> Callable[[Any, sqlite3.Row], str]:
+def _remove(column: str, attr: str) -> Callable[[Any, Row], str]:
     return lambda e, row: _json([x for x in json.loads(row[column]) if x != getattr(e, attr)])
 
 
@@ -255,7 +256,7 @@ HANDLERS[Experiment.IterationStarted] = _experiment_change(
 
 
 @handles(Experiment.SignalConfigSet, Experiment.SignalConfigCleared)
-def _config_changed(db: sqlite3.Connection, e: Any, position: int) -> None:
+def _config_changed(db: Connection, e: Any, position: int) -> None:
     row = _experiment(db, e)
     is_set = isinstance(e, Experiment.SignalConfigSet)
     db.execute(
@@ -275,7 +276,7 @@ def _config_changed(db: sqlite3.Connection, e: Any, position: int) -> None:
 
 
 @handles(Iteration.ConfigFrozen)
-def _iteration_frozen(db: sqlite3.Connection, e: Any, position: int) -> None:
+def _iteration_frozen(db: Connection, e: Any, position: int) -> None:
     config = e.signal_config
     db.execute(
         "INSERT INTO v_iterations (experiment_id, number, stream, product_id, status, total,"
@@ -325,17 +326,15 @@ def _iteration_frozen(db: sqlite3.Connection, e: Any, position: int) -> None:
     )
 
 
-def _iteration(db: sqlite3.Connection, e: Any) -> sqlite3.Row:
-    row: sqlite3.Row | None = db.execute(
+def _iteration(db: Connection, e: Any) -> Row:
+    row: Row | None = db.execute(
         "SELECT * FROM v_iterations WHERE stream = ?", (str(e.originator_id),)
     ).fetchone()
     assert row is not None, f"iteration stream {e.originator_id} has no view row"
     return row
 
 
-def _iteration_audit(
-    db: sqlite3.Connection, e: Any, position: int, row: sqlite3.Row, text: str
-) -> None:
+def _iteration_audit(db: Connection, e: Any, position: int, row: Row, text: str) -> None:
     _audit(
         db,
         e,
@@ -349,14 +348,14 @@ def _iteration_audit(
 
 
 @handles(Iteration.CancelRequested)
-def _iteration_cancel_requested(db: sqlite3.Connection, e: Any, position: int) -> None:
+def _iteration_cancel_requested(db: Connection, e: Any, position: int) -> None:
     row = _iteration(db, e)
     db.execute("UPDATE v_iterations SET cancel_requested = 1 WHERE stream = ?", (row["stream"],))
     _iteration_audit(db, e, position, row, f"iteration {row['number']} cancel requested")
 
 
 @handles(Iteration.ClustersRecorded)
-def _iteration_clustered(db: sqlite3.Connection, e: Any, position: int) -> None:
+def _iteration_clustered(db: Connection, e: Any, position: int) -> None:
     row = _iteration(db, e)
     db.execute(
         "UPDATE v_iterations SET clusters = ? WHERE stream = ?",
@@ -373,7 +372,7 @@ def _iteration_clustered(db: sqlite3.Connection, e: Any, position: int) -> None:
 
 
 @handles(Iteration.Completed)
-def _iteration_completed(db: sqlite3.Connection, e: Any, position: int) -> None:
+def _iteration_completed(db: Connection, e: Any, position: int) -> None:
     row = _iteration(db, e)
     results = iteration_results(db, row)
     db.execute(
@@ -383,7 +382,7 @@ def _iteration_completed(db: sqlite3.Connection, e: Any, position: int) -> None:
     _iteration_audit(db, e, position, row, f"iteration {row['number']} {e.status}")
 
 
-def iteration_results(db: sqlite3.Connection, iteration: sqlite3.Row) -> dict[str, Any]:
+def iteration_results(db: Connection, iteration: Row) -> dict[str, Any]:
     """Computed once, when the iteration completes, from the run rows and the frozen config."""
     frozen = json.loads(iteration["config"]) if iteration["config"] else None
     config = SignalConfig.model_validate(frozen["parsed"]) if frozen else None
@@ -479,7 +478,7 @@ class RunEventBatch:
             )
         )
 
-    def flush(self, db: sqlite3.Connection) -> None:
+    def flush(self, db: Connection) -> None:
         if self._opened:
             db.executemany("UPDATE v_runs SET stream = ? WHERE id = ?", self._opened)
         by_columns: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}

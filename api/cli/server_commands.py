@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from rich.console import Console
 
 from api.cli.demo import demo
 from infra.settings import Settings
@@ -41,7 +42,7 @@ def serve(host: str, port: int, concurrency: int | None) -> None:
         service.close()
     click.echo(
         f"tpc serve: API {settings.api_url}/v1 (OpenAPI at {settings.api_url}/openapi.json), "
-        f"store {settings.database_url}",
+        f"store {settings.redacted_database_url}",
         err=True,
     )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
@@ -77,4 +78,57 @@ def rebuild() -> None:
     )
 
 
-SERVER_COMMANDS: tuple[click.Command, ...] = (serve, demo, projections)
+@click.group("db")
+def db() -> None:
+    """Maintain the store's schema."""
+
+
+@db.command("migrate")
+def migrate() -> None:
+    """Create the store's schema, or bring it up to date with this version of tpc.
+
+    Idempotent: run it as often as you like; a current store is left as it is. Tables that
+    hold data get the migrations they lack; the views, when their shape changed, are rebuilt
+    from the event log. `tpc serve` does the same on start, but with several servers and
+    workers on PostgreSQL run this once before starting the new version, so that none of
+    them waits for a rebuild.
+
+    Example: TPC_DATABASE_URL=postgresql://tpc@db:5432/tpc tpc db migrate
+    """
+    from api.cli.output import current_output
+    from infra.service import Service
+
+    settings = Settings.from_env()
+    service = Service(settings)
+    try:
+        report = service.schema_report()
+    finally:
+        service.close()
+    report = {"database": settings.redacted_database_url, **report}
+
+    def render(console: Console) -> None:
+        console.print(
+            f"Store: {report['store']} {report['database']} "
+            f"(events table {report['events_table']}, {report['events']:,} events)"
+        )
+        for migration in report["migrations_applied"]:
+            console.print(f"Applied migration {migration['number']}: {migration['name']}")
+        if not report["migrations_applied"]:
+            console.print("Tables: up to date, no migration to apply.")
+        views = report["views"]
+        position = f"{views['position']:,}"
+        if not views["rebuilt"]:
+            state = f"version {views['version']}, up to date at position {position}"
+        elif views["found_version"] is None:
+            state = f"created (version {views['version']}), built up to position {position}"
+        else:
+            state = (
+                f"rebuilt as version {views['version']} (were version {views['found_version']})"
+                f" up to position {position}"
+            )
+        console.print(f"Views: {state}.")
+
+    current_output().emit(report, render)
+
+
+SERVER_COMMANDS: tuple[click.Command, ...] = (serve, demo, projections, db)

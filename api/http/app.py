@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -103,10 +104,19 @@ def create_app(settings: Settings) -> Starlette:
 
 
 async def _follow_log(service: Service, interval: float) -> None:
-    """Catch up with events written by other processes (a rebuild, another server)."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await asyncio.to_thread(service.projector.catch_up)
-        except Exception:
-            log.exception("projection catch-up failed; retrying")
+    """Keep the views current with events other processes write (workers, other servers, a
+    rebuild): wake on PostgreSQL's NOTIFY, or after `interval` at the latest, since SQLite
+    cannot notify and a NOTIFY can be lost."""
+    # The wait blocks a thread of its own, not one of the default pool the executor uses.
+    waiter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tpc-log-watch")
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            try:
+                await loop.run_in_executor(waiter, service.projector.wait_for_events, interval)
+                await asyncio.to_thread(service.projector.catch_up)
+            except Exception:
+                log.exception("projection catch-up failed; retrying")
+                await asyncio.sleep(interval)
+    finally:
+        waiter.shutdown(wait=False, cancel_futures=True)

@@ -1,10 +1,9 @@
-"""The event store: an eventsourcing Application over SQLite, and typed access to its log."""
+"""The event store: an eventsourcing Application on the configured database (SQLite or
+PostgreSQL), and typed access to its log."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -13,6 +12,7 @@ from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import Notification
 
 from domain.errors import NotFound
+from infra.store.database import Connection, Database
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -22,17 +22,25 @@ class EventStore(Application[UUID]):
 
     name = "tpc"
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        super().__init__(
-            env={
-                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                "SQLITE_DBNAME": str(path),
-                "SQLITE_LOCK_TIMEOUT": "30",
-                "COMPRESSOR_TOPIC": "eventsourcing.compressor:ZlibCompressor",
-                "CREATE_TABLE": "y",
-            }
-        )
+    def __init__(self, database: Database) -> None:
+        env = {
+            **database.event_store_env(),
+            "COMPRESSOR_TOPIC": "eventsourcing.compressor:ZlibCompressor",
+            "CREATE_TABLE": "y",
+        }
+        # eventsourcing reads `TPC_<KEY>` (the application's name) before `<KEY>`, from the
+        # process environment too: set both, so that the settings chosen here always win.
+        super().__init__(env={**env, **{f"TPC_{key}": value for key, value in env.items()}})
+        self.database = database
+        self.events_table: str = self.recorder.events_table_name  # type: ignore[attr-defined]
+        # SQLite numbers the log by rowid; eventsourcing's PostgreSQL table has a column.
+        self._position = "rowid" if database.kind == "sqlite" else "notification_id"
+
+    @property
+    def log_channel(self) -> str | None:
+        """The channel PostgreSQL notifies in every transaction that appends events."""
+        channel: str | None = getattr(self.recorder, "channel_name", None)
+        return channel
 
     def load(self, kind: type[A], stream: UUID, label: str, version: int | None = None) -> A:
         """The aggregate, or `NotFound` naming what the user asked for."""
@@ -52,25 +60,24 @@ class EventStore(Application[UUID]):
             start=after, limit=limit, inclusive_of_start=False
         )
 
-    def read_notifications(
-        self, db: sqlite3.Connection, after: int, limit: int
-    ) -> list[Notification]:
+    def read_notifications(self, db: Connection, after: int, limit: int) -> list[Notification]:
         """The same as `notifications`, read through the caller's connection, so that a
-        projection can read and write in one transaction without taking a second connection
-        from the store's pool (whose reader/writer interlock would deadlock with it)."""
-        table = self.recorder.events_table_name  # type: ignore[attr-defined]
+        projection reads and writes in one transaction (on SQLite, taking a second connection
+        from the store's pool while holding the write lock would deadlock with the pool's
+        reader/writer interlock)."""
         rows = db.execute(
-            f"SELECT rowid, originator_id, originator_version, topic, state FROM {table}"
-            " WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            f"SELECT {self._position}, originator_id, originator_version, topic, state"
+            f" FROM {self.events_table} WHERE {self._position} > ?"
+            f" ORDER BY {self._position} LIMIT ?",
             (after, limit),
         ).fetchall()
         return [
             Notification(
                 id=row[0],
-                originator_id=UUID(row[1]),
+                originator_id=row[1] if isinstance(row[1], UUID) else UUID(row[1]),
                 originator_version=row[2],
                 topic=row[3],
-                state=row[4],
+                state=bytes(row[4]),
             )
             for row in rows
         ]

@@ -1,12 +1,17 @@
-"""SQLite connections for our own tables (views, blobs): WAL, a busy timeout, and write
-transactions that take the lock up front so they never fail half way on a lock upgrade."""
+"""The SQLite adapter of the storage port: one file holds the event log and our tables. WAL lets
+readers run beside the single writer; write transactions take the lock up front so they never
+fail half way on a lock upgrade; SQLite cannot push notifications, so followers poll."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any, ClassVar
+
+from infra.store.database import Database, Row
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -23,7 +28,7 @@ def connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
-@contextmanager
+@contextlib.contextmanager
 def write_transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     connection.execute("BEGIN IMMEDIATE")
     try:
@@ -32,3 +37,81 @@ def write_transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connec
         connection.execute("ROLLBACK")
         raise
     connection.execute("COMMIT")
+
+
+class SqliteDatabase(Database):
+    """Our tables in the store's SQLite file, one connection per thread."""
+
+    kind = "sqlite"
+    types: ClassVar[dict[str, str]] = {
+        "serial": "INTEGER PRIMARY KEY",
+        "int": "INTEGER",
+        "bytes": "BLOB",
+    }
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._opened_lock = threading.Lock()
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use, closed by `close`)."""
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = connect(self.path)
+            with self._opened_lock:
+                self._opened.append(connection)
+        return connection
+
+    def read(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
+        return self.connection().execute(sql, parameters).fetchall()
+
+    def read_one(self, sql: str, parameters: Sequence[Any] = ()) -> Row | None:
+        row: Row | None = self.connection().execute(sql, parameters).fetchone()
+        return row
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        with write_transaction(self.connection()) as db:
+            yield db
+
+    def lock(self, db: Any, name: str) -> None:
+        """Nothing to do: `BEGIN IMMEDIATE` already serialises every writer of the file."""
+
+    @contextlib.contextmanager
+    def schema_lock(self) -> Iterator[None]:
+        # Schema changes run in write transactions, which SQLite serialises.
+        yield
+
+    def event_store_env(self) -> dict[str, str]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(self.path),
+            "SQLITE_LOCK_TIMEOUT": str(BUSY_TIMEOUT_MS // 1000),
+        }
+
+    def log_watcher(self, channel: str | None) -> Sleeper:
+        return Sleeper()
+
+    def close(self) -> None:
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            connection.close()
+        self._local = threading.local()
+
+
+class Sleeper:
+    """The log watcher of a store that cannot notify: every wait is a poll interval."""
+
+    def __init__(self) -> None:
+        self._closed = threading.Event()
+
+    def wait(self, timeout: float) -> bool:
+        self._closed.wait(timeout)
+        return False
+
+    def close(self) -> None:
+        self._closed.set()

@@ -9,10 +9,11 @@ register the old topic or add a class version with an upcaster; never edit the g
 from __future__ import annotations
 
 import json
-import sqlite3
 import zlib
-from pathlib import Path
 from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
 
 from domain.experiments import Experiment
 from domain.ids import stream_id
@@ -25,33 +26,34 @@ BLOBS: dict[str, Any] = json.loads((FIXTURES / "stored_blobs_v1.json").read_text
 ANSWERS: dict[str, Any] = json.loads((FIXTURES / "stored_events_v1_answers.json").read_text())
 
 
-def load_golden_store(path: Path) -> Service:
-    Service(Settings(database_url=f"sqlite:///{path}")).close()  # creates the tables
-    db = sqlite3.connect(path)
-    db.executemany(
-        "INSERT INTO stored_events (originator_id, originator_version, topic, state)"
-        " VALUES (?, ?, ?, ?)",
-        [
-            (
-                e["originator_id"],
-                e["originator_version"],
-                e["topic"],
-                zlib.compress(json.dumps(e["state"], separators=(",", ":")).encode()),
+def load_golden_store(url: str) -> Service:
+    """A store holding the golden log as stored, written below the application (the recorder
+    and the blobs table), on either database."""
+    service = Service(Settings(database_url=url))  # creates the tables
+    try:
+        service.store.recorder.insert_events(
+            [
+                StoredEvent(
+                    originator_id=UUID(e["originator_id"]),
+                    originator_version=e["originator_version"],
+                    topic=e["topic"],
+                    state=zlib.compress(json.dumps(e["state"], separators=(",", ":")).encode()),
+                )
+                for e in GOLDEN["events"]
+            ]
+        )
+        with service.database.write() as db:
+            db.executemany(
+                "INSERT INTO blobs (ref, data) VALUES (?, ?)",
+                [(ref, zlib.compress(json.dumps(doc).encode())) for ref, doc in BLOBS.items()],
             )
-            for e in GOLDEN["events"]
-        ],
-    )
-    db.executemany(
-        "INSERT INTO blobs (ref, data) VALUES (?, ?)",
-        [(ref, zlib.compress(json.dumps(doc).encode())) for ref, doc in BLOBS.items()],
-    )
-    db.commit()
-    db.close()
-    return Service(Settings(database_url=f"sqlite:///{path}"))
+    finally:
+        service.close()
+    return Service(Settings(database_url=url))
 
 
-def test_every_stored_event_still_decodes(tmp_path: Path) -> None:
-    service = load_golden_store(tmp_path / "tpc.db")
+def test_every_stored_event_still_decodes(store_url: str) -> None:
+    service = load_golden_store(store_url)
     try:
         topics = set()
         for notification in service.store.notifications(0, 1000):
@@ -62,8 +64,10 @@ def test_every_stored_event_still_decodes(tmp_path: Path) -> None:
         service.close()
 
 
-def test_aggregates_and_views_rebuilt_from_the_golden_log_answer_as_before(tmp_path: Path) -> None:
-    service = load_golden_store(tmp_path / "tpc.db")
+def test_aggregates_and_views_rebuilt_from_the_golden_log_answer_as_before(
+    store_url: str,
+) -> None:
+    service = load_golden_store(store_url)
     try:
         service.projector.catch_up()
         owner = service.product_for_token(GOLDEN["product_token"])

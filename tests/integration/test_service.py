@@ -1,12 +1,13 @@
-"""The service, the executor and the projections on a real SQLite file, end to end."""
+"""The service, the executor and the projections end to end, on each store: a real SQLite file
+and the real PostgreSQL server (`store_url` runs every test on both)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,13 +32,8 @@ def transcript(stem: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "tpc.db"
-
-
-@pytest.fixture
-def service(db: Path) -> Iterator[Service]:
-    svc = Service(Settings(database_url=f"sqlite:///{db}"))
+def service(store_url: str) -> Iterator[Service]:
+    svc = Service(Settings(database_url=store_url))
     yield svc
     svc.close()
 
@@ -142,7 +138,7 @@ def test_a_config_change_never_rewrites_an_earlier_iteration(service: Service) -
     assert compared["score_delta"] == 0
 
 
-def test_restart_and_rebuild_give_identical_answers(service: Service, db: Path) -> None:
+def test_restart_and_rebuild_give_identical_answers(service: Service, store_url: str) -> None:
     owner, exp_id, _, _ = setup_replay(service)
     run_iteration(service, owner, exp_id)
     answers = (
@@ -152,7 +148,7 @@ def test_restart_and_rebuild_give_identical_answers(service: Service, db: Path) 
         service.views.experiment(owner, exp_id),
     )
     service.close()
-    again = Service(Settings(database_url=f"sqlite:///{db}"))
+    again = Service(Settings(database_url=store_url))
     try:
         assert again.bootstrap(None) is None  # the product is still there
         read = lambda: (  # noqa: E731
@@ -269,7 +265,9 @@ def test_timeouts_and_cancellation(service: Service) -> None:
         service.cancel(owner, exp2, 1)
 
 
-def test_an_interrupted_iteration_resumes_with_a_new_attempt(service: Service, db: Path) -> None:
+def test_an_interrupted_iteration_resumes_with_a_new_attempt(
+    service: Service, store_url: str
+) -> None:
     owner, exp_id, _, _ = setup_replay(service)
     status = service.trigger(owner, exp_id)
     iteration = service.load_iteration(exp_id, status["iteration"])
@@ -277,7 +275,7 @@ def test_an_interrupted_iteration_resumes_with_a_new_attempt(service: Service, d
     for planned in iteration.runs[:2]:
         service.start_run(iteration, planned.run_id)
     service.close()
-    again = Service(Settings(database_url=f"sqlite:///{db}"))
+    again = Service(Settings(database_url=store_url))
     try:
 
         async def resume() -> None:
@@ -324,11 +322,11 @@ def test_failing_runs_are_clustered_once_when_the_iteration_completes(service: S
     assert any("failure clusters" in summary for summary in history)
 
 
-def test_racing_triggers_get_gapless_unique_numbers(service: Service, db: Path) -> None:
+def test_racing_triggers_get_gapless_unique_numbers(service: Service, store_url: str) -> None:
     """Two services (as two processes would) trigger the same experiment at once, many times:
     optimistic concurrency on the experiment's stream makes every number unique and gapless."""
     owner, exp_id, _, _ = setup_replay(service)
-    other = Service(Settings(database_url=f"sqlite:///{db}"))
+    other = Service(Settings(database_url=store_url))
     try:
         with ThreadPoolExecutor(max_workers=4) as pool:
             numbers = list(
@@ -343,5 +341,33 @@ def test_racing_triggers_get_gapless_unique_numbers(service: Service, db: Path) 
         assert [i["iteration"] for i in service.views.iterations(owner, exp_id)["items"]] == list(
             range(1, 13)
         )
+    finally:
+        other.close()
+
+
+def test_two_triggers_at_the_same_instant_get_consecutive_numbers(
+    service: Service, store_url: str
+) -> None:
+    """SPEC §5: the same experiment triggered at the same instant from two services (two
+    processes' worth of connections): one gets N, the other N + 1, never both N."""
+    owner, exp_id, _, _ = setup_replay(service)
+    other = Service(Settings(database_url=store_url))
+    barrier = threading.Barrier(2)
+
+    def trigger(svc: Service) -> int:
+        barrier.wait()
+        number: int = svc.trigger(owner, exp_id)["iteration"]
+        return number
+
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for n in range(1, 10, 2):
+                numbers = sorted(pool.map(trigger, (service, other)))
+                assert numbers == [n, n + 1]
+        other.projector.catch_up()
+        statuses = other.views.iterations(owner, exp_id)["items"]
+        assert [(s["iteration"], s["runs"]["total"]) for s in statuses] == [
+            (n, 12) for n in range(1, 11)
+        ]
     finally:
         other.close()

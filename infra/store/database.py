@@ -1,0 +1,117 @@
+"""The storage port: what our own tables (views, tracking, blobs, migrations) need from a
+database, so that one implementation of the view logic and of the queries runs on SQLite and on
+PostgreSQL. Adapters: `infra/store/sqlite.py`, `infra/store/postgres.py`.
+
+The seam is small on purpose:
+
+- SQL is written once, with `?` placeholders; the PostgreSQL adapter rewrites them.
+- DDL names its few differing types with `{serial}`, `{int}` and `{bytes}` (`ddl()`).
+- Upserts use `INSERT … ON CONFLICT … DO UPDATE/NOTHING`, which both databases accept.
+- JSON columns are TEXT on both, encoded and decoded by us: PostgreSQL's jsonb would reorder
+  object keys, and the answers must be identical on both stores.
+- Rows are read by column name (or position).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar, Literal, Protocol
+
+from infra.settings import Settings
+
+Kind = Literal["sqlite", "postgresql"]
+
+
+class Row(Protocol):
+    """A result row: `row["column"]` or `row[0]`; iterating gives the values in order."""
+
+    def __getitem__(self, key: Any, /) -> Any: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def keys(self) -> list[str]: ...
+
+
+class Cursor(Protocol):
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """A connection inside a write transaction."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
+
+
+class LogWatcher(Protocol):
+    """Waits for news of appended events."""
+
+    def wait(self, timeout: float) -> bool:
+        """True when woken by a notification, False when `timeout` seconds passed without."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Database(ABC):
+    """One database holding the event log and our tables, shared by every component of a
+    process (event store, blobs, projector, views)."""
+
+    kind: ClassVar[Kind]
+    # DDL spellings of the types that differ (see `ddl`).
+    types: ClassVar[dict[str, str]]
+
+    def ddl(self, statement: str) -> str:
+        return statement.format(**self.types)
+
+    @abstractmethod
+    def read(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
+        """Every row of one query, outside any write transaction."""
+
+    def read_one(self, sql: str, parameters: Sequence[Any] = ()) -> Row | None:
+        rows = self.read(sql, parameters)
+        return rows[0] if rows else None
+
+    @abstractmethod
+    def write(self) -> AbstractContextManager[Connection]:
+        """A connection in a write transaction: committed on exit, rolled back on error."""
+
+    @abstractmethod
+    def lock(self, db: Connection, name: str) -> None:
+        """Serialise, across processes, the transactions that take the lock `name`; held
+        until the transaction ends."""
+
+    @abstractmethod
+    def schema_lock(self) -> AbstractContextManager[None]:
+        """Held while a process creates or migrates the schema, so that processes starting
+        together on a fresh database do not race on `CREATE TABLE`."""
+
+    @abstractmethod
+    def event_store_env(self) -> dict[str, str]:
+        """The eventsourcing persistence settings for this database."""
+
+    @abstractmethod
+    def log_watcher(self, channel: str | None) -> LogWatcher:
+        """A watcher woken when events are appended (`channel`: the store's notify channel)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+def open_database(settings: Settings) -> Database:
+    """The database `TPC_DATABASE_URL` names (a `SettingsError` says what to set when it is
+    unusable)."""
+    if settings.database_kind == "postgresql":
+        from infra.store.postgres import PostgresDatabase
+
+        return PostgresDatabase(settings.postgres_params, settings.postgres)
+    from infra.store.sqlite import SqliteDatabase
+
+    return SqliteDatabase(settings.sqlite_path)

@@ -1,0 +1,55 @@
+"""Schema changes to our own tables that hold data (not the views: they are derived, and a
+version mark rebuilds them from the log, see `projections/follower.py`; not the event table:
+eventsourcing creates it).
+
+Each migration runs once per database, in order, in one transaction with its record in
+`schema_migrations`; its statements must also be safe on a database that already has the
+change (`IF NOT EXISTS`), since stores older than this table have some of them. Never edit a
+released migration: append a new one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from infra.store.database import Database
+
+
+@dataclass(frozen=True)
+class Migration:
+    number: int
+    name: str
+    # DDL with the port's type names ({serial}, {int}, {bytes}).
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "blobs: content-addressed, compressed transcripts",
+        ("CREATE TABLE IF NOT EXISTS blobs (ref TEXT PRIMARY KEY, data {bytes} NOT NULL)",),
+    ),
+)
+
+TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations"
+    " (number {int} PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+)
+
+
+def apply_migrations(database: Database) -> list[Migration]:
+    """Apply every migration this database has not had yet; returns those applied now.
+    Idempotent. Call it under `database.schema_lock()`."""
+    with database.write() as db:
+        db.execute(database.ddl(TABLE))
+        done = {row[0] for row in db.execute("SELECT number FROM schema_migrations").fetchall()}
+        applied = [m for m in MIGRATIONS if m.number not in done]
+        for migration in applied:
+            for statement in migration.statements:
+                db.execute(database.ddl(statement))
+            db.execute(
+                "INSERT INTO schema_migrations (number, name, applied_at) VALUES (?, ?, ?)",
+                (migration.number, migration.name, datetime.now(UTC).isoformat()),
+            )
+    return applied

@@ -1,0 +1,324 @@
+"""One contract per storage port, run against both adapters (SQLite and PostgreSQL): the
+database port our tables use, the event store, the blob store, and the projector with its
+views."""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from domain.catalog import Product, Task
+from domain.errors import NotFound
+from domain.experiments import Experiment
+from domain.ids import stream_id
+from infra.service import Service
+from infra.settings import Settings
+from infra.store.database import Database
+from infra.store.migrations import MIGRATIONS
+from projections.follower import SCHEMA_MARK, VIEWS_VERSION
+from projections.views import VIEW_TABLES
+
+
+@pytest.fixture
+def service(store_url: str) -> Iterator[Service]:
+    svc = Service(Settings(database_url=store_url))
+    yield svc
+    svc.close()
+
+
+def experiment(name: str = "contract") -> Experiment:
+    return Experiment(public_id=f"exp_{name}", product_id="prd_contract", name=name, repeats=1)
+
+
+# -- the database port ------------------------------------------------------------------------
+
+
+def test_a_write_commits_on_exit_and_rolls_back_on_error(service: Service) -> None:
+    database = service.database
+    with database.write() as db:
+        db.execute(database.ddl("CREATE TABLE t_port (k TEXT PRIMARY KEY, n {int} NOT NULL)"))
+        db.execute("INSERT INTO t_port (k, n) VALUES (?, ?)", ("kept", 1))
+    with pytest.raises(RuntimeError), database.write() as db:
+        db.execute("INSERT INTO t_port (k, n) VALUES (?, ?)", ("lost", 2))
+        raise RuntimeError("abandon the transaction")
+    assert [tuple(row) for row in database.read("SELECT k, n FROM t_port ORDER BY k")] == [
+        ("kept", 1)
+    ]
+
+
+def test_rows_read_by_name_position_and_unpacking(service: Service) -> None:
+    database = service.database
+    with database.write() as db:
+        db.execute(
+            database.ddl(
+                "CREATE TABLE t_rows (seq {serial}, n {int} NOT NULL, data {bytes}, note TEXT)"
+            )
+        )
+        db.executemany(
+            "INSERT INTO t_rows (n, data, note) VALUES (?, ?, ?)",
+            [(2**40, b"\x00\xffbytes", "a"), (7, None, "b")],
+        )
+    first = database.read_one("SELECT seq, n, data, note FROM t_rows WHERE note = ?", ("a",))
+    assert first is not None
+    assert (first["seq"], first["n"], bytes(first["data"]), first[3]) == (
+        1,
+        2**40,
+        b"\x00\xffbytes",
+        "a",
+    )
+    assert first.keys() == ["seq", "n", "data", "note"]
+    assert [(seq, note) for seq, _, _, note in database.read("SELECT * FROM t_rows")] == [
+        (1, "a"),
+        (2, "b"),
+    ]
+    assert database.read_one("SELECT n FROM t_rows WHERE note = ?", ("zzz",)) is None
+
+
+def test_upserts_insert_then_update(service: Service) -> None:
+    database = service.database
+    with database.write() as db:
+        db.execute(database.ddl("CREATE TABLE t_up (k TEXT PRIMARY KEY, n {int} NOT NULL)"))
+        for n in (1, 2):
+            db.execute(
+                "INSERT INTO t_up (k, n) VALUES (?, ?)"
+                " ON CONFLICT (k) DO UPDATE SET n = excluded.n",
+                ("k", n),
+            )
+        db.execute("INSERT INTO t_up (k, n) VALUES (?, ?) ON CONFLICT (k) DO NOTHING", ("k", 9))
+    assert [tuple(row) for row in database.read("SELECT k, n FROM t_up")] == [("k", 2)]
+
+
+def _increment(database: Database, times: int) -> None:
+    for _ in range(times):
+        with database.write() as db:
+            database.lock(db, "counter")
+            (value,) = db.execute("SELECT n FROM t_counter").fetchone()
+            db.execute("UPDATE t_counter SET n = ?", (value + 1,))
+
+
+def test_the_lock_serialises_read_modify_write_transactions(store_url: str) -> None:
+    """Two processes' worth of writers (two services), each reading then writing a counter
+    under the lock: no update is lost."""
+    first, second = Service(Settings(database_url=store_url)), None
+    try:
+        second = Service(Settings(database_url=store_url))
+        with first.database.write() as db:
+            db.execute(first.database.ddl("CREATE TABLE t_counter (n {int} NOT NULL)"))
+            db.execute("INSERT INTO t_counter (n) VALUES (0)")
+        threads = [
+            threading.Thread(target=_increment, args=(svc.database, 25))
+            for svc in (first, second, first, second)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert tuple(first.database.read("SELECT n FROM t_counter")[0]) == (100,)
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
+
+
+# -- the event store --------------------------------------------------------------------------
+
+
+def test_saved_aggregates_load_back_and_missing_ones_are_not_found(service: Service) -> None:
+    store = service.store
+    exp = experiment()
+    exp.rename("renamed")
+    store.save(exp)
+    loaded = store.load(Experiment, exp.id, "experiment exp_contract")
+    assert (loaded.name, loaded.version) == ("renamed", 2)
+    assert store.load(Experiment, exp.id, "x", version=1).name == "contract"
+    assert store.exists(exp.id)
+    missing = stream_id("exp_missing")
+    assert not store.exists(missing)
+    with pytest.raises(NotFound, match="experiment exp_missing not found"):
+        store.load(Experiment, missing, "experiment exp_missing")
+    with pytest.raises(NotFound, match="task x not found"):
+        store.load(Task, exp.id, "task x")  # a stream of another kind
+
+
+def test_the_log_is_ordered_and_read_alike_through_either_path(service: Service) -> None:
+    store = service.store
+    base = store.last_position()
+    aggregates: list[Any] = [experiment(f"e{i}") for i in range(3)]
+    aggregates.append(Product(public_id="prd_log", name="p", token_hash="h"))
+    store.save(*aggregates[:2])
+    store.save(*aggregates[2:])
+    notifications = list(store.notifications(base, 100))
+    ids = [n.id for n in notifications]
+    assert len(ids) == 4 and ids == sorted(ids) and len(set(ids)) == 4
+    assert store.last_position() == ids[-1]
+    assert [n.originator_id for n in notifications] == [a.id for a in aggregates]
+    with service.database.write() as db:
+        through_connection = store.read_notifications(db, base, 100)
+    assert [
+        (n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in notifications
+    ] == [
+        (n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in through_connection
+    ]
+    assert [type(store.to_event(n)).__qualname__ for n in notifications[:3]] == [
+        "Experiment.Created"
+    ] * 3
+    assert list(store.notifications(ids[1], 2)) == notifications[2:4]
+
+
+def test_a_conflicting_save_is_rejected_whole(service: Service) -> None:
+    """Optimistic concurrency: two writers change the same stream from the same version; the
+    second save fails and records nothing, not even its other aggregates."""
+    store = service.store
+    exp = experiment()
+    store.save(exp)
+    mine = store.load(Experiment, exp.id, "exp")
+    theirs = store.load(Experiment, exp.id, "exp")
+    theirs.rename("theirs")
+    store.save(theirs)
+    before = store.last_position()
+    mine.rename("mine")
+    other = experiment("bystander")
+    with pytest.raises(IntegrityError):
+        store.save(other, mine)
+    assert store.last_position() == before
+    assert not store.exists(other.id)
+    assert store.load(Experiment, exp.id, "exp").name == "theirs"
+
+
+# -- the blob store ---------------------------------------------------------------------------
+
+
+def test_blobs_are_content_addressed_compressed_and_stored_once(service: Service) -> None:
+    blobs = service.blobs
+    data = b'{"messages": [' + b'{"role": "assistant", "text": "hello"},' * 500 + b"{}]}"
+    ref = blobs.put(data)
+    assert ref.startswith("sha256:") and blobs.put(data) == ref
+    assert blobs.get(ref) == data
+    rows = service.database.read("SELECT data FROM blobs WHERE ref = ?", (ref,))
+    assert len(rows) == 1
+    stored = bytes(rows[0]["data"])
+    assert len(stored) < len(data) / 10 and zlib.decompress(stored) == data
+    assert blobs.get(blobs.put(b"")) == b""
+    with pytest.raises(KeyError):
+        blobs.get("sha256:" + "0" * 64)
+
+
+# -- the projector and its views --------------------------------------------------------------
+
+
+def dump_views(service: Service) -> dict[str, list[tuple[Any, ...]]]:
+    """Every view row (and the tracking position), in a stable order."""
+    tables = {
+        table: sorted(
+            (tuple(row) for row in service.database.read(f"SELECT * FROM {table}")), key=repr
+        )
+        for table in VIEW_TABLES
+    }
+    tables["tracking"] = [
+        tuple(row) for row in service.database.read("SELECT * FROM tracking ORDER BY name")
+    ]
+    return tables
+
+
+def make_history(service: Service, count: int) -> str:
+    boot = service.bootstrap("contract-token")
+    owner = boot.product_id if boot else service.product_for_token("contract-token")
+    assert owner is not None
+    task = service.create_task(owner, {"name": "t", "prompt": "p"})["id"]
+    for i in range(count):
+        exp = service.create_experiment(owner, f"exp {i}", [task], [], 1)["id"]
+        service.update_experiment(owner, exp, {"name": f"renamed {i}", "repeats": 2})
+        service.detach(owner, exp, "task", task)
+    return owner
+
+
+def test_catch_up_reaches_the_log_and_a_rebuild_gives_the_same_views(service: Service) -> None:
+    owner = make_history(service, 3)
+    assert service.projector.catch_up() == service.store.last_position()
+    assert service.projector.position() == service.store.last_position()
+    listed = service.views.experiments(owner)["items"]
+    assert [(e["name"], e["repeats"], e["task_ids"]) for e in listed] == [
+        (f"renamed {i}", 2, []) for i in range(3)
+    ]
+    before = dump_views(service)
+    assert service.rebuild_projections() == service.store.last_position()
+    assert dump_views(service) == before
+
+
+def test_followers_in_several_processes_apply_each_event_once(store_url: str) -> None:
+    """While one service writes (catching up after each command), two others follow the log
+    at the same time into the same views: the views end equal to a rebuild from the log (an
+    event applied twice would duplicate an audit row's key, one skipped would miss a row)."""
+    writer = Service(Settings(database_url=store_url))
+    followers = [Service(Settings(database_url=store_url)) for _ in range(2)]
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def follow(follower: Service) -> None:
+        try:
+            while not done.is_set():
+                follower.projector.catch_up()
+        except BaseException as error:  # surfaced below, in the test's thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=follow, args=(f,)) for f in followers]
+    try:
+        for thread in threads:
+            thread.start()
+        make_history(writer, 8)
+        done.set()
+        for thread in threads:
+            thread.join()
+        assert failures == []
+        last = writer.store.last_position()
+        assert all(f.projector.catch_up() == last for f in followers)
+        incremental = dump_views(writer)
+        assert len(incremental["v_audit"]) == last - 2  # all but the product and the task
+        writer.rebuild_projections()
+        assert dump_views(writer) == incremental
+    finally:
+        done.set()
+        for svc in (writer, *followers):
+            svc.close()
+
+
+def test_a_new_views_version_rebuilds_on_open_and_migrations_run_once(store_url: str) -> None:
+    service = Service(Settings(database_url=store_url))
+    try:
+        first = service.schema_report()
+        assert first["migrations_applied"] == [
+            {"number": m.number, "name": m.name} for m in MIGRATIONS
+        ]
+        assert (first["views"]["rebuilt"], first["views"]["found_version"]) == (True, None)
+        make_history(service, 2)
+        before = dump_views(service)
+        with service.database.write() as db:  # as if built by an older version of tpc
+            db.execute(
+                "UPDATE tracking SET position = ? WHERE name = ?", (VIEWS_VERSION - 1, SCHEMA_MARK)
+            )
+    finally:
+        service.close()
+    again = Service(Settings(database_url=store_url))
+    try:
+        report = again.schema_report()
+        assert report["migrations_applied"] == []
+        assert report["views"] == {
+            "version": VIEWS_VERSION,
+            "found_version": VIEWS_VERSION - 1,
+            "rebuilt": True,
+            "position": again.store.last_position(),
+        }
+        assert dump_views(again) == before
+        assert len(again.database.read("SELECT number FROM schema_migrations")) == len(MIGRATIONS)
+    finally:
+        again.close()
+    third = Service(Settings(database_url=store_url))
+    try:
+        assert third.schema_report()["views"]["rebuilt"] is False
+    finally:
+        third.close()
