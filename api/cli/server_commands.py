@@ -6,6 +6,7 @@ import click
 from rich.console import Console
 
 from api.cli.demo import demo
+from api.cli.worker_commands import worker
 from infra.settings import Settings
 
 
@@ -18,10 +19,16 @@ from infra.settings import Settings
     default=None,
     help="Runs executed at once (default 16, or TPC_CONCURRENCY).",
 )
-def serve(host: str, port: int, concurrency: int | None) -> None:
-    """Run the API, the projections and the in-process executor.
+@click.option(
+    "--no-workers",
+    is_flag=True,
+    help="Serve only the API and dashboard; `tpc worker` processes execute the runs.",
+)
+def serve(host: str, port: int, concurrency: int | None, no_workers: bool) -> None:
+    """Run the API, the dashboard, the projections and (unless --no-workers) a worker.
 
-    The store is TPC_DATABASE_URL (default sqlite:///.tpc/tpc.db). On an empty store the
+    The store is TPC_DATABASE_URL (default sqlite:///.tpc/tpc.db). On PostgreSQL, runs go
+    through a job queue that this server and any `tpc worker` share. On an empty store the
     first product is created with TPC_API_TOKEN as its token, or a generated one that is
     printed and saved to ~/.tpc/credentials.
 
@@ -32,7 +39,9 @@ def serve(host: str, port: int, concurrency: int | None) -> None:
     from api.http.app import bootstrap, create_app
     from infra.service import Service
 
-    settings = Settings.from_env(host=host, port=port, concurrency=concurrency)
+    settings = Settings.from_env(
+        host=host, port=port, concurrency=concurrency, run_workers=not no_workers
+    )
     # Open the store once before serving, so a bad store or token fails here with a clear
     # message instead of a traceback from the server's startup.
     service = Service(settings)
@@ -45,6 +54,12 @@ def serve(host: str, port: int, concurrency: int | None) -> None:
         f"store {settings.redacted_database_url}",
         err=True,
     )
+    if no_workers and not settings.is_postgres:
+        click.echo(
+            "tpc serve: --no-workers on the embedded SQLite store: no process will execute runs "
+            "(tpc worker needs TPC_DATABASE_URL=postgresql://…)",
+            err=True,
+        )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
@@ -131,4 +146,4 @@ def migrate() -> None:
     current_output().emit(report, render)
 
 
-SERVER_COMMANDS: tuple[click.Command, ...] = (serve, demo, projections, db)
+SERVER_COMMANDS: tuple[click.Command, ...] = (serve, worker, demo, projections, db)

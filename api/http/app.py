@@ -22,9 +22,12 @@ from api.http.routes import ROUTES
 from api.web.pages import web_routes
 from infra.executor import Executor
 from infra.llm.judge import LlmJudge
+from infra.queue_worker import QueueDispatcher
+from infra.run_queue import ensure_queue_schema, open_queue
 from infra.runners.registry import build_runners
 from infra.service import Service
 from infra.settings import Settings
+from infra.worker_process import build_worker
 
 log = logging.getLogger("tpc.server")
 
@@ -71,21 +74,17 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         service = await asyncio.to_thread(Service, settings)
         await asyncio.to_thread(bootstrap, service, settings)
-        executor = None
-        if settings.run_workers:
-            runners = build_runners(service.blobs.get)
-            executor = Executor(service, runners, settings.concurrency, judge=LlmJudge())
         app.state.service = service
-        app.state.executor = executor
         poller = asyncio.create_task(_follow_log(service, settings.poll_interval_s))
-        if executor is not None:
-            await executor.resume()
         try:
-            yield
+            if settings.is_postgres:
+                async with _queue_runs(app, service, settings):
+                    yield
+            else:
+                async with _execute_in_process(app, service, settings):
+                    yield
         finally:
             poller.cancel()
-            if executor is not None:
-                await executor.stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
             await asyncio.to_thread(service.close)
@@ -101,6 +100,46 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+
+
+@contextlib.asynccontextmanager
+async def _execute_in_process(
+    app: Starlette, service: Service, settings: Settings
+) -> AsyncIterator[None]:
+    """The embedded store: this process executes the runs (unless `--no-workers`)."""
+    executor = None
+    if settings.run_workers:
+        runners = build_runners(service.blobs.get)
+        executor = Executor(service, runners, settings.concurrency, judge=LlmJudge())
+        await executor.resume()
+    app.state.executor = executor
+    try:
+        yield
+    finally:
+        if executor is not None:
+            await executor.stop()
+
+
+@contextlib.asynccontextmanager
+async def _queue_runs(app: Starlette, service: Service, settings: Settings) -> AsyncIterator[None]:
+    """PostgreSQL: runs go through the job queue; this process also works them off unless
+    `--no-workers` (then only `tpc worker` processes do)."""
+    queue = open_queue(settings.database_url)
+    async with queue.open_async():
+        await ensure_queue_schema(queue)
+        dispatcher = QueueDispatcher(service, queue)
+        app.state.executor = dispatcher
+        await dispatcher.resume()
+        worker = None
+        if settings.run_workers:
+            worker = build_worker(service, settings, queue, install_signal_handlers=False)
+            working = asyncio.create_task(worker.run())
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+                await asyncio.gather(working, return_exceptions=True)
 
 
 async def _follow_log(service: Service, interval: float) -> None:

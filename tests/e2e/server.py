@@ -23,23 +23,44 @@ def free_port() -> int:
         return port
 
 
+# A developer's real provider keys must never reach a test server: tests that need a provider
+# point these at the loopback fake themselves.
+PROVIDER_VARIABLES = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "TPC_CLUSTER_MODEL",
+)
+
+
 class Server:
-    def __init__(self, home: Path, token: str = "e2e-token", port: int | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        token: str = "e2e-token",
+        port: int | None = None,
+        database_url: str | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
         self.home = home
         self.token = token
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = home / "tpc.db"
+        self.database_url = database_url or f"sqlite:///{self.db}"
+        self.args = args
         self.process: subprocess.Popen[str] | None = None
 
     @property
     def env(self) -> dict[str, str]:
+        inherited = {k: v for k, v in os.environ.items() if k not in PROVIDER_VARIABLES}
         return {
-            **os.environ,
+            **inherited,
             "HOME": str(self.home),
             "TPC_API_URL": self.url,
             "TPC_API_TOKEN": self.token,
-            "TPC_DATABASE_URL": f"sqlite:///{self.db}",
+            "TPC_DATABASE_URL": self.database_url,
             "TPC_POLL_INTERVAL": "0.2",
             "COLUMNS": "200",
             "NO_COLOR": "1",
@@ -50,7 +71,7 @@ class Server:
         self.log = self.home / "server.log"
         with self.log.open("a") as log:
             self.process = subprocess.Popen(
-                [TPC, "serve", "--port", str(self.port)],
+                [TPC, "serve", "--port", str(self.port), *self.args],
                 env=self.env,
                 text=True,
                 stdout=log,

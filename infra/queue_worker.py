@@ -1,0 +1,187 @@
+"""Runs on PostgreSQL: the dispatcher that queues an iteration's runs, and the worker that
+executes them (`tpc worker`, or in-process inside `tpc serve`).
+
+The dispatcher has the executor's interface (`submit`, `cancel`, `resume`, `stop`), so the API
+does not care which one it talks to. The worker takes `tpc.execute_run` jobs, executes each run
+exactly as the in-process executor does (`RunExecution`), and closes the iteration when its
+last run is done. Alongside, every worker sweeps: jobs of workers that went silent go back to
+the queue, and iterations whose runs were never queued (a crash between the trigger's save and
+the enqueue) are queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+import procrastinate
+from procrastinate.worker import Worker
+
+from domain.iterations import Iteration
+from infra.run_execution import RunExecution
+from infra.run_queue import (
+    QUEUE_NAME,
+    TASK_NAME,
+    dispatched_iterations,
+    enqueue_runs,
+    ensure_queue_schema,
+    mark_dispatched,
+    requeue_stalled,
+)
+from infra.service import Service
+
+log = logging.getLogger("tpc.worker")
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    concurrency: int = 16
+    # A worker proves it is alive this often; one silent for `stalled_after_s` is presumed
+    # dead and its runs are retried elsewhere.
+    heartbeat_s: float = 5.0
+    stalled_after_s: float = 30.0
+    sweep_interval_s: float = 10.0
+    # On SIGTERM: how long in-flight runs may finish before they are interrupted and requeued.
+    shutdown_grace_s: float = 30.0
+    # How often a running job looks for a cancel request on its iteration.
+    cancel_poll_s: float = 1.0
+
+
+class QueueDispatcher:
+    """The API side: an iteration's runs become jobs; a cancel is an event the jobs see."""
+
+    def __init__(self, service: Service, queue: procrastinate.App) -> None:
+        self._service = service
+        self.queue = queue
+
+    async def submit(self, exp_id: str, number: int) -> None:
+        unfinished = await asyncio.to_thread(self._service.views.unfinished_runs, exp_id, number)
+        if not unfinished:
+            await asyncio.to_thread(self._service.complete_iteration_if_done, exp_id, number)
+            return
+        await enqueue_runs(self.queue, exp_id, number, [row["id"] for row in unfinished])
+        await mark_dispatched(self.queue, exp_id, number)
+
+    async def cancel(self, exp_id: str, number: int) -> None:
+        """The CancelRequested event is already saved: queued jobs cancel their run when they
+        come up, running ones notice within `cancel_poll_s`."""
+
+    async def resume(self) -> None:
+        await dispatch_forgotten(self._service, self.queue)
+
+    async def stop(self) -> None:
+        pass
+
+
+class QueueWorker:
+    """Executes `tpc.execute_run` jobs until stopped (SIGTERM/SIGINT, or `stop()`)."""
+
+    def __init__(
+        self,
+        service: Service,
+        execution: RunExecution,
+        queue: procrastinate.App,
+        options: WorkerOptions,
+        *,
+        install_signal_handlers: bool = True,
+    ) -> None:
+        self._service = service
+        self._execution = execution
+        self.queue = queue
+        self._options = options
+        self._iterations: dict[tuple[str, int], Iteration] = {}
+        queue.task(
+            name=TASK_NAME,
+            queue=QUEUE_NAME,
+            # A job interrupted by a shutdown, or failing outside a run (the database away),
+            # is tried again; a run's own failures are recorded outcomes, not job failures.
+            retry=procrastinate.RetryStrategy(max_attempts=20, wait=2),
+        )(self._execute_job)
+        self._worker = Worker(
+            queue,
+            queues=[QUEUE_NAME],
+            concurrency=options.concurrency,
+            update_heartbeat_interval=options.heartbeat_s,
+            stalled_worker_timeout=options.stalled_after_s,
+            shutdown_graceful_timeout=options.shutdown_grace_s,
+            install_signal_handlers=install_signal_handlers,
+            delete_jobs="successful",
+        )
+
+    async def run(self) -> None:
+        await ensure_queue_schema(self.queue)
+        sweeper = asyncio.create_task(self._sweep_forever())
+        try:
+            await self._worker.run()  # type: ignore[no-untyped-call]
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+
+    def stop(self) -> None:
+        self._worker.stop()  # type: ignore[no-untyped-call]
+
+    async def _execute_job(self, experiment_id: str, number: int, run_id: str) -> None:
+        service = self._service
+        key = (experiment_id, number)
+        if key not in self._iterations:
+            self._iterations[key] = await asyncio.to_thread(
+                service.load_iteration, experiment_id, number
+            )
+        iteration = self._iterations[key]
+        planned = iteration.planned(run_id)
+        if await asyncio.to_thread(service.run_is_terminal, iteration, run_id):
+            return  # a duplicate job, or a retry of a run that finished meanwhile
+        if await asyncio.to_thread(service.views.cancel_requested, experiment_id, number):
+            await asyncio.to_thread(service.cancel_run, iteration, run_id)
+        else:
+            execution = asyncio.create_task(self._execution.execute(iteration, planned))
+            watcher = asyncio.create_task(self._cancel_on_request(iteration, execution))
+            try:
+                await asyncio.shield(execution)
+            except asyncio.CancelledError:
+                if not execution.cancelled():
+                    execution.cancel()  # the worker is shutting down: the job is retried
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await execution
+                    raise
+                # Cancelled by the iteration's cancel request.
+                await asyncio.to_thread(service.cancel_run, iteration, run_id)
+            finally:
+                watcher.cancel()
+        await asyncio.to_thread(service.complete_iteration_if_done, experiment_id, number)
+
+    async def _cancel_on_request(self, iteration: Iteration, execution: asyncio.Task[None]) -> None:
+        views = self._service.views
+        while not execution.done():
+            await asyncio.sleep(self._options.cancel_poll_s)
+            requested = await asyncio.to_thread(
+                views.cancel_requested, iteration.experiment_id, iteration.number
+            )
+            if requested:
+                execution.cancel()
+                return
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await requeue_stalled(self.queue, silent_for_s=self._options.stalled_after_s)
+                await dispatch_forgotten(self._service, self.queue)
+            except Exception:
+                log.exception("queue sweep failed; trying again")
+            await asyncio.sleep(self._options.sweep_interval_s)
+
+
+async def dispatch_forgotten(service: Service, queue: procrastinate.App) -> int:
+    """Queue the runs of every running iteration never marked as dispatched."""
+    dispatched = await dispatched_iterations(queue)
+    count = 0
+    for row in await asyncio.to_thread(service.views.open_iterations):
+        key = (row["experiment_id"], row["number"])
+        if key in dispatched:
+            continue
+        await QueueDispatcher(service, queue).submit(*key)
+        count += 1
+    return count

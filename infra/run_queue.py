@@ -1,0 +1,122 @@
+"""The distributed run queue on PostgreSQL (SPEC §9; DESIGN, data flow step 2).
+
+Each run of an iteration is one procrastinate job (`tpc.execute_run`) that any worker reaching
+the database may take: a `tpc worker`, or the in-process worker of a `tpc serve`. Jobs carry a
+`lock` and a `queueing_lock` named after the run, so a run is never executed by two workers at
+once and never waits in the queue twice; enqueuing is therefore idempotent, which lets a
+periodic sweep re-enqueue whatever a crash between saving an iteration and enqueuing its runs
+left behind. A worker that dies mid-run stops sending heartbeats; the sweep sends its jobs back
+to the queue, and the next attempt is a new `Run.Started`. The run's stream version guards the
+outcome: a stale attempt's save conflicts and is dropped, so no run completes twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import procrastinate
+from procrastinate import exceptions as queue_errors
+
+log = logging.getLogger("tpc.queue")
+
+TASK_NAME = "tpc.execute_run"
+QUEUE_NAME = "runs"
+
+
+def open_queue(database_url: str, *, pool_size: int = 4) -> procrastinate.App:
+    """A procrastinate app on the store's PostgreSQL database (open it with `open_async`)."""
+    connector = procrastinate.PsycopgConnector(
+        conninfo=database_url, min_size=1, max_size=pool_size
+    )
+    return procrastinate.App(connector=connector)
+
+
+# Iterations whose runs were all queued: the sweep queues the runs of any other running one.
+DISPATCHED_TABLE = """
+CREATE TABLE IF NOT EXISTS tpc_dispatched_iterations (
+    experiment_id TEXT NOT NULL, number INTEGER NOT NULL, PRIMARY KEY (experiment_id, number))
+"""
+
+
+async def ensure_queue_schema(app: procrastinate.App) -> bool:
+    """Create the queue's tables on first start; True when they were created now."""
+    await app.connector.execute_query_async(DISPATCHED_TABLE)
+    row = await app.connector.execute_query_one_async(
+        "SELECT to_regclass('procrastinate_jobs') IS NOT NULL AS present"
+    )
+    if row["present"]:
+        return False
+    # Two processes starting at once on an empty database: one creates, the other waits.
+    await app.connector.execute_query_async("SELECT pg_advisory_lock(7406201)")
+    try:
+        row = await app.connector.execute_query_one_async(
+            "SELECT to_regclass('procrastinate_jobs') IS NOT NULL AS present"
+        )
+        if row["present"]:
+            return False
+        await app.schema_manager.apply_schema_async()
+        return True
+    finally:
+        await app.connector.execute_query_async("SELECT pg_advisory_unlock(7406201)")
+
+
+async def mark_dispatched(app: procrastinate.App, experiment_id: str, number: int) -> None:
+    await app.connector.execute_query_async(
+        "INSERT INTO tpc_dispatched_iterations (experiment_id, number)"
+        " VALUES (%(experiment_id)s, %(number)s) ON CONFLICT DO NOTHING",
+        experiment_id=experiment_id,
+        number=number,
+    )
+
+
+async def dispatched_iterations(app: procrastinate.App) -> set[tuple[str, int]]:
+    rows = await app.connector.execute_query_all_async(
+        "SELECT experiment_id, number FROM tpc_dispatched_iterations"
+    )
+    return {(row["experiment_id"], row["number"]) for row in rows}
+
+
+def _run_job(app: procrastinate.App, experiment_id: str, number: int, run_id: str) -> Any:
+    return app.configure_task(
+        TASK_NAME, queue=QUEUE_NAME, lock=run_id, queueing_lock=run_id
+    ).job.evolve(task_kwargs={"experiment_id": experiment_id, "number": number, "run_id": run_id})
+
+
+async def enqueue_runs(
+    app: procrastinate.App, experiment_id: str, number: int, run_ids: Iterable[str]
+) -> int:
+    """Queue one job per run; runs already waiting in the queue are skipped. Returns how many
+    jobs were added."""
+    jobs = [_run_job(app, experiment_id, number, run_id) for run_id in run_ids]
+    if not jobs:
+        return 0
+    try:
+        await app.job_manager.batch_defer_jobs_async(jobs)
+        return len(jobs)
+    except queue_errors.AlreadyEnqueued:
+        pass  # some are waiting already: one by one, skipping those
+    added = 0
+    for job in jobs:
+        try:
+            await app.job_manager.defer_job_async(job)
+            added += 1
+        except queue_errors.AlreadyEnqueued:
+            continue
+    return added
+
+
+async def requeue_stalled(app: procrastinate.App, *, silent_for_s: float) -> int:
+    """Send back to the queue the jobs of workers that stopped sending heartbeats (killed,
+    frozen, or cut off from the database). Returns how many."""
+    stalled = await app.job_manager.get_stalled_jobs(
+        task_name=TASK_NAME, seconds_since_heartbeat=silent_for_s
+    )
+    count = 0
+    for job in stalled:
+        log.warning("run job %s of a silent worker goes back to the queue", job.id)
+        await app.job_manager.retry_job(job)
+        count += 1
+    await app.job_manager.prune_stalled_workers(seconds_since_heartbeat=silent_for_s)
+    return count
