@@ -12,7 +12,7 @@ import json
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -29,6 +29,8 @@ from domain.runs import Run
 from domain.signals.validation import load_signal_config
 from domain.transcripts import InvalidTranscript, parse_transcript, transcript_from_object
 from infra.ids import new_id
+from infra.llm.cluster_writer import ClusterWriter, configured_model
+from infra.llm.credentials import check_credentials
 from infra.settings import Settings
 from infra.store.blobs import BlobStore
 from infra.store.database import open_database
@@ -63,7 +65,17 @@ class Service:
     up to date (`schema_report` says what was done), then catches the views up.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        cluster_writer: ClusterWriter | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        # `environ`: where provider keys are looked up at trigger time (default: this process).
+        self._environ = environ
+        self.cluster_writer = cluster_writer or ClusterWriter(
+            configured_model(environ), None, environ
+        )
         self.database = open_database(settings)
         try:
             with self.database.schema_lock():
@@ -317,7 +329,11 @@ class Service:
     # -- iterations -------------------------------------------------------------------------
 
     def trigger(self, product: str, exp_id: str) -> dict[str, Any]:
-        """Freeze config, definitions and run list, and take the next number, in one save."""
+        """Freeze config, definitions and run list, and take the next number, in one save.
+
+        Raises `InvalidInput` when an agent, a success judge or a simulated user needs a
+        provider key this server does not have; llm signals without their key only warn
+        (`warnings`): their values will be missing, with the reason."""
 
         def command() -> int:
             experiment = self._experiment(product, exp_id)
@@ -330,6 +346,7 @@ class Service:
                 for eid in experiment.env_ids
             }
             signal_config = None
+            config = None
             if experiment.config_text is not None:
                 config = load_signal_config(experiment.config_text).require_valid()
                 signal_config = {
@@ -337,6 +354,9 @@ class Service:
                     "parsed": config.to_json(),
                     "hash": experiment.config_hash,
                 }
+            warnings[:] = check_credentials(
+                environments.values(), config, tasks.values(), self._environ
+            )
             count = len(experiment.task_ids) * len(experiment.env_ids) * experiment.repeats
             runs = plan_runs(
                 experiment.task_ids,
@@ -356,8 +376,10 @@ class Service:
             self._save(experiment, iteration)
             return number
 
+        warnings: list[str] = []
         number = self._retrying(command)
-        return self.views.iteration_status(product, exp_id, number)
+        status = self.views.iteration_status(product, exp_id, number)
+        return {**status, "warnings": sorted(set(warnings))} if warnings else status
 
     @staticmethod
     def _frozen(definition: dict[str, Any]) -> dict[str, Any]:
@@ -389,13 +411,15 @@ class Service:
         if self.views.count_unfinished_runs(exp_id, number):
             return False
         iteration = self._iteration(exp_id, number)
-        clusters = cluster_failures(self._failing_runs(iteration))
+        found = [c.to_json() for c in cluster_failures(self._failing_runs(iteration))]
+        # With a cluster model configured, it names the clusters and writes causes and fixes.
+        clusters = self.cluster_writer.write_blocking(found).clusters
 
         def command() -> bool:
             iteration = self._iteration(exp_id, number)
             if iteration.status != "running":
                 return False
-            iteration.record_clusters([c.to_json() for c in clusters], suggestions(clusters))
+            iteration.record_clusters(clusters, suggestions(clusters))
             iteration.complete()
             self._save(iteration)
             return True

@@ -248,6 +248,8 @@ def trigger(exp_id: str) -> None:
     Example: tpc sim experiment run exp_789
     """
     status = api_client().post(f"{experiment_path(exp_id)}/iterations")
+    for warning in status.get("warnings", []):
+        current_output().warn(warning)
 
     def render(console: Console) -> None:
         total = status.get("runs", {}).get("total", 0)

@@ -244,8 +244,9 @@ async def trigger(request: Request) -> JSONResponse:
     ---
     summary: Trigger the next iteration (one run per task × environment × repeat)
     responses:
-      201: {description: The iteration's status}
+      201: {description: "The iteration's status, with `warnings` when llm signals lack a key"}
       409: {description: No tasks or no environments attached}
+      422: {description: An agent, success judge or simulated user needs a key the server lacks}
     """
     owner = await product(request)
     exp_id = request.path_params["exp_id"]

@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from domain.errors import InvalidInput
 from domain.signals.config import JUDGE_MODELS, SignalConfig
 from infra.llm.chat import Provider
 from infra.llm.providers import KEY_VARS, provider_for_model
@@ -74,3 +75,26 @@ def describe_missing(missing: Iterable[Need]) -> str:
     return "\n".join(
         f"{var} is not set (needed by {', '.join(whos)})" for var, whos in by_var.items()
     )
+
+
+def check_credentials(
+    environments: Iterable[Mapping[str, Any]],
+    signal_config: SignalConfig | Mapping[str, Any] | None,
+    tasks: Iterable[Mapping[str, Any]],
+    environ: Mapping[str, str] | None = None,
+) -> list[str]:
+    """At trigger time: raise `InvalidInput` when an agent, a success judge or a simulated
+    user needs a key that is not set (their runs could only fail); return warnings for llm
+    signals without their key (the runs are fine; those values will be missing)."""
+    missing = missing_credentials(required_credentials(environments, signal_config, tasks), environ)
+    signals = [need for need in missing if need[0].startswith("signal ")]
+    blocking = [need for need in missing if need not in signals]
+    if blocking:
+        raise InvalidInput(
+            f"cannot start the iteration: {describe_missing(blocking)}; set it where "
+            "`tpc serve` and `tpc worker` run, then trigger again"
+        )
+    return [
+        f"{line}: those values will be missing until it is set"
+        for line in describe_missing(signals).splitlines()
+    ]

@@ -47,8 +47,9 @@ def fake() -> Iterator[FakeProvider]:
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[Service]:
-    svc = Service(Settings(database_url=f"sqlite:///{tmp_path / 'tpc.db'}"))
+def service(tmp_path: Path, fake: FakeProvider) -> Iterator[Service]:
+    # Keys are checked at trigger time: the fake's stand in for the real ones.
+    svc = Service(Settings(database_url=f"sqlite:///{tmp_path / 'tpc.db'}"), environ=fake.env())
     yield svc
     svc.close()
 
