@@ -60,8 +60,16 @@ class LiveLog:
             batch, self._pending = self._pending, []
             if not batch:
                 continue
+            saving = asyncio.ensure_future(asyncio.to_thread(self._save, self._saved, batch))
             try:
-                await asyncio.to_thread(self._save, self._saved, batch)
+                await asyncio.shield(saving)
+            except asyncio.CancelledError:
+                # A save in a thread cannot be interrupted: let it land before `close()`
+                # returns, or it would race the run's outcome, saved next on the same aggregate.
+                await asyncio.wait([saving])
+                if not saving.cancelled() and saving.exception() is not None:
+                    log.warning("live log stopped: %s", saving.exception())
+                raise
             except Exception as error:
                 log.warning("live log stopped: %s", error)
                 self._broken = True

@@ -527,5 +527,25 @@ class Service:
         )
         return document
 
+    def run_logs(
+        self, product: str, run_id: str, after: int = 0, limit: int | None = None
+    ) -> dict[str, Any]:
+        """A run's messages from index `after` on, to follow it live: while it runs, the live
+        messages of its current attempt; once it has its transcript, the transcript's.
+        `{"run_id", "status", "attempt", "messages", "next", "done"}`: `next` is the `after` of
+        the next call, `done` is true once the run is terminal and every message was given."""
+        after, limit = max(0, after), self.views.log_limit(limit)
+        log = self.views.live_log(product, run_id, after, limit)
+        ref = log.pop("transcript_ref")
+        if ref is not None:
+            everything = json.loads(self.blobs.get(ref)).get("messages", [])
+            shown = everything[after : after + limit]
+            log["messages"] = [
+                {"index": index, **message} for index, message in enumerate(shown, start=after)
+            ]
+            log["next"] = after + len(shown)
+            log["done"] = log["next"] >= len(everything)
+        return log
+
     def rebuild_projections(self) -> int:
         return self.projector.rebuild()

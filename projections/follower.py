@@ -21,7 +21,7 @@ from projections.views import apply_events, create_schema, drop_views
 
 TRACKING_NAME = "views"
 # Bump when a view's shape changes: stores built with another version rebuild on start.
-VIEWS_VERSION = 3
+VIEWS_VERSION = 4
 SCHEMA_MARK = "views_schema"
 BATCH = 500
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from domain.errors import Conflict, NotFound
 from domain.results import compare
+from domain.runs import TERMINAL_STATUSES
 from infra.store.database import Database, Row
 
 MAX_LIMIT = 500
@@ -297,8 +298,42 @@ class Views:
     def transcript_ref(self, product: str, run_id: str) -> str:
         row = self._run_row(product, run_id)
         if row["transcript_ref"] is None:
-            raise Conflict(f"run {run_id} is {row['status']} and has no transcript yet")
+            hint = (
+                f": follow it live with `tpc sim run logs {run_id} --follow`"
+                if row["status"] in ("queued", "running")
+                else ""
+            )
+            raise Conflict(f"run {run_id} is {row['status']} and has no transcript yet{hint}")
         return str(row["transcript_ref"])
+
+    @staticmethod
+    def log_limit(limit: int | None) -> int:
+        """How many messages one `live_log` answer may hold."""
+        return MAX_LIMIT if limit is None else max(1, min(limit, MAX_LIMIT))
+
+    def live_log(self, product: str, run_id: str, after: int, limit: int) -> dict[str, Any]:
+        """The run's state and up to `limit` live messages of its current attempt from index
+        `after` on, each `{"index", …message}`, with `next` and `done` as `Service.run_logs`
+        gives them. `transcript_ref` is set once the run has its transcript, whose messages
+        then supersede the live ones (the caller reads them)."""
+        row = self._run_row(product, run_id)
+        # Only the attempt the row names: a newer one may have begun since the row was read.
+        rows = self._database.read(
+            "SELECT idx, message FROM v_live_messages WHERE run_id = ? AND attempt = ?"
+            " AND idx >= ? ORDER BY idx LIMIT ?",
+            (run_id, row["attempts"], after, limit + 1),
+        )
+        messages = [{"index": r["idx"], **json.loads(r["message"])} for r in rows[:limit]]
+        return {
+            "run_id": run_id,
+            "status": row["status"],
+            "attempt": row["attempts"],
+            "messages": messages,
+            "next": messages[-1]["index"] + 1 if messages else after,
+            # Without a transcript (a cancelled run), the live messages are all there is.
+            "done": row["status"] in TERMINAL_STATUSES and len(rows) <= limit,
+            "transcript_ref": row["transcript_ref"],
+        }
 
     # -- for the executor -------------------------------------------------------------------
 

@@ -58,6 +58,9 @@ CREATE TABLE IF NOT EXISTS v_audit (
     stream TEXT NOT NULL, id TEXT NOT NULL, version {int} NOT NULL, time TEXT NOT NULL,
     type TEXT NOT NULL, summary TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS v_audit_by_experiment ON v_audit (experiment_id, position);
+CREATE TABLE IF NOT EXISTS v_live_messages (
+    run_id TEXT NOT NULL, attempt {int} NOT NULL, idx {int} NOT NULL, message TEXT NOT NULL,
+    PRIMARY KEY (run_id, idx));
 """
 VIEW_TABLES = (
     "v_products",
@@ -67,6 +70,7 @@ VIEW_TABLES = (
     "v_iterations",
     "v_runs",
     "v_audit",
+    "v_live_messages",
 )
 
 
@@ -419,8 +423,21 @@ def iteration_results(db: Connection, iteration: Row) -> dict[str, Any]:
 # Run events are most of the log. Rather than a statement or two per event, a batch folds the
 # changes of every run touched into one row update per run, written with `executemany` (with
 # the audit rows) before any other event is applied and at the end of each catch-up batch.
+#
+# Live messages (`Run.MessagesRecorded`, for `run logs --follow`) are kept for the current
+# attempt only: a new attempt starts its log afresh, and a completed run's stored transcript
+# supersedes them, so the table holds little more than the runs in flight. A cancelled run has
+# no transcript: its live messages are what remains of it, and stay. They are not history:
+# the audit trail leaves them out (one row per message batch would drown it).
 
-RUN_EVENTS = (Run.Opened, Run.Started, Run.Completed, Run.SignalsExtracted, Run.Cancelled)
+RUN_EVENTS = (
+    Run.Opened,
+    Run.Started,
+    Run.MessagesRecorded,
+    Run.Completed,
+    Run.SignalsExtracted,
+    Run.Cancelled,
+)
 
 
 def _run_change(e: Any) -> tuple[dict[str, Any], str]:
@@ -452,6 +469,9 @@ def _run_change(e: Any) -> tuple[dict[str, Any], str]:
     return columns, " cancelled"
 
 
+LIVE_CLEAR_CHUNK = 500
+
+
 class RunEventBatch:
     """Run events folded per run, waiting to be written in a few statements."""
 
@@ -459,12 +479,27 @@ class RunEventBatch:
         self._opened: list[tuple[str, str]] = []
         self._changes: dict[str, dict[str, Any]] = {}
         self._audit: list[tuple[Any, ...]] = []
+        # Live messages: runs whose stored ones go, then rows to write, per run stream.
+        self._live_cleared: set[str] = set()
+        self._live: dict[str, list[tuple[int, int, str]]] = {}
 
     def add(self, e: Any, position: int) -> None:
         stream = str(e.originator_id)
         if isinstance(e, Run.Opened):
             self._opened.append((stream, e.run_id))
             return
+        if isinstance(e, Run.MessagesRecorded):
+            rows = self._live.setdefault(stream, [])
+            rows.extend(
+                (e.attempt, e.first + offset, _json(message))
+                for offset, message in enumerate(e.messages)
+            )
+            return
+        if (isinstance(e, Run.Started) and e.attempt > 1) or (
+            isinstance(e, Run.Completed) and e.transcript_ref is not None
+        ):
+            self._live_cleared.add(stream)
+            self._live.pop(stream, None)
         columns, summary = _run_change(e)
         self._changes.setdefault(stream, {}).update(columns)
         self._audit.append(
@@ -494,6 +529,30 @@ class RunEventBatch:
                 " 'run ' || id || ? FROM v_runs WHERE stream = ?",
                 self._audit,
             )
+        self._flush_live(db)
         self._opened.clear()
         self._changes.clear()
         self._audit.clear()
+
+    def _flush_live(self, db: Connection) -> None:
+        streams = sorted(self._live_cleared)
+        # One statement per chunk, not per run: most runs completing here had no live rows.
+        for start in range(0, len(streams), LIVE_CLEAR_CHUNK):
+            chunk = streams[start : start + LIVE_CLEAR_CHUNK]
+            db.execute(
+                "DELETE FROM v_live_messages WHERE run_id IN (SELECT id FROM v_runs"
+                f" WHERE stream IN ({', '.join('?' * len(chunk))}))",
+                chunk,
+            )
+        rows = [(*row, stream) for stream, items in self._live.items() for row in items]
+        if rows:
+            # Last write wins on an index written twice, so a replay gives the same rows.
+            db.executemany(
+                "INSERT INTO v_live_messages (run_id, attempt, idx, message)"
+                " SELECT id, ?, ?, ? FROM v_runs WHERE stream = ?"
+                " ON CONFLICT (run_id, idx) DO UPDATE"
+                " SET attempt = excluded.attempt, message = excluded.message",
+                rows,
+            )
+        self._live_cleared.clear()
+        self._live.clear()

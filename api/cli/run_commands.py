@@ -1,7 +1,11 @@
-"""`tpc sim run`: one run's record, its transcript as a conversation, and its tool calls."""
+"""`tpc sim run`: one run's record, its transcript as a conversation (or followed live as it
+happens), and its tool calls."""
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from typing import Any
 
 import click
@@ -10,8 +14,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from api.cli.client import api_client, segment
-from api.cli.output import current_output
+from api.cli.client import ApiClient, api_client, segment
+from api.cli.experiment_commands import poll_interval
+from api.cli.output import Output, current_output
 from api.cli.results_view import compact, details_table, dollars, seconds, styled
 from api.cli.signals_view import format_value
 
@@ -19,6 +24,9 @@ from api.cli.signals_view import format_value
 ACTION_INPUT_CHARS = 80
 ACTION_RESULT_CHARS = 120
 _ROLE_STYLE = {"system": "magenta", "user": "green", "assistant": "blue", "tool": "yellow"}
+# How often `run logs --follow` asks for new messages (TPC_POLL_INTERVAL overrides it).
+FOLLOW_INTERVAL_S = 1.0
+TERMINAL = frozenset({"passed", "failed", "errored", "timed_out", "cancelled"})
 
 
 def run_path(run_id: str) -> str:
@@ -46,13 +54,76 @@ def get(run_id: str) -> None:
 
 @run_group.command("logs")
 @click.argument("run_id", metavar="RUN")
-def logs(run_id: str) -> None:
+@click.option(
+    "--follow",
+    "-f",
+    is_flag=True,
+    help="Print messages as they happen until the run ends (polls every 1 s; Ctrl-C stops). "
+    "With --format json: one JSON object per line, each message, then the run.",
+)
+def logs(run_id: str, follow: bool) -> None:
     """Show a run's transcript as a conversation (JSON: the tpc transcript v1 itself).
 
-    Example: tpc sim run logs run_k3x9
+    With --follow, show the messages of a running run as they happen, then its final status
+    (a finished run: its whole transcript, then its status).
+
+    Example: tpc sim run logs run_k3x9 --follow
     """
-    transcript = api_client().get(f"{run_path(run_id)}/transcript")
+    client = api_client()
+    if follow:
+        follow_run(client, run_id, current_output(), follow_interval())
+        return
+    transcript = client.get(f"{run_path(run_id)}/transcript")
     current_output().emit(transcript, lambda console: render_transcript(console, transcript))
+
+
+def follow_interval() -> float:
+    return poll_interval() if os.environ.get("TPC_POLL_INTERVAL", "").strip() else FOLLOW_INTERVAL_S
+
+
+def follow_run(client: ApiClient, run_id: str, output: Output, interval: float) -> None:
+    """Poll the run's log (`GET /v1/runs/{id}/logs`) and print each new message, then the run's
+    final status. JSON Lines with `--format json`: `{"index", "attempt", "role", "content"}`
+    per message, and last the run as `run get` prints it. Ctrl-C stops (exit 130)."""
+    path = f"{run_path(run_id)}/logs"
+    try:
+        if not output.is_json:
+            run = client.get(run_path(run_id))
+            render_follow_header(output.console, run)
+        after, attempt = 0, None
+        while True:
+            page = client.get(path, {"after": after})
+            if attempt is not None and page["attempt"] != attempt:
+                # A new attempt (the run was retried) numbers its messages from 0 again.
+                if attempt and not output.is_json:
+                    output.console.print()
+                    output.console.print(
+                        Text(f"attempt {page['attempt']} (the run was retried):", style="dim")
+                    )
+                attempt, after = page["attempt"], 0
+                continue
+            attempt = page["attempt"]
+            for item in page["messages"]:
+                if output.is_json:
+                    line = {"index": item["index"], "attempt": attempt, **item}
+                    click.echo(json.dumps(line, ensure_ascii=False))
+                else:
+                    output.console.print()
+                    render_message(output.console, item["index"], item)
+            after = page["next"]
+            if page["done"]:
+                break
+            if page["status"] not in TERMINAL or not page["messages"]:
+                time.sleep(interval)
+        run = client.get(run_path(run_id))
+    except KeyboardInterrupt:
+        output.errors.print(f"stopped following {escape(run_id)}")
+        raise SystemExit(130) from None  # as a shell reports Ctrl-C; no traceback
+    if output.is_json:
+        click.echo(json.dumps(run, ensure_ascii=False))
+    else:
+        output.console.print()
+        render_final_status(output.console, run)
 
 
 @run_group.command("actions")
@@ -116,6 +187,26 @@ def render_run(console: Console, run: dict[str, Any]) -> None:
         console.print(table)
 
 
+def render_follow_header(console: Console, run: dict[str, Any]) -> None:
+    header = Text()
+    header.append(f"{run.get('task_id') or '?'} × {run.get('environment_id') or '?'}")
+    header.append("  ")
+    header.append_text(Text.from_markup(styled(run.get("status"))))
+    console.print(header, style="bold")
+
+
+def render_final_status(console: Console, run: dict[str, Any]) -> None:
+    """One line: the run, its status, why it ended, its stats (and its error)."""
+    line = Text(f"{run.get('id')} ", style="bold")
+    line.append_text(Text.from_markup(styled(run.get("status"))))
+    if run.get("termination_reason"):
+        line.append(f" ({run['termination_reason']})")
+    line.append(f" · {_stats_line(run.get('stats') or {})}", style="dim")
+    if run.get("error"):
+        line.append(f" · {run['error']}", style="red")
+    console.print(line)
+
+
 def render_transcript(console: Console, transcript: dict[str, Any]) -> None:
     header = Text()
     header.append(f"{transcript.get('task_id') or '?'} × {transcript.get('environment_id') or '?'}")
@@ -126,17 +217,22 @@ def render_transcript(console: Console, transcript: dict[str, Any]) -> None:
     console.print(header, style="bold")
     console.print(Text(_stats_line(transcript.get("stats") or {}), style="dim"))
     for index, message in enumerate(transcript.get("messages", [])):
-        role = str(message.get("role", "?"))
         console.print()
-        console.print(Text(f"[{index}] {role}", style=f"bold {_ROLE_STYLE.get(role, '')}".strip()))
-        content = message.get("content")
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
-        for block in blocks:
-            console.print(_block(block))
+        render_message(console, index, message)
     if transcript.get("final_answer"):
         console.print()
         console.print(Text("final answer", style="bold"))
         console.print(Text(str(transcript["final_answer"])))
+
+
+def render_message(console: Console, index: int, message: dict[str, Any]) -> None:
+    """`[index] role`, then each block of the message."""
+    role = str(message.get("role", "?"))
+    console.print(Text(f"[{index}] {role}", style=f"bold {_ROLE_STYLE.get(role, '')}".strip()))
+    content = message.get("content")
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
+    for block in blocks:
+        console.print(_block(block))
 
 
 def _block(block: Any) -> Text:

@@ -371,6 +371,26 @@ async def run_transcript(request: Request) -> JSONResponse:
     return ok(await call(service(request).transcript, owner, request.path_params["run_id"]))
 
 
+async def run_logs(request: Request) -> JSONResponse:
+    """A run's messages as they happen, to follow it live.
+    ---
+    summary: A run's messages from index ?after=N on, live while it runs (to follow it)
+    description: >-
+      While the run is queued or running, the messages of its current attempt reported so far
+      (texts cut to 2,000 characters); once it has its transcript, the transcript's. Ask again
+      with `after` = `next` until `done`; a new `attempt` starts again from index 0.
+    responses:
+      200: {description: "{run_id, status, attempt, messages: [{index, …message}], next, done}"}
+      404: {description: Unknown run}
+    """
+    owner = await product(request)
+    after = request.query_params.get("after", "0")
+    if not (after.isascii() and after.isdigit()):
+        raise InvalidInput("after must be a message index", (("after", "must be a number"),))
+    run_id = request.path_params["run_id"]
+    return ok(await call(service(request).run_logs, owner, run_id, int(after)))
+
+
 async def run_actions(request: Request) -> JSONResponse:
     """A run's tool calls with their results.
     ---
@@ -462,6 +482,7 @@ ROUTES = [
     Route("/v1/experiments/{exp_id}/iterations/{n}/runs", list_runs, methods=["GET"]),
     Route("/v1/runs/{run_id}", get_run, methods=["GET"]),
     Route("/v1/runs/{run_id}/transcript", run_transcript, methods=["GET"]),
+    Route("/v1/runs/{run_id}/logs", run_logs, methods=["GET"]),
     Route("/v1/runs/{run_id}/actions", run_actions, methods=["GET"]),
     Route("/v1/signal-configs/validate", validate_config, methods=["POST"]),
 ]

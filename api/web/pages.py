@@ -294,13 +294,19 @@ async def run(request: Request, owner: str) -> Response:
     tasks, environments = await _catalogue(request, owner)
     transcript: dict[str, Any] | None = None
     unavailable = None
+    live = False
     try:
         transcript = await call(service(request).transcript, owner, run_id)
+        shown = list(enumerate(transcript.get("messages", [])))
     except Conflict as error:
-        unavailable = str(error)
+        # No transcript yet (or ever, for a cancelled run): the messages recorded live.
+        log = await call(service(request).run_logs, owner, run_id)
+        shown = [(m["index"], m) for m in log["messages"]]
+        live = log["status"] in ("queued", "running")
+        unavailable = None if live or shown else str(error)
     messages = [
         {"index": i, "role": m.get("role", "?"), "blocks": _blocks(m.get("content"))}
-        for i, m in enumerate((transcript or {}).get("messages", []))
+        for i, m in shown
     ]
     cited: dict[int, list[str]] = {}
     for signal_id, signal in (found.get("signals") or {}).items():
@@ -315,6 +321,8 @@ async def run(request: Request, owner: str) -> Response:
         "messages": messages,
         "final_answer": (transcript or {}).get("final_answer"),
         "unavailable": unavailable,
+        "live": live,
+        "recorded_live": transcript is None and bool(messages),
         "cited": cited,
     }
     return render(request, "run.html", context)

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from domain.transcripts import transcript_from_object
-from infra.runners.base import RunOutcome, RunRequest
+from infra.runners.base import RunOutcome, RunProgress, RunRequest
 
 LABEL = (
     "[scripted agent] A deterministic simulation for demos and tests: no model was called, "
@@ -36,15 +36,21 @@ def _seed(request: RunRequest) -> int:
 
 
 class _Story:
-    """Builds the transcript step by step, counting simulated tokens."""
+    """Builds the transcript step by step, counting simulated tokens; each message is
+    reported to `progress` as it is added (live logs)."""
 
-    def __init__(self, rng: random.Random, latency: float) -> None:
+    def __init__(self, rng: random.Random, latency: float, progress: RunProgress) -> None:
         self.rng = rng
         self.latency = latency
+        self.progress = progress
         self.messages: list[dict[str, Any]] = []
         self.calls = 0
         self.token_in = 0
         self.token_out = 0
+
+    def add(self, message: dict[str, Any]) -> None:
+        self.messages.append(message)
+        self.progress.message(message)
 
     async def step(
         self,
@@ -64,8 +70,8 @@ class _Story:
             blocks.append({"type": "thinking", "thinking": thinking})
         blocks.append({"type": "text", "text": text})
         blocks.append({"type": "tool_call", "id": call_id, "name": tool, "input": tool_input})
-        self.messages.append({"role": "assistant", "content": blocks})
-        self.messages.append(
+        self.add({"role": "assistant", "content": blocks})
+        self.add(
             {
                 "role": "tool",
                 "content": [
@@ -83,7 +89,7 @@ class _Story:
         self.token_out += 80 + self.rng.randint(20, 220)
 
     def say(self, text: str) -> None:
-        self.messages.append({"role": "assistant", "content": text})
+        self.add({"role": "assistant", "content": text})
         self.token_out += 40 + len(text) // 4
 
 
@@ -92,12 +98,10 @@ class ScriptedRunner:
         agent = request.environment["agent"]
         rng = random.Random(_seed(request))
         started = datetime.now(UTC)
-        story = _Story(rng, float(agent.get("step_latency_s", 0.0)))
+        story = _Story(rng, float(agent.get("step_latency_s", 0.0)), request.progress)
         task = request.task
-        story.messages = [
-            {"role": "system", "content": LABEL},
-            {"role": "user", "content": task["prompt"]},
-        ]
+        story.add({"role": "system", "content": LABEL})
+        story.add({"role": "user", "content": task["prompt"]})
         failure = None if rng.random() < float(agent.get("skill", 0.7)) else rng.choice(FAILURES)
         reason = await self._play(story, task["name"], failure, int(agent.get("max_steps", 8)))
         ended = datetime.now(UTC)

@@ -696,6 +696,56 @@ def test_run_logs_render_the_conversation(home: Path, api: StubApi) -> None:
         assert expected in human.stdout, expected
 
 
+def test_run_logs_follow_restarts_with_a_new_attempt(home: Path, api: StubApi) -> None:
+    def page(attempt: int, status: str, messages: list[Any], done: bool = False) -> Any:
+        items = [{"index": i, "role": role, "content": text} for i, role, text in messages]
+        next_index = items[-1]["index"] + 1 if items else 3
+        return {
+            "run_id": "run_1",
+            "status": status,
+            "attempt": attempt,
+            "messages": items,
+            "next": next_index,
+            "done": done,
+        }
+
+    first = [(0, "system", "You are an agent."), (1, "user", "Install it.")]
+    api.answer(
+        "GET",
+        "/v1/runs/run_1/logs",
+        200,
+        page(1, "running", first),
+        page(1, "running", [(2, "assistant", "Crashing soon.")]),
+        page(2, "running", []),  # asked from 3: the new attempt is read again from 0
+        page(2, "passed", [*first, (2, "assistant", "Installed.")], done=True),
+    )
+    run = {"id": "run_1", "status": "passed", "termination_reason": "completed", "stats": {}}
+    api.answer("GET", "/v1/runs/run_1", 200, run)
+    extra = {"TPC_POLL_INTERVAL": "0"}
+    follow = ("sim", "run", "logs", "run_1", "--follow")
+    done = tpc("--format", "json", *follow, home=home, url=api.url, extra=extra)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(line.get("attempt"), line.get("index")) for line in lines] == [
+        (1, 0),
+        (1, 1),
+        (1, 2),
+        (2, 0),
+        (2, 1),
+        (2, 2),
+        (None, None),
+    ]
+    assert lines[-1] == run
+    logs_asked = [r.query.get("after") for r in api.requests if r.path.endswith("/logs")]
+    assert logs_asked == [["0"], ["2"], ["3"], ["0"]]
+
+    api.requests.clear()
+    api.answer("GET", "/v1/runs/run_1/logs", 200, page(2, "passed", [*first], done=True))
+    human = tpc(*follow, home=home, url=api.url, extra=extra)
+    assert human.returncode == 0, human.stderr
+    assert human.stdout.index("[1] user") < human.stdout.index("run_1 passed (completed)")
+
+
 def test_run_actions_are_a_table(home: Path, api: StubApi) -> None:
     actions = {
         "run_id": "run_1",

@@ -1,4 +1,5 @@
-// tpc sim dashboard: live config validation, iteration progress, evidence highlighting.
+// tpc sim dashboard: live config validation, iteration progress, live run pages, evidence
+// highlighting.
 // Plain DOM, no dependencies; every page works without it except the live parts.
 "use strict";
 
@@ -161,6 +162,9 @@
     for (const input of document.querySelectorAll("input[data-load-into]")) setUpFileLoad(input);
     const progress = document.querySelector("[data-progress-url]");
     if (progress) setUpProgress(progress);
+    // A running run's page: reload to show the messages recorded since.
+    const live = document.querySelector("[data-live-refresh]");
+    if (live) setTimeout(() => window.location.reload(), 1000 * Number(live.dataset.liveRefresh));
     for (const select of document.querySelectorAll("select[data-autosubmit]")) {
       select.addEventListener("change", function () {
         select.form.submit();

@@ -1,0 +1,205 @@
+"""Live run logs on each store: `Run.MessagesRecorded` folded into the live-message view, read
+through `Service.run_logs` (the `GET /v1/runs/{id}/logs` answer), superseded by the stored
+transcript, started afresh by a new attempt; and the scripted runner reporting its story."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from domain.errors import NotFound
+from domain.iterations import Iteration
+from domain.transcripts import transcript_from_object
+from infra.executor import Executor
+from infra.runners.base import RunRequest
+from infra.runners.scripted import ScriptedRunner
+from infra.service import Service
+from infra.settings import Settings
+from tests.integration.test_store_contracts import dump_views
+
+
+@pytest.fixture
+def service(store_url: str) -> Iterator[Service]:
+    svc = Service(Settings(database_url=store_url))
+    yield svc
+    svc.close()
+
+
+def say(role: str, text: str) -> dict[str, Any]:
+    return {"role": role, "content": text}
+
+
+def setup(service: Service, repeats: int = 2) -> tuple[str, str, Iteration]:
+    boot = service.bootstrap("live-token")
+    assert boot is not None
+    owner = boot.product_id
+    task = service.create_task(owner, {"name": "Live", "prompt": "Do it"})["id"]
+    env = service.create_environment(owner, {"name": "scripted", "agent": {"kind": "scripted"}})
+    exp = service.create_experiment(owner, "live", [task], [env["id"]], repeats)["id"]
+    service.trigger(owner, exp)
+    return owner, exp, service.load_iteration(exp, 1)
+
+
+def transcript_bytes(messages: list[dict[str, Any]]) -> bytes:
+    return json.dumps({"version": 1, "messages": messages}).encode()
+
+
+def live_rows(service: Service, run_id: str) -> list[tuple[Any, ...]]:
+    return [
+        tuple(row)
+        for row in service.database.read(
+            "SELECT attempt, idx FROM v_live_messages WHERE run_id = ? ORDER BY idx", (run_id,)
+        )
+    ]
+
+
+def test_live_messages_are_followed_then_superseded_by_the_transcript(service: Service) -> None:
+    owner, exp, iteration = setup(service)
+    run_id = iteration.runs[0].run_id
+    queued = service.run_logs(owner, run_id)
+    assert queued == {
+        "run_id": run_id,
+        "status": "queued",
+        "attempt": 0,
+        "messages": [],
+        "next": 0,
+        "done": False,
+    }
+
+    run = service.start_run(iteration, run_id)
+    service.record_messages(run, 0, [say("system", "sys"), say("user", "Do it")])
+    service.record_messages(run, 2, [say("assistant", "working")])
+    service.projector.catch_up()  # the executor's saves leave it to the log follower
+    live = service.run_logs(owner, run_id)
+    assert (live["status"], live["attempt"], live["next"], live["done"]) == ("running", 1, 3, False)
+    assert live["messages"] == [
+        {"index": 0, "role": "system", "content": "sys"},
+        {"index": 1, "role": "user", "content": "Do it"},
+        {"index": 2, "role": "assistant", "content": "working"},
+    ]
+    later = service.run_logs(owner, run_id, after=2)
+    assert ([m["index"] for m in later["messages"]], later["next"]) == ([2], 3)
+    assert service.run_logs(owner, run_id, after=3)["messages"] == []
+    assert service.run_logs(owner, run_id, after=3)["next"] == 3
+    with pytest.raises(NotFound):
+        service.run_logs("prd_other", run_id)
+
+    # The process died; attempt 2 starts its log afresh, and attempt 1 can save no more.
+    retried = service.start_run(iteration, run_id)
+    with pytest.raises(IntegrityError):
+        service.record_messages(run, 3, [say("assistant", "too late")])
+    service.projector.catch_up()
+    assert service.run_logs(owner, run_id, after=3)["attempt"] == 2
+    assert service.run_logs(owner, run_id)["messages"] == []
+    service.record_messages(retried, 0, [say("system", "sys"), say("user", "Do it")])
+    service.projector.catch_up()
+    assert live_rows(service, run_id) == [(2, 0), (2, 1)]
+
+    final = [say("system", "sys"), say("user", "Do it"), say("assistant", "done")]
+    service.finish_run(retried, "passed", "completed", {}, transcript_bytes(final), None, None)
+    service.projector.catch_up()
+    assert live_rows(service, run_id) == []  # the transcript supersedes them
+    rest = service.run_logs(owner, run_id, after=2)
+    assert rest == {
+        "run_id": run_id,
+        "status": "passed",
+        "attempt": 2,
+        "messages": [{"index": 2, "role": "assistant", "content": "done"}],
+        "next": 3,
+        "done": True,
+    }
+    whole = service.run_logs(owner, run_id)
+    assert [m["content"] for m in whole["messages"]] == ["sys", "Do it", "done"]
+    assert service.run_logs(owner, run_id, after=9)["done"] is True
+
+    # A cancelled run has no transcript: what it recorded live is what remains, and stays.
+    other = iteration.runs[1].run_id
+    cancelled = service.start_run(iteration, other)
+    service.record_messages(cancelled, 0, [say("system", "sys")])
+    service.cancel_run(iteration, other)
+    service.projector.catch_up()
+    gone = service.run_logs(owner, other)
+    assert (gone["status"], gone["messages"], gone["done"]) == (
+        "cancelled",
+        [{"index": 0, "role": "system", "content": "sys"}],
+        True,
+    )
+
+    # Live messages are not history; the views rebuild to the same rows (in one batch, the
+    # clearing by a new attempt or a transcript happens before any row is written).
+    history = service.views.history(owner, exp)["items"]
+    assert not any(item["type"] == "Run.MessagesRecorded" for item in history)
+    before = dump_views(service)
+    assert before["v_live_messages"]
+    service.rebuild_projections()
+    assert dump_views(service) == before
+
+
+def test_the_scripted_runner_reports_its_transcript_as_it_goes() -> None:
+    class Recorder:
+        def __init__(self) -> None:
+            self.messages: list[dict[str, Any]] = []
+
+        def message(self, message: dict[str, Any]) -> None:
+            self.messages.append(message)
+
+    def request(repeat: int, progress: Recorder | None) -> RunRequest:
+        extra = {"progress": progress} if progress else {}
+        return RunRequest(
+            run_id="run_x",
+            task_id="task_x",
+            environment_id="env_x",
+            repeat=repeat,
+            attempt=1,
+            task={"name": "Refund a payment", "prompt": "Refund it"},
+            environment={"name": "scripted", "agent": {"kind": "scripted", "skill": 0.5}},
+            **extra,
+        )
+
+    for repeat in range(6):
+        recorder = Recorder()
+        runner = ScriptedRunner()
+        followed = asyncio.run(runner.run(request(repeat, recorder)))
+        alone = asyncio.run(runner.run(request(repeat, None)))
+        reported = transcript_from_object({"messages": recorder.messages}, "reported")
+        assert reported.messages == followed.transcript.messages, repeat
+        # Reporting changes nothing in the transcript but the clock.
+        assert followed.transcript.messages == alone.transcript.messages
+
+
+def test_a_slow_scripted_run_is_recorded_live_by_the_executor(service: Service) -> None:
+    boot = service.bootstrap(None)
+    assert boot is not None
+    owner = boot.product_id
+    task = service.create_task(owner, {"name": "Slow", "prompt": "Take your time"})["id"]
+    env = service.create_environment(
+        owner, {"name": "slow", "agent": {"kind": "scripted", "skill": 1, "step_latency_s": 0.1}}
+    )["id"]
+    exp = service.create_experiment(owner, "slow", [task], [env], 1)["id"]
+    status = service.trigger(owner, exp)
+
+    async def execute() -> None:
+        executor = Executor(service, {"scripted": ScriptedRunner()}, 1)
+        await executor.submit(exp, status["iteration"])
+        await executor.drain()
+
+    asyncio.run(execute())
+    service.projector.catch_up()
+    run_id = service.views.runs(owner, exp, 1)["items"][0]["id"]
+    recorded = service.database.read(
+        "SELECT COUNT(*) FROM " + service.store.events_table + " WHERE topic = ?",
+        ("tpc:Run.MessagesRecorded",),
+    )
+    assert recorded[0][0] >= 1
+    logs = service.run_logs(owner, run_id)
+    transcript = service.transcript(owner, run_id)
+    assert logs["done"] is True and logs["status"] == "passed"
+    assert [{k: v for k, v in m.items() if k != "index"} for m in logs["messages"]] == transcript[
+        "messages"
+    ]
+    assert live_rows(service, run_id) == []
