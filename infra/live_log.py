@@ -36,8 +36,11 @@ class LiveLog:
         self._broken = False
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        # Everything reported, unabridged: a run cut off by its time limit keeps what it did.
+        self.reported: list[dict[str, Any]] = []
 
     def message(self, message: dict[str, Any]) -> None:
+        self.reported.append(message)
         if self._broken:
             return
         self._pending.append(abridge(message))

@@ -23,7 +23,7 @@ from domain.signals.extraction import Extractor
 from domain.signals.judging import Judge, JudgeKey, JudgeVerdict
 from domain.stats import derive_stats
 from domain.success import CriterionUnavailable, judge_status
-from domain.transcripts import Transcript, transcript_from_object
+from domain.transcripts import InvalidTranscript, Transcript, transcript_from_object
 from infra.live_log import LiveLog
 from infra.llm.prices import MODEL_PRICES
 from infra.llm.run_judging import JudgeSpend, judge_signals, judge_success
@@ -74,7 +74,7 @@ class RunExecution:
             result = await self._attempt(request)
         finally:
             await live.close()
-        transcript = _final_transcript(request, result)
+        transcript = _final_transcript(request, result, live.reported)
         verdicts = await self._judge_signals(iteration, transcript, result[3])
         record = asyncio.ensure_future(
             asyncio.to_thread(self._record, iteration, run, transcript, result, verdicts)
@@ -188,15 +188,18 @@ class RunExecution:
         )
 
 
-def _final_transcript(request: RunRequest, result: Attempt) -> Transcript:
-    """The run's transcript with its final status and termination reason."""
+def _final_transcript(
+    request: RunRequest, result: Attempt, reported: list[dict[str, Any]]
+) -> Transcript:
+    """The run's transcript with its final status and termination reason. A runner that left
+    no transcript (timed out, crashed) is represented by the messages it reported live."""
     status, outcome, error, _ = result
     if outcome is not None:
         transcript = outcome.transcript
         reason = outcome.termination_reason
     else:
         reason = "timeout" if status == "timed_out" else "error"
-        transcript = _stub_transcript(request, status, reason, error)
+        transcript = _stub_transcript(request, status, reason, error, reported)
     return transcript.model_copy(update={"status": status, "termination_reason": reason})
 
 
@@ -207,10 +210,31 @@ def _side_costs(transcript: Transcript) -> dict[str, Any]:
 
 
 def _stub_transcript(
-    request: RunRequest, status: str, reason: str, error: str | None
+    request: RunRequest,
+    status: str,
+    reason: str,
+    error: str | None,
+    reported: list[dict[str, Any]] | None = None,
 ) -> Transcript:
-    """What is known of a run that produced no transcript: the instruction and why it ended."""
+    """What is known of a run that produced no transcript: the messages its runner reported
+    (else the instruction) and why it ended."""
+    if reported:
+        try:
+            return _stub(request, status, reason, error, reported)
+        except InvalidTranscript:
+            log.warning("run %s: its live messages do not form a transcript", request.run_id)
+    return _stub(request, status, reason, error, [])
+
+
+def _stub(
+    request: RunRequest,
+    status: str,
+    reason: str,
+    error: str | None,
+    reported: list[dict[str, Any]],
+) -> Transcript:
     now = datetime.now(UTC).isoformat()
+    instruction = {"role": "user", "content": request.task["prompt"]}
     return transcript_from_object(
         {
             "version": 1,
@@ -222,7 +246,7 @@ def _stub_transcript(
             "stats": {"duration": request.environment.get("limits", {}).get("timeout_s")}
             if status == "timed_out"
             else {},
-            "messages": [{"role": "user", "content": request.task["prompt"]}],
+            "messages": reported or [instruction],
             "final_answer": error or "",
         }
     )

@@ -203,3 +203,32 @@ def test_a_slow_scripted_run_is_recorded_live_by_the_executor(service: Service) 
         "messages"
     ]
     assert live_rows(service, run_id) == []
+
+
+def test_a_run_cut_off_by_its_time_limit_keeps_what_it_reported(service: Service) -> None:
+    boot = service.bootstrap(None)
+    assert boot is not None
+    owner = boot.product_id
+    task = service.create_task(owner, {"name": "Slow", "prompt": "Take your time"})["id"]
+    agent = {"kind": "scripted", "skill": 1, "step_latency_s": 0.3}
+    env = service.create_environment(
+        owner, {"name": "too slow", "agent": agent, "limits": {"timeout_s": 0.8}}
+    )["id"]
+    exp = service.create_experiment(owner, "cut off", [task], [env], 1)["id"]
+    status = service.trigger(owner, exp)
+
+    async def execute() -> None:
+        executor = Executor(service, {"scripted": ScriptedRunner()}, 1)
+        await executor.submit(exp, status["iteration"])
+        await executor.drain()
+
+    asyncio.run(execute())
+    service.projector.catch_up()
+    run = service.views.runs(owner, exp, 1)["items"][0]
+    assert run["status"] == "timed_out"
+    transcript = service.transcript(owner, run["id"])
+    # More than the instruction: the steps the agent took before the limit, as reported live.
+    assert len(transcript["messages"]) > 2
+    assert "scripted agent" in json.dumps(transcript["messages"][0])
+    assert transcript["termination_reason"] == "timeout"
+    assert "time limit of 0.8 s" in transcript["final_answer"]
