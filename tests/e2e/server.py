@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -118,3 +120,10 @@ class Server:
         if check:
             assert done.returncode == 0, done.stderr
         return done
+
+
+def as_json(server: Server, *args: str) -> Any:
+    """Run `tpc --format json ARGS` against the server; its one JSON document (exit 0 asserted)."""
+    done = server.tpc("--format", "json", *args)
+    assert done.returncode == 0, f"tpc {' '.join(args)}: {done.stderr}"
+    return json.loads(done.stdout)

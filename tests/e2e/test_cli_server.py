@@ -7,7 +7,6 @@ files); a restart loses nothing and a projection rebuild answers identically.
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import time
@@ -19,19 +18,13 @@ import pytest
 
 from domain.signals.validation import load_signal_config
 from tests.conftest import ROOT
-from tests.e2e.server import Server
+from tests.e2e.server import Server, as_json
 from tests.offline import offline_report
 
 EXAMPLES = ROOT / "examples"
 # Task name (the replay key) -> the stem of its example transcripts.
 TASKS = {"install-sdk": "install-sdk", "webhook-setup": "webhook", "refund-payment": "refund"}
 ENVS = ("sonnet-docs", "gpt-nodocs")
-
-
-def as_json(server: Server, *args: str) -> Any:
-    done = server.tpc("--format", "json", *args)
-    assert done.returncode == 0, f"tpc {' '.join(args)}: {done.stderr}"
-    return json.loads(done.stdout)
 
 
 @pytest.fixture(scope="module")

@@ -5,17 +5,15 @@ stats and the task's `command` criterion checked in that workspace."""
 
 from __future__ import annotations
 
-import json
 import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from tests.e2e.server import Server
+from tests.e2e.server import Server, as_json
 
 # What the fake agent prints: Claude Code's lines, with the prompt and cost it was given.
 FAKE_AGENT = """
@@ -48,12 +46,6 @@ emit(type="result", subtype="success", is_error=False, duration_ms=1500, num_tur
      usage={"input_tokens": 250, "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": 0, "output_tokens": 15})
 """
-
-
-def as_json(server: Server, *args: str) -> Any:
-    done = server.tpc("--format", "json", *args)
-    assert done.returncode == 0, f"tpc {' '.join(args)}: {done.stderr}"
-    return json.loads(done.stdout)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ stopped with SIGTERM mid-iteration. The iteration still completes, every run has
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.server import TPC, Server
+from tests.e2e.server import TPC, Server, as_json
 
 TASKS = ("install the sdk", "create a customer", "set up webhooks", "refund a payment")
 REPEATS = 50  # 4 tasks x 1 environment x 50 = 200 runs
@@ -28,12 +27,6 @@ WORKER_TIMINGS = {
     "TPC_WORKER_SHUTDOWN_GRACE_S": "1",
     "TPC_CONCURRENCY": "8",
 }
-
-
-def as_json(server: Server, *args: str) -> Any:
-    done = server.tpc("--format", "json", *args)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
 
 
 def start_worker(server: Server, name: str) -> subprocess.Popen[str]:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from infra.llm.judge import VERDICT_TOOL
-from tests.e2e.server import Server
+from tests.e2e.server import Server, as_json
 from tests.fakes.provider import FakeProvider, Recorded, Reply, forced, has_tools
 
 ENVIRONMENT = """
@@ -133,12 +132,6 @@ def server(home: Path, fake: FakeProvider) -> Iterator[Server]:
     running = FakeBackedServer(home, fake).start()
     yield running
     running.stop()
-
-
-def as_json(server: Server, *args: str) -> Any:
-    done = server.tpc("--format", "json", *args)
-    assert done.returncode == 0, f"tpc {' '.join(args)}: {done.stderr}"
-    return json.loads(done.stdout)
 
 
 def test_an_llm_agent_experiment_end_to_end(server: Server, home: Path, fake: FakeProvider) -> None:
