@@ -121,6 +121,12 @@ def resolve_env(env: Mapping[str, str], server_env: Mapping[str, str]) -> dict[s
     return resolved
 
 
+def referenced_variables(env: Mapping[str, str]) -> list[str]:
+    """The server variables an agent's env reads (`${VAR}`), in order, once each."""
+    names = (m.group(1) for value in env.values() for m in _VARIABLE.finditer(value))
+    return list(dict.fromkeys(name for name in names if name is not None))
+
+
 class _Stream:
     """Feeds the agent's output to its parser and reports messages as they complete."""
 

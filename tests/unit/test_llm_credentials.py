@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from domain.errors import InvalidInput
 from infra.llm.credentials import describe_missing, missing_credentials, required_credentials
 
 ENVIRONMENTS: list[dict[str, Any]] = [
@@ -79,3 +82,21 @@ def test_missing_keys_are_reported_per_variable() -> None:
         "ANTHROPIC_API_KEY is not set (needed by environment 'Claude docs v2', signal 'tone', "
         "task 'x' simulated user)"
     )
+
+
+def test_variables_a_command_agent_passes_on_are_needed_too() -> None:
+    from infra.llm.credentials import check_credentials
+
+    claude = {
+        "name": "Claude Code",
+        "agent": {
+            "kind": "command",
+            "command": "claude -p {prompt}",
+            "env": {"ANTHROPIC_API_KEY": "${ANTHROPIC_API_KEY}", "NOTE": "$${literal}"},
+        },
+    }
+    with pytest.raises(
+        InvalidInput, match=r"ANTHROPIC_API_KEY is not set \(needed by environment 'Claude Code'\)"
+    ):
+        check_credentials([claude], None, [], environ={})
+    assert check_credentials([claude], None, [], environ={"ANTHROPIC_API_KEY": "k"}) == []
