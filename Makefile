@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench bench-all clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ test: $(STAMP) $(CHROMIUM)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/extract.py
+
+# Every benchmark, one after the other (the PostgreSQL parts need the server on 127.0.0.1).
+bench-all: $(STAMP)
+	$(BIN)/python benchmarks/extract.py
+	$(BIN)/python benchmarks/store.py
+	$(BIN)/python benchmarks/dashboard.py
+	$(BIN)/python benchmarks/orchestration.py
+	$(BIN)/python benchmarks/workers.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache benchmarks/.corpus
