@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -121,25 +122,31 @@ def test_the_logs_endpoint_gives_live_messages_then_the_transcript(server: Serve
 def test_run_logs_follow_prints_messages_as_they_happen(server: Server) -> None:
     with server.client() as api:
         _, run_id = slow_run(api, "follow")
-        follower = subprocess.Popen(
-            [TPC, "--format", "json", "sim", "run", "logs", run_id, "--follow"],
-            env=server.env,
-            cwd=server.home,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert follower.stdout is not None
-            first = follower.stdout.readline()
-            # The first message arrived while the run was still working.
-            assert api.get(f"/v1/runs/{run_id}").json()["status"] == "running"
-            rest, errors = follower.communicate(timeout=PATIENCE_S)
-        finally:
-            if follower.poll() is None:
-                follower.kill()
-                follower.communicate()
-        assert follower.returncode == 0, errors
+        with (
+            tempfile.TemporaryFile(mode="w+") as errors,
+            subprocess.Popen(
+                [TPC, "--format", "json", "sim", "run", "logs", run_id, "--follow"],
+                env=server.env,
+                cwd=server.home,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                text=True,
+            ) as follower,
+        ):
+            try:
+                assert follower.stdout is not None
+                first = follower.stdout.readline()
+                # The first message arrived while the run was still working.
+                assert api.get(f"/v1/runs/{run_id}").json()["status"] == "running"
+                # Through the same buffered reader: `communicate()` would read the pipe beneath
+                # it and lose the lines `readline()` had already buffered.
+                rest = follower.stdout.read()
+                follower.wait(timeout=PATIENCE_S)
+            finally:
+                if follower.poll() is None:
+                    follower.kill()
+            errors.seek(0)
+            assert follower.returncode == 0, errors.read()
         lines = [json.loads(line) for line in [first, *rest.splitlines()]]
         *messages, final = lines
         assert final["id"] == run_id and final["status"] == "passed"
