@@ -7,7 +7,7 @@ evidence can point at the transcript event a match was found in.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any, Literal, NamedTuple, get_args
 
 from pydantic_core import to_json
@@ -53,9 +53,13 @@ def render_tool_call(block: ToolCallBlock) -> str:
 
 def code_bodies(text: str) -> list[str]:
     """Bodies of the fenced code blocks in markdown-ish text, without their fences."""
-    if "```" not in text:
+    fence = text.find("```")
+    if fence < 0:
         return []
-    return [match.group(2).removesuffix("\n") for match in _FENCED_CODE.finditer(text)]
+    # No block opens before the line of the first fence: start there (the regex's `^` holds
+    # at a line start), which spares the regex the prose before it.
+    line = text.rfind("\n", 0, fence) + 1
+    return [match.group(2).removesuffix("\n") for match in _FENCED_CODE.finditer(text, line)]
 
 
 class RenderedBlock(NamedTuple):
@@ -115,6 +119,99 @@ _SOURCE_FILTER: dict[str, tuple[str, str | None]] = {
     "toolCalls": ("tool_call", None),
     "toolResults": ("tool_result", None),
 }
+
+
+# A source's parts as UTF-8: their message indexes and texts.
+EncodedParts = tuple[list[int | None], list[bytes]]
+MessageSource = tuple[str | None, str | None]  # (role, source or None: every block)
+
+
+def encode_sources(
+    transcript: Transcript,
+    run_sources: Collection[str],
+    message_sources: Collection[MessageSource],
+) -> tuple[dict[str, EncodedParts], dict[MessageSource, EncodedParts]]:
+    """Several sources of one transcript at once, UTF-8 encoded, in one pass over its blocks:
+    for each run-scoped source its parts (`source_parts`; not `finalAnswer`), and for each
+    (role, source) the text of every message of that role (`message_text`). Each block is
+    rendered and encoded once however many sources read it (the extraction tests check
+    that the texts are the same)."""
+    runs: dict[str, EncodedParts] = {s: ([], []) for s in run_sources if s != "finalAnswer"}
+    everything = runs.get("any")
+    plain = {source: runs[source] for source in runs if source in _SOURCE_FILTER}
+    code = runs.get("codeText")
+    messages: dict[MessageSource, EncodedParts] = {}
+    by_role: dict[str | None, list[tuple[str | None, EncodedParts]]] = {}
+    for key in message_sources:
+        messages[key] = ([], [])
+        by_role.setdefault(key[0], []).append((key[1], messages[key]))
+    with_code = code is not None or any(source == "codeText" for _, source in message_sources)
+    no_code: list[bytes] = []
+    for index, message in enumerate(transcript.messages):
+        role = message.role
+        wanted = by_role.get(role)
+        # This message's blocks, when a message-scoped source reads it: (tag, text, code).
+        blocks: list[tuple[str, bytes, list[bytes]]] = []
+        for block in message.content:
+            kind = type(block)
+            input_json: bytes | None = None
+            if kind is TextBlock:
+                text, tag = block.text, _TEXT_TAGS[role]  # type: ignore[union-attr]
+                data = text.encode("utf-8")
+            elif kind is ToolResultBlock:
+                text, tag = block.content, "toolResults"  # type: ignore[union-attr]
+                data = text.encode("utf-8")
+            elif kind is ThinkingBlock:
+                text, tag = block.thinking, "thinkingText"  # type: ignore[union-attr]
+                data = text.encode("utf-8")
+            elif kind is ToolCallBlock:  # `render_tool_call`, encoded: JSON comes as UTF-8
+                input_json = to_json(block.input)  # type: ignore[union-attr]
+                data = block.name.encode("utf-8") + b" " + input_json  # type: ignore[union-attr]
+                text, tag = "", "toolCalls"
+            else:  # a subclass: the general renderer
+                rendered = _render(index, role, block)
+                text = rendered.text
+                input_json = None if rendered.code is None else rendered.code.encode("utf-8")
+                tag = _KIND_TAGS[rendered.kind] or _TEXT_TAGS[role]
+                data = text.encode("utf-8")
+            if everything is not None:
+                everything[0].append(index)
+                everything[1].append(data)
+            target = plain.get(tag)
+            if target is not None:
+                target[0].append(index)
+                target[1].append(data)
+            codes = no_code
+            if with_code:
+                if input_json is not None:
+                    codes = [input_json]
+                elif tag in _PROSE_TAGS and "```" in text:
+                    codes = [body.encode("utf-8") for body in code_bodies(text)]
+                if code is not None and codes:
+                    code[0].extend([index] * len(codes))
+                    code[1].extend(codes)
+            if wanted:
+                blocks.append((tag, data, codes))
+        for source, (events, parts) in wanted or ():
+            events.append(index)
+            if source is None or source == "any":
+                parts.append(b"\n".join([data for _, data, _ in blocks]))
+            elif source == "codeText":
+                parts.append(b"\n".join([body for _, _, codes in blocks for body in codes]))
+            else:
+                parts.append(b"\n".join([data for tag, data, _ in blocks if tag == source]))
+    return runs, messages
+
+
+# The plain source each block is read by: text blocks by their message's role.
+_TEXT_TAGS = {"assistant": "assistantText", "user": "userText", "system": "system", "tool": "tool"}
+_KIND_TAGS: dict[str, str | None] = {
+    "text": None,
+    "thinking": "thinkingText",
+    "tool_call": "toolCalls",
+    "tool_result": "toolResults",
+}
+_PROSE_TAGS = frozenset(["assistantText", "userText", "system", "tool", "thinkingText"])
 
 
 def message_text(message: Message, source: str | None = None) -> str:

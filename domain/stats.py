@@ -7,7 +7,14 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from domain.transcripts import ToolCallBlock, Transcript
+from domain.transcripts import (
+    Message,
+    TextBlock,
+    ThinkingBlock,
+    ToolCallBlock,
+    ToolResultBlock,
+    Transcript,
+)
 
 NUMERIC_STATS: tuple[str, ...] = (
     "duration",
@@ -62,23 +69,34 @@ def derive_stats(
     recorded = transcript.stats
     token_in, token_out = recorded.token_in, recorded.token_out
     token_total = token_in + token_out if token_in is not None and token_out is not None else None
+    messages = transcript.messages
+    roles = [message.role for message in messages]
     return RunStats(
         duration=_duration(transcript),
         token_in=token_in,
         token_out=token_out,
         token_total=token_total,
         cost=_cost(transcript, prices or {}),
-        tool_calls=sum(
-            isinstance(block, ToolCallBlock)
-            for message in transcript.messages
-            for block in message.content
-        ),
-        steps=sum(message.role == "assistant" for message in transcript.messages),
-        turns=sum(message.role == "user" for message in transcript.messages),
+        tool_calls=_count_tool_calls(messages),
+        steps=roles.count("assistant"),
+        turns=roles.count("user"),
         status=transcript.status,
         termination_reason=transcript.termination_reason,
         model=recorded.model,
     )
+
+
+def _count_tool_calls(messages: list[Message]) -> int:
+    kinds = [type(block) for message in messages for block in message.content]
+    if _BLOCKS.issuperset(kinds):
+        return kinds.count(ToolCallBlock)
+    # A block of another class: ask isinstance() (slow for pydantic models: their metaclass
+    # checks in Python).
+    blocks = [block for message in messages for block in message.content]
+    return sum(1 for block in blocks if isinstance(block, ToolCallBlock))
+
+
+_BLOCKS = frozenset([TextBlock, ThinkingBlock, ToolCallBlock, ToolResultBlock])
 
 
 def _duration(transcript: Transcript) -> float | None:

@@ -8,21 +8,23 @@ and stats signals are computed here; llm signals are asked of a judge through th
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from domain.signals import matching
 from domain.signals.config import JUDGE_MODELS, Signal, SignalConfig
 from domain.signals.folds import Observation, fold
 from domain.signals.judging import JudgeKey, JudgeRequest, JudgeVerdict
+from domain.signals.matching import JoinedText, Matcher, snippet
 from domain.sources import (
+    EncodedParts,
+    MessageSource,
     Part,
-    RenderedBlock,
+    encode_sources,
     final_answer_part,
     message_text,
-    parts_of,
-    render_blocks,
     source_parts,
 )
 from domain.stats import RunStats
@@ -45,6 +47,13 @@ class Evidence:
     snippet: str
     pattern: str | None = None
 
+    def __init__(self, event: int | None, snippet: str, pattern: str | None = None) -> None:
+        # What dataclass would write, minus a lookup of `object.__setattr__` per field: a run
+        # makes dozens of these.
+        _set_event(self, event)
+        _set_snippet(self, snippet)
+        _set_pattern(self, pattern)
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"event": self.event, "snippet": self.snippet}
         if self.pattern is not None:
@@ -60,6 +69,13 @@ class SignalValue:
     evidence: tuple[Evidence, ...] = ()
     error: str | None = None
 
+    def __init__(
+        self, value: Any, evidence: tuple[Evidence, ...] = (), error: str | None = None
+    ) -> None:
+        _set_value(self, value)
+        _set_evidence(self, evidence)
+        _set_error(self, error)
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "value": self.value,
@@ -70,84 +86,85 @@ class SignalValue:
         return out
 
 
+def _setter(cls: type, field: str) -> Callable[[Any, Any], None]:
+    """A slot's own setter: a frozen dataclass allows no other assignment."""
+    return vars(cls)[field].__set__  # type: ignore[no-any-return]
+
+
+_set_event, _set_snippet, _set_pattern = (_setter(Evidence, f) for f in Evidence.__slots__)
+_set_value, _set_evidence, _set_error = (_setter(SignalValue, f) for f in SignalValue.__slots__)
+
+
 def failed(message: str) -> SignalValue:
     return SignalValue(None, (), message)
 
 
 @dataclass(frozen=True, slots=True)
-class _Regex:
-    name: str | None
-    compiled: Any
+class _Pattern:
+    """A pattern signal compiled once: its regexes and the text it reads."""
 
-
-class _Text:
-    """A source's parts as one UTF-8 buffer, with each part's offset and message index."""
-
-    __slots__ = ("data", "events", "starts")
-
-    def __init__(self, parts: Sequence[Part]) -> None:
-        encoded = [text.encode("utf-8") for _, text in parts]
-        self.events = [event for event, _ in parts]
-        self.starts: list[int] = []
-        offset = 0
-        for chunk in encoded:
-            self.starts.append(offset)
-            offset += len(chunk) + 1
-        self.data = b"\n".join(encoded)
-
-    def part_at(self, offset: int) -> int:
-        part = max(bisect_right(self.starts, offset) - 1, 0)
-        # A match that starts on the newline joining two parts belongs to the part after it.
-        if offset == self.part_end(part) and part + 1 < len(self.starts):
-            return part + 1
-        return part
-
-    def part_end(self, part: int) -> int:
-        return self.starts[part + 1] - 1 if part + 1 < len(self.starts) else len(self.data)
+    names: tuple[str | None, ...]
+    matchers: tuple[Matcher, ...]
+    counting: bool  # `needle`: count matches; `patterns`: any found
+    source: str | None  # run scope: the source (`any` when unset); message scope: narrowing
+    role: str | None  # message scope: the target role, else None
+    fold: str | None  # message scope: the fold
+    # Message scope: whether all messages of the role may be searched at once
+    # (`matching.scan_joined`): not for regexes that can tell a message's own start or end
+    # from the newline joining it to the next.
+    joinable: bool
 
 
 class _Rendered:
     """One transcript's texts, each rendered and encoded once however many signals read it."""
 
-    __slots__ = ("_blocks", "_messages", "_runs", "transcript")
+    __slots__ = ("_encoded", "_joined", "_needs", "transcript")
 
-    def __init__(self, transcript: Transcript) -> None:
+    def __init__(self, transcript: Transcript, needs: _Needs) -> None:
         self.transcript = transcript
-        self._blocks: list[RenderedBlock] | None = None
-        self._runs: dict[str, _Text] = {}
-        self._messages: dict[tuple[str | None, str | None], list[tuple[int, bytes]]] = {}
+        self._needs = needs
+        self._encoded: tuple[dict[str, EncodedParts], dict[MessageSource, EncodedParts]] | None
+        self._encoded = None
+        self._joined: dict[object, JoinedText] = {}
 
-    @property
-    def blocks(self) -> list[RenderedBlock]:
-        if self._blocks is None:
-            self._blocks = render_blocks(self.transcript)
-        return self._blocks
+    def run_text(self, source: str) -> JoinedText:
+        """A run-scoped source's parts (SPEC §3.1)."""
+        text = self._joined.get(source)
+        if text is None:
+            if source == "finalAnswer":
+                event, final = final_answer_part(self.transcript)
+                parts: EncodedParts = [event], [final.encode("utf-8")]
+            else:
+                parts = self._sources()[0][source]
+            text = self._joined[source] = self._join(*parts)
+        return text
 
-    def run_text(self, source: str) -> _Text:
-        if source not in self._runs:
-            parts = (
-                [final_answer_part(self.transcript)]
-                if source == "finalAnswer"
-                else parts_of(self.blocks, source)
-            )
-            self._runs[source] = _Text(parts)
-        return self._runs[source]
-
-    def message_texts(self, role: str | None, source: str | None) -> list[tuple[int, bytes]]:
-        """(message index, text) for every message of `role`, an empty text included."""
+    def message_texts(self, role: str | None, source: str | None) -> JoinedText:
+        """One part per message of `role`, an empty text included: the message's text."""
         key = role, source
-        if key not in self._messages:
-            by_message: dict[int, list[RenderedBlock]] = {
-                index: [] for index, m in enumerate(self.transcript.messages) if m.role == role
-            }
-            for block in self.blocks:
-                if block.role == role:
-                    by_message[block.event].append(block)
-            self._messages[key] = [
-                (index, "\n".join(text for _, text in parts_of(blocks, source)).encode("utf-8"))
-                for index, blocks in by_message.items()
-            ]
-        return self._messages[key]
+        text = self._joined.get(key)
+        if text is None:
+            text = self._joined[key] = self._join(*self._sources()[1][key])
+        return text
+
+    def _sources(self) -> tuple[dict[str, EncodedParts], dict[MessageSource, EncodedParts]]:
+        if self._encoded is None:
+            # Every source the config reads, in one pass over the transcript.
+            self._encoded = encode_sources(self.transcript, *self._needs)
+        return self._encoded
+
+    def _join(self, events: list[int | None], parts: list[bytes]) -> JoinedText:
+        # Tool messages usually hold one tool result each: their message texts are then the
+        # `toolResults` parts, already joined.
+        for other in self._joined.values():
+            same = len(other.parts) == len(parts) and other.parts == parts
+            if same and other.events == events:
+                return other
+        return JoinedText(events, parts)
+
+
+# What a config reads: its run-scoped sources and its (role, source) message texts.
+_Needs = tuple[frozenset[str], frozenset[MessageSource]]
 
 
 class Extractor:
@@ -155,22 +172,41 @@ class Extractor:
 
     def __init__(self, config: SignalConfig) -> None:
         self.config = config
-        self._regexes: dict[str, list[_Regex]] = {}
+        self._plans: list[tuple[Signal, _Pattern | None]] = []
         for signal in config.signals:
             extract = signal.extract
             if extract.method != "pattern":
+                self._plans.append((signal, None))
                 continue
+            regexes: list[tuple[str | None, str]]
             if extract.patterns is not None:
-                regexes = [
-                    _Regex(p.name, matching.compile_regex(p.regex, extract.ignore_case))
-                    for p in extract.patterns
-                ]
+                regexes = [(p.name, p.regex) for p in extract.patterns]
             else:
                 assert extract.needle is not None
-                regexes = [
-                    _Regex(None, matching.compile_regex(extract.needle, extract.ignore_case))
-                ]
-            self._regexes[signal.id] = regexes
+                regexes = [(None, extract.needle)]
+            ignore_case = extract.ignore_case
+            message = signal.scope == "message"
+            pattern = _Pattern(
+                names=tuple(name for name, _ in regexes),
+                matchers=tuple(
+                    Matcher(
+                        matching.compile_regex(regex, ignore_case),
+                        matching.literal_text(regex, ignore_case),
+                    )
+                    for _, regex in regexes
+                ),
+                counting=extract.needle is not None,
+                source=signal.effective_source if message else signal.effective_source or "any",
+                role=signal.target_role if message else None,
+                fold=signal.fold.fn if message and signal.fold is not None else None,
+                joinable=not any(matching.uses_text_anchors(regex) for _, regex in regexes),
+            )
+            self._plans.append((signal, pattern))
+        patterns = [pattern for _, pattern in self._plans if pattern is not None]
+        self._needs: _Needs = (
+            frozenset(p.source for p in patterns if p.role is None and p.source is not None),
+            frozenset((p.role, p.source) for p in patterns if p.role is not None),
+        )
 
     # -- llm signals: the questions a transcript raises --------------------------------------
 
@@ -219,17 +255,21 @@ class Extractor:
     ) -> dict[str, SignalValue]:
         """Every signal's value for one run; a failure is confined to its own signal."""
         values: dict[str, SignalValue] = {}
-        rendered = _Rendered(transcript)
-        for signal in self.config.signals:
+        rendered = _Rendered(transcript, self._needs)
+        for signal, pattern in self._plans:
             try:
-                values[signal.id] = self._extract_one(
-                    signal, rendered, stats, verdicts or {}, no_verdict
-                )
+                if pattern is None:
+                    value = self._other_value(signal, rendered, stats, verdicts or {}, no_verdict)
+                elif pattern.role is not None:
+                    value = _message_pattern_value(pattern, rendered)
+                else:
+                    value = _run_pattern_value(pattern, rendered)
             except Exception as error:
-                values[signal.id] = failed(f"extraction failed: {type(error).__name__}: {error}")
+                value = failed(f"extraction failed: {type(error).__name__}: {error}")
+            values[signal.id] = value
         return values
 
-    def _extract_one(
+    def _other_value(
         self,
         signal: Signal,
         rendered: _Rendered,
@@ -237,64 +277,9 @@ class Extractor:
         verdicts: Mapping[JudgeKey, JudgeVerdict],
         no_verdict: str,
     ) -> SignalValue:
-        method = signal.extract.method
-        if method == "stats":
+        if signal.extract.method == "stats":
             return _stat_value(signal, stats)
-        if method == "llm":
-            return self._llm_value(signal, rendered.transcript, verdicts, no_verdict)
-        if signal.scope == "message":
-            return self._message_pattern_value(signal, rendered)
-        return self._run_pattern_value(signal, rendered)
-
-    def _run_pattern_value(self, signal: Signal, rendered: _Rendered) -> SignalValue:
-        text = rendered.run_text(signal.effective_source or "any")
-        counting = signal.extract.needle is not None
-        evidence: list[Evidence] = []
-        seen_events: set[int | None] = set()
-        total = 0
-        for regex in self._regexes[signal.id]:
-            spans = _spans(regex.compiled, text, every=counting)
-            for start, end in spans:
-                total += 1
-                if len(evidence) >= MAX_EVIDENCE:
-                    # Evidence is full: a count only needs the rest counted, a boolean is settled.
-                    total += sum(1 for _ in spans) if counting else 0
-                    break
-                part = text.part_at(start)
-                event = text.events[part]
-                if event not in seen_events:
-                    seen_events.add(event)
-                    snippet = matching.snippet(
-                        text.data, start, end, text.starts[part], text.part_end(part)
-                    )
-                    evidence.append(Evidence(event, snippet, regex.name))
-        value: Any = total if counting else bool(total)
-        return SignalValue(value, tuple(sorted(evidence, key=_evidence_order)))
-
-    def _message_pattern_value(self, signal: Signal, rendered: _Rendered) -> SignalValue:
-        counting = signal.extract.needle is not None
-        regexes = self._regexes[signal.id]
-        observations: list[Observation] = []
-        evidence: list[Evidence] = []
-        for index, data in rendered.message_texts(signal.target_role, signal.effective_source):
-            found: tuple[str | None, Any] | None = None
-            hits = 0
-            for regex in regexes:
-                matches = regex.compiled.finditer(data) if counting else None
-                first = next(matches, None) if matches else regex.compiled.search(data)
-                if first is None:
-                    continue
-                found = found or (regex.name, first)
-                if not counting:
-                    break
-                hits += 1 + sum(1 for _ in matches or ())
-            observations.append(hits if counting else found is not None)
-            if found is not None and len(evidence) < MAX_EVIDENCE:
-                name, match = found
-                start, end = match.span()
-                evidence.append(Evidence(index, matching.snippet(data, start, end), name))
-        assert signal.fold is not None
-        return SignalValue(fold(signal.fold.fn, observations), tuple(evidence))
+        return self._llm_value(signal, rendered.transcript, verdicts, no_verdict)
 
     def _llm_value(
         self,
@@ -308,6 +293,8 @@ class Extractor:
                 f"unsupported judge model {signal.judge_model!r} "
                 f"(supported: {', '.join(JUDGE_MODELS)})"
             )
+        if signal.scope == "run" and (signal.id, None) not in verdicts:
+            return failed(no_verdict)  # without rendering the text it was not asked about
         observations: list[Observation] = []
         evidence: list[Evidence] = []
         for key, (event, _) in self._llm_texts(signal, transcript):
@@ -329,20 +316,84 @@ class Extractor:
         return SignalValue(fold(signal.fold.fn, observations), tuple(evidence))
 
 
-def _spans(compiled: Any, text: _Text, every: bool) -> Iterator[tuple[int, int]]:
-    """Every match (for counts), or the first match in each part (enough for a boolean)."""
-    if every:
-        yield from (match.span() for match in compiled.finditer(text.data))
-        return
-    pos = 0
-    while pos <= len(text.data):
-        match = compiled.search(text.data, pos)
-        if match is None:
-            return
-        start, end = match.span()
-        yield start, end
-        # Skip to the next part: one piece of evidence per part is all a boolean needs.
-        pos = max(text.part_end(text.part_at(start)) + 1, end, pos + 1)
+def _run_pattern_value(pattern: _Pattern, rendered: _Rendered) -> SignalValue:
+    """The matches in a source's text (its parts joined), or whether any pattern matched;
+    the evidence names each message matched, up to MAX_EVIDENCE."""
+    assert pattern.source is not None
+    text = rendered.run_text(pattern.source)
+    data, events, starts, ends = text.data, text.events, text.starts, text.ends
+    last = len(starts) - 1
+    evidence: list[Evidence] = []
+    seen_events: set[int | None] = set()
+    total = 0
+    found = False
+    # (The part of a match is `text.part_at`, written out: this is the inner loop.)
+    for name, matcher in zip(pattern.names, pattern.matchers, strict=True):
+        if pattern.counting:
+            spans = matcher.spans(data)
+            total += len(spans)
+            lo = hi = -1  # the bounds of the part the previous match was in
+            for start, end in spans:
+                if lo <= start < hi:
+                    continue  # The same part again: its message has its evidence.
+                part = bisect_right(starts, start) - 1
+                if part < 0:
+                    part = 0  # no parts at all: `starts[0]` fails, as `events[0]` would
+                elif start == ends[part] and part < last:
+                    part += 1  # a match from the newline that joins two parts: the later
+                lo, hi = starts[part], ends[part]
+                event = events[part]
+                if event not in seen_events:
+                    seen_events.add(event)
+                    evidence.append(Evidence(event, snippet(data, start, end, lo, hi), name))
+                    if len(evidence) == MAX_EVIDENCE:
+                        break  # The rest only needed counting.
+            continue
+        # A boolean: the first match in each part, until the evidence is full.
+        first = matcher.first
+        pos = 0
+        while pos <= len(data) and len(evidence) < MAX_EVIDENCE:
+            span = first(data, pos)
+            if span is None:
+                break
+            found = True
+            start, end = span
+            part = text.part_at(start)
+            part_end = text.part_end(part)
+            event = events[part]
+            if event not in seen_events:
+                seen_events.add(event)
+                text_around = snippet(data, start, end, starts[part], part_end)
+                evidence.append(Evidence(event, text_around, name))
+            # Then from the next part: one match per part is all a boolean needs.
+            pos = max(part_end + 1, end, pos + 1)
+    value: Any = total if pattern.counting else found
+    if len(pattern.matchers) > 1:
+        # One regex finds its parts in order; several need putting in message order.
+        evidence.sort(key=_evidence_order)
+    return SignalValue(value, tuple(evidence))
+
+
+def _message_pattern_value(pattern: _Pattern, rendered: _Rendered) -> SignalValue:
+    """One observation per message of the role (its matches, or whether any pattern
+    matched), folded; the evidence names each message matched, up to MAX_EVIDENCE."""
+    text = rendered.message_texts(pattern.role, pattern.source)
+    counting = pattern.counting
+    scanned = matching.scan_joined(pattern.matchers, text, counting) if pattern.joinable else None
+    hits, firsts = scanned or matching.scan_parts(pattern.matchers, text, counting)
+    observations: Sequence[Observation] = hits if counting else [hit > 0 for hit in hits]
+    evidence = [
+        Evidence(
+            text.events[part],
+            snippet(text.data, start, end, text.starts[part], text.ends[part]),
+            pattern.names[index],
+        )
+        for part, (index, start, end) in islice(
+            firsts.items() if len(pattern.matchers) == 1 else sorted(firsts.items()), MAX_EVIDENCE
+        )
+    ]
+    assert pattern.fold is not None
+    return SignalValue(fold(pattern.fold, observations), tuple(evidence))
 
 
 def _evidence_order(item: Evidence) -> tuple[int, str]:
