@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import procrastinate
 from procrastinate.worker import Worker
 
-from domain.iterations import Iteration
+from domain.iterations import Iteration, PlannedRun
+from infra.iteration_closer import IterationCloser
 from infra.run_execution import RunExecution
 from infra.run_queue import (
     QUEUE_NAME,
@@ -47,6 +48,8 @@ class WorkerOptions:
     shutdown_grace_s: float = 30.0
     # How often a running job looks for a cancel request on its iteration.
     cancel_poll_s: float = 1.0
+    # How often, at most, the worker checks whether an iteration it worked on is done.
+    completion_check_s: float = 1.0
 
 
 class QueueDispatcher:
@@ -92,6 +95,7 @@ class QueueWorker:
         self.queue = queue
         self._options = options
         self._iterations: dict[tuple[str, int], Iteration] = {}
+        self._closer = IterationCloser(service, options.completion_check_s)
         queue.task(
             name=TASK_NAME,
             queue=QUEUE_NAME,
@@ -112,6 +116,7 @@ class QueueWorker:
 
     async def run(self) -> None:
         await ensure_queue_schema(self.queue)
+        self._closer.start()
         sweeper = asyncio.create_task(self._sweep_forever())
         try:
             await self._worker.run()  # type: ignore[no-untyped-call]
@@ -119,6 +124,7 @@ class QueueWorker:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            await self._closer.stop()
 
     def stop(self) -> None:
         self._worker.stop()  # type: ignore[no-untyped-call]
@@ -131,27 +137,32 @@ class QueueWorker:
                 service.load_iteration, experiment_id, number
             )
         iteration = self._iterations[key]
-        planned = iteration.planned(run_id)
-        if await asyncio.to_thread(service.run_is_terminal, iteration, run_id):
-            return  # a duplicate job, or a retry of a run that finished meanwhile
-        if await asyncio.to_thread(service.views.cancel_requested, experiment_id, number):
-            await asyncio.to_thread(service.cancel_run, iteration, run_id)
-        else:
-            execution = asyncio.create_task(self._execution.execute(iteration, planned))
-            watcher = asyncio.create_task(self._cancel_on_request(iteration, execution))
-            try:
-                await asyncio.shield(execution)
-            except asyncio.CancelledError:
-                if not execution.cancelled():
-                    execution.cancel()  # the worker is shutting down: the job is retried
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await execution
-                    raise
-                # Cancelled by the iteration's cancel request.
-                await asyncio.to_thread(service.cancel_run, iteration, run_id)
-            finally:
-                watcher.cancel()
-        await asyncio.to_thread(service.complete_iteration_if_done, experiment_id, number)
+        # A duplicate job, or a retry of a run that finished meanwhile, only pokes the closer:
+        # the worker that finished the run may have died before the iteration was checked.
+        if not await asyncio.to_thread(service.run_is_terminal, iteration, run_id):
+            await self._work_on(iteration, iteration.planned(run_id))
+        self._closer.poke(key)
+
+    async def _work_on(self, iteration: Iteration, planned: PlannedRun) -> None:
+        service = self._service
+        key = (iteration.experiment_id, iteration.number)
+        if await asyncio.to_thread(service.views.cancel_requested, *key):
+            await asyncio.to_thread(service.cancel_run, iteration, planned.run_id)
+            return
+        execution = asyncio.create_task(self._execution.execute(iteration, planned))
+        watcher = asyncio.create_task(self._cancel_on_request(iteration, execution))
+        try:
+            await asyncio.shield(execution)
+        except asyncio.CancelledError:
+            if not execution.cancelled():
+                execution.cancel()  # the worker is shutting down: the job is retried
+                with contextlib.suppress(asyncio.CancelledError):
+                    await execution
+                raise
+            # Cancelled by the iteration's cancel request.
+            await asyncio.to_thread(service.cancel_run, iteration, planned.run_id)
+        finally:
+            watcher.cancel()
 
     async def _cancel_on_request(self, iteration: Iteration, execution: asyncio.Task[None]) -> None:
         views = self._service.views
@@ -169,6 +180,8 @@ class QueueWorker:
             try:
                 await requeue_stalled(self.queue, silent_for_s=self._options.stalled_after_s)
                 await dispatch_forgotten(self._service, self.queue)
+                for row in await asyncio.to_thread(self._service.views.open_iterations):
+                    self._closer.poke((row["experiment_id"], row["number"]))
             except Exception:
                 log.exception("queue sweep failed; trying again")
             await asyncio.sleep(self._options.sweep_interval_s)

@@ -1,0 +1,107 @@
+"""The queue worker in-process on the real PostgreSQL server: it works an iteration's jobs off
+and closes the iteration, and it closes an iteration whose last run ended in a worker that
+died before checking (the crash window between a run's outcome and the completion check)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from infra.queue_worker import QueueDispatcher, QueueWorker, WorkerOptions
+from infra.run_execution import RunExecution
+from infra.run_queue import ensure_queue_schema, mark_dispatched, open_queue
+from infra.runners.base import Runner
+from infra.runners.replay import ReplayRunner
+from infra.runners.scripted import ScriptedRunner
+from infra.service import Service
+from infra.settings import Settings
+from tests.integration.test_service import setup_replay
+
+# Only guards against a hang (the suite's timeout is the real limit): never asserted.
+PATIENCE_S = 60
+FAST = WorkerOptions(concurrency=4, sweep_interval_s=0.2, completion_check_s=0.1)
+
+
+@pytest.fixture
+def service(postgres_url: str) -> Iterator[Service]:
+    svc = Service(Settings(database_url=postgres_url))
+    yield svc
+    svc.close()
+
+
+def execution(service: Service) -> RunExecution:
+    runners: dict[str, Runner] = {
+        "replay": ReplayRunner(service.blobs.get),
+        "scripted": ScriptedRunner(),
+    }
+    return RunExecution(service, runners)
+
+
+async def work_until_closed(service: Service, worker: QueueWorker, exp_id: str) -> str:
+    """Run the worker until the iteration leaves `running`; its final status."""
+    working = asyncio.create_task(worker.run())
+    try:
+        for _ in range(int(PATIENCE_S / 0.1)):
+            await asyncio.to_thread(service.projector.catch_up)
+            iteration = await asyncio.to_thread(service.load_iteration, exp_id, 1)
+            if iteration.status != "running" or working.done():
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        worker.stop()
+        await asyncio.gather(working, return_exceptions=True)
+    return iteration.status
+
+
+def test_a_worker_executes_the_jobs_and_closes_the_iteration(
+    service: Service, postgres_url: str
+) -> None:
+    owner, exp_id, _, _ = setup_replay(service)
+    service.trigger(owner, exp_id)
+
+    async def scenario() -> str:
+        queue = open_queue(postgres_url)
+        async with queue.open_async():
+            await ensure_queue_schema(queue)
+            await QueueDispatcher(service, queue).submit(exp_id, 1)
+            worker = QueueWorker(
+                service, execution(service), queue, FAST, install_signal_handlers=False
+            )
+            return await work_until_closed(service, worker, exp_id)
+
+    assert asyncio.run(scenario()) == "completed"
+    status = service.views.iteration_status(owner, exp_id, 1)
+    assert status["runs"]["total"] == 12
+    assert status["runs"]["queued"] == status["runs"]["running"] == 0
+
+
+def test_an_iteration_whose_last_worker_died_before_checking_is_closed_by_the_sweep(
+    service: Service, postgres_url: str
+) -> None:
+    owner, exp_id, _, _ = setup_replay(service)
+    service.trigger(owner, exp_id)
+    iteration = service.load_iteration(exp_id, 1)
+
+    async def scenario() -> str:
+        # Every run executed and recorded, then the process "died": no completion check, and
+        # the iteration is marked dispatched, so no job will ever come for it again.
+        run = execution(service)
+        for planned in iteration.runs:
+            await run.execute(iteration, planned)
+        queue = open_queue(postgres_url)
+        async with queue.open_async():
+            await ensure_queue_schema(queue)
+            await mark_dispatched(queue, exp_id, 1)
+            await asyncio.to_thread(service.projector.catch_up)
+            assert (await asyncio.to_thread(service.load_iteration, exp_id, 1)).status == (
+                "running"
+            )
+            worker = QueueWorker(
+                service, execution(service), queue, FAST, install_signal_handlers=False
+            )
+            return await work_until_closed(service, worker, exp_id)
+
+    assert asyncio.run(scenario()) == "completed"
+    assert service.views.iteration_status(owner, exp_id, 1)["runs"]["queued"] == 0
