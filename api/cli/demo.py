@@ -181,11 +181,13 @@ def demo(port: int | None, data_dir: Path, keep_serving: bool | None) -> None:
             render_signals_report(console, {**signals, "runs": []}, False, by_environment=False)
 
         output.emit({"status": status, "results": results, "signals": signals}, render)
+        # Never wrapped: the command must survive a copy and paste from a narrow terminal.
         output.errors.print(
             f"\nDashboard: {settings.api_url}/ (sign in with the token below)\n"
             f"API: {settings.api_url}/v1 (OpenAPI: {settings.api_url}/openapi.json)\n"
             f"Explore: TPC_API_URL={settings.api_url} TPC_API_TOKEN={token} "
-            f"tpc sim experiment results {exp_id}"
+            f"{tpc_command()} sim experiment results {exp_id}",
+            soft_wrap=True,
         )
         if keep_serving is None:
             keep_serving = sys.stdin.isatty() and sys.stdout.isatty()
@@ -194,3 +196,13 @@ def demo(port: int | None, data_dir: Path, keep_serving: bool | None) -> None:
             with contextlib.suppress(KeyboardInterrupt):
                 while True:
                     time.sleep(1)
+
+
+def tpc_command() -> str:
+    """How to call `tpc` again from this shell: by name when PATH finds this very program,
+    else by the path it was started with (`make demo` runs `.venv/bin/tpc`)."""
+    started = Path(sys.argv[0])
+    on_path = shutil.which("tpc")
+    if started.name != "tpc" or (on_path and Path(on_path).resolve() == started.resolve()):
+        return "tpc"
+    return str(started)
