@@ -161,7 +161,7 @@ def render_iteration_status(console: Console, status: Mapping[str, Any]) -> None
     table.add_row(*(str(runs.get(key, 0)) for key in RUN_COUNTS))
     console.print(table)
     if status.get("config_hash"):
-        console.print(f"[dim]config {escape(str(status['config_hash']))}[/]")
+        console.print(f"[dim]config {escape(str(status['config_hash']))}[/]", soft_wrap=True)
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -191,7 +191,7 @@ def render_results(console: Console, results: Mapping[str, Any]) -> None:
         task_names = {t["task_id"]: str(t.get("name") or t["task_id"]) for t in summary["tasks"]}
         _render_compare(console, results["compare"], task_names, env_names)
     if results.get("config_hash"):
-        console.print(f"[dim]config {escape(str(results['config_hash']))}[/]")
+        console.print(f"[dim]config {escape(str(results['config_hash']))}[/]", soft_wrap=True)
 
 
 def _render_task_scores(

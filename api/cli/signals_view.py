@@ -80,7 +80,7 @@ def render_signals_report(
     if evidence:
         _render_evidence(console, runs)
     if report.get("config_hash"):
-        console.print(f"[dim]config {report['config_hash']}[/]")
+        console.print(f"[dim]config {escape(str(report['config_hash']))}[/]", soft_wrap=True)
 
 
 def _render_by_environment(
