@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/orchestration.py                   # 1,000 runs × 10 steps, 50 ms
     .venv/bin/python benchmarks/orchestration.py --latency-ms 500  # the CPU is not the bound
     .venv/bin/python benchmarks/orchestration.py --quick           # a smoke run
+    .venv/bin/python benchmarks/orchestration.py --no-sqlite --workers 2  # 2 `tpc worker`s
 
 Each run is an `llm` environment (the Anthropic provider) whose scripted model calls the cheap
 `search_docs` tool over a small docs folder `steps - 1` times, then answers: `steps` model
@@ -13,10 +14,10 @@ from the event loop being measured.
 Measured through the real code path: the `Service` on a temporary SQLite file (then on a fresh
 PostgreSQL database `tpc_bench_<random>` when one is reachable, dropped at the end), `trigger`,
 the in-process `Executor` (its semaphore is the concurrency; the provider's own limit is set to
-the same) with the real `LlmRunner` and the real Anthropic SDK client (ANTHROPIC_BASE_URL and
-ANTHROPIC_API_KEY point at the fake), the live log, extraction with examples/signals.yaml, the
-projections' follower polling as in `tpc serve`, until the iteration is `completed`; on uvloop,
-as `tpc serve` runs.
+the same) with the real `LlmRunner` and the real Anthropic SDK client on its aiohttp transport
+(ANTHROPIC_BASE_URL and ANTHROPIC_API_KEY point at the fake), the live log, extraction with
+examples/signals.yaml, the projections' follower polling as in `tpc serve`, until the iteration
+is `completed`; on uvloop, as `tpc serve` runs.
 
 Baseline: the ideal makespan, ceil(runs / concurrency) × steps × latency, what the iteration
 would take if nothing but the provider's latency cost time. Efficiency = ideal ÷ measured
@@ -26,6 +27,11 @@ stats + extraction + transcript encoding, each timed around the real calls (subc
 only time them); the CPU of the event loop's thread, of this process, of the fake's process
 and of the rest of the machine (these machines are shared). The event loop's own CPU is a
 floor under the makespan whatever the machine: `floor` says what efficiency it leaves.
+
+`--workers N`: on PostgreSQL, the runs are executed by N `tpc worker` processes instead (each
+with its own event loop and SDK clients, sharing the concurrency), as deployed at scale; this
+process triggers, queues the jobs as `tpc serve --no-workers` would, and watches the views. The
+CPU of the workers, of the fake and of the machine is reported beside the efficiency.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import asyncio
 import math
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -55,11 +62,12 @@ from domain.definitions import LlmAgent  # noqa: E402
 from domain.iterations import Iteration  # noqa: E402
 from domain.runs import Run  # noqa: E402
 from infra.executor import Executor  # noqa: E402
-from infra.llm import anthropic_chat  # noqa: E402
 from infra.llm.chat import ChatMessage, ChatRequest, ToolOutput  # noqa: E402
 from infra.llm.judge import LlmJudge  # noqa: E402
 from infra.llm.providers import Providers, ProviderSettings  # noqa: E402
+from infra.queue_worker import QueueDispatcher  # noqa: E402
 from infra.run_execution import RunExecution  # noqa: E402
+from infra.run_queue import open_queue  # noqa: E402
 from infra.runners.llm import LlmRunner  # noqa: E402
 from infra.runners.tools import build_toolbox  # noqa: E402
 from infra.runners.workspace import Workspace  # noqa: E402
@@ -79,7 +87,6 @@ POSTGRES_ADMIN_URL = os.environ.get(
 # `steps - 1` times, then says it is done. The recorded requests are not kept (tens of
 # thousands of conversations would hold hundreds of MB); nothing here reads them.
 FAKE_SCRIPT = r"""
-import socket
 import sys
 from tests.fakes.provider import FakeProvider, Reply
 
@@ -96,10 +103,6 @@ def reply(request):
 
 
 fake.respond(reply)
-# Without TCP_NODELAY (asyncio sets it only on sockets made with proto IPPROTO_TCP, and the
-# fake's listening socket is made with proto 0) each response's body waits for the client's
-# delayed ACK of its headers: ~40 ms more per response. Accepted sockets inherit it on Linux.
-fake._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 fake.start()
 print(fake.url, flush=True)
 sys.stdin.read()  # until the benchmark closes this pipe
@@ -568,6 +571,132 @@ def postgres_database(admin_url: str) -> Iterator[str | None]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# -- PostgreSQL with `tpc worker` processes ----------------------------------------------------
+
+
+@contextmanager
+def tpc_workers(count: int, url: str, concurrency: int, home: Path) -> Iterator[list[int]]:
+    """`count` `tpc worker` processes on `url` (the provider variables from this environment),
+    each with its share of the concurrency; their pids, once they all took their place in the
+    queue. Stopped (SIGTERM) at the end."""
+    share = str(math.ceil(concurrency / count))
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "TPC_DATABASE_URL": url,
+        "TPC_CONCURRENCY": share,
+        "TPC_PROVIDER_CONCURRENCY": share,
+    }
+    tpc = Path(sys.executable).with_name("tpc")
+    logs = [home / f"worker-{i}.log" for i in range(count)]
+    workers = []
+    for log in logs:
+        with log.open("wb") as out:
+            workers.append(
+                subprocess.Popen(
+                    [str(tpc), "worker"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=home
+                )
+            )
+    try:
+        _wait_for_workers(url, workers, logs)
+        yield [worker.pid for worker in workers]
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker, log in zip(workers, logs, strict=True):
+            try:
+                worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+            if worker.returncode not in (0, -signal.SIGTERM):
+                print(f"    {log.name} exited with {worker.returncode}:\n{log.read_text()[-2000:]}")
+
+
+def _wait_for_workers(url: str, workers: list[subprocess.Popen[bytes]], logs: list[Path]) -> None:
+    deadline = time.monotonic() + 120
+    with psycopg.connect(url, autocommit=True) as db:
+        while time.monotonic() < deadline:
+            for worker, log in zip(workers, logs, strict=True):
+                if worker.poll() is not None:
+                    raise RuntimeError(f"{log.name} exited:\n{log.read_text()[-2000:]}")
+            table = db.execute("SELECT to_regclass('procrastinate_workers')").fetchone()
+            if table and table[0]:
+                row = db.execute("SELECT COUNT(*) FROM procrastinate_workers").fetchone()
+                if row and row[0] >= len(workers):
+                    return
+            time.sleep(0.2)
+    raise RuntimeError(f"{len(workers)} workers did not start within 120 s")
+
+
+async def _dispatch(service: Service, url: str, exp_id: str, number: int) -> None:
+    """What `tpc serve --no-workers` does after a trigger: a job per run."""
+    queue = open_queue(url)
+    async with queue.open_async():
+        await QueueDispatcher(service, queue).submit(exp_id, number)
+    with psycopg.connect(url, autocommit=True) as db:
+        # The workers planned their fetch on an empty queue; autovacuum would analyze it later
+        # (benchmarks/workers.py, `--no-analyze`).
+        db.execute("ANALYZE procrastinate_jobs")
+
+
+def distribute(url: str, setup: Setup, fake: Fake, docs: Path, workers: int) -> dict[str, Any]:
+    """The iteration executed by `workers` `tpc worker` processes, each with its own event loop
+    and SDK clients; this process only triggers, dispatches and watches the views."""
+    service = Service(Settings(database_url=url))
+    try:
+        product, exp_id = prepare(service, setup, docs)
+        with (
+            tempfile.TemporaryDirectory(prefix="tpc-orchestration-workers-") as home,
+            tpc_workers(workers, url, setup.concurrency, Path(home)) as pids,
+        ):
+            workers_cpu = sum(_process_cpu(pid) for pid in pids)
+            fake_cpu = _process_cpu(fake.process.pid)
+            busy, total = _machine_cpu()
+            started = time.perf_counter()
+            number = service.trigger(product, exp_id)["iteration"]
+            asyncio.run(_dispatch(service, url, exp_id, number))
+            while True:
+                time.sleep(0.05)  # the makespan to within this
+                service.projector.catch_up()
+                status = service.views.iteration_status(product, exp_id, number)
+                if status["status"] != "running":
+                    break
+            span = time.perf_counter() - started
+            workers_cpu = sum(_process_cpu(pid) for pid in pids) - workers_cpu
+            fake_cpu = _process_cpu(fake.process.pid) - fake_cpu
+            busy, total = _machine_cpu()[0] - busy, _machine_cpu()[1] - total
+    finally:
+        service.close()
+    counts = {k: v for k, v in status["runs"].items() if v and k != "total"}
+    calls = setup.runs * setup.steps
+    print(
+        f"  {setup.runs} runs × {setup.steps} steps, {1000 * setup.latency_s:g} ms a response, "
+        f"concurrency {setup.concurrency} over {workers} workers: iteration {status['status']} "
+        f"{counts}"
+    )
+    print(
+        f"    ideal makespan {setup.ideal:.2f} s | measured {span:.2f} s | efficiency "
+        f"{setup.ideal / span:.2f} (target >= 0.8) | {setup.runs / span:.1f} runs/s"
+    )
+    print(
+        f"    CPU: the workers {workers_cpu:.1f} s ({1000 * workers_cpu / calls:.2f} ms a model "
+        f"call, everything included), the fake provider's process {fake_cpu:.1f} s, the whole "
+        f"machine {busy:.1f} s of {total:.1f} s ({100 * busy / total:.0f}% busy)"
+    )
+    return {
+        "runs": setup.runs,
+        "workers": workers,
+        "status": status["status"],
+        "counts": counts,
+        "ideal_s": setup.ideal,
+        "makespan_s": span,
+        "efficiency": setup.ideal / span,
+        "workers_cpu_s": workers_cpu,
+        "fake_cpu_s": fake_cpu,
+    }
+
+
 # -- the command -------------------------------------------------------------------------------
 
 
@@ -592,6 +721,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="PostgreSQL: this many `tpc worker` processes sharing the concurrency, instead of "
+        "the in-process executor",
+    )
     args = parser.parse_args(argv)
     setup = Setup(
         runs=args.runs or (40 if args.quick else 1000),
@@ -613,21 +748,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{fake.process.pid}, {fake.url}), {1000 * setup.latency_s:g} ms a response: "
                 "its CPU is not taken from the measured event loop"
             )
-            print(
-                "SDK transport: "
-                + (
-                    "aiohttp"
-                    if anthropic_chat.AIOHTTP
-                    else "httpx2 (the SDK's default; aiohttp, the SDKs' `aiohttp` extra, is not "
-                    "installed)"
-                )
-            )
             if not args.no_sqlite:
                 print("SQLite (a file in WAL mode):")
                 figures["sqlite"] = orchestrate(work / "tpc.db", setup, fake, docs, args.loop)
             if not args.no_postgres:
                 with postgres_database(args.postgres) as url:
-                    if url is not None:
+                    if url is not None and args.workers:
+                        print(f"PostgreSQL ({url}), {args.workers} `tpc worker` processes:")
+                        figures["postgres"] = distribute(url, setup, fake, docs, args.workers)
+                    elif url is not None:
                         print(f"PostgreSQL ({url}), the in-process executor:")
                         figures["postgres"] = orchestrate(url, setup, fake, docs, args.loop)
     return figures

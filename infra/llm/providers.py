@@ -10,9 +10,9 @@ Keys: `ANTHROPIC_API_KEY`, `OPENAI_API_KEY`. Base URLs: an `llm` agent's `base_u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-import weakref
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -151,16 +151,33 @@ class Providers:
             await client.aclose()
 
 
-_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Providers] = (
-    weakref.WeakKeyDictionary()
-)
+# Until the loop shuts down (a loop closed without `shutdown_asyncgens()` keeps its entry).
+_SHARED: dict[asyncio.AbstractEventLoop, tuple[Providers, AsyncGenerator[None, None]]] = {}
 
 
 def shared_providers() -> Providers:
     """This event loop's providers, shared by the agent runner, the judges and the simulated
     users, so the concurrency limit holds for the whole process (SDK clients are bound to the
-    loop that created them, hence one set per loop)."""
+    loop that created them, hence one set per loop). They are closed when the loop shuts down
+    (`asyncio.run`, uvicorn)."""
     loop = asyncio.get_running_loop()
     if loop not in _SHARED:
-        _SHARED[loop] = Providers()
-    return _SHARED[loop]
+        providers = Providers()
+        closer = _closed_at_shutdown(loop, providers)
+        # Started, it is registered with the running loop and parks at its `yield`.
+        with contextlib.suppress(StopIteration):
+            closer.asend(None).send(None)
+        _SHARED[loop] = (providers, closer)
+    return _SHARED[loop][0]
+
+
+async def _closed_at_shutdown(
+    loop: asyncio.AbstractEventLoop, providers: Providers
+) -> AsyncGenerator[None, None]:
+    """Closes `providers` when the loop's `shutdown_asyncgens()` closes it: after the loop's
+    tasks have ended. Unclosed, aiohttp's sessions leak sockets and log errors."""
+    try:
+        yield
+    finally:
+        del _SHARED[loop]
+        await providers.aclose()

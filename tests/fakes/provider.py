@@ -304,7 +304,10 @@ class FakeProvider:
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing: asyncio.Event | None = None
-        self._socket = socket.socket()
+        # Made with proto IPPROTO_TCP, so asyncio sets TCP_NODELAY on every accepted
+        # connection (it checks the proto): without it, each response after a connection's
+        # first waited for the client's delayed ACK of its headers, ~40 ms.
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.bind(("127.0.0.1", 0))
         self.port: int = self._socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -360,6 +363,13 @@ class FakeProvider:
     def requests_for(self, which: Api) -> list[Recorded]:
         return [r for r in self.requests if r.api == which]
 
+    def open_connections(self) -> list[socket.socket]:
+        """The server's end of every connection clients hold open now (kept alive too)."""
+        if self._server is None:
+            return []
+        connections = list(self._server.server_state.connections)  # one step: thread-safe
+        return [c.transport.get_extra_info("socket") for c in connections]
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> FakeProvider:
@@ -377,6 +387,9 @@ class FakeProvider:
             ws="none",
             loop="asyncio",
             lifespan="off",
+            # Longer than the SDKs keep idle connections (5 s), as real providers do: clients
+            # close them, and tests see the connections a client leaves open.
+            timeout_keep_alive=60,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -4,7 +4,10 @@ wire formats, conversations with tools, retries, errors, credentials and concurr
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
+import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +26,7 @@ from infra.llm.chat import (
     ToolCall,
     ToolOutput,
 )
-from infra.llm.providers import Providers, ProviderSettings
+from infra.llm.providers import Providers, ProviderSettings, shared_providers
 from infra.llm.retry import RetryPolicy
 from infra.runners.toolbox import ToolSpec
 from tests.fakes.provider import Call, FakeProvider, Reply, serving
@@ -245,6 +248,58 @@ def test_requests_in_flight_are_bounded_per_provider() -> None:
         asyncio.run(go())
         assert len(fake.requests) == 12
         assert fake.max_in_flight == 3
+
+
+def test_a_loops_shared_clients_are_closed_when_the_loop_ends(
+    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.script(Reply.say("ok"), repeat_last=True)
+    for name, value in fake.env().items():
+        monkeypatch.setenv(name, value)
+
+    async def go() -> Providers:
+        shared = shared_providers()
+        assert shared_providers() is shared
+        for provider in MODELS:
+            await shared.client(provider).chat(hello(provider))
+        return shared
+
+    first = asyncio.run(go())
+    assert wait_until_closed(fake) == []
+    # An unclosed aiohttp session would warn (an error here) and log when collected.
+    gc.collect()
+    assert "Unclosed" not in caplog.text
+    assert asyncio.run(go()) is not first  # a new loop gets clients of its own
+    assert wait_until_closed(fake) == []
+    assert len(fake.requests) == 4
+
+
+def wait_until_closed(fake: FakeProvider) -> list[socket.socket]:
+    """The connections still open once clients had time to close theirs (the fake would keep
+    them for a minute)."""
+    deadline = time.monotonic() + 10
+    while fake.open_connections() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return fake.open_connections()
+
+
+def test_the_fakes_connections_send_responses_without_waiting_for_acks(
+    fake: FakeProvider,
+) -> None:
+    fake.script(Reply.say("ok"), repeat_last=True)
+
+    async def go() -> list[int]:
+        clients = providers(fake)
+        client = clients.client("anthropic")
+        for _ in range(3):  # kept alive: one connection
+            await client.chat(hello("anthropic"))
+        nodelay = [
+            s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for s in fake.open_connections()
+        ]
+        await clients.aclose()
+        return nodelay
+
+    assert asyncio.run(go()) == [1]
 
 
 def test_the_agents_base_url_wins_over_the_environment(fake: FakeProvider) -> None:
