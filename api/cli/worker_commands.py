@@ -36,5 +36,9 @@ def worker(concurrency: int | None) -> None:
             "(with the embedded SQLite store, `tpc serve` executes the runs itself)"
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # The HTTP clients under the model SDKs log every request at INFO: thousands of lines an
+    # iteration that say nothing a run's own record does not.
+    for chatty in ("httpx", "httpx2"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     click.echo(f"tpc worker: executing runs from {settings.redacted_database_url}", err=True)
     asyncio.run(run_worker(settings))
