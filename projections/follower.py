@@ -13,17 +13,26 @@ with a poll interval in case a notification is lost; SQLite has no notifications
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import threading
+from collections.abc import Iterator
 
 from infra.store.database import Connection, Database, LogWatcher
 from infra.store.events import EventStore
-from projections.views import apply_events, create_schema, drop_views
+from projections.run_rows import RunEventBatch
+from projections.views import apply_events, create_schema, drop_views, handled
 
 TRACKING_NAME = "views"
 # Bump when a view's shape changes: stores built with another version rebuild on start.
 VIEWS_VERSION = 4
 SCHEMA_MARK = "views_schema"
 BATCH = 500
+# The rebuild is one transaction: it reads bigger batches, and lets the rows of iterations
+# still open wait in memory across them so that most are written once, final. Up to about
+# this many (~2 kB each with their signals: ~40 MB), enough for a 10,000-run iteration.
+REBUILD_BATCH = 5000
+REBUILD_OPEN_ROWS = 20_000
 
 
 class Projector:
@@ -58,14 +67,23 @@ class Projector:
     def rebuild(self) -> int:
         """Drop every view and replay the whole log, in one transaction: readers see the old
         views or the new ones, never a half-built state (on PostgreSQL they wait for it)."""
-        with self._lock, self._database.write() as db:
+        with self._lock, _old_objects_frozen(), self._database.write() as db:
             self._database.lock(db, TRACKING_NAME)
             drop_views(db)
             create_schema(db, self._database)
             _set_position(db, SCHEMA_MARK, VIEWS_VERSION)
             position = 0
-            while self._apply_batch(db, position):
-                position = _position(db)
+            runs = RunEventBatch()
+            while True:
+                events, last = self._store.read_events(db, position, REBUILD_BATCH, handled)
+                if last == position:
+                    break
+                apply_events(db, events, runs)
+                runs.flush(db, keep_open=runs.open_rows <= REBUILD_OPEN_ROWS)
+                position = last
+            runs.flush(db)
+            if position:
+                _set_position(db, TRACKING_NAME, position)
             return position
 
     def position(self) -> int:
@@ -86,11 +104,11 @@ class Projector:
         return watcher.wait(timeout)
 
     def _apply_batch(self, db: Connection, position: int) -> bool:
-        notifications = self._store.read_notifications(db, position, BATCH)
-        apply_events(db, ((self._store.to_event(n), n.id) for n in notifications))
-        if notifications:
-            _set_position(db, TRACKING_NAME, notifications[-1].id)
-        return bool(notifications)
+        events, last = self._store.read_events(db, position, BATCH, handled)
+        apply_events(db, events)
+        if last != position:
+            _set_position(db, TRACKING_NAME, last)
+        return last != position
 
     def close(self) -> None:
         with self._watcher_lock:
@@ -98,6 +116,25 @@ class Projector:
             watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.close()
+
+
+@contextlib.contextmanager
+def _old_objects_frozen() -> Iterator[None]:
+    """The process's objects left out of garbage collections meanwhile (`gc.freeze`).
+
+    A rebuild allocates millions of short-lived containers, which trigger full collections,
+    and each would scan every object of the process; frozen, those are skipped (measured on
+    the 200k-event benchmark: 1.1 s of collections without, 0.15 s with, in a ~10 s rebuild).
+    Nothing is lost: they go back to the collector's oldest generation afterwards. Left alone
+    if something else froze objects already."""
+    if gc.get_freeze_count() or not gc.isenabled():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _position(db: Connection, name: str = TRACKING_NAME) -> int:

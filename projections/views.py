@@ -8,19 +8,17 @@ themselves, so replaying the log from zero rebuilds identical tables.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
-
-from pydantic_core import to_json
 
 from domain.catalog import Environment, Product, Task
 from domain.experiments import Experiment
 from domain.iterations import Iteration, PlannedRun
 from domain.results import RunRow, summarize
-from domain.runs import Run
 from domain.signals.config import SignalConfig
 from infra.store.database import Connection, Database, Row
+from projections.run_rows import RUN_EVENT_TYPES, RUN_EVENTS, RunEventBatch
+from projections.view_values import event_time, json_text, parse_json
 
 # One schema for both stores: `{serial}`, `{int}` are the port's type names (Database.ddl).
 SCHEMA = """
@@ -87,18 +85,12 @@ def drop_views(db: Connection) -> None:
     db.execute("DELETE FROM tracking")
 
 
-def _json(value: Any) -> str:
-    """Compact JSON for view columns (pydantic-core's encoder: ~4x the json module's speed)."""
-    return to_json(value).decode("utf-8")
-
-
-def _time(event: Any) -> str:
-    timestamp: datetime = event.timestamp
-    return timestamp.isoformat()
-
-
 Handler = Callable[[Connection, Any, int], None]
+# Handlers of events that touch the runs' rows or read them, given the waiting run events.
+BatchHandler = Callable[[Connection, Any, int, RunEventBatch], None]
+# The others never read `v_runs` nor `v_live_messages`: they may run while run events wait.
 HANDLERS: dict[type, Handler] = {}
+BATCH_HANDLERS: dict[type, BatchHandler] = {}
 
 
 def handles(*kinds: type) -> Callable[[Handler], Handler]:
@@ -110,19 +102,41 @@ def handles(*kinds: type) -> Callable[[Handler], Handler]:
     return register
 
 
-def apply_events(db: Connection, events: Iterable[tuple[Any, int]]) -> None:
+def handles_with_runs(*kinds: type) -> Callable[[BatchHandler], BatchHandler]:
+    def register(handler: BatchHandler) -> BatchHandler:
+        for kind in kinds:
+            BATCH_HANDLERS[kind] = handler
+        return handler
+
+    return register
+
+
+def apply_events(
+    db: Connection, events: Iterable[tuple[Any, int]], runs: RunEventBatch | None = None
+) -> None:
     """Fold events (with their log positions) into the views, in order; events no view needs
-    are skipped."""
-    runs = RunEventBatch()
+    are skipped. Run events wait in `runs` (flushed here unless the caller passes its own
+    batch, which it then flushes)."""
+    batch = RunEventBatch() if runs is None else runs
     for event, position in events:
-        if isinstance(event, RUN_EVENTS):
-            runs.add(event, position)
+        kind = type(event)
+        if kind in RUN_EVENT_TYPES or isinstance(event, RUN_EVENTS):
+            batch.add(event, position)
             continue
-        handler = HANDLERS.get(type(event))
+        batch_handler = BATCH_HANDLERS.get(kind)
+        if batch_handler is not None:
+            batch_handler(db, event, position, batch)
+            continue
+        handler = HANDLERS.get(kind)
         if handler is not None:
-            runs.flush(db)  # other handlers may read the runs' rows
             handler(db, event, position)
-    runs.flush(db)
+    if runs is None:
+        batch.flush(db)
+
+
+def handled(kind: type) -> bool:
+    """Whether any view needs events of this class (others need not even be decoded)."""
+    return issubclass(kind, RUN_EVENTS) or kind in HANDLERS or kind in BATCH_HANDLERS
 
 
 def _audit(
@@ -144,7 +158,7 @@ def _audit(
             stream,
             public_id,
             event.originator_version,
-            _time(event),
+            event_time(event),
             type(event).TOPIC.removeprefix("tpc:"),
             summary,
         ),
@@ -169,8 +183,8 @@ def _definition_created(db: Connection, e: Any, _: int) -> None:
             e.public_id,
             e.product_id,
             e.definition["name"],
-            _json(e.definition),
-            _time(e),
+            json_text(e.definition),
+            event_time(e),
             e.originator_version,
         ),
     )
@@ -198,7 +212,7 @@ def _experiment_created(db: Connection, e: Any, position: int) -> None:
             e.product_id,
             e.name,
             e.repeats,
-            _time(e),
+            event_time(e),
             e.originator_version,
         ),
     )
@@ -229,11 +243,11 @@ def _experiment_change(
 
 
 def _add(column: str, attr: str) -> Callable[[Any, Row], str]:
-    return lambda e, row: _json([*json.loads(row[column]), getattr(e, attr)])
+    return lambda e, row: json_text([*json.loads(row[column]), getattr(e, attr)])
 
 
 def _remove(column: str, attr: str) -> Callable[[Any, Row], str]:
-    return lambda e, row: _json([x for x in json.loads(row[column]) if x != getattr(e, attr)])
+    return lambda e, row: json_text([x for x in json.loads(row[column]) if x != getattr(e, attr)])
 
 
 HANDLERS[Experiment.TaskAttached] = _experiment_change(
@@ -279,8 +293,8 @@ def _config_changed(db: Connection, e: Any, position: int) -> None:
 # -- iterations -------------------------------------------------------------------------------
 
 
-@handles(Iteration.ConfigFrozen)
-def _iteration_frozen(db: Connection, e: Any, position: int) -> None:
+@handles_with_runs(Iteration.ConfigFrozen)
+def _iteration_frozen(db: Connection, e: Any, position: int, runs: RunEventBatch) -> None:
     config = e.signal_config
     db.execute(
         "INSERT INTO v_iterations (experiment_id, number, stream, product_id, status, total,"
@@ -292,29 +306,21 @@ def _iteration_frozen(db: Connection, e: Any, position: int) -> None:
             str(e.originator_id),
             e.product_id,
             len(e.runs),
-            _json(config) if config else None,
+            json_text(config) if config else None,
             config["hash"] if config else None,
-            _json(e.tasks),
-            _json(e.environments),
-            _time(e),
+            json_text(e.tasks),
+            json_text(e.environments),
+            event_time(e),
         ),
     )
-    db.executemany(
-        "INSERT INTO v_runs (id, product_id, experiment_id, number, seq, task_id,"
-        " environment_id, repeat, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued')",
-        [
-            (
-                run.run_id,
-                e.product_id,
-                e.experiment_id,
-                e.number,
-                seq,
-                run.task_id,
-                run.environment_id,
-                run.repeat,
-            )
-            for seq, run in enumerate(PlannedRun.from_json(row) for row in e.runs)
-        ],
+    # The run rows wait with the run events, which usually follow: each row is then written
+    # once, as it ends the batch, rather than inserted, then updated as its events come.
+    runs.plan(
+        e.product_id,
+        e.experiment_id,
+        e.number,
+        [PlannedRun.from_json(row) for row in e.runs],
+        db,
     )
     hash_note = f", config {config['hash']}" if config else ", no signal config"
     _audit(
@@ -363,7 +369,7 @@ def _iteration_clustered(db: Connection, e: Any, position: int) -> None:
     row = _iteration(db, e)
     db.execute(
         "UPDATE v_iterations SET clusters = ? WHERE stream = ?",
-        (_json({"failure_clusters": e.clusters, "suggestions": e.suggestions}), row["stream"]),
+        (json_text({"failure_clusters": e.clusters, "suggestions": e.suggestions}), row["stream"]),
     )
     names = ", ".join(f"{c['category']} ({c['size']})" for c in e.clusters[:5]) or "none"
     _iteration_audit(
@@ -375,35 +381,47 @@ def _iteration_clustered(db: Connection, e: Any, position: int) -> None:
     )
 
 
-@handles(Iteration.Completed)
-def _iteration_completed(db: Connection, e: Any, position: int) -> None:
+@handles_with_runs(Iteration.Completed)
+def _iteration_completed(db: Connection, e: Any, position: int, runs: RunEventBatch) -> None:
     row = _iteration(db, e)
-    results = iteration_results(db, row)
+    waiting = runs.iteration_rows(row["experiment_id"], row["number"])
+    if waiting is None:
+        runs.flush(db)
+    else:
+        runs.settle(row["experiment_id"], row["number"])
+    results = iteration_results(db, row, waiting)
     db.execute(
         "UPDATE v_iterations SET status = ?, completed_at = ?, results = ? WHERE stream = ?",
-        (e.status, _time(e), _json(results), row["stream"]),
+        (e.status, event_time(e), json_text(results), row["stream"]),
     )
     _iteration_audit(db, e, position, row, f"iteration {row['number']} {e.status}")
 
 
-def iteration_results(db: Connection, iteration: Row) -> dict[str, Any]:
-    """Computed once, when the iteration completes, from the run rows and the frozen config."""
+def iteration_results(
+    db: Connection, iteration: Row, runs: Iterable[Sequence[Any]] | None = None
+) -> dict[str, Any]:
+    """Computed once, when the iteration completes, from the run rows and the frozen config.
+    `runs`: its runs' (id, task_id, environment_id, status, stats, signal_values) in `seq`
+    order when they are still in memory (the values the table would give); else they are
+    read."""
     frozen = json.loads(iteration["config"]) if iteration["config"] else None
     config = SignalConfig.model_validate(frozen["parsed"]) if frozen else None
-    rows = [
-        RunRow(
-            run_id=r["id"],
-            task_id=r["task_id"],
-            environment_id=r["environment_id"],
-            status=r["status"],
-            stats=json.loads(r["stats"] or "{}"),
-            signal_values=json.loads(r["signal_values"] or "{}"),
-        )
-        for r in db.execute(
+    if runs is None:
+        runs = db.execute(
             "SELECT id, task_id, environment_id, status, stats, signal_values FROM v_runs"
             " WHERE experiment_id = ? AND number = ? ORDER BY seq",
             (iteration["experiment_id"], iteration["number"]),
         )
+    rows = [
+        RunRow(
+            run_id=run_id,
+            task_id=task_id,
+            environment_id=environment_id,
+            status=status,
+            stats=parse_json(stats or "{}"),
+            signal_values=parse_json(signal_values or "{}"),
+        )
+        for run_id, task_id, environment_id, status, stats, signal_values in runs
     ]
     tasks = json.loads(iteration["tasks"])
     environments = json.loads(iteration["environments"])
@@ -417,142 +435,3 @@ def iteration_results(db: Connection, iteration: Row) -> dict[str, Any]:
     results["failure_clusters"] = clusters.get("failure_clusters", [])
     results["suggestions"] = clusters.get("suggestions", [])
     return results
-
-
-# -- runs -------------------------------------------------------------------------------------
-# Run events are most of the log. Rather than a statement or two per event, a batch folds the
-# changes of every run touched into one row update per run, written with `executemany` (with
-# the audit rows) before any other event is applied and at the end of each catch-up batch.
-#
-# Live messages (`Run.MessagesRecorded`, for `run logs --follow`) are kept for the current
-# attempt only: a new attempt starts its log afresh, and a completed run's stored transcript
-# supersedes them, so the table holds little more than the runs in flight. A cancelled run has
-# no transcript: its live messages are what remains of it, and stay. They are not history:
-# the audit trail leaves them out (one row per message batch would drown it).
-
-RUN_EVENTS = (
-    Run.Opened,
-    Run.Started,
-    Run.MessagesRecorded,
-    Run.Completed,
-    Run.SignalsExtracted,
-    Run.Cancelled,
-)
-
-
-def _run_change(e: Any) -> tuple[dict[str, Any], str]:
-    """The columns a run event sets, and its audit summary after `run <id>`."""
-    if isinstance(e, Run.Started):
-        columns = {"status": "running", "attempts": e.attempt, "started_at": _time(e)}
-        return columns, f" started (attempt {e.attempt})"
-    if isinstance(e, Run.Completed):
-        reason = f" ({e.termination_reason})" if e.termination_reason else ""
-        error = f": {e.error}" if e.error else ""
-        columns = {
-            "status": e.status,
-            "termination_reason": e.termination_reason,
-            "stats": _json(e.stats),
-            "error": e.error,
-            "transcript_ref": e.transcript_ref,
-            "ended_at": _time(e),
-        }
-        return columns, f" {e.status}{reason}{error}"
-    if isinstance(e, Run.SignalsExtracted):
-        # The values alone, too: results read them for every run, evidence only for one.
-        values = {sid: item.get("value") for sid, item in e.values.items()}
-        failed = sum(1 for v in e.values.values() if v.get("error"))
-        note = f", {failed} failed" if failed else ""
-        columns = {"signals": _json(e.values), "signal_values": _json(values)}
-        return columns, f": {len(e.values)} signals extracted{note}"
-    assert isinstance(e, Run.Cancelled)
-    columns = {"status": "cancelled", "termination_reason": "cancelled", "ended_at": _time(e)}
-    return columns, " cancelled"
-
-
-LIVE_CLEAR_CHUNK = 500
-
-
-class RunEventBatch:
-    """Run events folded per run, waiting to be written in a few statements."""
-
-    def __init__(self) -> None:
-        self._opened: list[tuple[str, str]] = []
-        self._changes: dict[str, dict[str, Any]] = {}
-        self._audit: list[tuple[Any, ...]] = []
-        # Live messages: runs whose stored ones go, then rows to write, per run stream.
-        self._live_cleared: set[str] = set()
-        self._live: dict[str, list[tuple[int, int, str]]] = {}
-
-    def add(self, e: Any, position: int) -> None:
-        stream = str(e.originator_id)
-        if isinstance(e, Run.Opened):
-            self._opened.append((stream, e.run_id))
-            return
-        if isinstance(e, Run.MessagesRecorded):
-            rows = self._live.setdefault(stream, [])
-            rows.extend(
-                (e.attempt, e.first + offset, _json(message))
-                for offset, message in enumerate(e.messages)
-            )
-            return
-        if (isinstance(e, Run.Started) and e.attempt > 1) or (
-            isinstance(e, Run.Completed) and e.transcript_ref is not None
-        ):
-            self._live_cleared.add(stream)
-            self._live.pop(stream, None)
-        columns, summary = _run_change(e)
-        self._changes.setdefault(stream, {}).update(columns)
-        self._audit.append(
-            (
-                position,
-                e.originator_version,
-                _time(e),
-                type(e).TOPIC.removeprefix("tpc:"),
-                summary,
-                stream,
-            )
-        )
-
-    def flush(self, db: Connection) -> None:
-        if self._opened:
-            db.executemany("UPDATE v_runs SET stream = ? WHERE id = ?", self._opened)
-        by_columns: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-        for stream, columns in self._changes.items():
-            names = tuple(sorted(columns))
-            by_columns.setdefault(names, []).append((*(columns[n] for n in names), stream))
-        for names, rows in by_columns.items():
-            assignments = ", ".join(f"{name} = ?" for name in names)
-            db.executemany(f"UPDATE v_runs SET {assignments} WHERE stream = ?", rows)
-        if self._audit:
-            db.executemany(
-                "INSERT INTO v_audit SELECT ?, product_id, experiment_id, 'run', id, ?, ?, ?,"
-                " 'run ' || id || ? FROM v_runs WHERE stream = ?",
-                self._audit,
-            )
-        self._flush_live(db)
-        self._opened.clear()
-        self._changes.clear()
-        self._audit.clear()
-
-    def _flush_live(self, db: Connection) -> None:
-        streams = sorted(self._live_cleared)
-        # One statement per chunk, not per run: most runs completing here had no live rows.
-        for start in range(0, len(streams), LIVE_CLEAR_CHUNK):
-            chunk = streams[start : start + LIVE_CLEAR_CHUNK]
-            db.execute(
-                "DELETE FROM v_live_messages WHERE run_id IN (SELECT id FROM v_runs"
-                f" WHERE stream IN ({', '.join('?' * len(chunk))}))",
-                chunk,
-            )
-        rows = [(*row, stream) for stream, items in self._live.items() for row in items]
-        if rows:
-            # Last write wins on an index written twice, so a replay gives the same rows.
-            db.executemany(
-                "INSERT INTO v_live_messages (run_id, attempt, idx, message)"
-                " SELECT id, ?, ?, ? FROM v_runs WHERE stream = ?"
-                " ON CONFLICT (run_id, idx) DO UPDATE"
-                " SET attempt = excluded.attempt, message = excluded.message",
-                rows,
-            )
-        self._live_cleared.clear()
-        self._live.clear()

@@ -10,6 +10,7 @@ The seam is small on purpose:
 - JSON columns are TEXT on both, encoded and decoded by us: PostgreSQL's jsonb would reorder
   object keys, and the answers must be identical on both stores.
 - Rows are read by column name (or position).
+- Bulk inserts of complete rows go through `Connection.insert_rows` (PostgreSQL: COPY).
 """
 
 from __future__ import annotations
@@ -48,6 +49,13 @@ class Connection(Protocol):
     def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
+
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], /
+    ) -> None:
+        """Insert many complete rows (no conflict handling): `executemany` on SQLite, one
+        COPY on PostgreSQL, where `executemany` runs a statement per row on the server."""
+        ...
 
 
 class LogWatcher(Protocol):

@@ -1,9 +1,9 @@
 """The event store: an eventsourcing Application on the configured database (SQLite or
-PostgreSQL), and typed access to its log."""
+PostgreSQL), and typed access to its log (decoded by `decoding.EventDecoder`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -13,6 +13,7 @@ from eventsourcing.persistence import Notification
 
 from domain.errors import NotFound
 from infra.store.database import Connection, Database
+from infra.store.decoding import EventDecoder
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -35,6 +36,7 @@ class EventStore(Application[UUID]):
         self.events_table: str = self.recorder.events_table_name  # type: ignore[attr-defined]
         # SQLite numbers the log by rowid; eventsourcing's PostgreSQL table has a column.
         self._position = "rowid" if database.kind == "sqlite" else "notification_id"
+        self._decoder = EventDecoder(self.mapper)
 
     @property
     def log_channel(self) -> str | None:
@@ -65,12 +67,7 @@ class EventStore(Application[UUID]):
         projection reads and writes in one transaction (on SQLite, taking a second connection
         from the store's pool while holding the write lock would deadlock with the pool's
         reader/writer interlock)."""
-        rows = db.execute(
-            f"SELECT {self._position}, originator_id, originator_version, topic, state"
-            f" FROM {self.events_table} WHERE {self._position} > ?"
-            f" ORDER BY {self._position} LIMIT ?",
-            (after, limit),
-        ).fetchall()
+        rows = self._rows(db, after, limit)
         return [
             Notification(
                 id=row[0],
@@ -82,8 +79,41 @@ class EventStore(Application[UUID]):
             for row in rows
         ]
 
+    def read_events(
+        self,
+        db: Connection,
+        after: int,
+        limit: int,
+        wanted: Callable[[type], bool] | None = None,
+    ) -> tuple[Iterator[tuple[Any, int]], int]:
+        """Up to `limit` events after position `after`, with their positions, read through the
+        caller's connection (see `read_notifications`), and the last position read (`after`
+        when there is none). Events of a class `wanted` refuses are read but never decoded.
+
+        The events are decoded as they are iterated: applied one by one, each dies young,
+        rather than a batch of them surviving into the garbage collector's older generations,
+        whose collections scan every object of the process."""
+        rows = self._rows(db, after, limit)
+        if not rows:
+            return iter(()), after
+        return self._decoder.decode_rows(rows, wanted), int(rows[-1][0])
+
+    def _rows(self, db: Connection, after: int, limit: int) -> list[Any]:
+        """(position, originator id, version, topic, state) of the events after `after`."""
+        return db.execute(
+            f"SELECT {self._position}, originator_id, originator_version, topic, state"
+            f" FROM {self.events_table} WHERE {self._position} > ?"
+            f" ORDER BY {self._position} LIMIT ?",
+            (after, limit),
+        ).fetchall()
+
     def to_event(self, notification: Notification) -> DomainEventProtocol[Any]:
-        return self.mapper.to_domain_event(notification)
+        return self._decoder.decode(
+            notification.topic,
+            notification.originator_id,
+            notification.originator_version,
+            notification.state,
+        )
 
     def last_position(self) -> int:
         return self.recorder.max_notification_id() or 0

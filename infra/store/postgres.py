@@ -85,6 +85,16 @@ class PgConnection:
             # psycopg pipelines the rows: one round trip for the batch, not one per row.
             cursor.executemany(pg_sql(statement), parameters)
 
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], /
+    ) -> None:
+        copy_rows = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+        )
+        with self.connection.cursor() as cursor, cursor.copy(copy_rows) as copy:
+            for row in rows:
+                copy.write_row(row)
+
 
 def lock_key(name: str) -> int:
     """A stable 64-bit advisory lock key for a name."""

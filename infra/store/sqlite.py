@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,10 +16,26 @@ from infra.store.database import Database, Row
 BUSY_TIMEOUT_MS = 30_000
 
 
-def connect(path: Path) -> sqlite3.Connection:
+class SqliteConnection(sqlite3.Connection):
+    """A sqlite3 connection with the port's `insert_rows`."""
+
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], /
+    ) -> None:
+        placeholders = ", ".join("?" * len(columns))
+        self.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", rows
+        )
+
+
+def connect(path: Path) -> SqliteConnection:
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        path,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        isolation_level=None,
+        check_same_thread=False,
+        factory=SqliteConnection,
     )
     connection.row_factory = sqlite3.Row
     connection.execute("PRAGMA journal_mode=WAL")
@@ -29,7 +45,7 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 @contextlib.contextmanager
-def write_transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def write_transaction(connection: SqliteConnection) -> Iterator[SqliteConnection]:
     connection.execute("BEGIN IMMEDIATE")
     try:
         yield connection
@@ -52,12 +68,12 @@ class SqliteDatabase(Database):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
-        self._opened: list[sqlite3.Connection] = []
+        self._opened: list[SqliteConnection] = []
         self._opened_lock = threading.Lock()
 
-    def connection(self) -> sqlite3.Connection:
+    def connection(self) -> SqliteConnection:
         """This thread's connection (opened on first use, closed by `close`)."""
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        connection: SqliteConnection | None = getattr(self._local, "connection", None)
         if connection is None:
             connection = self._local.connection = connect(self.path)
             with self._opened_lock:
@@ -72,7 +88,7 @@ class SqliteDatabase(Database):
         return row
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self) -> Iterator[SqliteConnection]:
         with write_transaction(self.connection()) as db:
             yield db
 

@@ -38,6 +38,7 @@ def test_store_benchmark_reports_every_figure(capsys: pytest.CaptureFixture[str]
         assert figures[f"append_{name}_ratio"] > 0
     assert figures["rebuild_events"] >= 1500
     assert figures["rebuild_eps"] > 0 and figures["decode_eps"] > 0
+    assert figures["projector_decode_eps"] > 0
     assert figures["rebuild_ratio"] > 0
     assert figures["e2e_status"] == "completed"
     assert figures["e2e_runs"] == 3 * 2 * 1
