@@ -18,14 +18,6 @@ the server `--postgres` names. Baseline, measured in the same run: the same iter
 SQLite file executed by one `tpc serve` with its in-process executor. Ratios: runs/s against
 the baseline's runs/s, and against one worker's.
 
-Right after the trigger the benchmark runs `ANALYZE procrastinate_jobs` (`--no-analyze`: not):
-each worker's plan for procrastinate's fetch query is made while the queue is still empty
-and, until the table's statistics change, scans every queued job on each fetch (≈ 0.05 ms a
-job, so ~0.5 s a fetch with 10,000 queued, one fetch at a time per worker). Autovacuum would
-analyze the table within a minute or so; the CI server runs without autovacuum, where a
-10,000-run iteration then does not finish in any useful time. The ANALYZE stands in for
-autovacuum (a fix belongs in the dispatcher).
-
 Beside the times, what each run costs PostgreSQL (from the statistics views, reset at the
 trigger): transactions, rows written, and with pg_stat_statements (when the server preloads
 it) the statements and the costliest of them; what the database's backends were doing
@@ -320,16 +312,11 @@ def run_iteration(
     client: httpx.Client,
     exp_id: str,
     timeout_s: float,
-    analyze_queue: str | None = None,
 ) -> Timing:
     started = time.perf_counter()
     response = client.post(f"/v1/experiments/{exp_id}/iterations")
     response.raise_for_status()
     trigger_s = time.perf_counter() - started
-    if analyze_queue is not None:
-        # What autovacuum would do a while later (see `--no-analyze`).
-        with psycopg.connect(analyze_queue, autocommit=True) as db:
-            db.execute("ANALYZE procrastinate_jobs")
     number = response.json()["iteration"]
     runs_done_s = 0.0
     deadline = started + timeout_s
@@ -520,7 +507,6 @@ def measure(
     admin_url: str | None,
     profile: Path | None,
     experiments: Collection[str] = (),
-    analyze: bool = True,
 ) -> Measurement:
     """One store, one `tpc serve` (+ `workers` × `tpc worker` on PostgreSQL), one iteration."""
     postgres = database_url.startswith("postgresql")
@@ -546,7 +532,6 @@ def measure(
                     client,
                     exp_id,
                     timeout_s=max(300, shape.runs),
-                    analyze_queue=database_url if postgres and analyze else None,
                 )
                 cpu = {
                     kind: sum((cpu_seconds(pid) or 0.0) - before[pid] for pid in group)
@@ -696,11 +681,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--profile", type=Path, help="a folder: py-spy records one worker of each measurement"
     )
     parser.add_argument(
-        "--no-analyze",
-        action="store_true",
-        help="do not ANALYZE the queue's table after the trigger (see the module's docstring)",
-    )
-    parser.add_argument(
         "--experiment",
         action="append",
         choices=sorted(EXPERIMENTS),
@@ -715,8 +695,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.profile.mkdir(parents=True, exist_ok=True)
         if PY_SPY is None:
             print("py-spy not found: no profile (pip install py-spy into the venv)")
-    if not args.no_analyze:
-        print("PostgreSQL: ANALYZE procrastinate_jobs right after the trigger (--no-analyze)")
     print(
         f"{shape.runs:,} replay runs ({shape.tasks} tasks × {len(LABELS)} replay environments ×"
         f" {shape.repeats} repeats, examples/signals.yaml), concurrency {args.concurrency} per"
@@ -751,7 +729,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 args.postgres,
                 args.profile,
                 set(args.experiment),
-                not args.no_analyze,
             )
             measurements.append(m)
             print(f"  {name} done: {m.seconds:.1f} s", flush=True)

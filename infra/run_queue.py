@@ -23,6 +23,11 @@ log = logging.getLogger("tpc.queue")
 
 TASK_NAME = "tpc.execute_run"
 QUEUE_NAME = "runs"
+# Each worker connection plans procrastinate's fetch query once. Planned while the queue was
+# near empty, it scans every queued job on each fetch (~0.5 s a fetch with 10,000 queued) until
+# the table's statistics change: after queueing this many, the dispatcher refreshes them at
+# once rather than leaving it to autovacuum (a minute later, or never where it is off).
+ANALYZE_AFTER_JOBS = 500
 
 
 def open_queue(database_url: str, *, pool_size: int = 4) -> procrastinate.App:
@@ -94,16 +99,18 @@ async def enqueue_runs(
         return 0
     try:
         await app.job_manager.batch_defer_jobs_async(jobs)
-        return len(jobs)
+        added = len(jobs)
     except queue_errors.AlreadyEnqueued:
-        pass  # some are waiting already: one by one, skipping those
-    added = 0
-    for job in jobs:
-        try:
-            await app.job_manager.defer_job_async(job)
-            added += 1
-        except queue_errors.AlreadyEnqueued:
-            continue
+        # Some are waiting already: one by one, skipping those.
+        added = 0
+        for job in jobs:
+            try:
+                await app.job_manager.defer_job_async(job)
+                added += 1
+            except queue_errors.AlreadyEnqueued:
+                continue
+    if added >= ANALYZE_AFTER_JOBS:
+        await app.connector.execute_query_async("ANALYZE procrastinate_jobs")
     return added
 
 

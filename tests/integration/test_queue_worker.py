@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from infra.queue_worker import QueueDispatcher, QueueWorker, WorkerOptions
 from infra.run_execution import RunExecution
-from infra.run_queue import ensure_queue_schema, mark_dispatched, open_queue
+from infra.run_queue import (
+    ANALYZE_AFTER_JOBS,
+    enqueue_runs,
+    ensure_queue_schema,
+    mark_dispatched,
+    open_queue,
+)
 from infra.runners.base import Runner
 from infra.runners.replay import ReplayRunner
 from infra.runners.scripted import ScriptedRunner
@@ -105,3 +112,35 @@ def test_an_iteration_whose_last_worker_died_before_checking_is_closed_by_the_sw
 
     assert asyncio.run(scenario()) == "completed"
     assert service.views.iteration_status(owner, exp_id, 1)["runs"]["queued"] == 0
+
+
+def test_queueing_a_large_iteration_refreshes_the_queues_statistics(postgres_url: str) -> None:
+    """Workers plan the fetch query once; planned over an empty queue it would scan every job
+    on each fetch until the statistics change."""
+
+    async def last_analyzed(queue: Any) -> Any:
+        row = await queue.connector.execute_query_one_async(
+            "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'procrastinate_jobs'"
+        )
+        return row["last_analyze"]
+
+    async def scenario() -> tuple[Any, Any, Any]:
+        queue = open_queue(postgres_url)
+        async with queue.open_async():
+            await ensure_queue_schema(queue)
+            await enqueue_runs(queue, "exp_small", 1, [f"run_s{i}" for i in range(10)])
+            small = await last_analyzed(queue)
+            await enqueue_runs(
+                queue, "exp_large", 1, [f"run_l{i}" for i in range(ANALYZE_AFTER_JOBS)]
+            )
+            large = await last_analyzed(queue)
+            # Queued again (a sweep after a crash): nothing added, nothing to refresh.
+            await enqueue_runs(
+                queue, "exp_large", 1, [f"run_l{i}" for i in range(ANALYZE_AFTER_JOBS)]
+            )
+            return small, large, await last_analyzed(queue)
+
+    small, large, again = asyncio.run(scenario())
+    assert small is None
+    assert large is not None
+    assert again == large
