@@ -5,13 +5,16 @@ PostgreSQL database, against the same iteration on the embedded SQLite store.
     .venv/bin/python benchmarks/workers.py --runs 2000   # a smaller iteration
     .venv/bin/python benchmarks/workers.py --quick       # 400 runs; 1 and 2 workers
     .venv/bin/python benchmarks/workers.py --profile /tmp/prof   # py-spy on one worker each
+    .venv/bin/python benchmarks/workers.py --runs 1000 --agent-seconds 2   # agent-like runs
 
 Everything goes through the real processes: `tpc serve` (with `--no-workers` on PostgreSQL)
 serves the API, the catalog is created through the HTTP API (tasks) and the CLI (replay
 environments from a folder, the experiment with examples/signals.yaml), `tpc worker`
 processes take the runs from the queue, and the clock runs from the trigger's POST until the
 iteration's status reads `completed`. The iteration: 100 tasks × 2 replay environments
-(examples/transcripts/) × 50 repeats, scaled to `--runs`.
+(examples/transcripts/) × 50 repeats, scaled to `--runs`. Replay runs do no agent work, so
+they measure the coordination alone; `--agent-seconds S` makes them scripted runs that wait
+S seconds each (as an agent waits on its provider), where more workers pay.
 
 Each PostgreSQL measurement gets a new database (`tpc_bench_<random>`, dropped at the end) on
 the server `--postgres` names. Baseline, measured in the same run: the same iteration on a
@@ -105,15 +108,29 @@ SAMPLE_S = 0.05
 class Shape:
     tasks: int
     repeats: int
+    # 0: replay runs (no agent work). Else scripted runs that wait this long (4 steps), as
+    # agent runs wait on a provider: what more workers are for.
+    agent_seconds: float = 0.0
 
     @property
     def runs(self) -> int:
         return self.tasks * len(LABELS) * self.repeats
 
     @classmethod
-    def for_runs(cls, runs: int) -> Shape:
+    def for_runs(cls, runs: int, agent_seconds: float = 0.0) -> Shape:
         tasks = min(MAX_TASKS, max(1, runs // len(LABELS)))
-        return cls(tasks, max(1, runs // (tasks * len(LABELS))))
+        return cls(tasks, max(1, runs // (tasks * len(LABELS))), agent_seconds)
+
+    def describe(self) -> str:
+        if self.agent_seconds:
+            kind = f"scripted runs of {self.agent_seconds:g} s each"
+            environments = "scripted environments"
+        else:
+            kind, environments = "replay runs", "replay environments"
+        return (
+            f"{self.runs:,} {kind} ({self.tasks} tasks × {len(LABELS)} {environments} ×"
+            f" {self.repeats} repeats, examples/signals.yaml)"
+        )
 
 
 # -- processes --------------------------------------------------------------------------------
@@ -286,10 +303,22 @@ def set_up(processes: Processes, client: httpx.Client, shape: Shape, work: Path)
         response = client.post("/v1/tasks", json=body)
         response.raise_for_status()
         task_ids.append(response.json()["id"])
-    env_ids = [
-        processes.tpc("sim", "env", "create", "--name", label, "--replay-dir", str(folder))["id"]
-        for label, folder in write_replay_dirs(work, shape.tasks).items()
-    ]
+    if shape.agent_seconds:
+        # Four steps each (skill 1: the scripted agent always succeeds the same way).
+        agent = {"kind": "scripted", "skill": 1, "step_latency_s": shape.agent_seconds / 4}
+        env_ids = []
+        for label in LABELS:
+            body = {"name": f"{label} (scripted)", "agent": agent}
+            response = client.post("/v1/environments", json=body)
+            response.raise_for_status()
+            env_ids.append(response.json()["id"])
+    else:
+        env_ids = [
+            processes.tpc("sim", "env", "create", "--name", label, "--replay-dir", str(folder))[
+                "id"
+            ]
+            for label, folder in write_replay_dirs(work, shape.tasks).items()
+        ]
     experiment = processes.tpc(
         "sim", "experiment", "create", "--name", "workers benchmark",
         "--task-ids", ",".join(task_ids), "--env-ids", ",".join(env_ids),
@@ -678,6 +707,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite baseline")
     parser.add_argument(
+        "--agent-seconds",
+        type=float,
+        default=0.0,
+        help="scripted runs that each wait this long, as agents wait on a provider, instead of"
+        " replay runs (default: replay)",
+    )
+    parser.add_argument(
         "--profile", type=Path, help="a folder: py-spy records one worker of each measurement"
     )
     parser.add_argument(
@@ -689,16 +725,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         + "; ".join(f"{k}: {v}" for k, v in EXPERIMENTS.items()),
     )
     args = parser.parse_args(argv)
-    shape = Shape.for_runs(args.runs or (400 if args.quick else 10_000))
+    shape = Shape.for_runs(args.runs or (400 if args.quick else 10_000), args.agent_seconds)
     counts = [int(n) for n in (args.workers or ("1,2" if args.quick else "1,2,4")).split(",")]
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
         if PY_SPY is None:
             print("py-spy not found: no profile (pip install py-spy into the venv)")
     print(
-        f"{shape.runs:,} replay runs ({shape.tasks} tasks × {len(LABELS)} replay environments ×"
-        f" {shape.repeats} repeats, examples/signals.yaml), concurrency {args.concurrency} per"
-        f" process; {os.cpu_count()} cores here"
+        f"{shape.describe()}, concurrency {args.concurrency} per process;"
+        f" {os.cpu_count()} cores here"
     )
     measurements: list[Measurement] = []
     baseline = None
