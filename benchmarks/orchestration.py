@@ -22,7 +22,7 @@ is `completed`; on uvloop, as `tpc serve` runs.
 Baseline: the ideal makespan, ceil(runs / concurrency) × steps × latency, what the iteration
 would take if nothing but the provider's latency cost time. Efficiency = ideal ÷ measured
 (1.0: orchestration is free; target ≥ 0.8). Beside it, measured in the same run: the CPU time
-of the event store's saves (start_run, the live log's record_messages, finish_run) and of
+of the event store's saves (start_run, the live logs' record_live_messages, finish_run) and of
 stats + extraction + transcript encoding, each timed around the real calls (subclasses that
 only time them); the CPU of the event loop's thread, of this process, of the fake's process
 and of the rest of the machine (these machines are shared). The event loop's own CPU is a
@@ -62,6 +62,7 @@ from domain.definitions import LlmAgent  # noqa: E402
 from domain.iterations import Iteration  # noqa: E402
 from domain.runs import Run  # noqa: E402
 from infra.executor import Executor  # noqa: E402
+from infra.live_log import LiveBatch  # noqa: E402
 from infra.llm.chat import ChatMessage, ChatRequest, ToolOutput  # noqa: E402
 from infra.llm.judge import LlmJudge  # noqa: E402
 from infra.llm.providers import Providers, ProviderSettings  # noqa: E402
@@ -224,9 +225,9 @@ class TimedService(Service):
         with self.clock.timing("start_run"):
             return super().start_run(iteration, run_id)
 
-    def record_messages(self, run: Run, first: int, messages: list[dict[str, Any]]) -> None:
-        with self.clock.timing("record_messages"):
-            super().record_messages(run, first, messages)
+    def record_live_messages(self, batch: LiveBatch) -> list[Run]:
+        with self.clock.timing("record_live_messages"):
+            return super().record_live_messages(batch)
 
     def finish_run(self, run: Run, status: str, *args: Any) -> None:
         with self.clock.timing("finish_run"):
@@ -458,7 +459,8 @@ def report(
 ) -> dict[str, Any]:
     runs, span, ideal = setup.runs, measured.makespan, setup.ideal
     clock = service.clock
-    saves = {name: clock.get(name) for name in ("start_run", "record_messages", "finish_run")}
+    names = ("start_run", "record_live_messages", "finish_run")
+    saves = {name: clock.get(name) for name in names}
     save_cpu = sum(t.cpu for t in saves.values())
     record = clock.get("record")
     extract_cpu = record.cpu - saves["finish_run"].cpu  # recording the outcome, less its save

@@ -11,7 +11,6 @@ its signals extracted, and its outcome recorded in one save.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ from domain.signals.judging import Judge, JudgeKey, JudgeVerdict
 from domain.stats import derive_stats
 from domain.success import CriterionUnavailable, judge_status
 from domain.transcripts import InvalidTranscript, Transcript, transcript_from_object
-from infra.live_log import LiveLog
+from infra.live_log import LiveLogWriter
 from infra.llm.prices import MODEL_PRICES
 from infra.llm.run_judging import JudgeSpend, judge_signals, judge_success
 from infra.runners.base import Runner, RunnerError, RunOutcome, RunRequest
@@ -53,13 +52,14 @@ class RunExecution:
         self._runners = runners
         self._judge = judge
         self._extractors: dict[tuple[str, int], Extractor | None] = {}
+        self._live_writer: tuple[asyncio.AbstractEventLoop, LiveLogWriter] | None = None
 
     async def execute(self, iteration: Iteration, planned: PlannedRun) -> None:
         """Start a new attempt of the run and record its outcome. Cancelled while the outcome
         is being saved, it lets the save land before it gives way."""
         service = self._service
         run = await asyncio.to_thread(service.start_run, iteration, planned.run_id)
-        live = LiveLog(functools.partial(service.record_messages, run))
+        live = self._live_logs().open(run)
         request = RunRequest(
             run_id=planned.run_id,
             task_id=planned.task_id,
@@ -84,6 +84,13 @@ class RunExecution:
         except asyncio.CancelledError:
             await asyncio.wait([record])  # a thread's save cannot be interrupted: let it land
             raise
+
+    def _live_logs(self) -> LiveLogWriter:
+        """This event loop's writer (one for all runs; asyncio objects belong to one loop)."""
+        loop = asyncio.get_running_loop()
+        if self._live_writer is None or self._live_writer[0] is not loop:
+            self._live_writer = (loop, LiveLogWriter(self._service.record_live_messages))
+        return self._live_writer[1]
 
     def _extractor(self, iteration: Iteration) -> Extractor | None:
         key = (iteration.experiment_id, iteration.number)

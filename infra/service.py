@@ -21,7 +21,7 @@ from eventsourcing.persistence import IntegrityError
 from domain.catalog import Environment, Product, Task
 from domain.clusters import FailingRun, cluster_failures, suggestions
 from domain.definitions import parse_environment, parse_task
-from domain.errors import InvalidInput, NotFound
+from domain.errors import Conflict, InvalidInput, NotFound
 from domain.experiments import Experiment
 from domain.ids import has_prefix, iteration_stream_id, stream_id
 from domain.iterations import Iteration, plan_runs
@@ -29,6 +29,7 @@ from domain.runs import Run
 from domain.signals.validation import load_signal_config
 from domain.transcripts import InvalidTranscript, parse_transcript, transcript_from_object
 from infra.ids import new_id
+from infra.live_log import LiveBatch
 from infra.llm.cluster_writer import ClusterWriter, configured_model
 from infra.llm.credentials import check_credentials
 from infra.settings import Settings
@@ -487,11 +488,28 @@ class Service:
         self.store.save(run)
         return run
 
-    def record_messages(self, run: Run, first: int, messages: list[dict[str, Any]]) -> None:
-        """Save live messages of a running attempt (`Run.MessagesRecorded`). A conflict means
-        another attempt took the run over: the caller stops its live log."""
-        run.record_messages(first, messages)
-        self.store.save(run)
+    def record_live_messages(self, batch: LiveBatch) -> list[Run]:
+        """Save live messages of running attempts (`Run.MessagesRecorded`), every run's in one
+        transaction. A conflict means another attempt took a run over: then each run's are
+        saved alone, and the runs refused are returned (their live logs stop)."""
+        events_by_run, refused = [], []
+        for run, first, messages in batch:
+            try:
+                run.record_messages(first, messages)
+            except Conflict:  # it ended meanwhile (cancelled)
+                refused.append(run)
+                continue
+            events_by_run.append((run, run.collect_events()))
+        try:
+            self.store.save(*(event for _, events in events_by_run for event in events))
+            return refused
+        except IntegrityError:
+            for run, events in events_by_run:
+                try:
+                    self.store.save(*events)
+                except IntegrityError:
+                    refused.append(run)
+            return refused
 
     def finish_run(
         self,

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from eventsourcing.persistence import IntegrityError
 
 from domain.errors import NotFound
 from domain.iterations import Iteration
@@ -72,8 +71,10 @@ def test_live_messages_are_followed_then_superseded_by_the_transcript(service: S
     }
 
     run = service.start_run(iteration, run_id)
-    service.record_messages(run, 0, [say("system", "sys"), say("user", "Do it")])
-    service.record_messages(run, 2, [say("assistant", "working")])
+    assert (
+        service.record_live_messages([(run, 0, [say("system", "sys"), say("user", "Do it")])]) == []
+    )
+    assert service.record_live_messages([(run, 2, [say("assistant", "working")])]) == []
     service.projector.catch_up()  # the executor's saves leave it to the log follower
     live = service.run_logs(owner, run_id)
     assert (live["status"], live["attempt"], live["next"], live["done"]) == ("running", 1, 3, False)
@@ -89,14 +90,18 @@ def test_live_messages_are_followed_then_superseded_by_the_transcript(service: S
     with pytest.raises(NotFound):
         service.run_logs("prd_other", run_id)
 
-    # The process died; attempt 2 starts its log afresh, and attempt 1 can save no more.
+    # The process died; attempt 2 starts its log afresh, and attempt 1 can save no more. In a
+    # batch with another run's, only the stale attempt's messages are refused.
     retried = service.start_run(iteration, run_id)
-    with pytest.raises(IntegrityError):
-        service.record_messages(run, 3, [say("assistant", "too late")])
+    other = iteration.runs[1].run_id
+    cancelled = service.start_run(iteration, other)
+    stale = (run, 3, [say("assistant", "too late")])
+    assert service.record_live_messages([stale, (cancelled, 0, [say("system", "sys")])]) == [run]
     service.projector.catch_up()
     assert service.run_logs(owner, run_id, after=3)["attempt"] == 2
     assert service.run_logs(owner, run_id)["messages"] == []
-    service.record_messages(retried, 0, [say("system", "sys"), say("user", "Do it")])
+    assert [m["content"] for m in service.run_logs(owner, other)["messages"]] == ["sys"]
+    service.record_live_messages([(retried, 0, [say("system", "sys"), say("user", "Do it")])])
     service.projector.catch_up()
     assert live_rows(service, run_id) == [(2, 0), (2, 1)]
 
@@ -118,9 +123,6 @@ def test_live_messages_are_followed_then_superseded_by_the_transcript(service: S
     assert service.run_logs(owner, run_id, after=9)["done"] is True
 
     # A cancelled run has no transcript: what it recorded live is what remains, and stays.
-    other = iteration.runs[1].run_id
-    cancelled = service.start_run(iteration, other)
-    service.record_messages(cancelled, 0, [say("system", "sys")])
     service.cancel_run(iteration, other)
     service.projector.catch_up()
     gone = service.run_logs(owner, other)
