@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import from_json
 
 from domain.errors import InvalidInput
 from domain.problems import problems_from_pydantic
@@ -117,6 +118,14 @@ class InvalidTranscript(InvalidInput):
 
 def parse_transcript(document: str | bytes, name: str = "transcript") -> Transcript:
     """Parse a JSON transcript, raising `InvalidTranscript` with every located problem."""
+    try:
+        # Decoding first and validating the objects is cheaper than validating JSON (which
+        # builds pydantic-core's own tree of the document before the Python objects) and
+        # accepts the same documents: JSON gives only dicts, lists, strings, numbers, booleans
+        # and null, which both modes read alike (a test compares them).
+        return Transcript.model_validate(from_json(document))
+    except ValueError:  # not JSON, or not a transcript: the JSON mode words the problems
+        pass
     try:
         return Transcript.model_validate_json(document)
     except ValidationError as error:

@@ -322,13 +322,34 @@ def _run_pattern_value(pattern: _Pattern, rendered: _Rendered) -> SignalValue:
     assert pattern.source is not None
     text = rendered.run_text(pattern.source)
     data, events, starts, ends = text.data, text.events, text.starts, text.ends
+    if not starts:
+        return _no_parts_value(pattern)
     last = len(starts) - 1
     evidence: list[Evidence] = []
     seen_events: set[int | None] = set()
     total = 0
     found = False
-    # (The part of a match is `text.part_at`, written out: this is the inner loop.)
+    # (The part of a match, written out: this is the inner loop. A match that starts on the
+    # newline joining two parts belongs to the later part.)
     for name, matcher in zip(pattern.names, pattern.matchers, strict=True):
+        if pattern.counting and matcher.literal is not None and b"\n" not in matcher.literal:
+            # A plain string without a newline never spans a join: count it in C, and find
+            # only the first match of each part, from the part's start.
+            literal = matcher.literal
+            total += data.count(literal)
+            start = data.find(literal)
+            while start >= 0:
+                part = bisect_right(starts, start) - 1
+                event = events[part]
+                if event not in seen_events:
+                    seen_events.add(event)
+                    end = start + len(literal)
+                    text_around = snippet(data, start, end, starts[part], ends[part])
+                    evidence.append(Evidence(event, text_around, name))
+                    if len(evidence) == MAX_EVIDENCE:
+                        break
+                start = data.find(literal, ends[part] + 1)
+            continue
         if pattern.counting:
             spans = matcher.spans(data)
             total += len(spans)
@@ -337,9 +358,7 @@ def _run_pattern_value(pattern: _Pattern, rendered: _Rendered) -> SignalValue:
                 if lo <= start < hi:
                     continue  # The same part again: its message has its evidence.
                 part = bisect_right(starts, start) - 1
-                if part < 0:
-                    part = 0  # no parts at all: `starts[0]` fails, as `events[0]` would
-                elif start == ends[part] and part < last:
+                if start == ends[part] and part < last:
                     part += 1  # a match from the newline that joins two parts: the later
                 lo, hi = starts[part], ends[part]
                 event = events[part]
@@ -352,26 +371,38 @@ def _run_pattern_value(pattern: _Pattern, rendered: _Rendered) -> SignalValue:
         # A boolean: the first match in each part, until the evidence is full.
         first = matcher.first
         pos = 0
-        while pos <= len(data) and len(evidence) < MAX_EVIDENCE:
+        size = len(data)
+        while pos <= size and len(evidence) < MAX_EVIDENCE:
             span = first(data, pos)
             if span is None:
                 break
             found = True
             start, end = span
-            part = text.part_at(start)
-            part_end = text.part_end(part)
+            part = bisect_right(starts, start) - 1
+            if start == ends[part] and part < last:
+                part += 1
+            part_end = ends[part]
             event = events[part]
             if event not in seen_events:
                 seen_events.add(event)
                 text_around = snippet(data, start, end, starts[part], part_end)
                 evidence.append(Evidence(event, text_around, name))
-            # Then from the next part: one match per part is all a boolean needs.
-            pos = max(part_end + 1, end, pos + 1)
+            # Then from the next part: one match per part is all a boolean needs (the part
+            # ends at or after the match's start, so this moves on).
+            pos = part_end + 1 if part_end >= end else end
     value: Any = total if pattern.counting else found
     if len(pattern.matchers) > 1:
         # One regex finds its parts in order; several need putting in message order.
         evidence.sort(key=_evidence_order)
     return SignalValue(value, tuple(evidence))
+
+
+def _no_parts_value(pattern: _Pattern) -> SignalValue:
+    """A source with no parts (no tool calls, say) is the empty text: only an empty match
+    can be found there, and no message to name."""
+    if pattern.counting:
+        return SignalValue(sum(len(matcher.spans(b"")) for matcher in pattern.matchers))
+    return SignalValue(any(matcher.first(b"", 0) is not None for matcher in pattern.matchers))
 
 
 def _message_pattern_value(pattern: _Pattern, rendered: _Rendered) -> SignalValue:

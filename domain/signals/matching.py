@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import re2
@@ -164,19 +163,6 @@ class JoinedText:
             end(offset)
             offset += 1  # the newline after it
 
-    def part_at(self, offset: int) -> int:
-        """The part a match starting at `offset` belongs to (0 when there is none)."""
-        part = bisect_right(self.starts, offset) - 1
-        if part < 0:
-            return 0
-        # A match that starts on the newline joining two parts belongs to the part after it.
-        if offset == self.ends[part] and part + 1 < len(self.starts):
-            return part + 1
-        return part
-
-    def part_end(self, part: int) -> int:
-        return self.ends[part] if part < len(self.ends) else len(self.data)
-
 
 # Per part: how many matches (for a boolean, 1 if any), and the first match of the first
 # regex that matched the part: part -> (regex index, start, end) in the joined data.
@@ -286,22 +272,6 @@ def uses_text_anchors(regex: str) -> bool:
             return True
         i += 1
     return False
-
-
-@dataclass(frozen=True, slots=True)
-class Match:
-    start: int
-    end: int
-
-
-def search(compiled: Any, data: bytes, pos: int = 0) -> Match | None:
-    found = compiled.search(data, pos)
-    return None if found is None else Match(*found.span())
-
-
-def count(compiled: Any, data: bytes) -> int:
-    """The number of non-overlapping matches."""
-    return sum(1 for _ in compiled.finditer(data))
 
 
 def snippet(data: bytes, start: int, end: int, lo: int = 0, hi: int | None = None) -> str:

@@ -190,6 +190,26 @@ def test_snippets_stay_inside_their_message() -> None:
     assert [(e.event, e.snippet) for e in values["s"].evidence] == [(1, "second HIT here")]
 
 
+def test_an_empty_match_in_a_source_with_no_parts_is_a_value_without_evidence() -> None:
+    # No tool calls: `toolCalls` is the empty text, where only an empty match is found.
+    transcript = conversation(("user", "hi"), ("assistant", "no tools needed"))
+    values = extract(
+        transcript,
+        pattern_signal(
+            id="any", source="toolCalls", extract={"patterns": [{"name": "e", "regex": "x*"}]}
+        ),
+        pattern_signal(id="n", type="number", source="toolCalls", extract={"needle": "x*"}),
+        pattern_signal(
+            id="none", source="toolCalls", extract={"patterns": [{"name": "x", "regex": "x"}]}
+        ),
+    )
+    assert {sid: value.to_json() for sid, value in values.items()} == {
+        "any": {"value": True, "evidence": []},
+        "n": {"value": 1, "evidence": []},
+        "none": {"value": False, "evidence": []},
+    }
+
+
 @pytest.mark.timeout(60)
 def test_a_catastrophic_regex_runs_in_linear_time() -> None:
     # (a+)+$ backtracks exponentially in Python's re: 2^40 steps here. RE2 never backtracks.

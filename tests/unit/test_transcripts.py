@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from domain.stats import ModelPrice, derive_stats
 from domain.transcripts import (
@@ -123,3 +127,55 @@ def test_timestamps_without_offset_are_taken_as_utc() -> None:
         ' "ended_at": "2026-11-21T10:00:02+00:00"}'
     )
     assert derive_stats(transcript).duration == 2.0
+
+
+# Odd but JSON-expressible values for every field, to hold the two ways of parsing together.
+ODD = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False),
+    st.sampled_from(["", "1", "1.5", "true", "yes", "passed", "completed", "2026-11-21T10:00:00Z"]),
+    st.sampled_from(["1700000000", "text", "tool_call", "assistant", "\u00e9"]),
+    st.lists(st.sampled_from([1, "a", {"text": "b"}, {"type": "text", "text": "c"}]), max_size=2),
+    st.just({"type": "text", "text": "x"}),
+)
+FIELDS = ["version", "task_id", "status", "termination_reason", "started_at", "final_answer"]
+ROLES = ["user", "assistant", "tool", "system"]
+BLOCK_TYPES = ["text", "thinking", "tool_call", "tool_result"]
+BLOCK_FIELDS = ["text", "thinking", "name", "input", "content", "is_error", "id", "tool_call_id"]
+BLOCK = st.fixed_dictionaries(
+    {"type": st.sampled_from(BLOCK_TYPES) | st.sampled_from(BLOCK_TYPES) | ODD},
+    optional={field: st.text(max_size=3) | ODD for field in BLOCK_FIELDS},
+)
+MESSAGE = st.fixed_dictionaries(
+    {"role": st.sampled_from(ROLES) | st.sampled_from(ROLES) | ODD},
+    optional={"content": st.text(max_size=3) | st.lists(BLOCK, max_size=3) | ODD},
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from(FIELDS), ODD, max_size=1),
+    st.dictionaries(
+        st.sampled_from(["duration", "token_in", "cost", "model", "x"]), ODD, max_size=2
+    ),
+    st.lists(MESSAGE, max_size=2),
+)
+def test_parsing_accepts_and_rejects_what_json_validation_does(
+    fields: dict[str, Any], stats: dict[str, Any], messages: list[dict[str, Any]]
+) -> None:
+    # `parse_transcript` decodes the JSON first and validates the objects (cheaper); pydantic's
+    # JSON mode is the definition of what a transcript is, and words every error.
+    document = json.dumps({**fields, "stats": stats, "messages": messages})
+    try:
+        expected: Transcript | None = Transcript.model_validate_json(document)
+    except ValidationError:
+        expected = None
+    try:
+        got: Transcript | None = parse_transcript(document)
+    except InvalidTranscript:
+        got = None
+    assert got == expected
+    if got is not None:
+        assert got.model_dump() == expected.model_dump()  # type: ignore[union-attr]
