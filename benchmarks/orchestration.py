@@ -40,7 +40,6 @@ import argparse
 import asyncio
 import math
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -58,6 +57,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.store import POSTGRES_ADMIN_URL, postgres_database  # noqa: E402
 from domain.definitions import LlmAgent  # noqa: E402
 from domain.iterations import Iteration  # noqa: E402
 from domain.runs import Run  # noqa: E402
@@ -80,9 +80,6 @@ MODEL = "claude-sonnet-4-6"
 PROMPT = "Install the SDK."
 QUERY = "install the sdk"
 MAX_REPEATS = 1000  # Service.create_experiment's limit: more runs are spread over tasks
-POSTGRES_ADMIN_URL = os.environ.get(
-    "TPC_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 
 # The fake provider's process: the scripted model calls `search_docs` until it has answered
 # `steps - 1` times, then says it is done. The recorded requests are not kept (tens of
@@ -541,36 +538,6 @@ def report(
         f"{ideal / measured.process_cpu:.2f}"
     )
     return figures
-
-
-# -- PostgreSQL --------------------------------------------------------------------------------
-
-
-@contextmanager
-def postgres_database(admin_url: str) -> Iterator[str | None]:
-    """A new database `tpc_bench_<random>` (dropped at the end), or None when the server is
-    not reachable."""
-    try:
-        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as error:
-        reason = " ".join(str(error).split())
-        print(f"PostgreSQL: not reachable at {admin_url} ({reason}): skipped")
-        yield None
-        return
-    name = f"tpc_bench_{secrets.token_hex(4)}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    params = psycopg.conninfo.conninfo_to_dict(admin_url)
-    password = f":{params['password']}" if params.get("password") else ""
-    url = (
-        f"postgresql://{params.get('user') or ''}{password}@{params.get('host') or '127.0.0.1'}:"
-        f"{params.get('port') or 5432}/{name}"
-    )
-    try:
-        yield url
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # -- PostgreSQL with `tpc worker` processes ----------------------------------------------------

@@ -533,8 +533,9 @@ def postgres_database(admin_url: str) -> Iterator[str | None]:
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     params = psycopg.conninfo.conninfo_to_dict(admin_url)
+    password = f":{params['password']}" if params.get("password") else ""
     url = (
-        f"postgresql://{params.get('user') or ''}@{params.get('host') or '127.0.0.1'}:"
+        f"postgresql://{params.get('user') or ''}{password}@{params.get('host') or '127.0.0.1'}:"
         f"{params.get('port') or 5432}/{name}"
     )
     try:

@@ -44,7 +44,6 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,44 +62,14 @@ from benchmarks.store import (  # noqa: E402
     postgres_database,
     transcript_object,
 )
+from tests.e2e.server import PROVIDER_VARIABLES  # noqa: E402  (never reach its processes)
 
 BIN = Path(sys.executable).parent
 TPC = shutil.which("tpc", path=str(BIN)) or "tpc"
 PY_SPY = shutil.which("py-spy", path=str(BIN)) or shutil.which("py-spy")
 TOKEN = "benchmark-token"
 MAX_TASKS = 100
-# Provider keys never reach the benchmark's processes (replay runs ask no model).
-PROVIDER_VARIABLES = (
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_BASE_URL",
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "TPC_CLUSTER_MODEL",
-)
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
-EXPERIMENTS = {
-    "lazy-completion": "workers skip the completion check's catch-up while more runs are "
-    "unfinished in the views than events wait to be projected (it cannot be done yet)",
-}
-# `tpc worker` with the lazy-completion experiment patched in.
-LAZY_COMPLETION = """
-import sys
-from infra.service import Service
-
-check = Service.complete_iteration_if_done
-
-def complete_iteration_if_done(self, exp_id, number):
-    position = self.projector.position()
-    unfinished = self.views.count_unfinished_runs(exp_id, number)
-    if unfinished > self.store.last_position() - position:
-        return False  # each unfinished run needs an event the views have not seen
-    return check(self, exp_id, number)
-
-Service.complete_iteration_if_done = complete_iteration_if_done
-from api.cli.main import main
-sys.argv = ["tpc", "worker"]
-main()
-"""
 SAMPLE_S = 0.05
 
 
@@ -205,8 +174,8 @@ class Processes:
                 time.sleep(0.1)
         raise RuntimeError("tpc serve did not start within 60 s")
 
-    def start_workers(self, count: int, profile: Path | None, lazy_completion: bool) -> None:
-        worker = [sys.executable, "-c", LAZY_COMPLETION] if lazy_completion else [TPC, "worker"]
+    def start_workers(self, count: int, profile: Path | None) -> None:
+        worker = [TPC, "worker"]
         for i in range(count):
             args = worker
             if profile is not None and i == 0 and PY_SPY is not None:
@@ -535,7 +504,6 @@ def measure(
     concurrency: int,
     admin_url: str | None,
     profile: Path | None,
-    experiments: Collection[str] = (),
 ) -> Measurement:
     """One store, one `tpc serve` (+ `workers` × `tpc worker` on PostgreSQL), one iteration."""
     postgres = database_url.startswith("postgresql")
@@ -549,7 +517,7 @@ def measure(
             with httpx.Client(base_url=processes.url, headers=headers, timeout=600) as client:
                 exp_id = set_up(processes, client, shape, work)
                 if postgres:
-                    processes.start_workers(workers, profile, "lazy-completion" in experiments)
+                    processes.start_workers(workers, profile)
                     wait_for_workers(processes, database_url, workers)
                     assert admin_url is not None
                     monitor = PostgresMonitor(admin_url, database_url)
@@ -716,14 +684,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--profile", type=Path, help="a folder: py-spy records one worker of each measurement"
     )
-    parser.add_argument(
-        "--experiment",
-        action="append",
-        choices=sorted(EXPERIMENTS),
-        default=[],
-        help="measure a change that is not in the product: "
-        + "; ".join(f"{k}: {v}" for k, v in EXPERIMENTS.items()),
-    )
     args = parser.parse_args(argv)
     shape = Shape.for_runs(args.runs or (400 if args.quick else 10_000), args.agent_seconds)
     counts = [int(n) for n in (args.workers or ("1,2" if args.quick else "1,2,4")).split(",")]
@@ -763,7 +723,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 args.concurrency,
                 args.postgres,
                 args.profile,
-                set(args.experiment),
             )
             measurements.append(m)
             print(f"  {name} done: {m.seconds:.1f} s", flush=True)

@@ -63,14 +63,14 @@ class LiveLogWriter:
     def __init__(self, save: SaveBatch, interval_s: float = FLUSH_INTERVAL_S) -> None:
         self._save = save
         self._interval = interval_s
-        self._open: dict[int, LiveLog] = {}
+        self._open: dict[LiveLog, None] = {}  # an ordered set: runs saved in opening order
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
-        self._saving: tuple[asyncio.Future[Sequence[Any]], set[int]] | None = None
+        self._saving: tuple[asyncio.Future[Sequence[Any]], set[LiveLog]] | None = None
 
     def open(self, run: Any) -> LiveLog:
         live = LiveLog(self, run)
-        self._open[id(live)] = live
+        self._open[live] = None
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_forever())
         return live
@@ -79,9 +79,9 @@ class LiveLogWriter:
         self._wake.set()
 
     async def detach(self, live: LiveLog) -> None:
-        self._open.pop(id(live), None)
+        self._open.pop(live, None)
         live.pending.clear()
-        if self._saving is not None and id(live) in self._saving[1]:
+        if self._saving is not None and live in self._saving[1]:
             saving = self._saving[0]
             try:
                 await asyncio.shield(saving)
@@ -95,7 +95,7 @@ class LiveLogWriter:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            due = [live for live in self._open.values() if live.pending and not live.broken]
+            due = [live for live in self._open if live.pending and not live.broken]
             if due:
                 await self._save_now(due)
                 await asyncio.sleep(self._interval)
@@ -105,7 +105,7 @@ class LiveLogWriter:
         for live in due:
             live.pending = []
         saving = asyncio.ensure_future(asyncio.to_thread(self._save, batch))
-        self._saving = (saving, {id(live) for live in due})
+        self._saving = (saving, set(due))
         try:
             failed = await asyncio.shield(saving)
         except asyncio.CancelledError:

@@ -44,6 +44,7 @@ class Server:
         port: int | None = None,
         database_url: str | None = None,
         args: tuple[str, ...] = (),
+        environ: dict[str, str] | None = None,
     ) -> None:
         self.home = home
         self.token = token
@@ -52,6 +53,8 @@ class Server:
         self.db = home / "tpc.db"
         self.database_url = database_url or f"sqlite:///{self.db}"
         self.args = args
+        # Added to the server's and the CLI's environment (a fake provider's URLs and keys).
+        self.environ = environ or {}
         self.process: subprocess.Popen[str] | None = None
 
     @property
@@ -66,6 +69,7 @@ class Server:
             "TPC_POLL_INTERVAL": "0.2",
             "COLUMNS": "200",
             "NO_COLOR": "1",
+            **self.environ,
         }
 
     def start(self) -> Server:

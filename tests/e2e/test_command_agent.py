@@ -53,17 +53,10 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("command-agent")
 
 
-class CommandServer(Server):
-    """`${COST_ON_SERVER}` in the environment file is resolved from the server's environment."""
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {**super().env, "COST_ON_SERVER": "0.0125"}
-
-
 @pytest.fixture(scope="module")
 def server(home: Path) -> Iterator[Server]:
-    running = CommandServer(home).start()
+    # `${COST_ON_SERVER}` in the environment file is resolved from the server's environment.
+    running = Server(home, environ={"COST_ON_SERVER": "0.0125"}).start()
     yield running
     running.stop()
 

@@ -25,16 +25,6 @@ limits: {{timeout_s: {timeout}}}
 """
 
 
-class FakeBackedServer(Server):
-    def __init__(self, home: Path, provider: FakeProvider) -> None:
-        super().__init__(home)
-        self.provider = provider
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {**super().env, **self.provider.env(), "TPC_PROVIDER_MAX_RETRIES": "5"}
-
-
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeProvider]:
     with FakeProvider() as provider:
@@ -43,7 +33,8 @@ def fake() -> Iterator[FakeProvider]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, fake: FakeProvider) -> Iterator[Server]:
-    running = FakeBackedServer(tmp_path_factory.mktemp("faults"), fake).start()
+    environ = {**fake.env(), "TPC_PROVIDER_MAX_RETRIES": "5"}
+    running = Server(tmp_path_factory.mktemp("faults"), environ=environ).start()
     yield running
     running.stop()
 

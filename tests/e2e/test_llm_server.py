@@ -90,16 +90,6 @@ def judge(request: Recorded) -> Reply:
     return Reply.tool(VERDICT_TOOL, {"answer": True, "excerpt": "Hello from Acme"})
 
 
-class FakeBackedServer(Server):
-    def __init__(self, home: Path, provider: FakeProvider) -> None:
-        super().__init__(home)
-        self.provider = provider
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {**super().env, **self.provider.env(), "TPC_PROVIDER_MAX_RETRIES": "1"}
-
-
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeProvider]:
     with FakeProvider() as provider:
@@ -129,7 +119,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(home: Path, fake: FakeProvider) -> Iterator[Server]:
-    running = FakeBackedServer(home, fake).start()
+    running = Server(home, environ={**fake.env(), "TPC_PROVIDER_MAX_RETRIES": "1"}).start()
     yield running
     running.stop()
 
