@@ -5,8 +5,12 @@ from __future__ import annotations
 from domain.errors import (
     Conflict,
     DomainError,
+    Forbidden,
     InvalidInput,
     NotFound,
+    PayloadTooLarge,
+    StorageFull,
+    TooManyRequests,
     Unauthorized,
     UnreadableDocument,
 )
@@ -18,6 +22,10 @@ _MAPPING: tuple[tuple[type[DomainError], int, int], ...] = (
     (NotFound, 404, 1),
     (Conflict, 409, 1),
     (Unauthorized, 401, 1),
+    (Forbidden, 403, 1),
+    (PayloadTooLarge, 413, 1),
+    (TooManyRequests, 429, 1),
+    (StorageFull, 507, 1),
     (DomainError, 400, 1),
 )
 

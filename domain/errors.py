@@ -29,3 +29,19 @@ class Conflict(DomainError):
 
 class Unauthorized(DomainError):
     """A missing or unknown API token (HTTP 401)."""
+
+
+class Forbidden(DomainError):
+    """Something the operator has not allowed this product to do (HTTP 403)."""
+
+
+class PayloadTooLarge(DomainError):
+    """A request or document larger than the operator's limit (HTTP 413)."""
+
+
+class TooManyRequests(DomainError):
+    """A product over an operator limit on work in flight (HTTP 429)."""
+
+
+class StorageFull(DomainError):
+    """The store has no room left: nothing was saved (HTTP 507)."""

@@ -15,6 +15,7 @@ from rich.markup import escape
 from api.cli.env_commands import env_group
 from api.cli.experiment_commands import EXPERIMENT_COMMANDS
 from api.cli.output import Output, hoist_format
+from api.cli.product_commands import PRODUCT_COMMANDS
 from api.cli.run_commands import run_group
 from api.cli.server_commands import SERVER_COMMANDS
 from api.cli.signal_commands import signals_group, validate_signal_config
@@ -59,7 +60,7 @@ sim.add_command(task_group)
 sim.add_command(env_group)
 sim.add_command(run_group)
 sim.add_command(signals_group)
-for command in SERVER_COMMANDS:
+for command in [*SERVER_COMMANDS, *PRODUCT_COMMANDS]:
     cli.add_command(command)
 
 

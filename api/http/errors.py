@@ -12,11 +12,16 @@ from domain.errors import DomainError, InvalidInput
 CODES = {
     400: "bad_request",
     401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    413: "too_large",
     422: "invalid",
+    429: "too_many_requests",
     500: "internal",
+    503: "unavailable",
+    507: "storage_full",
 }
 
 
