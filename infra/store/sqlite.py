@@ -5,6 +5,7 @@ fail half way on a lock upgrade; SQLite cannot push notifications, so followers 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,8 +29,21 @@ class SqliteConnection(sqlite3.Connection):
         )
 
 
+def private_folder(path: Path) -> None:
+    """Create the store's folder readable by its owner only: agents' commands run as another
+    user on this machine and must not read the store. A folder that exists is left as it is
+    (it may be the user's own, or /tmp)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
 def connect(path: Path) -> SqliteConnection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent)
+    # The file and its -wal/-shm companions (which SQLite creates with the file's mode) are
+    # the owner's only: every tenant's data and secrets are in them.
+    path.touch(mode=0o600, exist_ok=True)
+    info = path.stat()
+    if info.st_mode & 0o077 and info.st_uid == os.getuid():  # a store made by an older tpc
+        path.chmod(0o600)
     connection = sqlite3.connect(
         path,
         timeout=BUSY_TIMEOUT_MS / 1000,
@@ -101,7 +115,7 @@ class SqliteDatabase(Database):
         yield
 
     def event_store_env(self) -> dict[str, str]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(self.path.parent)
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": str(self.path),

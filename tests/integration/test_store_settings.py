@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from infra.service import Service
 from infra.settings import PostgresPool, Settings, SettingsError
 from infra.store.database import open_database
 from tests.conftest import ROOT
@@ -134,3 +136,16 @@ def test_without_postgresql_its_tests_skip_except_under_ci(ci: str, outcome: str
     assert "PostgreSQL is not reachable at postgresql://x@127.0.0.1:1/x" in done.stdout
     if ci:
         assert "under CI the PostgreSQL tests must run" in done.stdout
+
+
+def test_a_new_sqlite_store_is_its_owners_only(tmp_path: Path) -> None:
+    """Agents' commands run as another user on the same machine: they must not read the
+    store (every tenant's data and secrets)."""
+    folder = tmp_path / "world-readable" / ".tpc"
+    folder.parent.mkdir(mode=0o755)
+    service = Service(Settings(database_url=f"sqlite:///{folder / 'tpc.db'}"))
+    service.close()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    for file in folder.iterdir():
+        assert stat.S_IMODE(file.stat().st_mode) & 0o077 == 0, file
+    assert stat.S_IMODE(folder.parent.stat().st_mode) == 0o755  # not ours to change
