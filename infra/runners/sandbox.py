@@ -159,7 +159,9 @@ class SandboxSettings:
             "--nproc": self.processes,
             "--fsize": self.file_mb * MB,
         }
-        return [prlimit, *(f"{flag}={value}" for flag, value in limits.items() if value), "--"]
+        flags = [f"{flag}={value}" for flag, value in limits.items() if value]
+        # Without a limit to set, prlimit would print the current ones instead.
+        return [prlimit, *flags, "--"] if flags else []
 
 
 _BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}

@@ -272,7 +272,8 @@ class Workspace:
         if cancelled:
             await _uninterrupted(_end(transport, protocol, transport.get_pid()))
             raise asyncio.CancelledError
-        return await _supervise(transport, protocol, timeout_s, stdin)
+        result = await _supervise(transport, protocol, timeout_s, stdin)
+        return _unwrapped_start_failure(result)
 
     async def check(self, command: str, *, timeout_s: float) -> bool:
         """The task's `command` success criterion: exit 0 through `/bin/sh -c` here. It is the
@@ -297,6 +298,22 @@ class Workspace:
             env.update(dict.fromkeys(_PROXY_VARS, CLOSED_PROXY))
             env["no_proxy"] = env["NO_PROXY"] = ""
         return env
+
+
+# How the wrappers (prlimit, setpriv, unshare, the loopback's `sh`) say that the command
+# itself could not be started.
+_START_FAILURE = re.compile(
+    rb"(?:(?:prlimit|setpriv|unshare): failed to execute|sh: \d+: exec:) (.+): ([^:\n]+)\n?"
+)
+
+
+def _unwrapped_start_failure(result: CommandResult) -> CommandResult:
+    """A command that could not be started, told as if it had been started directly."""
+    found = _START_FAILURE.fullmatch(result.stderr) if result.exit_code in (126, 127) else None
+    if found is None:
+        return result
+    message = found.group(1) + b": cannot run: " + found.group(2) + b"\n"
+    return CommandResult(127, result.stdout, message, result.timed_out)
 
 
 class _Protocol(asyncio.SubprocessProtocol):
