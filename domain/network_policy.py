@@ -43,8 +43,12 @@ def refusal(requested: NetworkMode, cap: NetworkMode) -> str:
 
 def requested_network(environment: EnvironmentDefinition) -> NetworkMode | None:
     """The network an environment's agent asks for; None when it asks for nothing in
-    particular (a `command` agent without `network` gets what the operator allows)."""
-    value = getattr(environment.agent, "network", None)
+    particular (a `command` agent without `network` gets what the operator allows, an `llm`
+    agent without the `shell` tool runs no commands)."""
+    agent = environment.agent
+    if agent.kind == "llm" and "shell" not in agent.tools:
+        return None  # only its `shell` tool runs commands
+    value = getattr(agent, "network", None)
     return None if value is None else network_mode(value)
 
 

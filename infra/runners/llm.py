@@ -71,7 +71,9 @@ async def workspace_sandbox(agent: LlmAgent, run_id: str) -> AsyncIterator[Sandb
             workspace,
             Path(agent.docs).expanduser() if agent.docs else None,
             # Refused here, before the first step, when the operator allows less.
-            network=workspace.settings.network_for(agent.network),
+            network=workspace.settings.network_for(agent.network)
+            if "shell" in agent.tools
+            else "none",
             shell_timeout_s=agent.shell_timeout_s,
         )
         yield Sandbox(toolbox, workspace)
