@@ -22,6 +22,7 @@ import contextlib
 import functools
 import os
 import re
+import secrets
 import shutil
 import signal
 import stat
@@ -51,7 +52,14 @@ _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PR
 _INHERITED = ("PATH", "LANG", "USER", "LOGNAME", "TZ")
 # Run as root inside a new network namespace: its `lo` starts down; up, commands can serve
 # and call localhost (their own, not the host's).
-_BRING_UP_LOOPBACK = 'ip link set lo up >/dev/null 2>&1; exec "$@"'
+_BRING_UP_LOOPBACK = "ip link set lo up >/dev/null 2>&1"
+# Run as root inside a new mount namespace (private: nothing reaches the host's): an empty
+# folder over PostgreSQL's Unix sockets, which no network namespace takes away.
+_HIDDEN_FOLDERS = ("/run/postgresql", "/var/run/postgresql")
+_HIDE = "; ".join(
+    f"[ -d {folder} ] && mount -t tmpfs -o size=4k,mode=755 hidden {folder} >/dev/null 2>&1"
+    for folder in _HIDDEN_FOLDERS
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,24 +94,40 @@ class Isolation:
         """`argv` with network `mode`, run as the user `switch` (a `setpriv …`) changes to.
 
         A privileged namespace is entered as root and the user switched inside it, after `lo`
-        is up; an unprivileged one is entered after switching (the user then creates it)."""
-        if mode == "full" or not self.prefix:
+        is up; an unprivileged one is entered after switching (the user then creates it).
+        `full` keeps the host's network but still gets the PID namespace and its /proc."""
+        prefix = self.prefix
+        if mode == "full":
+            has_pid = "--mount-proc" in prefix
+            prefix = tuple(flag for flag in prefix if flag != "--net") if has_pid else ()
+        if not prefix:
             return [*switch, *argv]
         outer, inner = (switch, []) if self.user_namespace else ([], switch)
-        command = [*inner, *argv]
+        setup = []
+        if "--mount-proc" in prefix:  # a mount namespace of its own
+            setup.append(_HIDE)
         if mode == "loopback" and self.loopback:
-            command = ["/bin/sh", "-c", _BRING_UP_LOOPBACK, "sh", *command]
-        return [*outer, *self.prefix, "--", *command]
+            setup.append(_BRING_UP_LOOPBACK)
+        command = [*inner, *argv]
+        if setup:
+            script = "; ".join([*setup, 'exec "$@"'])
+            command = ["/bin/sh", "-c", script, "sh", *command]
+        return [*outer, *prefix, "--", *command]
 
 
 NO_ISOLATION = Isolation((), False)
 # Tried in order: privileged (keeps the user id, can bring `lo` up), then with a user
 # namespace that keeps the user id, then one that maps it to root; each with a PID namespace
-# first, then without (some containers forbid it).
+# and its own /proc first (other runs' processes, their environment and working folder then
+# cannot be seen), then a PID namespace alone, then neither (some containers forbid them).
 _CANDIDATES: tuple[tuple[str, ...], ...] = tuple(
     (*net, *user)
     for user in ((), ("--map-current-user",), ("--map-root-user",))
-    for net in (("--net", "--pid", "--kill-child"), ("--net",))
+    for net in (
+        ("--net", "--pid", "--kill-child", "--mount-proc"),
+        ("--net", "--pid", "--kill-child"),
+        ("--net",),
+    )
 )
 
 
@@ -172,9 +196,15 @@ class Workspace:
                 "runs)"
             )
         safe_id = re.sub(r"[^A-Za-z0-9_-]", "_", run_id)[:40]
-        path = Path(tempfile.mkdtemp(prefix=f"tpc-{safe_id}-"))
+        # The workspace is a folder with a secret name in a folder only root may list: other
+        # runs' commands (the same agent user) see `/tmp/tpc-…` but cannot find their way in.
+        parent = Path(tempfile.mkdtemp(prefix=f"tpc-{safe_id}-"))
+        path = parent / f"tpc-{safe_id}-{secrets.token_hex(16)}"
         try:
+            path.mkdir(mode=0o700)
             workspace = cls(path, isolation, settings)
+            if workspace.user is not None:
+                parent.chmod(0o711)
             if source is not None:
                 copy = asyncio.to_thread(
                     shutil.copytree, source, path, symlinks=True, dirs_exist_ok=True
@@ -187,7 +217,7 @@ class Workspace:
             await _uninterrupted(asyncio.to_thread(workspace._hand_over_tree))
             yield workspace
         finally:
-            await _uninterrupted(asyncio.to_thread(_remove_tree, path))
+            await _uninterrupted(asyncio.to_thread(_remove_tree, parent))
 
     def hand_over(self, path: Path) -> None:
         """Give `path` (a file the server wrote in the workspace) and its folders up to the
@@ -230,12 +260,9 @@ class Workspace:
         if not args:
             raise ValueError("no command to run")
         mode = self.settings.network_for(network)
-        isolation = NO_ISOLATION
-        if mode != "full":
-            if self._isolation is not None:
-                isolation = self._isolation
-            else:
-                isolation = await asyncio.to_thread(network_isolation)
+        isolation = self._isolation
+        if isolation is None:
+            isolation = await asyncio.to_thread(network_isolation)
         switch = self.user.switch_argv() if self.user is not None else []
         limits = self.settings.limits_argv(timeout_s)
         args = [*limits, *isolation.wrap(args, mode, switch)]

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import stat
+import subprocess
 import tempfile
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
@@ -33,6 +35,7 @@ AS_ROOT = os.geteuid() == 0
 NOBODY = 65534
 AGENT_UID = NOBODY if AS_ROOT else os.geteuid()
 ISOLATION = network_isolation()
+OWN_PROC = "--mount-proc" in ISOLATION.prefix  # commands get their own PID namespace and /proc
 needs_root = pytest.mark.skipif(not AS_ROOT, reason="only root can switch users")
 
 
@@ -97,13 +100,40 @@ def root_only_file() -> Iterator[Path]:
 
 
 @needs_root
-def test_the_agent_user_cannot_read_the_servers_files_or_environment(root_only_file: Path) -> None:
-    assert os.stat("/proc/1").st_uid == 0
-    command = f"cat {root_only_file}; cat /proc/1/environ; cat /proc/{os.getpid()}/environ"
-    result = run(in_workspace(command))
-    assert b"sk-secret" not in result.stdout
+@pytest.mark.parametrize("mode", ["none", "loopback", "full"])
+def test_the_agent_user_cannot_read_the_servers_files_or_environment(
+    monkeypatch: pytest.MonkeyPatch, root_only_file: Path, mode: NetworkMode
+) -> None:
+    full_allowed(monkeypatch)
+    server = f"/proc/{os.getpid()}/environ"
+    result = run(in_workspace(f"cat {root_only_file}; cat {server}", network=mode))
     assert result.stdout == b""
-    assert result.stderr.count(b"Permission denied") == 3, result.stderr
+    assert result.stderr.count(b"Permission denied") == 1 + (not OWN_PROC), result.stderr
+    if OWN_PROC:  # the server's processes are not even there
+        assert b"No such file" in result.stderr
+    if not OWN_PROC:
+        assert os.stat("/proc/1").st_uid == 0
+        result = run(in_workspace("cat /proc/1/environ", network=mode))
+        assert (result.stdout, b"Permission denied" in result.stderr) == (b"", True)
+
+
+@needs_root
+def test_other_runs_processes_are_hidden_where_namespaces_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Runs executing at once share the agent user: where the command has its own /proc, one
+    cannot read another's environment (its API key)."""
+    full_allowed(monkeypatch)
+    other = subprocess.Popen(
+        ["sleep", "60"], env={"PATH": os.defpath, "OTHER_RUNS_KEY": "sk-other"}, user=NOBODY
+    )
+    try:
+        for mode in ("none", "loopback", "full"):
+            found = run(in_workspace("cat /proc/[0-9]*/environ | tr '\\0' '\\n'", network=mode))
+            assert (b"OTHER_RUNS_KEY=sk-other" in found.stdout) is (not OWN_PROC), mode
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_root_is_refused_unless_the_operator_allows_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -320,7 +350,9 @@ def test_an_environment_asking_for_more_than_the_cap_is_refused_at_creation() ->
     def environment(agent: dict[str, Any]) -> Any:
         return parse_environment({"name": "e", "agent": agent})
 
-    full_llm = environment({"kind": "llm", "provider": "openai", "model": "m", "network": True})
+    llm = {"kind": "llm", "provider": "openai", "model": "m", "network": True}
+    check_network(environment(llm), "none")  # without the shell tool it runs no commands
+    full_llm = environment({**llm, "tools": ["shell"]})
     assert full_llm.agent.network == "full"  # the original boolean still means full / none
     with pytest.raises(InvalidInput) as caught:
         check_network(full_llm, "loopback")
@@ -350,9 +382,41 @@ def test_a_command_agent_asking_for_more_than_the_cap_ends_errored() -> None:
         run(CommandRunner(server_env={}).run(req))
 
 
-def test_the_workspace_is_private_to_the_agent_user() -> None:
-    async def go() -> int:
-        async with Workspace.create(None, "run_mode") as workspace:
-            return stat.S_IMODE(workspace.path.stat().st_mode)
+def test_another_runs_workspace_cannot_be_found() -> None:
+    """Runs share the agent user, so each workspace hides behind a folder only root lists."""
 
-    assert run(go()) == 0o700
+    async def go() -> None:
+        async with (
+            Workspace.create(None, "run_mine") as mine,
+            Workspace.create(None, "run_other") as other,
+        ):
+            (other.path / "answer.txt").write_text("the other tenant's\n")
+            assert stat.S_IMODE(other.path.stat().st_mode) == 0o700
+            command = f"ls {other.path.parent}; cat /tmp/tpc-*/answer.txt /tmp/tpc-*/*/answer.txt"
+            result = await mine.run(command, timeout_s=30)
+            assert b"the other tenant's" not in result.stdout
+            if AS_ROOT:
+                assert stat.S_IMODE(other.path.parent.stat().st_mode) == 0o711
+                assert b"Permission denied" in result.stderr
+
+    run(go())
+
+
+@pytest.mark.parametrize("mode", ["none", "full"])
+def test_postgresqls_unix_sockets_are_hidden_where_commands_get_a_mount_namespace(
+    monkeypatch: pytest.MonkeyPatch, mode: NetworkMode
+) -> None:
+    """No network namespace takes a Unix socket away (PostgreSQL with `trust` would let the
+    agent in as any database user): an empty folder is mounted over its folder."""
+    sockets = Path("/run/postgresql")
+    if not sockets.is_dir() or not any(p.name.startswith(".s.PGSQL") for p in sockets.iterdir()):
+        pytest.skip("no PostgreSQL sockets on this machine")
+    full_allowed(monkeypatch)
+    result = run(in_workspace(f"ls -A {sockets} /var/run/postgresql", network=mode))
+    hidden = OWN_PROC and not ISOLATION.user_namespace
+    assert (b".s.PGSQL" not in result.stdout) is hidden, result.stdout
+    if hidden and shutil.which("psql"):
+        login = run(in_workspace(f"psql -h {sockets} -U postgres -c 'select 1'", network=mode))
+        assert login.exit_code != 0
+        assert b"No such file" in login.stderr, login.stderr
+    assert any(p.name.startswith(".s.PGSQL") for p in sockets.iterdir())  # the host keeps it
