@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import os
 import re
@@ -90,8 +91,9 @@ class Isolation:
         """Whether it is an unprivileged namespace (which a switched user can still enter)."""
         return "--map-current-user" in self.prefix or "--map-root-user" in self.prefix
 
-    def wrap(self, argv: list[str], mode: NetworkMode, switch: list[str]) -> list[str]:
-        """`argv` with network `mode`, run as the user `switch` (a `setpriv …`) changes to.
+    def wrap(self, argv: list[str], mode: NetworkMode, switch: list[str]) -> tuple[list[str], bool]:
+        """`argv` with network `mode`, run as the user `switch` (a `setpriv …`) changes to,
+        and whether a signal that ends the command is told by an exit code of 128 + signal.
 
         A privileged namespace is entered as root and the user switched inside it, after `lo`
         is up; an unprivileged one is entered after switching (the user then creates it).
@@ -101,7 +103,7 @@ class Isolation:
             has_pid = "--mount-proc" in prefix
             prefix = tuple(flag for flag in prefix if flag != "--net") if has_pid else ()
         if not prefix:
-            return [*switch, *argv]
+            return [*switch, *argv], False
         outer, inner = (switch, []) if self.user_namespace else ([], switch)
         setup = []
         if "--mount-proc" in prefix:  # a mount namespace of its own
@@ -109,10 +111,17 @@ class Isolation:
         if mode == "loopback" and self.loopback:
             setup.append(_BRING_UP_LOOPBACK)
         command = [*inner, *argv]
+        with_init = "--pid" in prefix
+        if with_init:
+            # A shell, not the command, is the namespace's process 1: the command then gets
+            # signals it has no handler for (SIGTERM first), and how it ended is told by an
+            # exit code (`unshare` fails to pass a signal on).
+            setup.append('"$@"; exit $?')
+        elif setup:
+            setup.append('exec "$@"')
         if setup:
-            script = "; ".join([*setup, 'exec "$@"'])
-            command = ["/bin/sh", "-c", script, "sh", *command]
-        return [*outer, *prefix, "--", *command]
+            command = ["/bin/sh", "-c", "; ".join(setup), "sh", *command]
+        return [*outer, *prefix, "--", *command], with_init
 
 
 NO_ISOLATION = Isolation((), False)
@@ -265,7 +274,8 @@ class Workspace:
             isolation = await asyncio.to_thread(network_isolation)
         switch = self.user.switch_argv() if self.user is not None else []
         limits = self.settings.limits_argv(timeout_s)
-        args = [*limits, *isolation.wrap(args, mode, switch)]
+        wrapped, signal_as_code = isolation.wrap(args, mode, switch)
+        args = [*limits, *wrapped]
         loop = asyncio.get_running_loop()
         start = loop.subprocess_exec(
             lambda: _Protocol(on_stdout_line),
@@ -300,6 +310,8 @@ class Workspace:
             await _uninterrupted(_end(transport, protocol, transport.get_pid()))
             raise asyncio.CancelledError
         result = await _supervise(transport, protocol, timeout_s, stdin)
+        if signal_as_code and result.exit_code is not None and result.exit_code > 128:
+            result = dataclasses.replace(result, exit_code=128 - result.exit_code)
         return _unwrapped_start_failure(result)
 
     async def check(self, command: str, *, timeout_s: float) -> bool:
@@ -330,7 +342,7 @@ class Workspace:
 # How the wrappers (prlimit, setpriv, unshare, the loopback's `sh`) say that the command
 # itself could not be started.
 _START_FAILURE = re.compile(
-    rb"(?:(?:prlimit|setpriv|unshare): failed to execute|sh: \d+: exec:) (.+): ([^:\n]+)\n?"
+    rb"(?:(?:prlimit|setpriv|unshare): failed to execute|sh: \d+:(?: exec:)?) (.+): ([^:\n]+)\n?"
 )
 
 

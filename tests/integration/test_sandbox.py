@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -74,7 +75,7 @@ def test_commands_run_as_the_agent_user_in_a_workspace_it_owns(tmp_path: Path) -
             result = await workspace.run(
                 "id -u; echo $USER; cat private.txt; echo made > new.txt", timeout_s=30
             )
-            assert result.stderr == b""
+            assert b"unshare" not in result.stderr  # the shell in between may say "Killed"
             lines = result.stdout.decode().splitlines()
             assert lines[0] == str(AGENT_UID)
             assert lines[2] == "the template's"
@@ -246,6 +247,14 @@ def test_a_file_larger_than_the_limit_cannot_be_written(monkeypatch: pytest.Monk
             return (workspace.path / "big").stat().st_size
 
     assert run(go()) == 1024 * 1024
+
+
+def test_a_command_past_its_cpu_seconds_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TPC_AGENT_CPU_S", "1")
+    result = run(in_workspace("while :; do :; done", timeout_s=120))
+    assert not result.timed_out
+    assert result.exit_code in (-signal.SIGXCPU, -signal.SIGKILL), result
+    assert b"unshare" not in result.stderr  # the shell in between may say "Killed"
 
 
 def test_without_limits_prlimit_is_not_in_the_way(monkeypatch: pytest.MonkeyPatch) -> None:
