@@ -9,10 +9,11 @@ and HOME, in a new session (process group) with a minimal clean environment: the
 secrets never leak into an agent's commands. When a command ends, times out or its task is
 cancelled, its whole process group is killed, so nothing it started outlives it.
 
-Network `none` and `loopback` run a command in its own network namespace (and PID namespace,
-so even a process that starts its own session dies with the command) when `unshare` works
-here; where it does not, they only get proxy variables pointing at a closed port (see
-docs/environments.md: that stops well-behaved HTTP clients, not a determined program).
+Where `unshare` works here, every command gets its own PID namespace and /proc (so even a
+process that starts its own session dies with the command, and other runs' processes cannot
+be seen), and network `none` and `loopback` their own network namespace; where it does not,
+those only get proxy variables pointing at a closed port (see docs/environments.md: that
+stops well-behaved HTTP clients, not a determined program).
 """
 
 from __future__ import annotations
