@@ -28,7 +28,7 @@ from infra.runners.base import RunnerError, RunRequest
 from infra.runners.command import CommandRunner
 from infra.runners.sandbox import SandboxError, SandboxSettings
 from infra.runners.tools import build_toolbox
-from infra.runners.workspace import CLOSED_PROXY, Workspace, network_isolation
+from infra.runners.workspace import CLOSED_PROXY, NO_ISOLATION, Workspace, network_isolation
 from infra.settings import SettingsError
 
 T = TypeVar("T")
@@ -429,3 +429,17 @@ def test_postgresqls_unix_sockets_are_hidden_where_commands_get_a_mount_namespac
         assert login.exit_code != 0
         assert b"No such file" in login.stderr, login.stderr
     assert any(p.name.startswith(".s.PGSQL") for p in sockets.iterdir())  # the host keeps it
+
+
+def test_without_namespaces_the_user_and_the_limits_still_hold() -> None:
+    """What a machine where `unshare` works nowhere gives (as if the probe found nothing)."""
+
+    async def go() -> bytes:
+        async with Workspace.create(None, "run_plain", isolation=NO_ISOLATION) as workspace:
+            result = await workspace.run("id -u; env; cat /proc/self/limits", timeout_s=30)
+            return bytes(result.stdout)
+
+    out = run(go())
+    assert out.startswith(f"{AGENT_UID}\n".encode())
+    assert f"https_proxy={CLOSED_PROXY}".encode() in out  # the cap, loopback: no namespace
+    assert b"Max file size             1073741824" in out
