@@ -265,7 +265,7 @@ async def _bare_calls(setup: Setup, docs: Path) -> Bare:
     agent = LlmAgent.model_validate(agent_definition(setup, docs))
     with tempfile.TemporaryDirectory(prefix="tpc-orchestration-bare-") as tmp:
         toolbox = build_toolbox(
-            agent.tools, Workspace(Path(tmp)), docs, network=False, shell_timeout_s=1.0
+            agent.tools, Workspace(Path(tmp)), docs, network="none", shell_timeout_s=1.0
         )
         found = await toolbox.call("search_docs", {"query": QUERY})
     providers = Providers(ProviderSettings(concurrency=setup.concurrency))

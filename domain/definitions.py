@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from domain.errors import InvalidInput
+from domain.network_policy import NetworkMode, network_mode
 from domain.problems import problems_from_pydantic
 from domain.signals.matching import RegexError, compile_regex
 
@@ -130,13 +131,19 @@ class LlmAgent(_Definition):
     tools: list[ToolName] = Field(default_factory=lambda: list(DEFAULT_TOOLS))
     docs: str | None = None
     workspace: str | None = Field(None, description="Template folder copied into each run.")
-    network: bool = Field(False, description="Whether `shell` commands may use the network.")
+    # `shell` commands' network: none, loopback or full (true / false mean full / none).
+    network: NetworkMode = Field("none", description="The network `shell` commands get.")
     shell_timeout_s: float = Field(60.0, gt=0, le=3_600)
     max_steps: int = Field(30, ge=1, le=500)
     max_tokens: int = Field(4096, ge=1, le=200_000, description="Per model response.")
     temperature: float | None = Field(None, ge=0, le=2)
 
     _check_model = field_validator("model")(_non_empty)
+
+    @field_validator("network", mode="before")
+    @classmethod
+    def _network_names(cls, value: object) -> NetworkMode:
+        return network_mode(value)
 
 
 class CommandAgent(_Definition):
@@ -154,6 +161,8 @@ class CommandAgent(_Definition):
     # Where the transcript is written: stdout (default) or a file relative to the workspace.
     output_file: str | None = None
     model: str | None = Field(None, description="The agent's model, for stats and prices.")
+    # none, loopback or full; unset: the most the operator allows (TPC_AGENT_NETWORK_MAX).
+    network: NetworkMode | None = None
 
     @field_validator("command")
     @classmethod

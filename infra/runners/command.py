@@ -15,7 +15,7 @@ import re
 import shlex
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from domain.definitions import CommandAgent
@@ -52,11 +52,13 @@ class CommandRunner:
         stream = _Stream(parser_for(agent.transcript_format, prompt), request.progress)
         started = datetime.now(UTC)
         async with Workspace.create(agent.workspace, request.run_id) as workspace:
+            # Refused before the agent starts when the environment asks for too much.
+            network = workspace.settings.network_for(agent.network)
             result = await workspace.run(
                 argv,
                 timeout_s=limit,
                 env=env,
-                network=True,  # agent CLIs call their model's API
+                network=network,
                 stdin=stdin,
                 on_stdout_line=None if output_file else stream.line,
             )
@@ -185,9 +187,22 @@ async def _read_output_file(
         if result.exit_code != 0:
             raise RunnerError(_exit_message(result))
         raise RunnerError(f"the agent did not write its transcript to {output_file}")
-    data = await asyncio.to_thread(path.read_bytes)
+    data = await asyncio.to_thread(_read_inside, workspace.path, path, output_file)
     for line in data.split(b"\n"):
         stream.line(line)
+
+
+def _read_inside(root: Path, path: Path, output_file: PurePosixPath) -> bytes:
+    """The file's bytes, refusing a symlink that leads outside the workspace: the agent's user
+    could otherwise have the server read (and show) a file only the server may read."""
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise RunnerError(f"output_file {output_file} leads outside the workspace (a symlink)")
+    try:
+        descriptor = os.open(path.resolve(), os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as error:
+        raise RunnerError(f"cannot read output_file {output_file}: {error.strerror}") from None
+    with os.fdopen(descriptor, "rb") as file:
+        return file.read()
 
 
 def _relative(output_file: str) -> PurePosixPath:

@@ -70,7 +70,10 @@ async def workspace_sandbox(agent: LlmAgent, run_id: str) -> AsyncIterator[Sandb
             agent.tools,
             workspace,
             Path(agent.docs).expanduser() if agent.docs else None,
-            network=agent.network,
+            # Refused here, before the first step, when the operator allows less.
+            network=workspace.settings.network_for(agent.network)
+            if "shell" in agent.tools
+            else "none",
             shell_timeout_s=agent.shell_timeout_s,
         )
         yield Sandbox(toolbox, workspace)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from domain.network_policy import NetworkMode
 from infra.runners.base import RunnerError
 from infra.runners.toolbox import Toolbox, ToolResult, ToolSpec
 from infra.runners.workspace import CommandResult, Workspace
@@ -54,7 +55,7 @@ def build_toolbox(
     workspace: Workspace,
     docs: Path | None,
     *,
-    network: bool,
+    network: NetworkMode,
     shell_timeout_s: float,
 ) -> Toolbox:
     """The named tools over one run's workspace and docs folder.
@@ -138,7 +139,7 @@ class WorkspaceToolbox:
         tools: Sequence[str],
         workspace: Workspace,
         docs: Path | None,
-        network: bool,
+        network: NetworkMode,
         shell_timeout_s: float,
     ) -> None:
         self._specs = tuple(SPECS[name] for name in dict.fromkeys(tools))
@@ -254,6 +255,7 @@ class WorkspaceToolbox:
         def write() -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
+            self._workspace.hand_over(target)  # the agent's commands may change it
 
         try:
             await asyncio.to_thread(write)

@@ -1,25 +1,30 @@
 """Per-run workspaces: a fresh folder for each run, and the commands run inside it.
 
 A workspace is a temporary directory with the environment's template folder copied in,
-removed when the run ends (also when it is cancelled). Commands run with the workspace as
-their working directory and HOME, in a new session (process group) with a minimal clean
-environment: the server's secrets never leak into an agent's commands. When a command ends,
-times out or its task is cancelled, its whole process group is killed, so nothing it started
-outlives it.
+owned by the user commands run as, and removed when the run ends (also when it is
+cancelled). Every product-supplied command runs here (`Workspace.run`), sandboxed by the
+operator's settings (sandbox.py): as an unprivileged user, under resource limits, with the
+network its environment may have. Commands run with the workspace as their working directory
+and HOME, in a new session (process group) with a minimal clean environment: the server's
+secrets never leak into an agent's commands. When a command ends, times out or its task is
+cancelled, its whole process group is killed, so nothing it started outlives it.
 
-Commands without network run in their own network namespace (and PID namespace, so even a
-process that starts its own session dies with the command) when `unshare` works here; where
-it does not, they only get proxy variables pointing at a closed port (see
-docs/environments.md: that stops well-behaved HTTP clients, not a determined program).
+Where `unshare` works here, every command gets its own PID namespace and /proc (so even a
+process that starts its own session dies with the command, and other runs' processes cannot
+be seen), and network `none` and `loopback` their own network namespace; where it does not,
+those only get proxy variables pointing at a closed port (see docs/environments.md: that
+stops well-behaved HTTP clients, not a determined program).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import os
 import re
+import secrets
 import shutil
 import signal
 import stat
@@ -31,7 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from domain.network_policy import NetworkMode
 from infra.runners.base import RunnerError
+from infra.runners.sandbox import AgentUser, SandboxSettings
+from infra.settings import SettingsError
 
 T = TypeVar("T")
 
@@ -44,6 +52,16 @@ READ_CHUNK = 65_536
 CLOSED_PROXY = "http://127.0.0.1:9"
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 _INHERITED = ("PATH", "LANG", "USER", "LOGNAME", "TZ")
+# Run as root inside a new network namespace: its `lo` starts down; up, commands can serve
+# and call localhost (their own, not the host's).
+_BRING_UP_LOOPBACK = "ip link set lo up >/dev/null 2>&1"
+# Run as root inside a new mount namespace (private: nothing reaches the host's): an empty
+# folder over PostgreSQL's Unix sockets, which no network namespace takes away.
+_HIDDEN_FOLDERS = ("/run/postgresql", "/var/run/postgresql")
+_HIDE = "; ".join(
+    f"[ -d {folder} ] && mount -t tmpfs -o size=4k,mode=755 hidden {folder} >/dev/null 2>&1"
+    for folder in _HIDDEN_FOLDERS
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +78,7 @@ class CommandResult:
 
 @dataclass(frozen=True, slots=True)
 class Isolation:
-    """How this machine isolates commands that may not use the network."""
+    """How this machine gives commands a network namespace of their own."""
 
     prefix: tuple[str, ...]  # the `unshare …` command that wraps them; empty: none works
     loopback: bool  # whether the namespace's loopback interface can be brought up
@@ -69,24 +87,57 @@ class Isolation:
     def namespaced(self) -> bool:
         return bool(self.prefix)
 
-    def wrap(self, argv: list[str]) -> list[str]:
-        if not self.prefix:
-            return argv
-        if self.loopback:
-            # The new namespace's `lo` starts down; up, commands can serve and call localhost.
-            bring_up = 'ip link set lo up >/dev/null 2>&1; exec "$@"'
-            return [*self.prefix, "--", "/bin/sh", "-c", bring_up, "sh", *argv]
-        return [*self.prefix, "--", *argv]
+    @property
+    def user_namespace(self) -> bool:
+        """Whether it is an unprivileged namespace (which a switched user can still enter)."""
+        return "--map-current-user" in self.prefix or "--map-root-user" in self.prefix
+
+    def wrap(self, argv: list[str], mode: NetworkMode, switch: list[str]) -> tuple[list[str], bool]:
+        """`argv` with network `mode`, run as the user `switch` (a `setpriv …`) changes to,
+        and whether a signal that ends the command is told by an exit code of 128 + signal.
+
+        A privileged namespace is entered as root and the user switched inside it, after `lo`
+        is up; an unprivileged one is entered after switching (the user then creates it).
+        `full` keeps the host's network but still gets the PID namespace and its /proc."""
+        prefix = self.prefix
+        if mode == "full":
+            has_pid = "--mount-proc" in prefix
+            prefix = tuple(flag for flag in prefix if flag != "--net") if has_pid else ()
+        if not prefix:
+            return [*switch, *argv], False
+        outer, inner = (switch, []) if self.user_namespace else ([], switch)
+        setup = []
+        if "--mount-proc" in prefix:  # a mount namespace of its own
+            setup.append(_HIDE)
+        if mode == "loopback" and self.loopback:
+            setup.append(_BRING_UP_LOOPBACK)
+        command = [*inner, *argv]
+        with_init = "--pid" in prefix
+        if with_init:
+            # A shell, not the command, is the namespace's process 1: the command then gets
+            # signals it has no handler for (SIGTERM first), and how it ended is told by an
+            # exit code (`unshare` fails to pass a signal on).
+            setup.append('"$@"; exit $?')
+        elif setup:
+            setup.append('exec "$@"')
+        if setup:
+            command = ["/bin/sh", "-c", "; ".join(setup), "sh", *command]
+        return [*outer, *prefix, "--", *command], with_init
 
 
 NO_ISOLATION = Isolation((), False)
 # Tried in order: privileged (keeps the user id, can bring `lo` up), then with a user
 # namespace that keeps the user id, then one that maps it to root; each with a PID namespace
-# first, then without (some containers forbid it).
+# and its own /proc first (other runs' processes, their environment and working folder then
+# cannot be seen), then a PID namespace alone, then neither (some containers forbid them).
 _CANDIDATES: tuple[tuple[str, ...], ...] = tuple(
     (*net, *user)
     for user in ((), ("--map-current-user",), ("--map-root-user",))
-    for net in (("--net", "--pid", "--kill-child"), ("--net",))
+    for net in (
+        ("--net", "--pid", "--kill-child", "--mount-proc"),
+        ("--net", "--pid", "--kill-child"),
+        ("--net",),
+    )
 )
 
 
@@ -113,21 +164,40 @@ def network_isolation() -> Isolation:
 
 
 class Workspace:
-    """A run's private folder and the commands run in it (see the module's docstring)."""
+    """A run's private folder and the commands run in it (see the module's docstring).
 
-    def __init__(self, path: Path, isolation: Isolation | None = None) -> None:
+    `settings` default to `SandboxSettings.from_env()`; `isolation` overrides the probed
+    network isolation (tests use `NO_ISOLATION`). Raises RunnerError when the settings do not
+    allow commands to run at all (a bad TPC_AGENT_* value, root without permission)."""
+
+    def __init__(
+        self,
+        path: Path,
+        isolation: Isolation | None = None,
+        settings: SandboxSettings | None = None,
+    ) -> None:
         self.path = path
         self._isolation = isolation
+        if settings is None:
+            try:
+                settings = SandboxSettings.from_env()
+            except SettingsError as error:
+                raise RunnerError(str(error)) from None
+        self.settings = settings
+        self.user: AgentUser | None = settings.agent_user()  # None: this process's own user
 
     @classmethod
     @contextlib.asynccontextmanager
     async def create(
-        cls, template: str | None, run_id: str, *, isolation: Isolation | None = None
+        cls,
+        template: str | None,
+        run_id: str,
+        *,
+        isolation: Isolation | None = None,
+        settings: SandboxSettings | None = None,
     ) -> AsyncIterator[Workspace]:
-        """A fresh temporary folder with `template`'s contents, removed on exit.
-
-        `isolation` overrides the probed network isolation (tests use `NO_ISOLATION`).
-        """
+        """A fresh temporary folder with `template`'s contents, owned by the user commands
+        run as, removed on exit."""
         source = Path(template).expanduser() if template else None
         if source is not None and not source.is_dir():
             raise RunnerError(
@@ -136,8 +206,15 @@ class Workspace:
                 "runs)"
             )
         safe_id = re.sub(r"[^A-Za-z0-9_-]", "_", run_id)[:40]
-        path = Path(tempfile.mkdtemp(prefix=f"tpc-{safe_id}-"))
+        # The workspace is a folder with a secret name in a folder only root may list: other
+        # runs' commands (the same agent user) see `/tmp/tpc-…` but cannot find their way in.
+        parent = Path(tempfile.mkdtemp(prefix=f"tpc-{safe_id}-"))
+        path = parent / f"tpc-{safe_id}-{secrets.token_hex(16)}"
         try:
+            path.mkdir(mode=0o700)
+            workspace = cls(path, isolation, settings)
+            if workspace.user is not None:
+                parent.chmod(0o711)
             if source is not None:
                 copy = asyncio.to_thread(
                     shutil.copytree, source, path, symlinks=True, dirs_exist_ok=True
@@ -147,9 +224,29 @@ class Workspace:
                 except (OSError, shutil.Error) as error:
                     message = f"cannot copy workspace template {template!r}: {error}"
                     raise RunnerError(message) from None
-            yield cls(path, isolation)
+            await _uninterrupted(asyncio.to_thread(workspace._hand_over_tree))
+            yield workspace
         finally:
-            await _uninterrupted(asyncio.to_thread(_remove_tree, path))
+            await _uninterrupted(asyncio.to_thread(_remove_tree, parent))
+
+    def hand_over(self, path: Path) -> None:
+        """Give `path` (a file the server wrote in the workspace) and its folders up to the
+        workspace to the user commands run as, so they can change it."""
+        if self.user is None:
+            return
+        for each in (path, *path.parents):
+            if each == self.path:
+                break
+            os.lchown(each, self.user.uid, self.user.gid)
+
+    def _hand_over_tree(self) -> None:
+        if self.user is None:
+            return
+        uid, gid = self.user.uid, self.user.gid
+        os.chown(self.path, uid, gid)
+        for folder, names, files in os.walk(self.path):
+            for name in (*names, *files):
+                os.lchown(os.path.join(folder, name), uid, gid)
 
     async def run(
         self,
@@ -157,12 +254,14 @@ class Workspace:
         *,
         timeout_s: float,
         env: Mapping[str, str] | None = None,
-        network: bool = False,
+        network: NetworkMode | None = None,
         stdin: bytes | None = None,
         on_stdout_line: Callable[[bytes], None] | None = None,
     ) -> CommandResult:
         """Run a command in the workspace: a string through `/bin/sh -c`, a list as is.
 
+        It runs as `self.user`, under the resource limits, with `network` (None: the most the
+        operator allows; more than that raises SandboxError, a RunnerError).
         `on_stdout_line` receives every line of stdout as it arrives (without its newline, and
         whole, however long); an exception it raises stops the command and propagates.
         A command that cannot be started gives exit code 127 and the reason on stderr.
@@ -170,19 +269,20 @@ class Workspace:
         args = ["/bin/sh", "-c", argv] if isinstance(argv, str) else list(argv)
         if not args:
             raise ValueError("no command to run")
-        isolation = NO_ISOLATION
-        if not network:
-            if self._isolation is not None:
-                isolation = self._isolation
-            else:
-                isolation = await asyncio.to_thread(network_isolation)
-            args = isolation.wrap(args)
+        mode = self.settings.network_for(network)
+        isolation = self._isolation
+        if isolation is None:
+            isolation = await asyncio.to_thread(network_isolation)
+        switch = self.user.switch_argv() if self.user is not None else []
+        limits = self.settings.limits_argv(timeout_s)
+        wrapped, signal_as_code = isolation.wrap(args, mode, switch)
+        args = [*limits, *wrapped]
         loop = asyncio.get_running_loop()
         start = loop.subprocess_exec(
             lambda: _Protocol(on_stdout_line),
             *args,
             cwd=self.path,
-            env=self._environment(env, network, isolation),
+            env=self._environment(env, mode, isolation),
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -210,26 +310,50 @@ class Workspace:
         if cancelled:
             await _uninterrupted(_end(transport, protocol, transport.get_pid()))
             raise asyncio.CancelledError
-        return await _supervise(transport, protocol, timeout_s, stdin)
+        result = await _supervise(transport, protocol, timeout_s, stdin)
+        if signal_as_code and result.exit_code is not None and result.exit_code > 128:
+            result = dataclasses.replace(result, exit_code=128 - result.exit_code)
+        return _unwrapped_start_failure(result)
 
     async def check(self, command: str, *, timeout_s: float) -> bool:
         """The task's `command` success criterion: exit 0 through `/bin/sh -c` here. It is the
-        task author's check, not the agent's, so it may use the network."""
-        result = await self.run(command, timeout_s=timeout_s, network=True)
+        task author's check, not the agent's: it gets the most network the operator allows,
+        but is sandboxed like the agent (a task author is a tenant too)."""
+        result = await self.run(command, timeout_s=timeout_s)
         return not result.timed_out and result.exit_code == 0
 
     def _environment(
-        self, extra: Mapping[str, str] | None, network: bool, isolation: Isolation
+        self, extra: Mapping[str, str] | None, mode: NetworkMode, isolation: Isolation
     ) -> dict[str, str]:
         env = {key: os.environ[key] for key in _INHERITED if key in os.environ}
         env.setdefault("PATH", os.defpath)
         env.setdefault("LANG", "C.UTF-8")
+        if self.user is not None:
+            env["USER"] = env["LOGNAME"] = self.user.name
+            path = env["PATH"].split(os.pathsep)
+            env["PATH"] = os.pathsep.join(p for p in path if self.user.can_enter(p))
         env["HOME"] = str(self.path)
         env.update(extra or {})
-        if not network and not isolation.namespaced:
+        if mode != "full" and not isolation.namespaced:
             env.update(dict.fromkeys(_PROXY_VARS, CLOSED_PROXY))
             env["no_proxy"] = env["NO_PROXY"] = ""
         return env
+
+
+# How the wrappers (prlimit, setpriv, unshare, the loopback's `sh`) say that the command
+# itself could not be started.
+_START_FAILURE = re.compile(
+    rb"(?:(?:prlimit|setpriv|unshare): failed to execute|sh: \d+:(?: exec:)?) (.+): ([^:\n]+)\n?"
+)
+
+
+def _unwrapped_start_failure(result: CommandResult) -> CommandResult:
+    """A command that could not be started, told as if it had been started directly."""
+    found = _START_FAILURE.fullmatch(result.stderr) if result.exit_code in (126, 127) else None
+    if found is None:
+        return result
+    message = found.group(1) + b": cannot run: " + found.group(2) + b"\n"
+    return CommandResult(127, result.stdout, message, result.timed_out)
 
 
 class _Protocol(asyncio.SubprocessProtocol):

@@ -1,10 +1,12 @@
 """A `command` environment end to end: the real CLI creates it from a YAML file, a real
 `tpc serve` runs a fake agent CLI (a Python script printing Claude Code's stream-json and
-writing a file) in a fresh workspace per run, and the iteration completes with the agent's
-stats and the task's `command` criterion checked in that workspace."""
+writing a file) in a fresh workspace per run, as the unprivileged agent user when the server
+is root, and the iteration completes with the agent's stats and the task's `command`
+criterion checked in that workspace."""
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ FAKE_AGENT = """
 import json, os, sys
 
 prompt = sys.argv[1]
+said = f"Writing the answer as uid {os.getuid()}."
 cost = float(os.environ["AGENT_COST"])
 with open("answer.txt", "w") as f:
     f.write(open("template.txt").read().strip() + ": " + prompt)
@@ -30,7 +33,7 @@ def emit(**line):
 emit(type="system", subtype="init", cwd=os.getcwd(), session_id="s1", tools=["Bash", "Write"],
      model="claude-sonnet-4-5", permissionMode="bypassPermissions", apiKeySource="none")
 emit(type="assistant", message={"id": "msg_1", "type": "message", "role": "assistant",
-     "model": "claude-sonnet-4-5", "content": [{"type": "text", "text": "Writing the answer."}],
+     "model": "claude-sonnet-4-5", "content": [{"type": "text", "text": said}],
      "usage": {"input_tokens": 100, "output_tokens": 10}}, parent_tool_use_id=None)
 emit(type="assistant", message={"id": "msg_1", "type": "message", "role": "assistant",
      "model": "claude-sonnet-4-5", "content": [{"type": "tool_use", "id": "toolu_1",
@@ -62,11 +65,11 @@ def server(home: Path) -> Iterator[Server]:
 
 
 def test_a_command_environment_runs_an_agent_cli_end_to_end(server: Server, home: Path) -> None:
-    agent = home / "fake_claude.py"
-    agent.write_text(textwrap.dedent(FAKE_AGENT))
     template = home / "template"
     template.mkdir()
     (template / "template.txt").write_text("from the template\n")
+    # In the template, so the agent user (who cannot enter pytest's folders) can read it.
+    (template / "fake_claude.py").write_text(textwrap.dedent(FAKE_AGENT))
     env_file = home / "env.yaml"
     env_file.write_text(
         yaml.safe_dump(
@@ -74,7 +77,7 @@ def test_a_command_environment_runs_an_agent_cli_end_to_end(server: Server, home
                 "name": "fake claude code",
                 "agent": {
                     "kind": "command",
-                    "command": [sys.executable, str(agent), "{prompt}"],
+                    "command": [sys.executable, "fake_claude.py", "{prompt}"],
                     "transcript_format": "claude-stream-json",
                     "workspace": str(template),
                     "env": {"AGENT_COST": "${COST_ON_SERVER}"},
@@ -136,6 +139,9 @@ def test_a_command_environment_runs_an_agent_cli_end_to_end(server: Server, home
     assert transcript["environment_id"] == environment["id"]
     assert [m["role"] for m in transcript["messages"]] == ["user", "assistant", "tool", "assistant"]
     assert transcript["messages"][0]["content"][0]["text"] == "Write the answer to answer.txt"
+    agent_uid = 65534 if os.geteuid() == 0 else os.geteuid()  # the default TPC_AGENT_USER
+    said = transcript["messages"][1]["content"][0]["text"]
+    assert said == f"Writing the answer as uid {agent_uid}."
     assert transcript["final_answer"] == "Done: answer.txt"
 
     results = as_json(server, "sim", "experiment", "results", experiment["id"])

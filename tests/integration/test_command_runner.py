@@ -20,6 +20,15 @@ from tests.integration.test_workspace_tools import gone, marker
 CLAUDE_OUTPUT = FIXTURES / "agent_output" / "claude_stream_json.jsonl"
 
 
+@pytest.fixture(autouse=True)
+def agents_as_this_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These fake agents are this test's python and scripts in pytest's folders, which the
+    unprivileged agent user cannot enter when the tests run as root: they run as this user
+    (test_sandbox.py runs agents as the unprivileged user)."""
+    monkeypatch.setenv("TPC_AGENT_USER", "root")
+    monkeypatch.setenv("TPC_AGENT_ALLOW_ROOT", "1")
+
+
 class Recorder:
     """A RunProgress that keeps every reported message."""
 

@@ -241,3 +241,18 @@ def test_a_provider_failure_errors_the_run_and_keeps_what_happened(fake: FakePro
 def test_a_missing_key_is_a_clear_runner_error(fake: FakeProvider) -> None:
     with pytest.raises(RunnerError, match=r"^OPENAI_API_KEY is not set"):
         run(fake, request(agent("openai")), env={"ANTHROPIC_API_KEY": "k"})
+
+
+def test_a_shell_network_beyond_the_operators_cap_errors_before_the_first_step(
+    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TPC_AGENT_NETWORK_MAX", "loopback")
+    fake.script(Reply.tool("shell", {"command": "true"}), repeat_last=True)
+    with pytest.raises(RunnerError, match="TPC_AGENT_NETWORK_MAX=loopback"):
+        run(fake, request(agent(tools=["shell"], network=True)))
+    assert fake.requests == []
+    # Without the shell tool the agent runs no commands: its `network` does not matter.
+    fake.reset()
+    fake.script(Reply.say("Nothing to run."))
+    outcome = run(fake, request(agent(tools=["search_docs"], network=True)))
+    assert outcome.termination_reason == "completed"

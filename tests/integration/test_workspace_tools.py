@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Iterator
@@ -14,6 +13,7 @@ from typing import TypeVar
 
 import pytest
 
+from domain.network_policy import NetworkMode
 from infra.runners.base import RunnerError
 from infra.runners.toolbox import Toolbox
 from infra.runners.tools import READ_CHARS, build_toolbox
@@ -28,6 +28,13 @@ from infra.runners.workspace import (
 T = TypeVar("T")
 NAMESPACED = network_isolation().namespaced
 needs_namespace = pytest.mark.skipif(not NAMESPACED, reason="no network namespace here")
+
+
+@pytest.fixture(autouse=True)
+def full_network_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests compare network modes: the operator allows them all (the cap's refusals
+    are tested in test_sandbox.py)."""
+    monkeypatch.setenv("TPC_AGENT_NETWORK_MAX", "full")
 
 
 def run(work: Awaitable[T]) -> T:
@@ -83,7 +90,7 @@ def test_the_template_is_copied_and_the_workspace_removed(tmp_path: Path) -> Non
             assert workspace.path.name.startswith("tpc-run_abc_")
             assert (workspace.path / "src" / "app.py").read_text() == "print('hi')\n"
             assert os.readlink(workspace.path / "link") == "src/app.py"
-            result = await workspace.run(["python3", "src/app.py"], timeout_s=30, network=True)
+            result = await workspace.run(["python3", "src/app.py"], timeout_s=30, network="full")
             assert (result.exit_code, result.stdout) == (0, b"hi\n")
             (workspace.path / "made-by-agent").mkdir(mode=0o500)  # read-only: still removed
             return workspace.path
@@ -110,7 +117,7 @@ def test_commands_get_a_minimal_environment_not_the_servers(
     async def go() -> bytes:
         async with Workspace.create(None, "run_env") as workspace:
             result = await workspace.run(
-                "env; pwd", timeout_s=30, env={"GIVEN": "yes"}, network=True
+                "env; pwd", timeout_s=30, env={"GIVEN": "yes"}, network="full"
             )
             assert result.exit_code == 0
             assert f"HOME={workspace.path}\n".encode() in result.stdout
@@ -129,7 +136,7 @@ def test_a_timeout_kills_the_whole_process_group() -> None:
     async def go() -> None:
         async with Workspace.create(None, "run_timeout") as workspace:
             command = f"sh -c 'sleep {mark}' & echo started; wait"
-            result = await workspace.run(command, timeout_s=1, network=True)
+            result = await workspace.run(command, timeout_s=1, network="full")
             assert result.timed_out
             assert result.exit_code is None
             assert result.stdout == b"started\n"
@@ -138,8 +145,8 @@ def test_a_timeout_kills_the_whole_process_group() -> None:
     assert gone(mark)
 
 
-@pytest.mark.parametrize("network", [True, False])
-def test_cancelling_the_run_kills_the_group_and_removes_the_workspace(network: bool) -> None:
+@pytest.mark.parametrize("network", ["full", "none"])
+def test_cancelling_the_run_kills_the_group_and_removes_the_workspace(network: NetworkMode) -> None:
     mark = marker()
     paths: list[Path] = []
 
@@ -169,7 +176,7 @@ def test_a_cancellation_at_any_point_of_the_start_stops_the_command() -> None:
         async with Workspace.create(None, "run_start") as workspace:
             for steps in range(15):
                 command = f"sh -c 'sleep {mark}' & wait"
-                task = asyncio.create_task(workspace.run(command, timeout_s=60, network=True))
+                task = asyncio.create_task(workspace.run(command, timeout_s=60, network="full"))
                 for _ in range(steps):
                     await asyncio.sleep(0)
                 task.cancel()
@@ -186,7 +193,7 @@ def test_what_a_command_leaves_running_ends_with_it() -> None:
     async def go() -> None:
         async with Workspace.create(None, "run_bg") as workspace:
             # The background sleep holds stdout open: the run must not wait for it.
-            result = await workspace.run(f"sleep {mark} & echo left", timeout_s=60, network=True)
+            result = await workspace.run(f"sleep {mark} & echo left", timeout_s=60, network="full")
             assert (result.exit_code, result.stdout, result.timed_out) == (0, b"left\n", False)
 
     run(go())
@@ -199,7 +206,9 @@ def test_without_network_even_a_new_session_dies_with_the_command() -> None:
 
     async def go() -> None:
         async with Workspace.create(None, "run_setsid") as workspace:
-            result = await workspace.run(f"setsid sleep {mark} & echo ok", timeout_s=60)
+            result = await workspace.run(
+                f"setsid sleep {mark} & echo ok", timeout_s=60, network="none"
+            )
             assert result.stdout == b"ok\n"
 
     run(go())
@@ -210,7 +219,7 @@ def test_output_is_capped_and_says_so() -> None:
     async def go() -> None:
         async with Workspace.create(None, "run_big") as workspace:
             command = f"head -c {OUTPUT_LIMIT + 5000} /dev/zero | tr '\\0' x; echo oops >&2"
-            result = await workspace.run(command, timeout_s=60)
+            result = await workspace.run(command, timeout_s=60, network="none")
             assert result.exit_code == 0
             assert result.stdout.startswith(b"x" * OUTPUT_LIMIT)
             assert result.stdout[OUTPUT_LIMIT:] == b"\n[output truncated: 5000 more bytes]\n"
@@ -247,7 +256,7 @@ def test_stdin_lines_and_a_failing_line_handler() -> None:
 def test_a_command_that_cannot_start_exits_127() -> None:
     async def go() -> None:
         async with Workspace.create(None, "run_127") as workspace:
-            result = await workspace.run(["no-such-agent-cli"], timeout_s=30, network=True)
+            result = await workspace.run(["no-such-agent-cli"], timeout_s=30, network="full")
             assert result.exit_code == 127
             assert b"no-such-agent-cli" in result.stderr
 
@@ -264,8 +273,9 @@ def loopback_server() -> Iterator[int]:
 
 
 def connect_script(port: int) -> list[str]:
-    code = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=5); print('ok')"
-    return [sys.executable, "-c", code]
+    # bash's /dev/tcp: a program the agent's unprivileged user can run (this test's python
+    # may live in a folder that user cannot enter).
+    return ["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port} && echo ok"]
 
 
 @needs_namespace
@@ -273,10 +283,12 @@ def test_without_network_a_command_cannot_reach_the_servers_loopback(loopback_se
     async def go() -> None:
         async with Workspace.create(None, "run_net") as workspace:
             allowed = await workspace.run(
-                connect_script(loopback_server), timeout_s=30, network=True
+                connect_script(loopback_server), timeout_s=30, network="full"
             )
             assert (allowed.exit_code, allowed.stdout) == (0, b"ok\n")
-            denied = await workspace.run(connect_script(loopback_server), timeout_s=30)
+            denied = await workspace.run(
+                connect_script(loopback_server), timeout_s=30, network="none"
+            )
             assert denied.exit_code != 0
             assert b"ok" not in denied.stdout
             assert b"Connection refused" in denied.stderr or b"unreachable" in denied.stderr
@@ -287,10 +299,10 @@ def test_without_network_a_command_cannot_reach_the_servers_loopback(loopback_se
 def test_without_namespaces_commands_get_a_closed_proxy() -> None:
     async def go() -> None:
         async with Workspace.create(None, "run_proxy", isolation=NO_ISOLATION) as workspace:
-            denied = await workspace.run("env", timeout_s=30)
+            denied = await workspace.run("env", timeout_s=30, network="none")
             assert f"https_proxy={CLOSED_PROXY}".encode() in denied.stdout
             assert f"HTTP_PROXY={CLOSED_PROXY}".encode() in denied.stdout
-            allowed = await workspace.run("env", timeout_s=30, network=True)
+            allowed = await workspace.run("env", timeout_s=30, network="full")
             assert b"https_proxy=" not in allowed.stdout
 
     run(go())
@@ -342,7 +354,7 @@ def test_the_tools_describe_themselves(docs: Path) -> None:
     async def go() -> None:
         async with Workspace.create(None, "run_specs") as workspace:
             tools = ["search_docs", "read_doc", "shell", "write_file"]
-            toolbox = build_toolbox(tools, workspace, docs, network=False, shell_timeout_s=5)
+            toolbox = build_toolbox(tools, workspace, docs, network="none", shell_timeout_s=5)
             assert [spec.name for spec in toolbox.specs] == tools
             for spec in toolbox.specs:
                 assert len(spec.description) > 40
@@ -356,7 +368,7 @@ def test_search_docs_ranks_matching_files_with_their_lines(docs: Path) -> None:
     async def go() -> None:
         async with Workspace.create(None, "run_search") as workspace:
             toolbox = build_toolbox(
-                ["search_docs"], workspace, docs, network=False, shell_timeout_s=5
+                ["search_docs"], workspace, docs, network="none", shell_timeout_s=5
             )
             result = await toolbox.call("search_docs", {"query": "How to create a customer?"})
             assert not result.is_error
@@ -383,7 +395,9 @@ def test_search_docs_ranks_matching_files_with_their_lines(docs: Path) -> None:
 def test_read_doc_reads_inside_the_docs_only(docs: Path) -> None:
     async def go() -> None:
         async with Workspace.create(None, "run_read") as workspace:
-            toolbox = build_toolbox(["read_doc"], workspace, docs, network=False, shell_timeout_s=5)
+            toolbox = build_toolbox(
+                ["read_doc"], workspace, docs, network="none", shell_timeout_s=5
+            )
             ok = await toolbox.call("read_doc", {"path": "guides/customers.md"})
             assert not ok.is_error and ok.content.startswith("# Customers\n")
             for path in ("../secret.md", "/etc/passwd", "guides/../../secret.md", "~/x.md"):
@@ -409,15 +423,17 @@ def test_read_doc_reads_inside_the_docs_only(docs: Path) -> None:
 def test_doc_tools_without_docs_say_so_and_a_missing_folder_is_an_error(tmp_path: Path) -> None:
     async def go() -> None:
         async with Workspace.create(None, "run_nodocs") as workspace:
-            toolbox = build_toolbox(["read_doc"], workspace, None, network=False, shell_timeout_s=5)
+            toolbox = build_toolbox(
+                ["read_doc"], workspace, None, network="none", shell_timeout_s=5
+            )
             result = await toolbox.call("read_doc", {"path": "a.md"})
             assert result.is_error and "no docs folder" in result.content
             with pytest.raises(RunnerError, match=r"docs folder .* does not exist"):
                 build_toolbox(
-                    ["read_doc"], workspace, tmp_path / "x", network=False, shell_timeout_s=5
+                    ["read_doc"], workspace, tmp_path / "x", network="none", shell_timeout_s=5
                 )
             with pytest.raises(RunnerError, match="unknown tools"):
-                build_toolbox(["browse"], workspace, None, network=False, shell_timeout_s=5)
+                build_toolbox(["browse"], workspace, None, network="none", shell_timeout_s=5)
 
     run(go())
 
@@ -425,7 +441,7 @@ def test_doc_tools_without_docs_say_so_and_a_missing_folder_is_an_error(tmp_path
 def test_shell_reports_exit_codes_output_and_timeouts() -> None:
     async def go() -> None:
         async with Workspace.create(None, "run_shell") as workspace:
-            toolbox = build_toolbox(["shell"], workspace, None, network=False, shell_timeout_s=1)
+            toolbox = build_toolbox(["shell"], workspace, None, network="none", shell_timeout_s=1)
             ok = await toolbox.call("shell", {"command": "echo hello; echo warn >&2"})
             assert (ok.content, ok.is_error) == (
                 "exit code 0\n--- stdout ---\nhello\n\n--- stderr ---\nwarn\n",
@@ -453,7 +469,7 @@ def test_write_file_writes_inside_the_workspace_only(tmp_path: Path) -> None:
         async with Workspace.create(None, "run_write") as workspace:
             (workspace.path / "out").symlink_to(outside)
             toolbox = build_toolbox(
-                ["write_file", "shell"], workspace, None, network=False, shell_timeout_s=5
+                ["write_file", "shell"], workspace, None, network="none", shell_timeout_s=5
             )
             done = await toolbox.call(
                 "write_file", {"path": "src/main.py", "content": "print(1)\n"}
