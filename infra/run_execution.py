@@ -59,6 +59,8 @@ class RunExecution:
         is being saved, it lets the save land before it gives way."""
         service = self._service
         run = await asyncio.to_thread(service.start_run, iteration, planned.run_id)
+        # Read at each attempt: a secret rotated since the trigger is used at once.
+        secrets = await asyncio.to_thread(service.product_secrets, iteration.product_id)
         live = self._live_logs().open(run)
         request = RunRequest(
             run_id=planned.run_id,
@@ -69,6 +71,7 @@ class RunExecution:
             task=iteration.tasks[planned.task_id],
             environment=iteration.environments[planned.environment_id],
             progress=live,
+            secrets=secrets,
         )
         try:
             result = await self._attempt(request)
