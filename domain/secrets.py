@@ -29,7 +29,7 @@ class SecretUnavailable(Exception):
 
 
 def check_secret_name(name: str) -> None:
-    require_safe_text(name, "the secret name")
+    require_safe_text({"name": name}, "the secret name")
     if len(name) > MAX_NAME_LENGTH or not _NAME.match(name):
         raise InvalidInput(
             f"secret name {name[:MAX_NAME_LENGTH]!r} is not valid: use letters, digits and _, "
@@ -41,7 +41,7 @@ def check_secret_name(name: str) -> None:
 def check_secret(name: str, value: str) -> None:
     """Raise `InvalidInput` (422) for a name or value that cannot be stored or used."""
     check_secret_name(name)
-    require_safe_text(value, "the secret value")
+    require_safe_text({"value": value}, "the secret value")
     if len(value.encode()) > MAX_VALUE_BYTES:
         raise InvalidInput(
             f"the value of secret {name} is larger than {MAX_VALUE_BYTES} bytes",
