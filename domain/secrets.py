@@ -42,6 +42,11 @@ def check_secret(name: str, value: str) -> None:
     """Raise `InvalidInput` (422) for a name or value that cannot be stored or used."""
     check_secret_name(name)
     require_safe_text({"value": value}, "the secret value")
+    if not value:
+        # Most likely nothing was piped in; an empty variable can be written literally.
+        raise InvalidInput(
+            f"the value of secret {name} is empty", (("value", "must not be empty"),)
+        )
     if len(value.encode()) > MAX_VALUE_BYTES:
         raise InvalidInput(
             f"the value of secret {name} is larger than {MAX_VALUE_BYTES} bytes",

@@ -113,6 +113,8 @@ def test_refusals_are_clear_and_the_value_is_never_an_argument(store: tuple[str,
     assert bad.returncode == 1 and "secret name '1X' is not valid" in bad.stderr
     unset = tpc(url, "product", "secret", "set", product, "X", "--value-from-env", "NOT_SET_HERE")
     assert unset.returncode == 1 and "NOT_SET_HERE" in unset.stderr
+    empty = tpc(url, "product", "secret", "set", product, "X", stdin="")
+    assert empty.returncode == 1 and "the value of secret X is empty" in empty.stderr
     argv = tpc(url, "product", "secret", "set", product, "X", "the-value")
     assert argv.returncode == 2  # no such argument: a value in argv would show in `ps`
     assert values(url, product) == {}

@@ -109,6 +109,7 @@ def test_secrets_are_set_listed_without_values_rotated_and_erased_per_product(
         ("OK", "a\x00b", "value"),
         ("OK", "\ud800", "value"),
         ("OK", "x" * (MAX_VALUE_BYTES + 1), "value"),
+        ("OK", "", "value"),
     ],
 )
 def test_bad_names_and_values_are_refused(
