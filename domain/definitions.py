@@ -6,6 +6,7 @@ plain JSON, into every iteration that uses them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from domain.errors import InvalidInput
 from domain.network_policy import NetworkMode, network_mode
 from domain.problems import problems_from_pydantic
+from domain.secrets import references, whole_reference
 from domain.signals.matching import RegexError, compile_regex
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -126,7 +128,10 @@ class LlmAgent(_Definition):
     provider: Literal["anthropic", "openai"]
     model: str
     # Any OpenAI- or Anthropic-compatible server; else the provider's *_BASE_URL or default.
+    # The server's key goes only to the endpoints the operator allows (docs/security.md).
     base_url: str | None = None
+    # The product's own key, as a reference to one of its secrets: `${NAME}`.
+    api_key: str | None = None
     system_prompt: str = "You are a developer trying this product. Use the tools to get it done."
     tools: list[ToolName] = Field(default_factory=lambda: list(DEFAULT_TOOLS))
     docs: str | None = None
@@ -144,6 +149,17 @@ class LlmAgent(_Definition):
     @classmethod
     def _network_names(cls, value: object) -> NetworkMode:
         return network_mode(value)
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_is_a_reference(cls, value: str | None) -> str | None:
+        if value is not None and whole_reference(value) is None:
+            # A literal key would be kept in the event log for good and shown by GET.
+            raise ValueError(
+                "must name a product secret, as ${NAME} (set it with `tpc product secret set "
+                "PRODUCT NAME` or PUT /v1/secrets/NAME), never the key itself"
+            )
+        return value
 
 
 class CommandAgent(_Definition):
@@ -185,6 +201,34 @@ class EnvironmentDefinition(_Definition):
     limits: Limits = Field(default_factory=Limits)
 
     _check_name = field_validator("name")(_non_empty)
+
+
+def command_use_in_environment(definition: Mapping[str, Any]) -> str | None:
+    """What in a (parsed, as JSON) environment runs commands on the server, if anything."""
+    agent = definition.get("agent") or {}
+    if agent.get("kind") == "command":
+        return "a `command` agent"
+    if agent.get("kind") == "llm" and "shell" in (agent.get("tools") or ()):
+        return "the llm agent's `shell` tool"
+    return None
+
+
+def command_use_in_task(definition: Mapping[str, Any]) -> str | None:
+    """Whether a (parsed, as JSON) task runs a command on the server: `success.command`."""
+    return "a `success.command`" if (definition.get("success") or {}).get("command") else None
+
+
+def secret_references(definition: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(where, secret name) for every `${NAME}` a (parsed, as JSON) environment uses: its
+    command agent's `env` values and its llm agent's `api_key`."""
+    agent = definition.get("agent") or {}
+    found: list[tuple[str, str]] = []
+    if agent.get("kind") == "command":
+        for key, value in (agent.get("env") or {}).items():
+            found.extend((f"agent.env.{key}", name) for name in references([value]))
+    if agent.get("kind") == "llm" and agent.get("api_key"):
+        found.extend(("agent.api_key", name) for name in references([agent["api_key"]]))
+    return found
 
 
 def parse_task(data: Any) -> TaskDefinition:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from domain.definitions import secret_references
 from domain.iterations import Iteration, PlannedRun
 from domain.signals.config import SignalConfig
 from domain.signals.extraction import Extractor
@@ -59,6 +60,8 @@ class RunExecution:
         is being saved, it lets the save land before it gives way."""
         service = self._service
         run = await asyncio.to_thread(service.start_run, iteration, planned.run_id)
+        environment = iteration.environments[planned.environment_id]
+        secrets = await self._secrets(iteration.product_id, environment)
         live = self._live_logs().open(run)
         request = RunRequest(
             run_id=planned.run_id,
@@ -67,8 +70,9 @@ class RunExecution:
             repeat=planned.repeat,
             attempt=run.attempts,
             task=iteration.tasks[planned.task_id],
-            environment=iteration.environments[planned.environment_id],
+            environment=environment,
             progress=live,
+            secrets=secrets,
         )
         try:
             result = await self._attempt(request)
@@ -84,6 +88,15 @@ class RunExecution:
         except asyncio.CancelledError:
             await asyncio.wait([record])  # a thread's save cannot be interrupted: let it land
             raise
+
+    async def _secrets(self, product: str, environment: Mapping[str, Any]) -> dict[str, str]:
+        """The product's secrets the environment names, read at each attempt (one rotated
+        since the trigger is used at once); no query for environments that name none."""
+        names = {name for _, name in secret_references(environment)}
+        if not names:
+            return {}
+        values = await asyncio.to_thread(self._service.product_secrets, product)
+        return {name: value for name, value in values.items() if name in names}
 
     def _live_logs(self) -> LiveLogWriter:
         """This event loop's writer (one for all runs; asyncio objects belong to one loop)."""

@@ -12,7 +12,7 @@ import json
 import random
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,23 +20,27 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.catalog import Environment, Product, Task
 from domain.clusters import FailingRun, cluster_failures, suggestions
-from domain.definitions import parse_environment, parse_task
+from domain.definitions import parse_environment, parse_task, secret_references
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.experiments import Experiment
 from domain.ids import has_prefix, iteration_stream_id, stream_id
 from domain.iterations import Iteration, plan_runs
 from domain.runs import Run
+from domain.secrets import check_secret, check_secret_name, how_to_set
 from domain.signals.validation import load_signal_config
 from domain.transcripts import InvalidTranscript, parse_transcript, transcript_from_object
+from infra.command_policy import CommandPolicy
 from infra.ids import new_id
 from infra.live_log import LiveBatch
 from infra.llm.cluster_writer import ClusterWriter, configured_model
 from infra.llm.credentials import check_credentials
+from infra.llm.key_policy import ProviderKeyPolicy
 from infra.settings import Settings
 from infra.store.blobs import BlobStore
 from infra.store.database import open_database
 from infra.store.events import EventStore
 from infra.store.migrations import apply_migrations
+from infra.store.secrets import SecretStore
 from projections.follower import VIEWS_VERSION, Projector
 from projections.queries import Views
 
@@ -72,8 +76,11 @@ class Service:
         cluster_writer: ClusterWriter | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
-        # `environ`: where provider keys are looked up at trigger time (default: this process).
+        # `environ`: where provider keys are looked up at trigger time and the operator's
+        # TPC_ALLOW_COMMANDS and TPC_PROVIDER_BASE_URLS are read (default: this process).
         self._environ = environ
+        self.command_policy = CommandPolicy.from_env(environ)
+        self.key_policy = ProviderKeyPolicy.from_env(environ)
         self.cluster_writer = cluster_writer or ClusterWriter(
             configured_model(environ), None, environ
         )
@@ -89,6 +96,7 @@ class Service:
             self.database.close()
             raise
         self.blobs = BlobStore(self.database)
+        self.secrets = SecretStore(self.database)
         self.views = Views(self.database)
         self._applied = applied
         self.projector.catch_up()
@@ -151,6 +159,7 @@ class Service:
 
     def create_task(self, product: str, data: Any) -> dict[str, Any]:
         definition = parse_task(data)
+        self.command_policy.require(product, tasks=[definition.model_dump(mode="json")])
         task = Task(
             public_id=new_id("task"),
             product_id=product,
@@ -161,14 +170,73 @@ class Service:
 
     def create_environment(self, product: str, data: Any) -> dict[str, Any]:
         data = self._store_replay_transcripts(data)
-        definition = parse_environment(data)
+        definition = parse_environment(data).model_dump(mode="json")
+        self._check_operator_rules(product, [definition], [])
         environment = Environment(
-            public_id=new_id("env"),
-            product_id=product,
-            definition=definition.model_dump(mode="json"),
+            public_id=new_id("env"), product_id=product, definition=definition
         )
         self._save(environment)
         return self.views.environment(product, environment.public_id)
+
+    def _check_operator_rules(
+        self,
+        product: str,
+        environments: Iterable[Mapping[str, Any]],
+        tasks: Iterable[Mapping[str, Any]],
+    ) -> None:
+        """What the operator allows this product (when a definition is created, and again at
+        trigger since settings and secrets change): commands (403), where the server's
+        provider keys go, and that every `${NAME}` names one of the product's secrets (422)."""
+        environments, tasks = list(environments), list(tasks)
+        self.command_policy.require(product, environments, tasks)
+        self.key_policy.check_environments(environments)
+        references = [
+            (definition.get("name"), where, name)
+            for definition in environments
+            for where, name in secret_references(definition)
+        ]
+        if not references:
+            return
+        known = {secret["name"] for secret in self.secrets.names(product)}
+        missing = [(env, where, name) for env, where, name in references if name not in known]
+        if missing:
+            env, where, name = missing[0]
+            raise InvalidInput(
+                f"environment {env!r}: {where} uses ${{{name}}}, which is not a secret of this "
+                f"product (variables come only from the product's secrets, never from the "
+                f"server's environment): set it with {how_to_set(name)}",
+                tuple(
+                    (where, f"${{{name}}} is not a secret of this product")
+                    for _, where, name in missing
+                ),
+            )
+
+    # -- secrets ----------------------------------------------------------------------------
+
+    def _require_product(self, product: str) -> None:
+        if not self.views.has_product(product):
+            raise NotFound(f"product {product} not found")
+
+    def set_secret(self, product: str, name: str, value: str) -> dict[str, Any]:
+        """Create or replace a product's secret; returns its name and time, never the value."""
+        check_secret(name, value)
+        self._require_product(product)
+        return self.secrets.set(product, name, value)
+
+    def list_secrets(self, product: str) -> dict[str, Any]:
+        self._require_product(product)
+        return {"items": self.secrets.names(product)}
+
+    def remove_secret(self, product: str, name: str) -> dict[str, Any]:
+        check_secret_name(name)
+        self._require_product(product)
+        if not self.secrets.remove(product, name):
+            raise NotFound(f"secret {name} not found")
+        return {"name": name, "removed": True}
+
+    def product_secrets(self, product: str) -> dict[str, str]:
+        """The values, for the runners of this product's runs (never shown by any route)."""
+        return self.secrets.values(product)
 
     def _store_replay_transcripts(self, data: Any) -> Any:
         """Replay transcripts arrive inline; they are validated, stored as blobs, and the
@@ -355,6 +423,7 @@ class Service:
                     "parsed": config.to_json(),
                     "hash": experiment.config_hash,
                 }
+            self._check_operator_rules(product, environments.values(), tasks.values())
             warnings[:] = check_credentials(
                 environments.values(), config, tasks.values(), self._environ
             )

@@ -45,6 +45,10 @@ class Views:
         )
         return str(row["id"]) if row else None
 
+    def has_product(self, product_id: str) -> bool:
+        row = self._database.read_one("SELECT 1 FROM v_products WHERE id = ?", (product_id,))
+        return row is not None
+
     def has_products(self) -> bool:
         return self._database.read_one("SELECT 1 FROM v_products LIMIT 1") is not None
 

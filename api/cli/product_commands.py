@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import click
 
+from api.cli.secret_commands import secret
+
 
 @click.group("product")
 def product() -> None:
@@ -15,3 +17,5 @@ def product() -> None:
 
 
 PRODUCT_COMMANDS: list[click.Command] = [product]
+
+product.add_command(secret)

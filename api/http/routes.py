@@ -486,3 +486,49 @@ ROUTES = [
     Route("/v1/runs/{run_id}/actions", run_actions, methods=["GET"]),
     Route("/v1/signal-configs/validate", validate_config, methods=["POST"]),
 ]
+
+
+# -- secrets (the caller's product's own; values are never returned) ----------------------------
+
+
+async def put_secret(request: Request) -> JSONResponse:
+    """Create or replace one of the product's secrets.
+    ---
+    summary: Set a secret that environments name as ${NAME}; the value is never returned
+    responses:
+      200: {description: "{name, updated_at}"}
+      422: {description: Invalid name or value, with located problems}
+    """
+    owner = await product(request)
+    value = (await json_body(request)).get("value")
+    if not isinstance(value, str):
+        raise InvalidInput("value must be a string", (("value", "must be a string"),))
+    name = request.path_params["name"]
+    return ok(await call(service(request).set_secret, owner, name, value))
+
+
+async def list_secrets(request: Request) -> JSONResponse:
+    """List the product's secrets.
+    ---
+    summary: The product's secret names and when each was set (never the values)
+    responses: {200: {description: "{items: [{name, updated_at}]}"}}
+    """
+    owner = await product(request)
+    return ok(await call(service(request).list_secrets, owner))
+
+
+async def delete_secret(request: Request) -> JSONResponse:
+    """Erase one of the product's secrets.
+    ---
+    summary: Erase a secret; environments naming it are refused at the next trigger
+    responses: {200: {description: "{name, removed}"}, 404: {description: No such secret}}
+    """
+    owner = await product(request)
+    return ok(await call(service(request).remove_secret, owner, request.path_params["name"]))
+
+
+ROUTES += [
+    Route("/v1/secrets", list_secrets, methods=["GET"]),
+    Route("/v1/secrets/{name}", put_secret, methods=["PUT"]),
+    Route("/v1/secrets/{name}", delete_secret, methods=["DELETE"]),
+]

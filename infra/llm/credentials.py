@@ -11,8 +11,8 @@ from typing import Any
 from domain.errors import InvalidInput
 from domain.signals.config import JUDGE_MODELS, SignalConfig
 from infra.llm.chat import Provider
-from infra.llm.providers import KEY_VARS, provider_for_model
-from infra.runners.command import referenced_variables
+from infra.llm.key_policy import KEY_VARS
+from infra.llm.providers import provider_for_model
 
 # (who needs it, environment variable), e.g. ("signal 'tone'", "ANTHROPIC_API_KEY").
 Need = tuple[str, str]
@@ -28,7 +28,9 @@ def required_credentials(
     `environments` and `tasks` are definitions as frozen into an iteration; `signal_config` is
     the typed config or its parsed form. Only models that would really be called count: llm
     agents, llm signals with a supported judge model, task success judges with a supported
-    judge model, and simulated users; and the `${VAR}`s command agents pass on.
+    judge model, and simulated users. An llm agent with its own `api_key` needs no server
+    key, and `${VAR}`s (command agents' env) name product secrets, not server variables: the
+    service checks those (`Service.trigger`).
     """
     needs: list[Need] = []
 
@@ -39,13 +41,12 @@ def required_credentials(
     for environment in environments:
         agent = environment.get("agent") or {}
         who = f"environment {environment.get('name')!r}"
-        if agent.get("kind") == "llm" and agent.get("provider") in KEY_VARS:
+        if (
+            agent.get("kind") == "llm"
+            and agent.get("provider") in KEY_VARS
+            and not agent.get("api_key")
+        ):
             need(who, agent["provider"])
-        if agent.get("kind") == "command":
-            # `${VAR}` in a command agent's env is read from the server's environment.
-            for variable in referenced_variables(agent.get("env") or {}):
-                if (who, variable) not in needs:
-                    needs.append((who, variable))
     if signal_config is not None:
         config = (
             signal_config

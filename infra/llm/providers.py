@@ -1,8 +1,10 @@
 """Provider clients: which provider serves a model, where its key and base URL come from, and one
 concurrency limit per provider shared by everything that calls it in this process.
 
-Keys: `ANTHROPIC_API_KEY`, `OPENAI_API_KEY`. Base URLs: an `llm` agent's `base_url`, else
-`ANTHROPIC_BASE_URL` / `OPENAI_BASE_URL`, else the provider's default. Tuning:
+Keys: `ANTHROPIC_API_KEY`, `OPENAI_API_KEY` (the operator's), or an llm agent's own `api_key`
+(a product secret). Base URLs: an `llm` agent's `base_url`, else `ANTHROPIC_BASE_URL` /
+`OPENAI_BASE_URL`, else the provider's default; the operator's key goes only where
+`infra/llm/key_policy.py` allows. Tuning:
 `TPC_PROVIDER_CONCURRENCY` (requests in flight per provider, default 100),
 `TPC_PROVIDER_MAX_RETRIES` (default 5), `TPC_PROVIDER_TIMEOUT_S` (per request, default 300).
 """
@@ -18,11 +20,9 @@ from typing import Protocol
 
 from infra.llm.anthropic_chat import AnthropicChat
 from infra.llm.chat import ChatRequest, ChatResponse, MissingCredential, Provider
+from infra.llm.key_policy import KEY_VARS, URL_VARS, ProviderKeyPolicy
 from infra.llm.openai_chat import OpenAIChat
 from infra.llm.retry import RetryPolicy, with_retries
-
-KEY_VARS: dict[Provider, str] = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
-URL_VARS: dict[Provider, str] = {"anthropic": "ANTHROPIC_BASE_URL", "openai": "OPENAI_BASE_URL"}
 
 
 def provider_for_model(model: str) -> Provider | None:
@@ -111,15 +111,24 @@ class Providers:
     ) -> None:
         self._environ = environ
         self.settings = settings or ProviderSettings.from_env(environ)
+        self.key_policy = ProviderKeyPolicy.from_env(environ)
         self._slots: dict[Provider, asyncio.Semaphore] = {}
-        self._clients: dict[tuple[Provider, str | None], ProviderClient] = {}
+        self._clients: dict[tuple[Provider, str | None, str | None], ProviderClient] = {}
 
-    def client(self, provider: Provider, base_url: str | None = None) -> ProviderClient:
+    def client(
+        self, provider: Provider, base_url: str | None = None, api_key: str | None = None
+    ) -> ProviderClient:
+        """The client for `base_url` (else the operator's URL or the provider's default) with
+        `api_key` (a product's own key), else the server's key: only where the operator allows
+        it (`KeyNotAllowed` otherwise, before anything is sent)."""
         env = os.environ if self._environ is None else self._environ
+        if api_key is None:
+            self.key_policy.require(provider, base_url)
         url = base_url or env.get(URL_VARS[provider]) or None
-        key = (provider, url)
+        key = (provider, url, api_key)
         if key not in self._clients:
-            api_key = env.get(KEY_VARS[provider], "").strip()
+            if api_key is None:
+                api_key = env.get(KEY_VARS[provider], "").strip()
             if not api_key:
                 raise MissingCredential(
                     provider,

@@ -34,6 +34,8 @@ class RunRequest:
     task: dict[str, Any]  # the frozen task definition
     environment: dict[str, Any]  # the frozen environment definition
     progress: RunProgress = NO_PROGRESS
+    # The product's secrets, for the `${NAME}`s of the environment (never in an event).
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

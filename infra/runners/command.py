@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import shlex
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from domain.definitions import CommandAgent
+from domain.secrets import SecretUnavailable, expand
 from domain.transcript_formats import (
     OutputParser,
     ParsedOutput,
@@ -32,21 +32,16 @@ from infra.runners.workspace import CommandResult, Workspace
 CHECK_TIMEOUT_S = 300.0  # the success `command`; the run's own time limit still applies
 MAX_OUTPUT_BYTES = 200_000_000  # an agent printing without end would exhaust the server
 STDERR_TAIL = 2_000
-_VARIABLE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class CommandRunner:
     """Runs `command` agents; see the module docstring and docs/environments.md."""
 
-    def __init__(self, server_env: Mapping[str, str] | None = None) -> None:
-        # Where `${VAR}` in the agent's env comes from (the server's environment).
-        self._server_env = server_env if server_env is not None else os.environ
-
     async def run(self, request: RunRequest) -> RunOutcome:
         agent = CommandAgent.model_validate(request.environment["agent"])
         prompt = str(request.task["prompt"])
         argv, stdin = command_argv(agent.command, prompt)
-        env = resolve_env(agent.env, self._server_env)
+        env = resolve_env(agent.env, request.secrets)
         output_file = _relative(agent.output_file) if agent.output_file else None
         limit = float(request.environment.get("limits", {}).get("timeout_s", 600))
         stream = _Stream(parser_for(agent.transcript_format, prompt), request.progress)
@@ -101,32 +96,14 @@ def command_argv(command: str | list[str], prompt: str) -> tuple[list[str], byte
     return argv, None if wants_prompt else prompt.encode()
 
 
-def resolve_env(env: Mapping[str, str], server_env: Mapping[str, str]) -> dict[str, str]:
-    """The agent's env with `${VAR}` replaced from the server's environment (`$${` is a
-    literal `${`). Only what the environment names is passed: nothing else of the server's
-    environment reaches the agent. A variable that is not set is an error, not an empty key."""
-    resolved: dict[str, str] = {}
-    for key, value in env.items():
-
-        def substitute(match: re.Match[str], key: str = key) -> str:
-            name = match.group(1)
-            if name is None:
-                return "${"
-            if name not in server_env:
-                raise RunnerError(
-                    f"agent env {key}: ${{{name}}} is not set in the environment of the server "
-                    "(or worker) that runs the agent"
-                )
-            return server_env[name]
-
-        resolved[key] = _VARIABLE.sub(substitute, value)
-    return resolved
-
-
-def referenced_variables(env: Mapping[str, str]) -> list[str]:
-    """The server variables an agent's env reads (`${VAR}`), in order, once each."""
-    names = (m.group(1) for value in env.values() for m in _VARIABLE.finditer(value))
-    return list(dict.fromkeys(name for name in names if name is not None))
+def resolve_env(env: Mapping[str, str], secrets: Mapping[str, str]) -> dict[str, str]:
+    """The agent's env with `${NAME}` replaced from the product's secrets (`$${` is a literal
+    `${`), never from the server's environment: only what the environment names is passed.
+    A secret the product does not have is an error, not an empty value."""
+    try:
+        return {key: expand(value, secrets, f"agent env {key}") for key, value in env.items()}
+    except SecretUnavailable as error:
+        raise RunnerError(str(error)) from None
 
 
 class _Stream:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from domain.definitions import Limits, LlmAgent, TaskDefinition
+from domain.secrets import SecretUnavailable, expand
 from domain.stats import ModelPrice
 from domain.transcripts import Transcript, transcript_from_object
 from infra.llm.chat import (
@@ -116,8 +117,17 @@ class LlmRunner:
                 "budget cannot be enforced (known prices: infra/llm/prices.py)"
             )
         try:
+            # The product's own key (a secret) if the environment names one; else the server's,
+            # which the provider layer sends only where the operator allows.
+            api_key = (
+                expand(agent.api_key, request.secrets, "agent.api_key").strip()
+                if agent.api_key
+                else None
+            )
+            if api_key == "":
+                raise RunnerError(f"agent.api_key: the secret {agent.api_key} is empty")
             providers = self._providers or shared_providers()
-            client = providers.client(agent.provider, agent.base_url)
+            client = providers.client(agent.provider, agent.base_url, api_key)
             user = None
             if task.user is not None:
                 user = SimulatedUser(
@@ -126,7 +136,7 @@ class LlmRunner:
                     task.user.persona,
                     Meter(self._prices),
                 )
-        except (ProviderError, ValueError) as error:
+        except (ProviderError, ValueError, SecretUnavailable) as error:
             raise RunnerError(str(error)) from None
         agent_loop = _AgentLoop(request, agent, task, limits, client, user, self._prices)
         async with self._sandbox(agent, request.run_id) as sandbox:

@@ -30,6 +30,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         "blobs: content-addressed, compressed transcripts",
         ("CREATE TABLE IF NOT EXISTS blobs (ref TEXT PRIMARY KEY, data {bytes} NOT NULL)",),
     ),
+    Migration(
+        2,
+        "product_secrets: values a product's agents may use (rotatable, erasable: not events)",
+        (
+            "CREATE TABLE IF NOT EXISTS product_secrets (product_id TEXT NOT NULL,"
+            " name TEXT NOT NULL, value TEXT NOT NULL, updated_at TEXT NOT NULL,"
+            " PRIMARY KEY (product_id, name))",
+        ),
+    ),
 )
 
 TABLE = (

@@ -33,6 +33,9 @@ PROVIDER_VARIABLES = (
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
     "TPC_CLUSTER_MODEL",
+    # The operator's consents: a test server gets only those its test gives it.
+    "TPC_ALLOW_COMMANDS",
+    "TPC_PROVIDER_BASE_URLS",
 )
 
 

@@ -58,13 +58,15 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(home: Path) -> Iterator[Server]:
-    # `${COST_ON_SERVER}` in the environment file is resolved from the server's environment.
-    running = Server(home, environ={"COST_ON_SERVER": "0.0125"}).start()
+    # The operator lets products run commands; `${AGENT_COST}` is the product's secret.
+    running = Server(home, environ={"TPC_ALLOW_COMMANDS": "all"}).start()
     yield running
     running.stop()
 
 
 def test_a_command_environment_runs_an_agent_cli_end_to_end(server: Server, home: Path) -> None:
+    with server.client() as client:
+        client.put("/v1/secrets/AGENT_COST", json={"value": "0.0125"}).raise_for_status()
     template = home / "template"
     template.mkdir()
     (template / "template.txt").write_text("from the template\n")
@@ -80,7 +82,7 @@ def test_a_command_environment_runs_an_agent_cli_end_to_end(server: Server, home
                     "command": [sys.executable, "fake_claude.py", "{prompt}"],
                     "transcript_format": "claude-stream-json",
                     "workspace": str(template),
-                    "env": {"AGENT_COST": "${COST_ON_SERVER}"},
+                    "env": {"AGENT_COST": "${AGENT_COST}"},
                 },
                 "limits": {"timeout_s": 60},
             }

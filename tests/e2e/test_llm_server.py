@@ -119,7 +119,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(home: Path, fake: FakeProvider) -> Iterator[Server]:
-    running = Server(home, environ={**fake.env(), "TPC_PROVIDER_MAX_RETRIES": "1"}).start()
+    # The agent's `shell` tool and the tasks' `success.command` need the operator's consent.
+    environ = {**fake.env(), "TPC_PROVIDER_MAX_RETRIES": "1", "TPC_ALLOW_COMMANDS": "all"}
+    running = Server(home, environ=environ).start()
     yield running
     running.stop()
 

@@ -46,6 +46,7 @@ def request(
     success: dict[str, Any] | None = None,
     limits: dict[str, Any] | None = None,
     progress: Recorder | None = None,
+    secrets: dict[str, str] | None = None,
 ) -> RunRequest:
     return RunRequest(
         run_id="run_cmd1",
@@ -60,6 +61,7 @@ def request(
             "limits": limits or {"timeout_s": 60},
         },
         progress=progress or Recorder(),
+        secrets=secrets or {},
     )
 
 
@@ -70,7 +72,7 @@ def script(tmp_path: Path, body: str, name: str = "agent.py") -> str:
 
 
 def execute(req: RunRequest, runner: CommandRunner | None = None) -> RunOutcome:
-    return asyncio.run((runner or CommandRunner(server_env={})).run(req))
+    return asyncio.run((runner or CommandRunner()).run(req))
 
 
 def test_a_claude_agent_streams_its_messages_and_its_work_is_checked(tmp_path: Path) -> None:
@@ -140,9 +142,13 @@ def test_a_claude_agent_streams_its_messages_and_its_work_is_checked(tmp_path: P
     ]
 
 
-def test_the_prompt_goes_to_stdin_without_a_placeholder_and_env_is_resolved(
-    tmp_path: Path,
+def test_the_prompt_goes_to_stdin_without_a_placeholder_and_env_is_resolved_from_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """`${NAME}` comes from the product's secrets in the request; the server's environment
+    is neither consulted for it nor passed on."""
+    monkeypatch.setenv("KEY_ON_SERVER", "server-value")
+    monkeypatch.setenv("SERVER_ONLY", "x")
     agent = script(
         tmp_path,
         """
@@ -155,7 +161,6 @@ def test_the_prompt_goes_to_stdin_without_a_placeholder_and_env_is_resolved(
         ]}))
         """,
     )
-    runner = CommandRunner(server_env={"KEY_ON_SERVER": "sk-123", "SERVER_ONLY": "x"})
     outcome = execute(
         request(
             {
@@ -165,8 +170,8 @@ def test_the_prompt_goes_to_stdin_without_a_placeholder_and_env_is_resolved(
                 "model": "gpt-4.1",
             },
             prompt="Say 'hi' & exit",
+            secrets={"KEY_ON_SERVER": "sk-123"},
         ),
-        runner,
     )
     texts = [m.content[0].model_dump()["text"] for m in outcome.transcript.messages]
     assert texts == ["Say 'hi' & exit", "key=sk-123 ${HOME} False"]
@@ -175,9 +180,15 @@ def test_the_prompt_goes_to_stdin_without_a_placeholder_and_env_is_resolved(
     assert outcome.checks == {}
 
 
-def test_an_unset_variable_is_named() -> None:
-    with pytest.raises(RunnerError, match=r"agent env KEY: \$\{MISSING\} is not set"):
+def test_a_missing_secret_is_named_and_the_server_environment_is_never_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TPC_API_TOKEN", "the-operators-token")
+    with pytest.raises(RunnerError, match=r"agent env KEY: \$\{MISSING\} is not a secret"):
         resolve_env({"KEY": "${MISSING}"}, {})
+    with pytest.raises(RunnerError, match=r"\$\{TPC_API_TOKEN\} is not a secret of this product"):
+        resolve_env({"S": "${TPC_API_TOKEN}"}, {})
+    assert resolve_env({"S": "${TPC_API_TOKEN}"}, {"TPC_API_TOKEN": "mine"}) == {"S": "mine"}
 
 
 def test_commands_are_split_like_a_shell_but_never_run_by_one() -> None:
@@ -318,7 +329,7 @@ def test_cancelled_by_the_executors_time_limit_the_agent_dies_and_its_workspace_
     agent = {"command": [sys.executable, hanging_agent(tmp_path, mark)]}
 
     async def go() -> None:
-        runner = CommandRunner(server_env={})
+        runner = CommandRunner()
         await asyncio.wait_for(runner.run(request(agent)), timeout=2)
 
     with pytest.raises(TimeoutError):

@@ -48,8 +48,10 @@ def fake() -> Iterator[FakeProvider]:
 
 @pytest.fixture
 def service(tmp_path: Path, fake: FakeProvider) -> Iterator[Service]:
-    # Keys are checked at trigger time: the fake's stand in for the real ones.
-    svc = Service(Settings(database_url=f"sqlite:///{tmp_path / 'tpc.db'}"), environ=fake.env())
+    # Keys are checked at trigger time: the fake's stand in for the real ones. The agent's
+    # `shell` tool and `success.command` run commands: the operator allows them here.
+    environ = {**fake.env(), "TPC_ALLOW_COMMANDS": "all"}
+    svc = Service(Settings(database_url=f"sqlite:///{tmp_path / 'tpc.db'}"), environ=environ)
     yield svc
     svc.close()
 

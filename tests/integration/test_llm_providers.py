@@ -304,7 +304,11 @@ def test_the_fakes_connections_send_responses_without_waiting_for_acks(
 
 def test_the_agents_base_url_wins_over_the_environment(fake: FakeProvider) -> None:
     fake.script(Reply.say("from the agent's server"))
-    env = {**fake.env(), "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}  # nothing listens there
+    env = {
+        **fake.env(),
+        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",  # nothing listens there
+        "TPC_PROVIDER_BASE_URLS": fake.openai_url,  # the operator lets its key go to the agent's
+    }
 
     async def go() -> str:
         clients = Providers(ProviderSettings(), environ=env)

@@ -170,7 +170,7 @@ def test_root_refused_makes_a_command_run_errored_with_what_to_set(
         environment={"name": "e", "agent": {"kind": "command", "command": ["true"]}},
     )
     with pytest.raises(SandboxError, match="refusing to run agent commands as root"):
-        run(CommandRunner(server_env={}).run(req))
+        run(CommandRunner().run(req))
 
 
 def test_files_the_write_file_tool_writes_belong_to_the_agent_user() -> None:
@@ -208,7 +208,7 @@ def test_an_output_file_symlinked_outside_the_workspace_is_not_read(
         },
     )
     with pytest.raises(RunnerError, match="leads outside the workspace") as caught:
-        run(CommandRunner(server_env={}).run(req))
+        run(CommandRunner().run(req))
     assert "sk-secret" not in str(caught.value)
 
 
@@ -388,7 +388,7 @@ def test_a_command_agent_asking_for_more_than_the_cap_ends_errored() -> None:
         },
     )
     with pytest.raises(SandboxError, match="network 'full' is more than this server allows"):
-        run(CommandRunner(server_env={}).run(req))
+        run(CommandRunner().run(req))
 
 
 def test_another_runs_workspace_cannot_be_found() -> None:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from domain.errors import InvalidInput
 from infra.llm.credentials import describe_missing, missing_credentials, required_credentials
 
 ENVIRONMENTS: list[dict[str, Any]] = [
@@ -84,8 +81,10 @@ def test_missing_keys_are_reported_per_variable() -> None:
     )
 
 
-def test_variables_a_command_agent_passes_on_are_needed_too() -> None:
-    from infra.llm.credentials import check_credentials
+def test_a_command_agents_variables_are_product_secrets_not_server_variables() -> None:
+    """`${VAR}` in a command agent's env names a product secret (checked by the service), so
+    the server's environment is never consulted for it: no server variable is "needed"."""
+    from infra.llm.credentials import check_credentials, required_credentials
 
     claude = {
         "name": "Claude Code",
@@ -95,8 +94,15 @@ def test_variables_a_command_agent_passes_on_are_needed_too() -> None:
             "env": {"ANTHROPIC_API_KEY": "${ANTHROPIC_API_KEY}", "NOTE": "$${literal}"},
         },
     }
-    with pytest.raises(
-        InvalidInput, match=r"ANTHROPIC_API_KEY is not set \(needed by environment 'Claude Code'\)"
-    ):
-        check_credentials([claude], None, [], environ={})
-    assert check_credentials([claude], None, [], environ={"ANTHROPIC_API_KEY": "k"}) == []
+    assert required_credentials([claude], None, []) == []
+    assert check_credentials([claude], None, [], environ={}) == []
+
+
+def test_an_llm_agent_with_its_own_key_needs_no_server_key() -> None:
+    from infra.llm.credentials import check_credentials
+
+    own = {
+        "name": "own key",
+        "agent": {"kind": "llm", "provider": "openai", "model": "m", "api_key": "${MY_KEY}"},
+    }
+    assert check_credentials([own], None, [], environ={}) == []
