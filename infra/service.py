@@ -25,6 +25,7 @@ from domain.errors import Conflict, InvalidInput, NotFound
 from domain.experiments import Experiment
 from domain.ids import has_prefix, iteration_stream_id, stream_id
 from domain.iterations import Iteration, plan_runs
+from domain.network_policy import check_network
 from domain.runs import Run
 from domain.secrets import check_secret, check_secret_name, how_to_set
 from domain.signals.validation import load_signal_config
@@ -35,6 +36,7 @@ from infra.live_log import LiveBatch
 from infra.llm.cluster_writer import ClusterWriter, configured_model
 from infra.llm.credentials import check_credentials
 from infra.llm.key_policy import ProviderKeyPolicy
+from infra.runners.sandbox import SandboxSettings
 from infra.settings import Settings
 from infra.store.blobs import BlobStore
 from infra.store.database import open_database
@@ -81,6 +83,7 @@ class Service:
         self._environ = environ
         self.command_policy = CommandPolicy.from_env(environ)
         self.key_policy = ProviderKeyPolicy.from_env(environ)
+        self.network_cap = SandboxSettings.from_env(environ).network_max
         self.cluster_writer = cluster_writer or ClusterWriter(
             configured_model(environ), None, environ
         )
@@ -170,7 +173,9 @@ class Service:
 
     def create_environment(self, product: str, data: Any) -> dict[str, Any]:
         data = self._store_replay_transcripts(data)
-        definition = parse_environment(data).model_dump(mode="json")
+        parsed = parse_environment(data)
+        check_network(parsed, self.network_cap)
+        definition = parsed.model_dump(mode="json")
         self._check_operator_rules(product, [definition], [])
         environment = Environment(
             public_id=new_id("env"), product_id=product, definition=definition

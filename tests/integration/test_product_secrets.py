@@ -280,3 +280,23 @@ def test_the_setting_defaults_to_none() -> None:
     assert not CommandPolicy.from_env({}).allows("prd_a")
     assert not CommandPolicy.from_env({"TPC_ALLOW_COMMANDS": "none"}).allows("prd_a")
     assert CommandPolicy.from_env({"TPC_ALLOW_COMMANDS": " prd_a ,prd_b"}).allows("prd_b")
+
+
+def test_more_network_than_the_operator_allows_is_refused_at_creation(store_url: str) -> None:
+    """TPC_AGENT_NETWORK_MAX caps what an environment may ask for: a 422 when it is created
+    (naming the setting), not a page of errored runs later."""
+    environ = {**ALLOW_ALL, "TPC_AGENT_NETWORK_MAX": "loopback"}
+    service = open_service(store_url, environ)
+    try:
+        product = first_product(service)
+        asking = command_env({})
+        asking["agent"]["network"] = "full"
+        with pytest.raises(InvalidInput) as refused:
+            service.create_environment(product, asking)
+        assert "TPC_AGENT_NETWORK_MAX" in str(refused.value)
+        assert refused.value.problems[0][0] == "agent.command.network"
+        within = command_env({}, name="within")
+        within["agent"]["network"] = "loopback"
+        assert service.create_environment(product, within)["name"] == "within"
+    finally:
+        service.close()
