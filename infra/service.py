@@ -7,10 +7,8 @@ Commands are synchronous (the eventsourcing API is): async callers use a thread.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,7 +16,8 @@ from typing import Any, TypeVar
 
 from eventsourcing.persistence import IntegrityError
 
-from domain.catalog import Environment, Product, Task
+from domain.api_tokens import check_token_name, normalise_token, token_problem
+from domain.catalog import LEGACY_TOKEN_NAME, Environment, Product, Task
 from domain.clusters import FailingRun, cluster_failures, suggestions
 from domain.definitions import parse_environment, parse_task
 from domain.errors import Conflict, InvalidInput, NotFound
@@ -28,6 +27,7 @@ from domain.iterations import Iteration, plan_runs
 from domain.runs import Run
 from domain.signals.validation import load_signal_config
 from domain.transcripts import InvalidTranscript, parse_transcript, transcript_from_object
+from infra.dashboard_sessions import DashboardSessions
 from infra.ids import new_id
 from infra.live_log import LiveBatch
 from infra.llm.cluster_writer import ClusterWriter, configured_model
@@ -37,6 +37,7 @@ from infra.store.blobs import BlobStore
 from infra.store.database import open_database
 from infra.store.events import EventStore
 from infra.store.migrations import apply_migrations
+from infra.token_hashing import TokenHasher, legacy_hash, load_token_key, new_token, token_hint
 from projections.follower import VIEWS_VERSION, Projector
 from projections.queries import Views
 
@@ -48,7 +49,8 @@ CONFLICT_BACKOFF_MAX_S = 0.05
 
 
 def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    """The plain SHA-256 that products registered before keyed hashes hold (`legacy_hash`)."""
+    return legacy_hash(token)
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class Service:
             with self.database.schema_lock():
                 self.store = EventStore(self.database)
                 applied = apply_migrations(self.database)
+                self.token_hasher = TokenHasher(load_token_key(self.database, settings.token_key))
                 self.projector = Projector(self.store, self.database)
         except BaseException:
             if hasattr(self, "store"):
@@ -90,6 +93,7 @@ class Service:
             raise
         self.blobs = BlobStore(self.database)
         self.views = Views(self.database)
+        self.sessions = DashboardSessions(self.database)
         self._applied = applied
         self.projector.catch_up()
 
@@ -133,19 +137,98 @@ class Service:
 
     def bootstrap(self, token: str | None) -> Bootstrap | None:
         """On an empty store, create the first product; its token is `token` or a new one."""
+        if token is not None:
+            token = normalise_token(token, "TPC_API_TOKEN")
         if self.views.has_products():
-            if token is not None and self.views.product_for_token_hash(token_hash(token)) is None:
+            if token is not None and self.authenticate(token) is None:
                 # A token given for a store that already has products must be one of theirs.
-                raise InvalidInput("TPC_API_TOKEN does not belong to any product in this store")
+                raise InvalidInput(
+                    "TPC_API_TOKEN does not belong to any product in this store (or was revoked)"
+                )
             return None
         generated = token is None
-        token = token or f"tpc_{secrets.token_urlsafe(24)}"
-        product = Product(public_id=new_id("prd"), name="default", token_hash=token_hash(token))
+        token = token or new_token()
+        product = Product(public_id=new_id("prd"), name="default")
+        self._issue(product, LEGACY_TOKEN_NAME, token)
         self._save(product)
         return Bootstrap(product.public_id, token if generated else None)
 
+    def authenticate(self, token: str) -> tuple[str, str] | None:
+        """(product id, token id) of a live token; None for an unknown, revoked or malformed
+        one. The token is normalised exactly as when it was made."""
+        if token_problem(token) is not None:
+            return None
+        return self.views.token_owner(self.token_hasher.candidates(token.strip()))
+
     def product_for_token(self, token: str) -> str | None:
-        return self.views.product_for_token_hash(token_hash(token))
+        owner = self.authenticate(token)
+        return owner[0] if owner else None
+
+    def _issue(self, product: Product, name: str, token: str) -> dict[str, Any]:
+        token_id = new_id("tok")
+        product.issue_token(token_id, name, self.token_hasher.keyed(token), token_hint(token))
+        return {"id": token_id, "product_id": product.public_id, "name": name.strip()}
+
+    def _product(self, product_id: str) -> Product:
+        if not has_prefix(product_id, "prd"):
+            raise NotFound(f"product {product_id} not found")
+        return self.store.load(Product, stream_id(product_id), f"product {product_id}")
+
+    def create_product(self, name: str) -> dict[str, Any]:
+        """A new product and its first token (named "default"); the token is shown once."""
+        name = check_token_name(name)
+        token = new_token()
+        product = Product(public_id=new_id("prd"), name=name)
+        issued = self._issue(product, "default", token)
+        self._save(product)
+        return {
+            "product": self.views.product(product.public_id),
+            "token": {**self.views.token(issued["id"]), "token": token},
+        }
+
+    def issue_token(self, product_id: str, name: str) -> dict[str, Any]:
+        """A new named token for the product; the token itself is in the answer only."""
+        token = new_token()
+
+        def command() -> str:
+            product = self._product(product_id)
+            issued = self._issue(product, name, token)
+            self._save(product)
+            return str(issued["id"])
+
+        token_id = self._retrying(command)
+        return {**self.views.token(token_id), "token": token}
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        """Revoke a token: API calls with it fail from now on and its dashboard sessions end."""
+        if not has_prefix(token_id, "tok"):
+            raise NotFound(f"token {token_id} not found")
+        product_id = self.views.token(token_id)["product_id"]
+
+        def command() -> None:
+            product = self._product(product_id)
+            product.revoke_token(token_id)
+            self._save(product)
+
+        self._retrying(command)
+        ended = self.sessions.end_for_token(token_id)
+        return {**self.views.token(token_id), "sessions_ended": ended}
+
+    # -- dashboard sessions -----------------------------------------------------------------
+
+    def open_session(self, token: str) -> tuple[str, str] | None:
+        """(session id, product id) for a live token; None when it does not authenticate."""
+        owner = self.authenticate(token)
+        if owner is None:
+            return None
+        product_id, token_id = owner
+        return self.sessions.open(product_id, token_id), product_id
+
+    def product_for_session(self, session_id: str) -> str | None:
+        return self.sessions.product(session_id)
+
+    def end_session(self, session_id: str) -> None:
+        self.sessions.end(session_id)
 
     # -- tasks and environments -------------------------------------------------------------
 
