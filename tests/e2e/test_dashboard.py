@@ -87,6 +87,9 @@ def test_dashboard_end_to_end(server: Server, shots: Path) -> None:
         page.fill("#token", server.token)
         page.click("button[type=submit]")
         expect(page.locator("h1")).to_have_text("Experiments")
+        # The cookie is a session id, never the API token.
+        (cookie,) = [c for c in page.context.cookies() if c["name"] == "tpc_session"]
+        assert cookie["httpOnly"] and cookie["value"] and server.token not in cookie["value"]
 
         # Create with a broken config: the located error shows live, then after submitting.
         page.fill("#name", "Docs v2 launch")
@@ -132,6 +135,9 @@ def test_dashboard_end_to_end(server: Server, shots: Path) -> None:
         # Results: charts, the heatmap, aggregates, clusters, the runs table.
         assert page.locator("svg.chart").count() >= 5
         expect(page.locator("#heatmap td.cell")).to_have_count(4)
+        # Colours and bar widths come from data attributes (the CSP refuses inline styles).
+        heat = page.locator("#heatmap td.cell").first.evaluate("c => c.style.background")
+        assert heat.startswith(("hsl", "rgb")), heat
         expect(page.locator("#aggregates .aggregate")).to_have_count(11)
         expect(page.locator("#aggregates svg.chart").first).to_be_visible()
         expect(page.locator("#runs-table tbody tr")).to_have_count(12)
@@ -166,8 +172,11 @@ def test_dashboard_end_to_end(server: Server, shots: Path) -> None:
         expect(page.locator("#history tbody tr").first).to_contain_text("Experiment.Created")
         page.screenshot(path=str(shots / "dashboard-history.png"))
 
-        # Signing out ends the session: pages redirect, fragments answer 401.
-        page.goto(server.url + "/logout")
+        # Signing out (a POST from the header) ends the session: pages redirect, fragments
+        # answer 401, and the old session id no longer signs anyone in.
+        page.click("header.top button:has-text('Sign out')")
+        expect(page).to_have_url(re.compile(r"/login$"))
+        page.context.add_cookies([{**cookie}])
         page.goto(results_url)
         expect(page).to_have_url(re.compile(r"/login\?next="))
         browser.close()
