@@ -60,6 +60,9 @@ class Product(Aggregate):
         token_hash: str
         # The token's last four characters, so people can tell tokens apart.
         hint: str
+        # Which key made the hash (a fingerprint, not the key): a token issued under another
+        # key no longer authenticates, and the server can say so.
+        key_id: str
 
     class TokenRevoked(Aggregate.Event):
         TOPIC = "tpc:Product.TokenRevoked"
@@ -79,7 +82,9 @@ class Product(Aggregate):
 
     # -- commands -------------------------------------------------------------------------
 
-    def issue_token(self, token_id: str, name: str, token_hash: str, hint: str) -> None:
+    def issue_token(
+        self, token_id: str, name: str, token_hash: str, hint: str, key_id: str
+    ) -> None:
         name = check_token_name(name)
         if token_id in self.tokens:
             raise Conflict(f"{self.public_id} already has a token {token_id}")
@@ -88,7 +93,7 @@ class Product(Aggregate):
                 f"{self.public_id} already has a token named {name!r}: "
                 "revoke it first or choose another name"
             )
-        self._token_issued(token_id, name, token_hash, hint)
+        self._token_issued(token_id, name, token_hash, hint, key_id)
 
     def revoke_token(self, token_id: str) -> None:
         token = self.tokens.get(token_id)
@@ -104,7 +109,9 @@ class Product(Aggregate):
     # -- events ---------------------------------------------------------------------------
 
     @event(TokenIssued)
-    def _token_issued(self, token_id: str, name: str, token_hash: str, hint: str) -> None:
+    def _token_issued(
+        self, token_id: str, name: str, token_hash: str, hint: str, key_id: str
+    ) -> None:
         self.tokens[token_id] = IssuedToken(name)
 
     @event(TokenRevoked)

@@ -166,8 +166,25 @@ class Service:
 
     def _issue(self, product: Product, name: str, token: str) -> dict[str, Any]:
         token_id = new_id("tok")
-        product.issue_token(token_id, name, self.token_hasher.keyed(token), token_hint(token))
+        hasher = self.token_hasher
+        product.issue_token(token_id, name, hasher.keyed(token), token_hint(token), hasher.key_id)
         return {"id": token_id, "product_id": product.public_id, "name": name.strip()}
+
+    def tokens(self, product_id: str) -> list[dict[str, Any]]:
+        """The product's tokens as `tpc token list` shows them; `current_key` is false for a
+        token whose hash was made under another token key (it cannot authenticate)."""
+        current = ("", self.token_hasher.key_id)
+        return [
+            {
+                **{k: v for k, v in token.items() if k != "key_id"},
+                "current_key": token["key_id"] in current,
+            }
+            for token in self.views.tokens(product_id)
+        ]
+
+    def tokens_under_other_keys(self) -> int:
+        """Live tokens that the current token key cannot check (TPC_TOKEN_KEY changed)."""
+        return self.views.live_tokens_under_other_keys(self.token_hasher.key_id)
 
     def _product(self, product_id: str) -> Product:
         if not has_prefix(product_id, "prd"):

@@ -40,6 +40,8 @@ class TokenHasher:
 
     def __init__(self, key: bytes) -> None:
         self._key = key
+        # A fingerprint of the key, recorded with each hash; it reveals nothing of the key.
+        self.key_id = hmac.new(key, b"tpc token key id", hashlib.sha256).hexdigest()[:16]
 
     def keyed(self, token: str) -> str:
         digest = hmac.new(self._key, token.encode(), hashlib.sha256).hexdigest()

@@ -36,6 +36,7 @@ def _token_json(row: Row) -> dict[str, Any]:
         "product_id": row["product_id"],
         "name": row["name"],
         "hint": row["hint"] or None,
+        "key_id": row["key_id"],
         "created_at": row["created_at"],
         "revoked": row["revoked_at"] is not None,
         "revoked_at": row["revoked_at"],
@@ -102,6 +103,14 @@ class Views:
             "SELECT * FROM v_tokens WHERE product_id = ? ORDER BY seq", (product_id,)
         )
         return [_token_json(row) for row in rows]
+
+    def live_tokens_under_other_keys(self, key_id: str) -> int:
+        row = self._database.read_one(
+            "SELECT COUNT(*) FROM v_tokens"
+            " WHERE revoked_at IS NULL AND key_id <> '' AND key_id <> ?",
+            (key_id,),
+        )
+        return int(row[0]) if row else 0
 
     def token(self, token_id: str) -> dict[str, Any]:
         row = self._database.read_one("SELECT * FROM v_tokens WHERE id = ?", (token_id,))

@@ -28,8 +28,8 @@ CREATE TABLE IF NOT EXISTS v_products (
     created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS v_tokens (
     seq {serial}, id TEXT NOT NULL UNIQUE, product_id TEXT NOT NULL, name TEXT NOT NULL,
-    token_hash TEXT NOT NULL UNIQUE, hint TEXT NOT NULL, created_at TEXT NOT NULL,
-    revoked_at TEXT);
+    token_hash TEXT NOT NULL UNIQUE, hint TEXT NOT NULL, key_id TEXT NOT NULL,
+    created_at TEXT NOT NULL, revoked_at TEXT);
 CREATE INDEX IF NOT EXISTS v_tokens_by_product ON v_tokens (product_id, seq);
 CREATE TABLE IF NOT EXISTS v_tasks (
     seq {serial}, id TEXT NOT NULL UNIQUE, product_id TEXT NOT NULL,
@@ -182,14 +182,17 @@ def _product_registered(db: Connection, e: Any, _: int) -> None:
         (e.public_id, str(e.originator_id), e.name, event_time(e)),
     )
     if e.token_hash:  # a product from before token events: its one token, plain SHA-256
-        _insert_token(db, e, legacy_token_id(e.public_id), LEGACY_TOKEN_NAME, e.token_hash, "")
+        token_id = legacy_token_id(e.public_id)
+        _insert_token(db, e, token_id, LEGACY_TOKEN_NAME, e.token_hash, "", "")
 
 
-def _insert_token(db: Connection, e: Any, token_id: str, name: str, hash: str, hint: str) -> None:
+def _insert_token(
+    db: Connection, e: Any, token_id: str, name: str, hash: str, hint: str, key_id: str
+) -> None:
     db.execute(
-        "INSERT INTO v_tokens (id, product_id, name, token_hash, hint, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (token_id, _product_id(db, e), name, hash, hint, event_time(e)),
+        "INSERT INTO v_tokens (id, product_id, name, token_hash, hint, key_id, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (token_id, _product_id(db, e), name, hash, hint, key_id, event_time(e)),
     )
 
 
@@ -206,7 +209,7 @@ def _product_id(db: Connection, e: Any) -> str:
 
 @handles(Product.TokenIssued)
 def _token_issued(db: Connection, e: Any, _: int) -> None:
-    _insert_token(db, e, e.token_id, e.name, e.token_hash, e.hint)
+    _insert_token(db, e, e.token_id, e.name, e.token_hash, e.hint, e.key_id)
 
 
 @handles(Product.TokenRevoked)

@@ -51,10 +51,10 @@ def list_tokens(product_id: str) -> None:
     Example: tpc token list prd_abc
     """
     with operator_service() as service:
-        tokens = service.views.tokens(product_id)
+        tokens = service.tokens(product_id)
 
     def render(console: Console) -> None:
-        table = Table("id", "name", "created", "ends with", "revoked", box=None)
+        table = Table("id", "name", "created", "ends with", "revoked", "key", box=None)
         for item in tokens:
             table.add_row(
                 item["id"],
@@ -62,6 +62,7 @@ def list_tokens(product_id: str) -> None:
                 item["created_at"],
                 f"…{item['hint']}" if item["hint"] else "(legacy)",
                 item["revoked_at"] or "no",
+                "current" if item["current_key"] else "another key: cannot authenticate",
             )
         console.print(table if tokens else "No tokens.")
 

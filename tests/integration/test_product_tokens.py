@@ -68,8 +68,11 @@ def test_the_store_key_is_made_once_and_an_operator_key_replaces_it(store_url: s
         reopened.close()
     keyed = Service(Settings(database_url=store_url, token_key=KEY_A))
     try:
-        # Hashes made with the store's key mean nothing under the operator's key.
+        # Hashes made with the store's key mean nothing under the operator's key, and the
+        # server can tell the operator so.
         assert keyed.product_for_token(with_store_key) is None
+        assert keyed.tokens_under_other_keys() == 2
+        assert [t["current_key"] for t in keyed.tokens(product_id)] == [False, False]
         with_key_a = keyed.issue_token(product_id, "operator")["token"]
         assert keyed.product_for_token(with_key_a) == product_id
     finally:
@@ -77,6 +80,7 @@ def test_the_store_key_is_made_once_and_an_operator_key_replaces_it(store_url: s
     other_key = Service(Settings(database_url=store_url, token_key=KEY_B))
     try:
         assert other_key.product_for_token(with_key_a) is None
+        assert [t["current_key"] for t in other_key.tokens(product_id)] == [False] * 3
     finally:
         other_key.close()
 

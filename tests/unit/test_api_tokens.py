@@ -48,8 +48,8 @@ def product() -> Product:
 
 def test_a_product_holds_several_named_tokens_and_revokes_one() -> None:
     p = product()
-    p.issue_token("tok_aaaa", "ci", "hmac-sha256:1", "wxyz")
-    p.issue_token("tok_bbbb", " laptop ", "hmac-sha256:2", "abcd")
+    p.issue_token("tok_aaaa", "ci", "hmac-sha256:1", "wxyz", "k1")
+    p.issue_token("tok_bbbb", " laptop ", "hmac-sha256:2", "abcd", "k1")
     assert {k: t.name for k, t in p.tokens.items()} == {"tok_aaaa": "ci", "tok_bbbb": "laptop"}
     p.revoke_token("tok_aaaa")
     assert p.active_tokens() == ["tok_bbbb"]
@@ -59,18 +59,18 @@ def test_a_product_holds_several_named_tokens_and_revokes_one() -> None:
 
 def test_token_rules_conflict_or_name_what_is_missing() -> None:
     p = product()
-    p.issue_token("tok_aaaa", "ci", "hmac-sha256:1", "wxyz")
+    p.issue_token("tok_aaaa", "ci", "hmac-sha256:1", "wxyz", "k1")
     with pytest.raises(Conflict, match="already has a token named 'ci'"):
-        p.issue_token("tok_bbbb", "ci", "hmac-sha256:2", "abcd")
+        p.issue_token("tok_bbbb", "ci", "hmac-sha256:2", "abcd", "k1")
     with pytest.raises(Conflict, match="already has a token tok_aaaa"):
-        p.issue_token("tok_aaaa", "other", "hmac-sha256:3", "abcd")
+        p.issue_token("tok_aaaa", "other", "hmac-sha256:3", "abcd", "k1")
     with pytest.raises(NotFound, match="has no token tok_cccc"):
         p.revoke_token("tok_cccc")
     p.revoke_token("tok_aaaa")
     with pytest.raises(Conflict, match="already revoked"):
         p.revoke_token("tok_aaaa")
     # A revoked token's name is free again.
-    p.issue_token("tok_bbbb", "ci", "hmac-sha256:2", "abcd")
+    p.issue_token("tok_bbbb", "ci", "hmac-sha256:2", "abcd", "k1")
 
 
 def test_a_product_registered_with_a_plain_hash_has_that_token_under_a_stable_id() -> None:
