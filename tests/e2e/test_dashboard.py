@@ -8,6 +8,7 @@ open a run and click a signal's evidence. Screenshots go to the test's temp fold
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -183,4 +184,41 @@ def test_dashboard_end_to_end(server: Server, shots: Path) -> None:
 
     fragment = httpx.get(results_url.split("?")[0] + "/progress")
     assert fragment.status_code == 401
+    assert not problems, f"browser console errors: {problems}"
+
+
+def test_a_revoked_token_ends_its_browser_session(server: Server) -> None:
+    """Sign in with a token of a second product: the browser holds only a session id, and
+    revoking the token (`tpc token revoke`, in another process) signs the browser out."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    created = server.tpc("--format", "json", "product", "create", "--name", "Second", check=True)
+    token = json.loads(created.stdout)["token"]
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.set_default_timeout(15_000)
+        page.on(
+            "console",
+            lambda message: problems.append(message.text) if message.type == "error" else None,
+        )
+        page.goto(server.url + "/login")
+        page.fill("#token", f"  {token['token']} ")  # pasted with spaces around it
+        page.click("button[type=submit]")
+        expect(page.locator("h1")).to_have_text("Experiments")
+        (cookie,) = page.context.cookies()
+        assert cookie["name"] == "tpc_session" and token["token"] not in cookie["value"]
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+
+        revoked = server.tpc("--format", "json", "token", "revoke", token["id"], check=True)
+        assert json.loads(revoked.stdout)["sessions_ended"] == 1
+        page.reload()
+        expect(page).to_have_url(re.compile(r"/login\?next=%2F$"))
+        page.fill("#token", token["token"])
+        page.click("button[type=submit]")
+        expect(page.locator(".errors")).to_contain_text("does not belong to any product")
+        browser.close()
     assert not problems, f"browser console errors: {problems}"
