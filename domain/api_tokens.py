@@ -37,8 +37,8 @@ def normalise_token(raw: str, what: str = "token") -> str:
     return raw.strip()
 
 
-def check_token_name(name: str, what: str = "name") -> str:
-    """A token's or product's name: stripped, non-empty, short, storable."""
+def check_label(name: str, what: str = "name") -> str:
+    """A token's or a product's name: stripped, non-empty, short, storable."""
     cleaned = name.strip()
     problem = None
     if not cleaned:

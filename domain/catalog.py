@@ -12,7 +12,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.api_tokens import check_token_name
+from domain.api_tokens import check_label
 from domain.errors import Conflict, NotFound
 from domain.ids import stream_id
 
@@ -85,7 +85,7 @@ class Product(Aggregate):
     def issue_token(
         self, token_id: str, name: str, token_hash: str, hint: str, key_id: str
     ) -> None:
-        name = check_token_name(name)
+        name = check_label(name)
         if token_id in self.tokens:
             raise Conflict(f"{self.public_id} already has a token {token_id}")
         if any(t.name == name and not t.revoked for t in self.tokens.values()):

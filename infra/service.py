@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from eventsourcing.persistence import IntegrityError
 
-from domain.api_tokens import check_token_name, normalise_token, token_problem
+from domain.api_tokens import check_label, normalise_token, token_problem
 from domain.catalog import LEGACY_TOKEN_NAME, Environment, Product, Task
 from domain.clusters import FailingRun, cluster_failures, suggestions
 from domain.definitions import parse_environment, parse_task
@@ -193,7 +193,7 @@ class Service:
 
     def create_product(self, name: str) -> dict[str, Any]:
         """A new product and its first token (named "default"); the token is shown once."""
-        name = check_token_name(name)
+        name = check_label(name)
         token = new_token()
         product = Product(public_id=new_id("prd"), name=name)
         issued = self._issue(product, "default", token)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.api_tokens import check_token_name, normalise_token, token_problem
+from domain.api_tokens import check_label, normalise_token, token_problem
 from domain.catalog import LEGACY_TOKEN_NAME, Product, legacy_token_id
 from domain.errors import Conflict, InvalidInput, NotFound
 
@@ -36,10 +36,10 @@ def test_tokens_no_request_could_present_are_refused(raw: str, problem: str) -> 
 
 
 def test_names_are_stripped_and_must_say_something() -> None:
-    assert check_token_name("  ci  ") == "ci"
+    assert check_label("  ci  ") == "ci"
     for bad in ("", "   ", "x" * 101, "a\x00b"):
         with pytest.raises(InvalidInput):
-            check_token_name(bad)
+            check_label(bad)
 
 
 def product() -> Product:
