@@ -62,10 +62,11 @@ def _refused() -> Response:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a local path: never redirect a signed-in user to another site."""
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
-    return "/"
+    """Only a local path: never redirect a signed-in user to another site. Browsers read
+    `/\\host` as `//host` and drop tabs and newlines from URLs, so those are refused too."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target if "\\" not in target and target.isprintable() else "/"
 
 
 def signed_in(*, fragment: bool = False) -> Callable[[PageEndpoint], Endpoint]:

@@ -119,6 +119,15 @@ def test_state_changing_dashboard_requests_must_come_from_the_dashboard(server: 
     by_referer = post(server, "/login", {"Referer": server.url + "/login"}, data=form)
     assert by_referer.status_code == 303
     assert post(server, "/login", same_site, data=form).status_code == 303
+    # After signing in, only a local path: never another site, however it is spelt.
+    for target in (
+        "//evil.example/",
+        "/\\evil.example/",
+        "/\t/evil.example/",
+        "https://evil.example/",
+    ):
+        moved = post(server, "/login", same_site, data={**form, "next": target})
+        assert moved.headers["location"] == "/", target
 
     session = server.dashboard_session()
     cookies = {COOKIE: session}
