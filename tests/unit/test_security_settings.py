@@ -3,8 +3,11 @@ what to set (and never echoes the token)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from api.cli.client import Connection, CredentialsError
 from infra.settings import Settings, SettingsError
 
 
@@ -35,3 +38,10 @@ def test_a_weak_token_key_is_refused(monkeypatch: pytest.MonkeyPatch, raw: str) 
     monkeypatch.setenv("TPC_TOKEN_KEY", raw)
     with pytest.raises(SettingsError, match="TPC_TOKEN_KEY must be at least 32 characters"):
         Settings.from_env()
+
+
+def test_the_cli_says_what_is_wrong_with_a_token_instead_of_sending_it(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path), "TPC_API_TOKEN": " tpc_abc def "}
+    with pytest.raises(CredentialsError, match="must not contain spaces or other whitespace"):
+        Connection.from_env(env)
+    assert Connection.from_env({**env, "TPC_API_TOKEN": " tpc_abc\n"}).token == "tpc_abc"
