@@ -171,16 +171,18 @@ class Service:
         return {"id": token_id, "product_id": product.public_id, "name": name.strip()}
 
     def tokens(self, product_id: str) -> list[dict[str, Any]]:
-        """The product's tokens as `tpc token list` shows them; `current_key` is false for a
-        token whose hash was made under another token key (it cannot authenticate)."""
-        current = ("", self.token_hasher.key_id)
-        return [
-            {
-                **{k: v for k, v in token.items() if k != "key_id"},
-                "current_key": token["key_id"] in current,
-            }
-            for token in self.views.tokens(product_id)
-        ]
+        """The product's tokens as `tpc token list` shows them (never the tokens)."""
+        return [self._shown(token) for token in self.views.tokens(product_id)]
+
+    def _token(self, token_id: str) -> dict[str, Any]:
+        return self._shown(self.views.token(token_id))
+
+    def _shown(self, token: dict[str, Any]) -> dict[str, Any]:
+        """A token's row with `current_key` (false when its hash was made under another
+        token key: it cannot authenticate) in place of the key's fingerprint."""
+        shown = {k: v for k, v in token.items() if k != "key_id"}
+        shown["current_key"] = token["key_id"] in ("", self.token_hasher.key_id)
+        return shown
 
     def tokens_under_other_keys(self) -> int:
         """Live tokens that the current token key cannot check (TPC_TOKEN_KEY changed)."""
@@ -200,7 +202,7 @@ class Service:
         self._save(product)
         return {
             "product": self.views.product(product.public_id),
-            "token": {**self.views.token(issued["id"]), "token": token},
+            "token": {**self._token(issued["id"]), "token": token},
         }
 
     def issue_token(self, product_id: str, name: str) -> dict[str, Any]:
@@ -214,7 +216,7 @@ class Service:
             return str(issued["id"])
 
         token_id = self._retrying(command)
-        return {**self.views.token(token_id), "token": token}
+        return {**self._token(token_id), "token": token}
 
     def revoke_token(self, token_id: str) -> dict[str, Any]:
         """Revoke a token: API calls with it fail from now on and its dashboard sessions end."""
@@ -229,7 +231,7 @@ class Service:
 
         self._retrying(command)
         ended = self.sessions.end_for_token(token_id)
-        return {**self.views.token(token_id), "sessions_ended": ended}
+        return {**self._token(token_id), "sessions_ended": ended}
 
     # -- dashboard sessions -----------------------------------------------------------------
 
