@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             status = service.views.iteration_status(product, experiment, "latest")
             assert status["runs"]["total"] == runs, status
             run = service.views.runs(product, experiment, "latest", limit=1)["items"][0]["id"]
-            client.post("/login", data={"token": TOKEN})
+            signed = client.post(
+                "/login", data={"token": TOKEN}, headers={"Origin": "http://testserver"}
+            )
+            assert signed.status_code in (200, 303) and client.cookies.get("tpc_session")
             pages = {
                 "experiments": "/",
                 "experiment": f"/experiments/{experiment}",

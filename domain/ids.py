@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 import uuid
 
-PREFIXES = ("prd", "task", "env", "exp", "run")
-PUBLIC_ID = re.compile(r"^(prd|task|env|exp|run)_[a-z2-7]{4,32}$")
+PREFIXES = ("prd", "task", "env", "exp", "run", "tok")
+PUBLIC_ID = re.compile(r"^(prd|task|env|exp|run|tok)_[a-z2-7]{4,32}$")
 _NAMESPACE = uuid.UUID("5d0c1a7e-3f6b-4c7a-9d2e-7470632d7369")
 
 

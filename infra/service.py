@@ -7,10 +7,8 @@ Commands are synchronous (the eventsourcing API is): async callers use a thread.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
-import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -18,7 +16,8 @@ from typing import Any, TypeVar
 
 from eventsourcing.persistence import IntegrityError
 
-from domain.catalog import Environment, Product, Task
+from domain.api_tokens import check_label, normalise_token, token_problem
+from domain.catalog import LEGACY_TOKEN_NAME, Environment, Product, Task
 from domain.clusters import FailingRun, cluster_failures, suggestions
 from domain.definitions import parse_environment, parse_task, secret_references
 from domain.errors import Conflict, InvalidInput, NotFound
@@ -31,6 +30,7 @@ from domain.secrets import check_secret, check_secret_name, how_to_set
 from domain.signals.validation import load_signal_config
 from domain.transcripts import InvalidTranscript, parse_transcript, transcript_from_object
 from infra.command_policy import CommandPolicy
+from infra.dashboard_sessions import DashboardSessions
 from infra.ids import new_id
 from infra.live_log import LiveBatch
 from infra.llm.cluster_writer import ClusterWriter, configured_model
@@ -43,6 +43,7 @@ from infra.store.database import open_database
 from infra.store.events import EventStore
 from infra.store.migrations import apply_migrations
 from infra.store.secrets import SecretStore
+from infra.token_hashing import TokenHasher, legacy_hash, load_token_key, new_token, token_hint
 from projections.follower import VIEWS_VERSION, Projector
 from projections.queries import Views
 
@@ -54,7 +55,8 @@ CONFLICT_BACKOFF_MAX_S = 0.05
 
 
 def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    """The plain SHA-256 that products registered before keyed hashes hold (`legacy_hash`)."""
+    return legacy_hash(token)
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class Service:
             with self.database.schema_lock():
                 self.store = EventStore(self.database)
                 applied = apply_migrations(self.database)
+                self.token_hasher = TokenHasher(load_token_key(self.database, settings.token_key))
                 self.projector = Projector(self.store, self.database)
         except BaseException:
             if hasattr(self, "store"):
@@ -101,6 +104,7 @@ class Service:
         self.blobs = BlobStore(self.database)
         self.secrets = SecretStore(self.database)
         self.views = Views(self.database)
+        self.sessions = DashboardSessions(self.database)
         self._applied = applied
         self.projector.catch_up()
 
@@ -144,19 +148,117 @@ class Service:
 
     def bootstrap(self, token: str | None) -> Bootstrap | None:
         """On an empty store, create the first product; its token is `token` or a new one."""
+        if token is not None:
+            token = normalise_token(token, "TPC_API_TOKEN")
         if self.views.has_products():
-            if token is not None and self.views.product_for_token_hash(token_hash(token)) is None:
+            if token is not None and self.authenticate(token) is None:
                 # A token given for a store that already has products must be one of theirs.
-                raise InvalidInput("TPC_API_TOKEN does not belong to any product in this store")
+                raise InvalidInput(
+                    "TPC_API_TOKEN does not belong to any product in this store (or was revoked)"
+                )
             return None
         generated = token is None
-        token = token or f"tpc_{secrets.token_urlsafe(24)}"
-        product = Product(public_id=new_id("prd"), name="default", token_hash=token_hash(token))
+        token = token or new_token()
+        product = Product(public_id=new_id("prd"), name="default")
+        self._issue(product, LEGACY_TOKEN_NAME, token)
         self._save(product)
         return Bootstrap(product.public_id, token if generated else None)
 
+    def authenticate(self, token: str) -> tuple[str, str] | None:
+        """(product id, token id) of a live token; None for an unknown, revoked or malformed
+        one. The token is normalised exactly as when it was made."""
+        if token_problem(token) is not None:
+            return None
+        return self.views.token_owner(self.token_hasher.candidates(token.strip()))
+
     def product_for_token(self, token: str) -> str | None:
-        return self.views.product_for_token_hash(token_hash(token))
+        owner = self.authenticate(token)
+        return owner[0] if owner else None
+
+    def _issue(self, product: Product, name: str, token: str) -> dict[str, Any]:
+        token_id = new_id("tok")
+        hasher = self.token_hasher
+        product.issue_token(token_id, name, hasher.keyed(token), token_hint(token), hasher.key_id)
+        return {"id": token_id, "product_id": product.public_id, "name": name.strip()}
+
+    def tokens(self, product_id: str) -> list[dict[str, Any]]:
+        """The product's tokens as `tpc token list` shows them (never the tokens)."""
+        return [self._shown(token) for token in self.views.tokens(product_id)]
+
+    def _token(self, token_id: str) -> dict[str, Any]:
+        return self._shown(self.views.token(token_id))
+
+    def _shown(self, token: dict[str, Any]) -> dict[str, Any]:
+        """A token's row with `current_key` (false when its hash was made under another
+        token key: it cannot authenticate) in place of the key's fingerprint."""
+        shown = {k: v for k, v in token.items() if k != "key_id"}
+        shown["current_key"] = token["key_id"] in ("", self.token_hasher.key_id)
+        return shown
+
+    def tokens_under_other_keys(self) -> int:
+        """Live tokens that the current token key cannot check (TPC_TOKEN_KEY changed)."""
+        return self.views.live_tokens_under_other_keys(self.token_hasher.key_id)
+
+    def _product(self, product_id: str) -> Product:
+        if not has_prefix(product_id, "prd"):
+            raise NotFound(f"product {product_id} not found")
+        return self.store.load(Product, stream_id(product_id), f"product {product_id}")
+
+    def create_product(self, name: str) -> dict[str, Any]:
+        """A new product and its first token (named "default"); the token is shown once."""
+        name = check_label(name)
+        token = new_token()
+        product = Product(public_id=new_id("prd"), name=name)
+        issued = self._issue(product, "default", token)
+        self._save(product)
+        return {
+            "product": self.views.product(product.public_id),
+            "token": {**self._token(issued["id"]), "token": token},
+        }
+
+    def issue_token(self, product_id: str, name: str) -> dict[str, Any]:
+        """A new named token for the product; the token itself is in the answer only."""
+        token = new_token()
+
+        def command() -> str:
+            product = self._product(product_id)
+            issued = self._issue(product, name, token)
+            self._save(product)
+            return str(issued["id"])
+
+        token_id = self._retrying(command)
+        return {**self._token(token_id), "token": token}
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        """Revoke a token: API calls with it fail from now on and its dashboard sessions end."""
+        if not has_prefix(token_id, "tok"):
+            raise NotFound(f"token {token_id} not found")
+        product_id = self.views.token(token_id)["product_id"]
+
+        def command() -> None:
+            product = self._product(product_id)
+            product.revoke_token(token_id)
+            self._save(product)
+
+        self._retrying(command)
+        ended = self.sessions.end_for_token(token_id)
+        return {**self._token(token_id), "sessions_ended": ended}
+
+    # -- dashboard sessions -----------------------------------------------------------------
+
+    def open_session(self, token: str) -> tuple[str, str] | None:
+        """(session id, product id) for a live token; None when it does not authenticate."""
+        owner = self.authenticate(token)
+        if owner is None:
+            return None
+        product_id, token_id = owner
+        return self.sessions.open(product_id, token_id), product_id
+
+    def product_for_session(self, session_id: str) -> str | None:
+        return self.sessions.product(session_id)
+
+    def end_session(self, session_id: str) -> None:
+        self.sessions.end(session_id)
 
     # -- tasks and environments -------------------------------------------------------------
 

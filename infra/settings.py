@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from domain.api_tokens import token_problem
 from domain.errors import DomainError
 
 DEFAULT_DATABASE_URL = "sqlite:///.tpc/tpc.db"
@@ -38,6 +39,8 @@ class PostgresPool:
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     api_token: str | None = None
+    # The key of the token hashes (TPC_TOKEN_KEY); None: the store's own random key.
+    token_key: str | None = None
     host: str = "127.0.0.1"
     port: int = 8642
     # Runs executed at once by the in-process executor.
@@ -53,7 +56,8 @@ class Settings:
         env = os.environ
         values: dict[str, object] = {
             "database_url": env.get("TPC_DATABASE_URL", DEFAULT_DATABASE_URL),
-            "api_token": env.get("TPC_API_TOKEN") or None,
+            "api_token": _api_token(env.get("TPC_API_TOKEN")),
+            "token_key": _token_key(env.get("TPC_TOKEN_KEY")),
         }
         if env.get("TPC_CONCURRENCY"):
             values["concurrency"] = _number("TPC_CONCURRENCY", 1)
@@ -126,6 +130,33 @@ class Settings:
     @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+
+# A key shorter than this is refused: the hashes are only as strong as the key.
+MIN_TOKEN_KEY_LENGTH = 32
+
+
+def _api_token(raw: str | None) -> str | None:
+    """TPC_API_TOKEN in the one form tokens have (stripped); refused when no request could
+    present it (inner whitespace), rather than creating a product nobody can sign in to."""
+    if raw is None or raw == "":
+        return None
+    problem = token_problem(raw)
+    if problem is not None:
+        raise SettingsError(f"TPC_API_TOKEN {problem}: set a token without spaces, or unset it")
+    return raw.strip()
+
+
+def _token_key(raw: str | None) -> str | None:
+    if raw is None or raw == "":
+        return None
+    key = raw.strip()
+    if len(key) < MIN_TOKEN_KEY_LENGTH or any(char.isspace() for char in key):
+        raise SettingsError(
+            f"TPC_TOKEN_KEY must be at least {MIN_TOKEN_KEY_LENGTH} characters without spaces"
+            " (e.g. the output of `openssl rand -hex 32`)"
+        )
+    return key
 
 
 def _number(name: str, minimum: int, default: int = 0) -> int:

@@ -25,7 +25,7 @@ from projections.views import apply_events, create_schema, drop_views, handled
 
 TRACKING_NAME = "views"
 # Bump when a view's shape changes: stores built with another version rebuild on start.
-VIEWS_VERSION = 4
+VIEWS_VERSION = 5
 SCHEMA_MARK = "views_schema"
 BATCH = 500
 # The rebuild is one transaction: it reads bigger batches, and lets the rows of iterations

@@ -15,6 +15,34 @@ MAX_LIMIT = 500
 RUN_STATUSES = ("queued", "running", "passed", "failed", "errored", "timed_out", "cancelled")
 
 
+PRODUCT_COLUMNS = (
+    "p.id, p.name, p.created_at, (SELECT COUNT(*) FROM v_tokens t"
+    " WHERE t.product_id = p.id AND t.revoked_at IS NULL) AS active_tokens"
+)
+
+
+def _product_json(row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "created_at": row["created_at"],
+        "active_tokens": int(row["active_tokens"]),
+    }
+
+
+def _token_json(row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "product_id": row["product_id"],
+        "name": row["name"],
+        "hint": row["hint"] or None,
+        "key_id": row["key_id"],
+        "created_at": row["created_at"],
+        "revoked": row["revoked_at"] is not None,
+        "revoked_at": row["revoked_at"],
+    }
+
+
 def _loads(text: str | None) -> Any:
     return json.loads(text) if text else None
 
@@ -40,10 +68,18 @@ class Views:
     # -- products ---------------------------------------------------------------------------
 
     def product_for_token_hash(self, token_hash: str) -> str | None:
+        owner = self.token_owner((token_hash,))
+        return owner[0] if owner else None
+
+    def token_owner(self, hashes: tuple[str, ...]) -> tuple[str, str] | None:
+        """(product id, token id) of the live token stored under one of `hashes`."""
+        marks = ", ".join("?" for _ in hashes)
         row: Row | None = self._database.read_one(
-            "SELECT id FROM v_products WHERE token_hash = ?", (token_hash,)
+            "SELECT product_id, id FROM v_tokens"
+            f" WHERE token_hash IN ({marks}) AND revoked_at IS NULL",
+            hashes,
         )
-        return str(row["id"]) if row else None
+        return (str(row["product_id"]), str(row["id"])) if row else None
 
     def has_product(self, product_id: str) -> bool:
         row = self._database.read_one("SELECT 1 FROM v_products WHERE id = ?", (product_id,))
@@ -51,6 +87,40 @@ class Views:
 
     def has_products(self) -> bool:
         return self._database.read_one("SELECT 1 FROM v_products LIMIT 1") is not None
+
+    def product(self, product_id: str) -> dict[str, Any]:
+        row = self._database.read_one(
+            f"SELECT {PRODUCT_COLUMNS} FROM v_products p WHERE p.id = ?", (product_id,)
+        )
+        if row is None:
+            raise NotFound(f"product {product_id} not found")
+        return _product_json(row)
+
+    def products(self) -> list[dict[str, Any]]:
+        rows = self._database.read(f"SELECT {PRODUCT_COLUMNS} FROM v_products p ORDER BY p.seq")
+        return [_product_json(row) for row in rows]
+
+    def tokens(self, product_id: str) -> list[dict[str, Any]]:
+        """A product's tokens, oldest first: never the token, only its last four characters."""
+        self.product(product_id)
+        rows = self._database.read(
+            "SELECT * FROM v_tokens WHERE product_id = ? ORDER BY seq", (product_id,)
+        )
+        return [_token_json(row) for row in rows]
+
+    def live_tokens_under_other_keys(self, key_id: str) -> int:
+        row = self._database.read_one(
+            "SELECT COUNT(*) FROM v_tokens"
+            " WHERE revoked_at IS NULL AND key_id <> '' AND key_id <> ?",
+            (key_id,),
+        )
+        return int(row[0]) if row else 0
+
+    def token(self, token_id: str) -> dict[str, Any]:
+        row = self._database.read_one("SELECT * FROM v_tokens WHERE id = ?", (token_id,))
+        if row is None:
+            raise NotFound(f"token {token_id} not found")
+        return _token_json(row)
 
     # -- tasks and environments -------------------------------------------------------------
 

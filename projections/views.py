@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from domain.catalog import Environment, Product, Task
+from domain.catalog import LEGACY_TOKEN_NAME, Environment, Product, Task, legacy_token_id
 from domain.experiments import Experiment
 from domain.iterations import Iteration, PlannedRun
 from domain.results import RunRow, summarize
@@ -24,7 +24,13 @@ from projections.view_values import event_time, json_text, parse_json
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tracking (name TEXT PRIMARY KEY, position {int} NOT NULL);
 CREATE TABLE IF NOT EXISTS v_products (
-    id TEXT PRIMARY KEY, name TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE);
+    seq {serial}, id TEXT NOT NULL UNIQUE, stream TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
+    created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS v_tokens (
+    seq {serial}, id TEXT NOT NULL UNIQUE, product_id TEXT NOT NULL, name TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE, hint TEXT NOT NULL, key_id TEXT NOT NULL,
+    created_at TEXT NOT NULL, revoked_at TEXT);
+CREATE INDEX IF NOT EXISTS v_tokens_by_product ON v_tokens (product_id, seq);
 CREATE TABLE IF NOT EXISTS v_tasks (
     seq {serial}, id TEXT NOT NULL UNIQUE, product_id TEXT NOT NULL,
     name TEXT NOT NULL, definition TEXT NOT NULL, created_at TEXT NOT NULL, version {int});
@@ -62,6 +68,7 @@ CREATE TABLE IF NOT EXISTS v_live_messages (
 """
 VIEW_TABLES = (
     "v_products",
+    "v_tokens",
     "v_tasks",
     "v_environments",
     "v_experiments",
@@ -170,7 +177,44 @@ def _audit(
 
 @handles(Product.Registered)
 def _product_registered(db: Connection, e: Any, _: int) -> None:
-    db.execute("INSERT INTO v_products VALUES (?, ?, ?)", (e.public_id, e.name, e.token_hash))
+    db.execute(
+        "INSERT INTO v_products (id, stream, name, created_at) VALUES (?, ?, ?, ?)",
+        (e.public_id, str(e.originator_id), e.name, event_time(e)),
+    )
+    if e.token_hash:  # a product from before token events: its one token, plain SHA-256
+        token_id = legacy_token_id(e.public_id)
+        _insert_token(db, e, token_id, LEGACY_TOKEN_NAME, e.token_hash, "", "")
+
+
+def _insert_token(
+    db: Connection, e: Any, token_id: str, name: str, hash: str, hint: str, key_id: str
+) -> None:
+    db.execute(
+        "INSERT INTO v_tokens (id, product_id, name, token_hash, hint, key_id, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (token_id, _product_id(db, e), name, hash, hint, key_id, event_time(e)),
+    )
+
+
+def _product_id(db: Connection, e: Any) -> str:
+    if isinstance(e, Product.Registered):
+        return str(e.public_id)
+    # Token events carry no product id: their stream names the product.
+    row: Row | None = db.execute(
+        "SELECT id FROM v_products WHERE stream = ?", (str(e.originator_id),)
+    ).fetchone()
+    assert row is not None, f"product stream {e.originator_id} has no view row"
+    return str(row["id"])
+
+
+@handles(Product.TokenIssued)
+def _token_issued(db: Connection, e: Any, _: int) -> None:
+    _insert_token(db, e, e.token_id, e.name, e.token_hash, e.hint, e.key_id)
+
+
+@handles(Product.TokenRevoked)
+def _token_revoked(db: Connection, e: Any, _: int) -> None:
+    db.execute("UPDATE v_tokens SET revoked_at = ? WHERE id = ?", (event_time(e), e.token_id))
 
 
 @handles(Task.Created, Environment.Created)

@@ -21,6 +21,7 @@ from urllib.parse import quote
 import click
 import httpx
 
+from domain.api_tokens import token_problem
 from domain.errors import Conflict, DomainError, InvalidInput, NotFound, Unauthorized
 
 DEFAULT_API_URL = "http://127.0.0.1:8642"
@@ -83,6 +84,12 @@ class Connection:
             saved = read_credentials(credentials_path(env))
             url = url or saved.get("api_url", "")
             token = token or saved.get("token", "")
+        problem = token_problem(token) if token else None
+        if problem is not None:
+            # The server would only answer 401: say what is wrong with the token instead.
+            raise CredentialsError(
+                f"the API token (TPC_API_TOKEN or {credentials_path(env)}) {problem}"
+            )
         url = (url or DEFAULT_API_URL).rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise CredentialsError(

@@ -6,21 +6,14 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from api.cli.operator import operator_service
 from domain.errors import InvalidInput
-from infra.settings import Settings
-
-
-def _service() -> Any:
-    from infra.service import Service
-
-    return Service(Settings.from_env())
 
 
 def _read_value(value_from_env: str | None) -> str:
@@ -70,11 +63,8 @@ def set_secret(product: str, name: str, value_from_env: str | None) -> None:
     from api.cli.output import current_output
 
     value = _read_value(value_from_env)
-    service = _service()
-    try:
+    with operator_service() as service:
         saved = service.set_secret(product, name, value)
-    finally:
-        service.close()
     current_output().emit(
         {"product_id": product, **saved},
         lambda console: console.print(
@@ -92,11 +82,8 @@ def list_secrets(product: str) -> None:
     """
     from api.cli.output import current_output
 
-    service = _service()
-    try:
+    with operator_service() as service:
         listed = service.list_secrets(product)
-    finally:
-        service.close()
 
     def render(console: Console) -> None:
         if not listed["items"]:
@@ -120,11 +107,8 @@ def remove_secret(product: str, name: str) -> None:
     """
     from api.cli.output import current_output
 
-    service = _service()
-    try:
+    with operator_service() as service:
         removed = service.remove_secret(product, name)
-    finally:
-        service.close()
     current_output().emit(
         {"product_id": product, **removed},
         lambda console: console.print(f"Secret {escape(name)} of {escape(product)} removed."),

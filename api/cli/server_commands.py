@@ -47,8 +47,16 @@ def serve(host: str, port: int, concurrency: int | None, no_workers: bool) -> No
     service = Service(settings)
     try:
         bootstrap(service, settings)
+        stale = service.tokens_under_other_keys()
     finally:
         service.close()
+    if stale:
+        click.echo(
+            f"tpc serve: warning: {stale} live API token(s) were issued under another token "
+            "key and cannot authenticate: was TPC_TOKEN_KEY changed? (`tpc token list` says "
+            "which)",
+            err=True,
+        )
     click.echo(
         f"tpc serve: API {settings.api_url}/v1 (OpenAPI at {settings.api_url}/openapi.json), "
         f"store {settings.redacted_database_url}",

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -20,6 +21,7 @@ from starlette.schemas import SchemaGenerator
 from api.http.errors import EXCEPTION_HANDLERS
 from api.http.routes import ROUTES
 from api.web.pages import web_routes
+from api.web.security_headers import SecurityHeaders
 from infra.executor import Executor
 from infra.llm.judge import LlmJudge
 from infra.queue_worker import QueueDispatcher
@@ -99,6 +101,7 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
+        middleware=[Middleware(SecurityHeaders)],
     )
 
 

@@ -356,7 +356,7 @@ def web_routes() -> list[BaseRoute]:
         ("/", index, "GET"),
         ("/login", login_page, "GET"),
         ("/login", login, "POST"),
-        ("/logout", logout, "GET"),
+        ("/logout", logout, "POST"),
         ("/experiments", create_experiment, "POST"),
         ("/experiments/{exp_id}", experiment, "GET"),
         ("/experiments/{exp_id}/config", update_config, "POST"),

@@ -1,8 +1,11 @@
-"""Dashboard sign-in: the product's API token in an HttpOnly, SameSite=Lax cookie.
+"""Dashboard sign-in: a server-side session (`infra/dashboard_sessions.py`) whose random id
+is the HttpOnly, SameSite=Lax cookie; the API token itself never goes into the cookie.
 
-Every page and fragment resolves the product from the cookie on each request (the same lookup
-as a bearer token), so a revoked token stops working at once and nothing is cached here.
-Browser forms are same-origin POSTs; a POST whose Origin names another site is refused.
+Every page and fragment resolves the product from the session on each request, and a
+session whose token was revoked no longer resolves, so revocation takes effect at once.
+Every request that changes state (POST: forms, sign-in, sign-out, the validator) must come
+from this site: its Origin must name this host, or, without an Origin, its Referer; a POST
+with neither, or with `Origin: null` (sandboxed frames, some redirects), is refused.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from api.web.templating import render
 from domain.errors import DomainError
 
 COOKIE = "tpc_session"
-MAX_AGE = 7 * 24 * 3600
 
 PageEndpoint = Callable[[Request, str], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -34,24 +36,37 @@ async def form_data(request: Request) -> dict[str, list[str]]:
 
 
 async def product_from_cookie(request: Request) -> str | None:
-    token = request.cookies.get(COOKIE, "").strip()
-    if not token:
+    session_id = request.cookies.get(COOKIE, "").strip()
+    if not session_id:
         return None
-    return await run_in_threadpool(service(request).product_for_token, token)
+    return await run_in_threadpool(service(request).product_for_session, session_id)
 
 
 def _cross_site(request: Request) -> bool:
-    origin = request.headers.get("origin")
-    if request.method in ("GET", "HEAD") or not origin or origin == "null":
+    """True for a state-changing request that does not provably come from this site."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
         return False
-    return urlsplit(origin).netloc != request.headers.get("host", "")
+    host = request.headers.get("host", "")
+    origin = request.headers.get("origin")
+    if origin is not None:
+        return origin == "null" or urlsplit(origin).netloc != host
+    referer = request.headers.get("referer")
+    return not referer or urlsplit(referer).netloc != host
+
+
+def _refused() -> Response:
+    return Response(
+        "cross-site request refused: this form must be sent from the dashboard's own pages",
+        status_code=403,
+    )
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a local path: never redirect a signed-in user to another site."""
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
-    return "/"
+    """Only a local path: never redirect a signed-in user to another site. Browsers read
+    `/\\host` as `//host` and drop tabs and newlines from URLs, so those are refused too."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target if "\\" not in target and target.isprintable() else "/"
 
 
 def signed_in(*, fragment: bool = False) -> Callable[[PageEndpoint], Endpoint]:
@@ -61,7 +76,7 @@ def signed_in(*, fragment: bool = False) -> Callable[[PageEndpoint], Endpoint]:
         @functools.wraps(endpoint)
         async def wrapper(request: Request) -> Response:
             if _cross_site(request):
-                return Response("cross-site request refused", status_code=403)
+                return _refused()
             owner = await product_from_cookie(request)
             if owner is None:
                 if fragment or request.method != "GET":
@@ -94,19 +109,20 @@ async def login_page(request: Request) -> Response:
 
 async def login(request: Request) -> Response:
     if _cross_site(request):
-        return Response("cross-site request refused", status_code=403)
+        return _refused()
     form = await form_data(request)
     token = (form.get("token") or [""])[0].strip()
     target = _safe_next((form.get("next") or ["/"])[0])
-    owner = await run_in_threadpool(service(request).product_for_token, token) if token else None
-    if owner is None:
+    opened = await run_in_threadpool(service(request).open_session, token) if token else None
+    if opened is None:
         message = "That token does not belong to any product." if token else "Enter a token."
         return render(request, "login.html", {"next": target, "error": message})
+    session_id, _ = opened
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         COOKIE,
-        token,
-        max_age=MAX_AGE,
+        session_id,
+        max_age=service(request).sessions.max_age_s,
         httponly=True,
         samesite="lax",
         secure=request.url.scheme == "https",
@@ -116,6 +132,12 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
+    """Sign out (a POST from the page header): the session ends on the server too."""
+    if _cross_site(request):
+        return _refused()
+    session_id = request.cookies.get(COOKIE, "").strip()
+    if session_id:
+        await run_in_threadpool(service(request).end_session, session_id)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response

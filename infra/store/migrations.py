@@ -39,6 +39,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             " PRIMARY KEY (product_id, name))",
         ),
     ),
+    Migration(
+        4,
+        "token key (keyed token hashes) and dashboard sessions",
+        (
+            "CREATE TABLE IF NOT EXISTS token_key"
+            " (id {int} PRIMARY KEY, key TEXT NOT NULL, created_at TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS dashboard_sessions"
+            " (id_hash TEXT PRIMARY KEY, product_id TEXT NOT NULL, token_id TEXT NOT NULL,"
+            " created_at {int} NOT NULL, expires_at {int} NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS dashboard_sessions_by_token"
+            " ON dashboard_sessions (token_id)",
+        ),
+    ),
 )
 
 TABLE = (

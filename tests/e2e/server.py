@@ -114,6 +114,19 @@ class Server:
             headers={"Authorization": f"Bearer {token or self.token}"},
         )
 
+    def dashboard_session(self, token: str | None = None) -> str:
+        """Sign in to the dashboard as a browser would; the session cookie's value."""
+        signed = httpx.post(
+            f"{self.url}/login",
+            data={"token": token or self.token, "next": "/"},
+            headers={"Origin": self.url},
+            follow_redirects=False,
+            timeout=30,
+        )
+        assert signed.status_code == 303, signed.text
+        session: str = signed.cookies["tpc_session"]
+        return session
+
     def tpc(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             [TPC, *args],

@@ -8,6 +8,7 @@ open a run and click a signal's evidence. Screenshots go to the test's temp fold
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -87,6 +88,9 @@ def test_dashboard_end_to_end(server: Server, shots: Path) -> None:
         page.fill("#token", server.token)
         page.click("button[type=submit]")
         expect(page.locator("h1")).to_have_text("Experiments")
+        # The cookie is a session id, never the API token.
+        (cookie,) = [c for c in page.context.cookies() if c["name"] == "tpc_session"]
+        assert cookie["httpOnly"] and cookie["value"] and server.token not in cookie["value"]
 
         # Create with a broken config: the located error shows live, then after submitting.
         page.fill("#name", "Docs v2 launch")
@@ -132,6 +136,9 @@ def test_dashboard_end_to_end(server: Server, shots: Path) -> None:
         # Results: charts, the heatmap, aggregates, clusters, the runs table.
         assert page.locator("svg.chart").count() >= 5
         expect(page.locator("#heatmap td.cell")).to_have_count(4)
+        # Colours and bar widths come from data attributes (the CSP refuses inline styles).
+        heat = page.locator("#heatmap td.cell").first.evaluate("c => c.style.background")
+        assert heat.startswith(("hsl", "rgb")), heat
         expect(page.locator("#aggregates .aggregate")).to_have_count(11)
         expect(page.locator("#aggregates svg.chart").first).to_be_visible()
         expect(page.locator("#runs-table tbody tr")).to_have_count(12)
@@ -166,12 +173,52 @@ def test_dashboard_end_to_end(server: Server, shots: Path) -> None:
         expect(page.locator("#history tbody tr").first).to_contain_text("Experiment.Created")
         page.screenshot(path=str(shots / "dashboard-history.png"))
 
-        # Signing out ends the session: pages redirect, fragments answer 401.
-        page.goto(server.url + "/logout")
+        # Signing out (a POST from the header) ends the session: pages redirect, fragments
+        # answer 401, and the old session id no longer signs anyone in.
+        page.click("header.top button:has-text('Sign out')")
+        expect(page).to_have_url(re.compile(r"/login$"))
+        page.context.add_cookies([{**cookie}])
         page.goto(results_url)
         expect(page).to_have_url(re.compile(r"/login\?next="))
         browser.close()
 
     fragment = httpx.get(results_url.split("?")[0] + "/progress")
     assert fragment.status_code == 401
+    assert not problems, f"browser console errors: {problems}"
+
+
+def test_a_revoked_token_ends_its_browser_session(server: Server) -> None:
+    """Sign in with a token of a second product: the browser holds only a session id, and
+    revoking the token (`tpc token revoke`, in another process) signs the browser out."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    created = server.tpc("--format", "json", "product", "create", "--name", "Second", check=True)
+    token = json.loads(created.stdout)["token"]
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.set_default_timeout(15_000)
+        page.on(
+            "console",
+            lambda message: problems.append(message.text) if message.type == "error" else None,
+        )
+        page.goto(server.url + "/login")
+        page.fill("#token", f"  {token['token']} ")  # pasted with spaces around it
+        page.click("button[type=submit]")
+        expect(page.locator("h1")).to_have_text("Experiments")
+        (cookie,) = page.context.cookies()
+        assert cookie["name"] == "tpc_session" and token["token"] not in cookie["value"]
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+
+        revoked = server.tpc("--format", "json", "token", "revoke", token["id"], check=True)
+        assert json.loads(revoked.stdout)["sessions_ended"] == 1
+        page.reload()
+        expect(page).to_have_url(re.compile(r"/login\?next=%2F$"))
+        page.fill("#token", token["token"])
+        page.click("button[type=submit]")
+        expect(page.locator(".errors")).to_contain_text("does not belong to any product")
+        browser.close()
     assert not problems, f"browser console errors: {problems}"

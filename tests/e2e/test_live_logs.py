@@ -96,7 +96,8 @@ def test_the_logs_endpoint_gives_live_messages_then_the_transcript(server: Serve
         assert [m["index"] for m in tail["messages"]][:1] == [seen - 1]
         assert api.get(f"/v1/runs/{run_id}/logs", params={"after": "x"}).status_code == 422
         # The dashboard's run page shows them too, and reloads itself while the run runs.
-        page = httpx.get(f"{server.url}/runs/{run_id}", cookies={COOKIE: server.token}).text
+        session = {COOKIE: server.dashboard_session()}
+        page = httpx.get(f"{server.url}/runs/{run_id}", cookies=session).text
         assert 'data-live-refresh="2"' in page and 'id="event-1"' in page
 
         add_product(server, "other-token")

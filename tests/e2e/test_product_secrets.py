@@ -16,9 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from domain.catalog import Product
-from infra.ids import new_id
-from infra.service import Service, token_hash
+from infra.service import Service
 from infra.settings import Settings
 from tests.e2e.server import Server
 from tests.fakes.provider import TEST_KEY, FakeProvider, Reply, serving
@@ -68,14 +66,12 @@ def finished_transcript(client: httpx.Client, exp_id: str, number: int) -> dict[
     return document
 
 
-def add_product(database_url: str, token: str) -> str:
-    """A second product, as the operator's tooling would make it (the event-sourced aggregate)."""
+def add_product(database_url: str) -> str:
+    """A second product, as `tpc product create` makes it; returns its token."""
     service = Service(Settings(database_url=database_url), environ={})
     try:
-        product = Product(public_id=new_id("prd"), name="b", token_hash=token_hash(token))
-        service.store.save(product)
-        service.projector.catch_up()
-        return product.public_id
+        token: str = service.create_product("b")["token"]["token"]
+        return token
     finally:
         service.close()
 
@@ -116,8 +112,8 @@ def test_secrets_routes_and_a_command_agent_sees_only_its_products_secret(
         assert server.token not in transcript
 
         # Another product neither sees nor uses product A's secret.
-        add_product(server.database_url, "token-b")
-        with server.client("token-b") as b:
+        token_b = add_product(server.database_url)
+        with server.client(token_b) as b:
             deadline = time.monotonic() + 10
             while (listed_b := b.get("/v1/secrets")).status_code == 401:
                 assert time.monotonic() < deadline  # the server's views follow the log

@@ -14,14 +14,12 @@ from typing import Any
 
 import pytest
 
-from domain.catalog import Product
 from domain.errors import Forbidden, InvalidInput, NotFound
 from domain.secrets import MAX_VALUE_BYTES
 from infra.command_policy import CommandPolicy
 from infra.executor import Executor
-from infra.ids import new_id
 from infra.runners.command import CommandRunner
-from infra.service import Service, token_hash
+from infra.service import Service
 from infra.settings import Settings, SettingsError
 
 ALLOW_ALL = {"TPC_ALLOW_COMMANDS": "all"}
@@ -60,10 +58,8 @@ def first_product(service: Service) -> str:
 
 
 def second_product(service: Service) -> str:
-    product = Product(public_id=new_id("prd"), name="b", token_hash=token_hash("token-b"))
-    service.store.save(product)
-    service.projector.catch_up()
-    return product.public_id
+    product_id: str = service.create_product("b")["product"]["id"]
+    return product_id
 
 
 # -- the secrets themselves -------------------------------------------------------------------

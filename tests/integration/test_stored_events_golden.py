@@ -15,6 +15,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
+from domain.catalog import Product
 from domain.experiments import Experiment
 from domain.ids import stream_id
 from infra.service import Service
@@ -81,5 +82,49 @@ def test_aggregates_and_views_rebuilt_from_the_golden_log_answer_as_before(
             "experiment": service.views.experiment(owner, exp_id),
         }
         assert json.loads(json.dumps(answers, sort_keys=True)) == ANSWERS
+    finally:
+        service.close()
+
+
+# Token lifecycle events (Product.TokenIssued / TokenRevoked), as stored by `tpc product
+# create`, `tpc token create` and `tpc token revoke` with a known TPC_TOKEN_KEY.
+TOKENS_GOLDEN: dict[str, Any] = json.loads((FIXTURES / "stored_events_tokens_v1.json").read_text())
+
+
+def test_stored_token_events_still_load_and_authenticate(store_url: str) -> None:
+    settings = Settings(database_url=store_url, token_key=TOKENS_GOLDEN["token_key"])
+    service = Service(settings)
+    try:
+        service.store.recorder.insert_events(
+            [
+                StoredEvent(
+                    originator_id=UUID(e["originator_id"]),
+                    originator_version=e["originator_version"],
+                    topic=e["topic"],
+                    state=zlib.compress(json.dumps(e["state"], separators=(",", ":")).encode()),
+                )
+                for e in TOKENS_GOLDEN["events"]
+            ]
+        )
+        service.projector.catch_up()
+        product_id = TOKENS_GOLDEN["product_id"]
+        notifications = service.store.notifications(0, 10)
+        topics = [type(service.store.to_event(n)).TOPIC for n in notifications]  # type: ignore[attr-defined]
+        assert topics == [
+            "tpc:Product.Registered",
+            "tpc:Product.TokenIssued",
+            "tpc:Product.TokenIssued",
+            "tpc:Product.TokenRevoked",
+        ]
+        product = service.store.load(Product, stream_id(product_id), product_id)
+        assert product.active_tokens() == [TOKENS_GOLDEN["live_token_id"]]
+        live = service.authenticate(TOKENS_GOLDEN["live_token"])
+        assert live == (product_id, TOKENS_GOLDEN["live_token_id"])
+        assert service.authenticate(TOKENS_GOLDEN["revoked_token"]) is None
+        listed = [(t["id"], t["name"], t["revoked"]) for t in service.views.tokens(product_id)]
+        assert listed == [
+            (TOKENS_GOLDEN["revoked_token_id"], "default", True),
+            (TOKENS_GOLDEN["live_token_id"], "ci", False),
+        ]
     finally:
         service.close()

@@ -157,7 +157,19 @@
     event.focus({ preventScroll: true });
   }
 
+  // Sizes and colours the server computed: set through the DOM, since the
+  // Content-Security-Policy refuses inline style attributes.
+  function applyComputedStyles() {
+    for (const node of document.querySelectorAll("[data-width]")) {
+      node.style.width = node.dataset.width + "%";
+    }
+    for (const node of document.querySelectorAll("[data-heat]")) {
+      node.style.background = node.dataset.heat;
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    applyComputedStyles();
     for (const area of document.querySelectorAll("textarea[data-validate]")) setUpValidation(area);
     for (const input of document.querySelectorAll("input[data-load-into]")) setUpFileLoad(input);
     const progress = document.querySelector("[data-progress-url]");
