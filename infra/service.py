@@ -26,6 +26,7 @@ from domain.experiments import Experiment
 from domain.ids import has_prefix, iteration_stream_id, stream_id
 from domain.iterations import Iteration, plan_runs
 from domain.runs import Run
+from domain.safe_text import unsafe_text_problems
 from domain.signals.validation import load_signal_config
 from domain.transcripts import InvalidTranscript, parse_transcript, transcript_from_object
 from infra.ids import new_id
@@ -179,13 +180,19 @@ class Service:
         transcripts = agent.get("transcripts")
         if not isinstance(transcripts, dict):
             return data
-        refs: dict[str, list[str]] = {}
+        documents: dict[str, list[bytes]] = {}
         problems: list[tuple[str, str]] = []
         for key, value in transcripts.items():
             items = value if isinstance(value, list) else [value]
-            refs[key] = []
+            documents[key] = []
             for i, item in enumerate(items):
                 where = f"agent.transcripts.{key}" + (f"[{i}]" if isinstance(value, list) else "")
+                # Uploaded by a product, so a request: text no store can keep is refused
+                # (they become blobs, which the event store's guard never sees).
+                unsafe = unsafe_text_problems(item, (where,))
+                if unsafe:
+                    problems.extend(unsafe)
+                    continue
                 try:
                     transcript = transcript_from_object(item, where)
                 except InvalidTranscript as error:
@@ -193,11 +200,11 @@ class Service:
                         (f"{where}.{loc}" if loc else where, msg) for loc, msg in error.problems
                     )
                     continue
-                document = transcript.model_dump_json(exclude_none=True).encode()
-                refs[key].append(self.blobs.put(document))
+                documents[key].append(transcript.model_dump_json(exclude_none=True).encode())
         if problems:
             summary = "; ".join(f"{loc}: {msg}" for loc, msg in problems[:3])
             raise InvalidInput(f"invalid replay transcripts: {summary}", tuple(problems))
+        refs = {key: [self.blobs.put(doc) for doc in docs] for key, docs in documents.items()}
         return {**data, "agent": {**agent, "transcripts": refs}}
 
     # -- experiments ------------------------------------------------------------------------
