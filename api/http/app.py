@@ -42,7 +42,19 @@ SCHEMAS = SchemaGenerator(
 
 
 async def healthz(request: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok"})
+    """Up, and how far the views follow the log: `failures` counts the events they could not
+    apply and skipped (`tpc projections status` lists them)."""
+    body: dict[str, object] = {"status": "ok"}
+    service: Service | None = getattr(request.app.state, "service", None)
+    if service is not None:
+        report = await asyncio.to_thread(service.projector.status)
+        body["projection"] = {
+            "position": report["position"],
+            "head": report["head"],
+            "lag": report["lag"],
+            "failures": report["failure_count"],
+        }
+    return JSONResponse(body)
 
 
 async def openapi(request: Request) -> JSONResponse:
