@@ -136,10 +136,11 @@ class Projector:
             self._start_rebuild(db)
             position = 0
             while rows := self._store.read_rows(db, position, REBUILD_BATCH):
-                failed = self._in_savepoint(
-                    db, "tpc_batch", lambda: apply_events(db, self._store.decode_rows(rows, handled))
-                )
-                if failed is not None:
+
+                def apply(rows: list[EventRow] = rows) -> None:
+                    apply_events(db, self._store.decode_rows(rows, handled))
+
+                if self._in_savepoint(db, "tpc_batch", apply) is not None:
                     self._apply_one_by_one(db, rows)
                 position = rows[-1][0]
             if position:

@@ -60,7 +60,8 @@ def test_one_nul_on_postgresql_is_refused_and_breaks_nothing(
     try:
         with server.client() as client:
             assert client.get(f"/v1/tasks/{task_id}").status_code == 200
-            assert client.post("/v1/tasks", json={"name": "later", "prompt": "p"}).status_code == 201
+            later = client.post("/v1/tasks", json={"name": "later", "prompt": "p"})
+            assert later.status_code == 201, later.text
     finally:
         server.stop()
 

@@ -5,6 +5,7 @@ it never stalls every tenant's views nor stops the store from opening."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,13 +13,17 @@ import pytest
 
 from domain.catalog import Product, Task
 from domain.errors import InvalidInput
+from domain.ids import stream_id
 from domain.iterations import Iteration, PlannedRun
 from domain.runs import Run
+from domain.transcripts import transcript_from_object
+from infra.executor import Executor
+from infra.runners.base import RunnerError, RunOutcome, RunRequest
 from infra.service import Service
 from infra.settings import Settings
 from projections import follower
-from tests.conftest import store_kind
 from projections.views import VIEW_TABLES
+from tests.conftest import store_kind
 from tests.poisoned import save_around_the_guard
 
 UNSTORABLE = {"nul": "a\x00b", "surrogate": "a\ud800b"}
@@ -113,7 +118,8 @@ def test_uploaded_replay_transcripts_are_a_request_refused_with_their_location(
             owner,
             {"name": "replayed", "agent": {"kind": "replay", "transcripts": {"t": [good, bad]}}},
         )
-    assert [loc for loc, _ in refused.value.problems] == ["agent.transcripts.t[1].messages[1].content"]
+    [(loc, _)] = refused.value.problems
+    assert loc == "agent.transcripts.t[1].messages[1].content"
     # Refused before any transcript was stored, the good one included.
     assert service.database.read("SELECT count(*) FROM blobs")[0][0] == blobs
 
@@ -228,3 +234,57 @@ def test_a_store_poisoned_by_an_older_version_opens_and_rebuilds(store_url: str)
         assert task_names(rebuilt, owner) == ["after"]
     finally:
         rebuilt.close()
+
+
+class PrintsUnstorableText:
+    """An agent whose output holds a NUL and a lone surrogate: in its live messages, its
+    transcript and its stats on the first repeat, in its error on the second."""
+
+    async def run(self, request: RunRequest) -> RunOutcome:
+        said = {"role": "assistant", "content": "out\x00put \ud800 here"}
+        request.progress.message({"role": "user", "content": request.task["prompt"]})
+        request.progress.message(said)
+        await asyncio.sleep(0.8)  # the live log's writer saves meanwhile
+        if request.repeat == 1:
+            raise RunnerError("the agent crashed: \ud800\x00")
+        transcript = transcript_from_object(
+            {
+                "messages": [{"role": "user", "content": request.task["prompt"]}, said],
+                "stats": {"model": "m\x00odel"},
+                "final_answer": "done\x00",
+            }
+        )
+        return RunOutcome(transcript, "failed", "completed")
+
+
+def test_what_an_agent_prints_is_cleaned_and_its_runs_are_recorded(service: Service) -> None:
+    owner = owner_of(service)
+    task = service.create_task(owner, {"name": "t", "prompt": "p"})["id"]
+    env = service.create_environment(owner, {"name": "dirty", "agent": {"kind": "scripted"}})["id"]
+    exp = service.create_experiment(owner, "dirty output", [task], [env], 2)["id"]
+    number = service.trigger(owner, exp)["iteration"]
+
+    async def execute() -> None:
+        executor = Executor(service, {"scripted": PrintsUnstorableText()}, 2)
+        await executor.submit(exp, number)
+        await executor.drain()
+
+    asyncio.run(execute())
+    assert service.views.iteration_status(owner, exp, number)["status"] == "completed"
+    runs = {run["repeat"]: run for run in service.views.runs(owner, exp, number)["items"]}
+    assert runs[0]["status"] == "failed"
+    assert runs[1]["status"] == "errored"
+    assert runs[1]["error"] == "the agent crashed: \ufffd\ufffd"
+    transcript = service.transcript(owner, runs[0]["id"])
+    assert transcript["messages"][1]["content"][0]["text"] == "out\ufffdput \ufffd here"
+    assert transcript["final_answer"] == "done\ufffd"
+    assert transcript["stats"]["model"] == "m\ufffdodel"
+    # The live messages were saved too, cleaned (events of the run's stream).
+    live = [
+        message
+        for event in service.store.events.get(stream_id(runs[1]["id"]))
+        if isinstance(event, Run.MessagesRecorded)
+        for message in event.messages
+    ]
+    assert {"role": "assistant", "content": "out\ufffdput \ufffd here"} in live
+    assert service.projector.status()["failures"] == []
