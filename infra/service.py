@@ -21,7 +21,7 @@ from eventsourcing.persistence import IntegrityError
 from domain.catalog import Environment, Product, Task
 from domain.clusters import FailingRun, cluster_failures, suggestions
 from domain.definitions import parse_environment, parse_task
-from domain.errors import Conflict, InvalidInput, NotFound
+from domain.errors import Conflict, InvalidInput, NotFound, StorageFull
 from domain.experiments import Experiment
 from domain.ids import has_prefix, iteration_stream_id, stream_id
 from domain.iterations import Iteration, plan_runs
@@ -46,6 +46,10 @@ T = TypeVar("T")
 # longest pause between two tries.
 CONFLICT_RETRIES = 20
 CONFLICT_BACKOFF_MAX_S = 0.05
+VIEWS_FULL = (
+    "the store is out of space: the change was saved, but the views cannot show it until "
+    "space is freed (do not send it again)"
+)
 
 
 def token_hash(token: str) -> str:
@@ -117,7 +121,11 @@ class Service:
     def _save(self, *aggregates: Any) -> None:
         """Save, then bring the views up to date: the caller reads its own write."""
         self.store.save(*aggregates)
-        self.projector.catch_up()
+        try:
+            self.projector.catch_up()
+        except StorageFull:
+            # The events are in the log, whole; only the views (written next) found no room.
+            raise StorageFull(VIEWS_FULL) from None
 
     def _retrying(self, command: Callable[[], T]) -> T:
         """Run a command again on a write conflict (optimistic concurrency, no lost update)."""
