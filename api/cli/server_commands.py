@@ -73,7 +73,8 @@ def rebuild() -> None:
     """Rebuild every read model from the event log (with the server running or not).
 
     The views are dropped and replayed in one transaction: readers see the old views or the
-    new ones, never a half-built state.
+    new ones, never a half-built state. Every event is tried again; those that still cannot be
+    applied are recorded and skipped (`tpc projections status` lists them).
 
     Example: tpc projections rebuild
     """
@@ -84,13 +85,19 @@ def rebuild() -> None:
     service = Service(settings)
     try:
         position = service.rebuild_projections()
+        failures = service.projector.status()["failure_count"]
     finally:
         service.close()
-    output = current_output()
-    output.emit(
-        {"rebuilt": True, "position": position},
-        lambda console: console.print(f"Rebuilt every view up to position {position}."),
-    )
+
+    def render(console: Console) -> None:
+        console.print(f"Rebuilt every view up to position {position}.")
+        if failures:
+            console.print(
+                f"{failures} event(s) could not be applied and were skipped: "
+                "see `tpc projections status`."
+            )
+
+    current_output().emit({"rebuilt": True, "position": position, "failures": failures}, render)
 
 
 @projections.command("status")
