@@ -24,6 +24,7 @@ import uvicorn
 from eventsourcing.persistence import OperationalError
 
 from api.http.app import create_app
+from domain.catalog import Task
 from domain.errors import StorageFull
 from infra.service import Service
 from infra.settings import Settings
@@ -188,5 +189,30 @@ def test_postgresql_disk_full_is_storage_full_and_not_a_data_failure(postgres_ur
         # A value the driver cannot send is about the data: not transient.
         assert not database.is_transient(psycopg.DataError("NUL in text"))
         assert database.is_transient(psycopg.OperationalError("connection lost"))
+    finally:
+        service.close()
+
+
+def test_a_full_disk_stops_the_views_and_skips_nothing(tmp_path: Path, page_cap: PageCap) -> None:
+    service = Service(Settings(database_url=f"sqlite:///{tmp_path / 'tpc.db'}"))
+    try:
+        boot = service.bootstrap(TOKEN)
+        assert boot is not None
+        owner = boot.product_id
+        # Saved by another process, say; the views (uncompressed JSON) need more room than
+        # the event, and find none.
+        big = {"name": "big", "prompt": secrets.token_hex(20_000)}
+        service.store.save(Task(public_id="task_big", product_id=owner, definition=big))
+        page_cap.cap(tmp_path / "tpc.db", extra_pages=0)
+        with pytest.raises(StorageFull):
+            service.projector.catch_up()
+        status = service.projector.status()
+        assert status["lag"] == 1
+        assert status["failures"] == []  # a full disk is not the event's fault
+
+        page_cap.cap(tmp_path / "tpc.db", extra_pages=100_000)
+        assert service.projector.catch_up() == service.store.last_position()
+        assert service.views.task(owner, "task_big")["name"] == "big"
+        assert service.projector.status()["failures"] == []
     finally:
         service.close()
