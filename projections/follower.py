@@ -25,6 +25,7 @@ import contextlib
 import gc
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +52,7 @@ REBUILD_OPEN_ROWS = 20_000
 # What `status()` lists of the failures (all are counted), and the longest error text kept.
 LISTED_FAILURES = 100
 MAX_ERROR_TEXT = 2000
+HEALTH_MAX_AGE_S = 1.0
 
 
 class Projector:
@@ -61,6 +63,7 @@ class Projector:
         self._watcher: LogWatcher | None = None
         self._watcher_lock = threading.Lock()
         self._closed = False
+        self._health: tuple[float, dict[str, int]] | None = None
         with database.write() as db:
             database.lock(db, TRACKING_NAME)
             create_schema(db, database)
@@ -185,24 +188,44 @@ class Projector:
         """Where the views are: `position` (last event applied or skipped), `head` (the log's
         last event), `lag`, and the events that could not be applied (`failure_count`, and the
         first `LISTED_FAILURES` as `failures`: position, topic, error, recorded_at)."""
-        position = self.position()
-        head = self._store.last_position()
-        count = self._database.read_one(f"SELECT count(*) FROM {FAILURES_TABLE}")
+        figures = self.health()
         rows = self._database.read(
             f"SELECT position, topic, error, recorded_at FROM {FAILURES_TABLE}"
             " ORDER BY position LIMIT ?",
             (LISTED_FAILURES,),
         )
         return {
-            "position": position,
-            "head": head,
-            "lag": max(0, head - position),
-            "failure_count": int(count[0]) if count else 0,
+            "position": figures["position"],
+            "head": figures["head"],
+            "lag": figures["lag"],
+            "failure_count": figures["failures"],
             "failures": [
                 {"position": int(r[0]), "topic": r[1], "error": r[2], "recorded_at": r[3]}
                 for r in rows
             ],
         }
+
+    def health(self) -> dict[str, int]:
+        """The status in figures: position, head, lag, failures (a count)."""
+        position = self.position()
+        head = self._store.last_position()
+        count = self._database.read_one(f"SELECT count(*) FROM {FAILURES_TABLE}")
+        figures = {
+            "position": position,
+            "head": head,
+            "lag": max(0, head - position),
+            "failures": int(count[0]) if count else 0,
+        }
+        self._health = (time.monotonic(), figures)
+        return figures
+
+    def recent_health(self) -> dict[str, int] | None:
+        """The last `health()` figures if at most `HEALTH_MAX_AGE_S` old: health checks stay
+        as cheap as a request can be, however often they come."""
+        recent = self._health
+        if recent is None or time.monotonic() - recent[0] > HEALTH_MAX_AGE_S:
+            return None
+        return recent[1]
 
     def position(self) -> int:
         row = self._database.read_one(
