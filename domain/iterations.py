@@ -13,6 +13,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Conflict
 from domain.ids import iteration_stream_id
+from domain.safe_text import clean_value
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +123,9 @@ class Iteration(Aggregate):
         self, clusters: list[dict[str, Any]], suggestions: list[dict[str, Any]]
     ) -> None:
         self.check_open()
-        self._clusters_recorded(clusters, suggestions)
+        # Named and explained by a model when one is configured: its text is cleaned, not
+        # refused (`domain.safe_text`).
+        self._clusters_recorded(clean_value(clusters), clean_value(suggestions))
 
     def complete(self) -> None:
         """Close the iteration once every run is terminal (the caller checks that)."""

@@ -3,6 +3,11 @@ that thousands of runs finishing at once never contend on one aggregate.
 
 A run's stream is opened when it is first touched (started or cancelled); until then the run
 exists only in its iteration's ConfigFrozen event, and is `queued`.
+
+What a run records comes from its agent (messages, errors, stats, signal evidence): data, not a
+request. Text no store can keep (a NUL character, a lone surrogate) is cleaned here, replaced
+by U+FFFD, so that every executor's save passes the store's guard and no run is lost to what
+its model printed.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Conflict
 from domain.ids import stream_id
+from domain.safe_text import clean_text, clean_value
 
 TERMINAL_STATUSES = frozenset({"passed", "failed", "errored", "timed_out", "cancelled"})
 
@@ -105,7 +111,7 @@ class Run(Aggregate):
         """Append live messages of the running attempt."""
         if self.status != "running":
             raise Conflict(f"run {self.run_id} is {self.status}, not running")
-        self._messages_recorded(self.attempts, first, messages)
+        self._messages_recorded(self.attempts, first, clean_value(messages))
 
     def complete(
         self,
@@ -118,10 +124,16 @@ class Run(Aggregate):
         self._check_not_terminal()
         if status not in TERMINAL_STATUSES:
             raise ValueError(f"not a terminal status: {status}")
-        self._completed(status, termination_reason, stats, transcript_ref, error)
+        self._completed(
+            status,
+            termination_reason,
+            clean_value(stats),
+            transcript_ref,
+            None if error is None else clean_text(error),
+        )
 
     def record_signals(self, config_hash: str, values: dict[str, dict[str, Any]]) -> None:
-        self._signals_extracted(config_hash, values)
+        self._signals_extracted(config_hash, clean_value(values))
 
     def cancel(self) -> None:
         self._check_not_terminal()

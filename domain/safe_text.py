@@ -82,3 +82,34 @@ def require_safe_text(value: Any, what: str = "the request") -> None:
 def clean_text(text: str) -> str:
     """`text` with each NUL and lone surrogate replaced by U+FFFD (for agent output)."""
     return _UNSAFE.sub(REPLACEMENT, text) if _UNSAFE.search(text) else text
+
+
+def clean_value(value: Any) -> Any:
+    """A JSON-like value with `clean_text` applied to every string (keys included), for agent
+    output; `value` itself when nothing needed cleaning (the usual case: one scan, no copy)."""
+    return _cleaned(value) if _holds_unsafe_text(value) else value
+
+
+def _holds_unsafe_text(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _UNSAFE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
+def _cleaned(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {_cleaned(key): _cleaned(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_cleaned(item) for item in value)
+    return value

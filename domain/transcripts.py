@@ -11,10 +11,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_core import from_json
+from pydantic_core import PydanticSerializationError, from_json
 
 from domain.errors import InvalidInput
 from domain.problems import problems_from_pydantic
+from domain.safe_text import clean_value
 
 Role = Literal["system", "user", "assistant", "tool"]
 RunStatus = Literal["passed", "failed", "errored", "timed_out", "cancelled"]
@@ -138,6 +139,22 @@ def transcript_from_object(data: Any, name: str = "transcript") -> Transcript:
         return Transcript.model_validate(data)
     except ValidationError as error:
         raise _invalid(error, name) from None
+
+
+def storable_transcript(transcript: Transcript) -> tuple[Transcript, bytes]:
+    """The transcript as it is stored, with its JSON document. What an agent printed is data,
+    not a request: a NUL character or a lone surrogate (which no store can keep, and a lone
+    surrogate cannot even be written as JSON) is replaced by U+FFFD rather than losing the run.
+    A clean transcript (the usual case) is returned as it is, dumped once."""
+    try:
+        document = transcript.model_dump_json(exclude_none=True)
+    except PydanticSerializationError:  # a lone surrogate has no UTF-8 encoding
+        document = None
+    # JSON always escapes a NUL; a literal backslash before `u0000` only costs a clean copy.
+    if document is not None and "\\u0000" not in document:
+        return transcript, document.encode()
+    cleaned = Transcript.model_validate(clean_value(transcript.model_dump(exclude_none=True)))
+    return cleaned, cleaned.model_dump_json(exclude_none=True).encode()
 
 
 def _invalid(error: ValidationError, name: str) -> InvalidTranscript:

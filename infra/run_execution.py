@@ -23,7 +23,12 @@ from domain.signals.extraction import Extractor
 from domain.signals.judging import Judge, JudgeKey, JudgeVerdict
 from domain.stats import derive_stats
 from domain.success import CriterionUnavailable, judge_status
-from domain.transcripts import InvalidTranscript, Transcript, transcript_from_object
+from domain.transcripts import (
+    InvalidTranscript,
+    Transcript,
+    storable_transcript,
+    transcript_from_object,
+)
 from infra.live_log import LiveLogWriter
 from infra.llm.prices import MODEL_PRICES
 from infra.llm.run_judging import JudgeSpend, judge_signals, judge_success
@@ -78,10 +83,14 @@ class RunExecution:
             result = await self._attempt(request)
         finally:
             await live.close()
-        transcript = _final_transcript(request, result, live.reported)
+        # Cleaned first (a NUL an agent printed becomes U+FFFD), so that what is judged,
+        # extracted and stored is what a store can keep.
+        transcript, document = storable_transcript(
+            _final_transcript(request, result, live.reported)
+        )
         verdicts = await self._judge_signals(iteration, transcript, result[3])
         record = asyncio.ensure_future(
-            asyncio.to_thread(self._record, iteration, run, transcript, result, verdicts)
+            asyncio.to_thread(self._record, iteration, run, transcript, document, result, verdicts)
         )
         try:
             await asyncio.shield(record)
@@ -182,6 +191,7 @@ class RunExecution:
         iteration: Iteration,
         run: Any,
         transcript: Transcript,
+        document: bytes,
         result: Attempt,
         verdicts: Mapping[JudgeKey, JudgeVerdict] | None,
     ) -> None:
@@ -202,7 +212,7 @@ class RunExecution:
             status,
             transcript.termination_reason,
             {**stats.to_json(), **_side_costs(transcript), **spend.stats()},
-            transcript.model_dump_json(exclude_none=True).encode(),
+            document,
             error,
             signals,
         )

@@ -20,12 +20,13 @@ from domain.api_tokens import check_label, normalise_token, token_problem
 from domain.catalog import LEGACY_TOKEN_NAME, Environment, Product, Task
 from domain.clusters import FailingRun, cluster_failures, suggestions
 from domain.definitions import parse_environment, parse_task, secret_references
-from domain.errors import Conflict, InvalidInput, NotFound
+from domain.errors import Conflict, InvalidInput, NotFound, StorageFull
 from domain.experiments import Experiment
 from domain.ids import has_prefix, iteration_stream_id, stream_id
 from domain.iterations import Iteration, plan_runs
 from domain.network_policy import check_network
 from domain.runs import Run
+from domain.safe_text import unsafe_text_problems
 from domain.secrets import check_secret, check_secret_name, how_to_set
 from domain.signals.validation import load_signal_config
 from domain.transcripts import InvalidTranscript, parse_transcript, transcript_from_object
@@ -52,6 +53,10 @@ T = TypeVar("T")
 # longest pause between two tries.
 CONFLICT_RETRIES = 20
 CONFLICT_BACKOFF_MAX_S = 0.05
+VIEWS_FULL = (
+    "the store is out of space: the change was saved, but the views cannot show it until "
+    "space is freed (do not send it again)"
+)
 
 
 def token_hash(token: str) -> str:
@@ -131,7 +136,11 @@ class Service:
     def _save(self, *aggregates: Any) -> None:
         """Save, then bring the views up to date: the caller reads its own write."""
         self.store.save(*aggregates)
-        self.projector.catch_up()
+        try:
+            self.projector.catch_up()
+        except StorageFull:
+            # The events are in the log, whole; only the views (written next) found no room.
+            raise StorageFull(VIEWS_FULL) from None
 
     def _retrying(self, command: Callable[[], T]) -> T:
         """Run a command again on a write conflict (optimistic concurrency, no lost update)."""
@@ -354,13 +363,19 @@ class Service:
         transcripts = agent.get("transcripts")
         if not isinstance(transcripts, dict):
             return data
-        refs: dict[str, list[str]] = {}
+        documents: dict[str, list[bytes]] = {}
         problems: list[tuple[str, str]] = []
         for key, value in transcripts.items():
             items = value if isinstance(value, list) else [value]
-            refs[key] = []
+            documents[key] = []
             for i, item in enumerate(items):
                 where = f"agent.transcripts.{key}" + (f"[{i}]" if isinstance(value, list) else "")
+                # Uploaded by a product, so a request: text no store can keep is refused
+                # (they become blobs, which the event store's guard never sees).
+                unsafe = unsafe_text_problems(item, (where,))
+                if unsafe:
+                    problems.extend(unsafe)
+                    continue
                 try:
                     transcript = transcript_from_object(item, where)
                 except InvalidTranscript as error:
@@ -368,11 +383,11 @@ class Service:
                         (f"{where}.{loc}" if loc else where, msg) for loc, msg in error.problems
                     )
                     continue
-                document = transcript.model_dump_json(exclude_none=True).encode()
-                refs[key].append(self.blobs.put(document))
+                documents[key].append(transcript.model_dump_json(exclude_none=True).encode())
         if problems:
             summary = "; ".join(f"{loc}: {msg}" for loc, msg in problems[:3])
             raise InvalidInput(f"invalid replay transcripts: {summary}", tuple(problems))
+        refs = {key: [self.blobs.put(doc) for doc in docs] for key, docs in documents.items()}
         return {**data, "agent": {**agent, "transcripts": refs}}
 
     # -- experiments ------------------------------------------------------------------------

@@ -9,19 +9,35 @@ no event is applied twice.
 The server calls `catch_up` right after each command (read-your-writes) and in a loop that
 waits for news of other processes' events (`wait_for_events`): PostgreSQL's LISTEN/NOTIFY,
 with a poll interval in case a notification is lost; SQLite has no notifications and polls.
+
+An event the views cannot apply (text a store cannot hold, written by an older version; a
+handler's bug) must not stall every tenant's views behind it. A batch is applied in one
+transaction; when it fails on the data (not on the database: a lost connection or a full disk
+is raised, and the batch retried later), it is applied again event by event, each in a
+savepoint, and each event that still fails is recorded in `projection_failures` (position,
+topic, error, time), logged and skipped. A rebuild retries every event and records again
+whatever still fails. `status()` reports the position, the log's head and the failures.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
+from domain.safe_text import clean_text
 from infra.store.database import Connection, Database, LogWatcher
+from infra.store.decoding import EventRow
 from infra.store.events import EventStore
 from projections.run_rows import RunEventBatch
-from projections.views import apply_events, create_schema, drop_views, handled
+from projections.views import FAILURES_TABLE, apply_events, create_schema, drop_views, handled
+
+log = logging.getLogger("tpc.projections")
 
 TRACKING_NAME = "views"
 # Bump when a view's shape changes: stores built with another version rebuild on start.
@@ -33,6 +49,10 @@ BATCH = 500
 # this many (~2 kB each with their signals: ~40 MB), enough for a 10,000-run iteration.
 REBUILD_BATCH = 5000
 REBUILD_OPEN_ROWS = 20_000
+# What `status()` lists of the failures (all are counted), and the longest error text kept.
+LISTED_FAILURES = 100
+MAX_ERROR_TEXT = 2000
+HEALTH_MAX_AGE_S = 1.0
 
 
 class Projector:
@@ -43,6 +63,7 @@ class Projector:
         self._watcher: LogWatcher | None = None
         self._watcher_lock = threading.Lock()
         self._closed = False
+        self._health: tuple[float, dict[str, int]] | None = None
         with database.write() as db:
             database.lock(db, TRACKING_NAME)
             create_schema(db, database)
@@ -55,23 +76,48 @@ class Projector:
             self.rebuild()
 
     def catch_up(self) -> int:
-        """Apply every event not yet in the views; returns the position reached."""
+        """Apply every event not yet in the views; returns the position reached. Events that
+        cannot be applied are recorded and skipped (see the module's docstring)."""
         with self._lock:
             while True:
-                with self._database.write() as db:
-                    self._database.lock(db, TRACKING_NAME)
-                    position = _position(db)
-                    if not self._apply_batch(db, position):
-                        return position
+                try:
+                    with self._database.write() as db:
+                        self._database.lock(db, TRACKING_NAME)
+                        position = _position(db)
+                        if not self._apply_batch(db, position):
+                            return position
+                    continue
+                except Exception as error:
+                    if self._database.is_transient(error):
+                        raise
+                self._apply_next_batch_one_by_one()
+
+    def _apply_next_batch_one_by_one(self) -> None:
+        """The next batch holds an event that cannot be applied: apply it again, one event at
+        a time, recording and skipping those that fail."""
+        with self._database.write() as db:
+            self._database.lock(db, TRACKING_NAME)
+            rows = self._store.read_rows(db, _position(db), BATCH)
+            self._apply_one_by_one(db, rows)
+            if rows:
+                _set_position(db, TRACKING_NAME, rows[-1][0])
 
     def rebuild(self) -> int:
         """Drop every view and replay the whole log, in one transaction: readers see the old
-        views or the new ones, never a half-built state (on PostgreSQL they wait for it)."""
-        with self._lock, _old_objects_frozen(), self._database.write() as db:
-            self._database.lock(db, TRACKING_NAME)
-            drop_views(db)
-            create_schema(db, self._database)
-            _set_position(db, SCHEMA_MARK, VIEWS_VERSION)
+        views or the new ones, never a half-built state (on PostgreSQL they wait for it).
+        Every event is tried again; those that still cannot be applied are recorded again."""
+        with self._lock, _old_objects_frozen():
+            try:
+                return self._rebuild_fast()
+            except Exception as error:
+                if self._database.is_transient(error):
+                    raise
+                log.warning("rebuild: an event cannot be applied (%s); replaying with care", error)
+            return self._rebuild_with_care()
+
+    def _rebuild_fast(self) -> int:
+        with self._database.write() as db:
+            self._start_rebuild(db)
             position = 0
             runs = RunEventBatch()
             while True:
@@ -85,6 +131,101 @@ class Projector:
             if position:
                 _set_position(db, TRACKING_NAME, position)
             return position
+
+    def _rebuild_with_care(self) -> int:
+        """The rebuild, batch by batch in savepoints; a batch that fails goes event by event.
+        Rows are written at the end of each batch, so a failing batch can be rolled back."""
+        with self._database.write() as db:
+            self._start_rebuild(db)
+            position = 0
+            while rows := self._store.read_rows(db, position, REBUILD_BATCH):
+
+                def apply(rows: list[EventRow] = rows) -> None:
+                    apply_events(db, self._store.decode_rows(rows, handled))
+
+                if self._in_savepoint(db, "tpc_batch", apply) is not None:
+                    self._apply_one_by_one(db, rows)
+                position = rows[-1][0]
+            if position:
+                _set_position(db, TRACKING_NAME, position)
+            return position
+
+    def _start_rebuild(self, db: Connection) -> None:
+        self._database.lock(db, TRACKING_NAME)
+        drop_views(db)
+        create_schema(db, self._database)
+        _set_position(db, SCHEMA_MARK, VIEWS_VERSION)
+
+    def _apply_one_by_one(self, db: Connection, rows: list[EventRow]) -> None:
+        """Apply each event in a savepoint of its own; record and skip those that fail."""
+        for row in rows:
+
+            def apply(row: EventRow = row) -> None:
+                apply_events(db, self._store.decode_rows([row], handled))
+
+            error = self._in_savepoint(db, "tpc_event", apply)
+            if error is not None:
+                _record_failure(db, row, error)
+
+    def _in_savepoint(
+        self, db: Connection, name: str, apply: Callable[[], None]
+    ) -> Exception | None:
+        """Run `apply` in a savepoint; an error about the data rolls it back and is returned,
+        one about the database (which may have ended the transaction) is raised."""
+        db.execute(f"SAVEPOINT {name}")
+        try:
+            apply()
+        except Exception as error:
+            if self._database.is_transient(error):
+                raise
+            db.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            db.execute(f"RELEASE SAVEPOINT {name}")
+            return error
+        db.execute(f"RELEASE SAVEPOINT {name}")
+        return None
+
+    def status(self) -> dict[str, Any]:
+        """Where the views are: `position` (last event applied or skipped), `head` (the log's
+        last event), `lag`, and the events that could not be applied (`failure_count`, and the
+        first `LISTED_FAILURES` as `failures`: position, topic, error, recorded_at)."""
+        figures = self.health()
+        rows = self._database.read(
+            f"SELECT position, topic, error, recorded_at FROM {FAILURES_TABLE}"
+            " ORDER BY position LIMIT ?",
+            (LISTED_FAILURES,),
+        )
+        return {
+            "position": figures["position"],
+            "head": figures["head"],
+            "lag": figures["lag"],
+            "failure_count": figures["failures"],
+            "failures": [
+                {"position": int(r[0]), "topic": r[1], "error": r[2], "recorded_at": r[3]}
+                for r in rows
+            ],
+        }
+
+    def health(self) -> dict[str, int]:
+        """The status in figures: position, head, lag, failures (a count)."""
+        position = self.position()
+        head = self._store.last_position()
+        count = self._database.read_one(f"SELECT count(*) FROM {FAILURES_TABLE}")
+        figures = {
+            "position": position,
+            "head": head,
+            "lag": max(0, head - position),
+            "failures": int(count[0]) if count else 0,
+        }
+        self._health = (time.monotonic(), figures)
+        return figures
+
+    def recent_health(self) -> dict[str, int] | None:
+        """The last `health()` figures if at most `HEALTH_MAX_AGE_S` old: health checks stay
+        as cheap as a request can be, however often they come."""
+        recent = self._health
+        if recent is None or time.monotonic() - recent[0] > HEALTH_MAX_AGE_S:
+            return None
+        return recent[1]
 
     def position(self) -> int:
         row = self._database.read_one(
@@ -135,6 +276,19 @@ def _old_objects_frozen() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+def _record_failure(db: Connection, row: EventRow, error: Exception) -> None:
+    position, _, _, topic, _ = row
+    # The error may quote the very text that failed: cleaned, so that it can be stored.
+    text = clean_text(f"{type(error).__name__}: {error}")[:MAX_ERROR_TEXT]
+    db.execute(
+        f"INSERT INTO {FAILURES_TABLE} (position, topic, error, recorded_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (position) DO UPDATE SET topic = excluded.topic,"
+        " error = excluded.error, recorded_at = excluded.recorded_at",
+        (position, topic, text, datetime.now(UTC).isoformat()),
+    )
+    log.error("views: event %s (%s) cannot be applied and was skipped: %s", position, topic, text)
 
 
 def _position(db: Connection, name: str = TRACKING_NAME) -> int:

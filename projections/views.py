@@ -65,7 +65,14 @@ CREATE INDEX IF NOT EXISTS v_audit_by_experiment ON v_audit (experiment_id, posi
 CREATE TABLE IF NOT EXISTS v_live_messages (
     run_id TEXT NOT NULL, attempt {int} NOT NULL, idx {int} NOT NULL, message TEXT NOT NULL,
     PRIMARY KEY (run_id, idx));
+CREATE TABLE IF NOT EXISTS projection_failures (
+    position {int} PRIMARY KEY, topic TEXT NOT NULL, error TEXT NOT NULL,
+    recorded_at TEXT NOT NULL);
 """
+# Events the views could not apply, skipped (`follower.py`): derived from the log like the
+# views, so a rebuild empties it and records again what still fails; not a view itself (its
+# times differ between a rebuild and the incremental build).
+FAILURES_TABLE = "projection_failures"
 VIEW_TABLES = (
     "v_products",
     "v_tokens",
@@ -87,7 +94,7 @@ def create_schema(db: Connection, database: Database) -> None:
 
 
 def drop_views(db: Connection) -> None:
-    for table in VIEW_TABLES:
+    for table in (*VIEW_TABLES, FAILURES_TABLE):
         db.execute(f"DROP TABLE IF EXISTS {table}")
     db.execute("DELETE FROM tracking")
 

@@ -81,7 +81,8 @@ def rebuild() -> None:
     """Rebuild every read model from the event log (with the server running or not).
 
     The views are dropped and replayed in one transaction: readers see the old views or the
-    new ones, never a half-built state.
+    new ones, never a half-built state. Every event is tried again; those that still cannot be
+    applied are recorded and skipped (`tpc projections status` lists them).
 
     Example: tpc projections rebuild
     """
@@ -92,13 +93,63 @@ def rebuild() -> None:
     service = Service(settings)
     try:
         position = service.rebuild_projections()
+        failures = service.projector.status()["failure_count"]
     finally:
         service.close()
-    output = current_output()
-    output.emit(
-        {"rebuilt": True, "position": position},
-        lambda console: console.print(f"Rebuilt every view up to position {position}."),
-    )
+
+    def render(console: Console) -> None:
+        console.print(f"Rebuilt every view up to position {position}.")
+        if failures:
+            console.print(
+                f"{failures} event(s) could not be applied and were skipped: "
+                "see `tpc projections status`."
+            )
+
+    current_output().emit({"rebuilt": True, "position": position, "failures": failures}, render)
+
+
+@projections.command("status")
+def status() -> None:
+    """Show how far the read models follow the event log, and the events they could not apply.
+
+    Prints the position the views reached, the log's head, the lag between them, and every
+    event skipped because it could not be applied (position, event type, error). Opening the
+    store first brings the views up to date, as a server does. After fixing the cause (a
+    newer tpc), `tpc projections rebuild` tries every event again.
+
+    Example: tpc projections status --format json
+    """
+    from api.cli.output import current_output
+    from infra.service import Service
+
+    settings = Settings.from_env()
+    service = Service(settings)
+    try:
+        report = service.projector.status()
+    finally:
+        service.close()
+
+    def render(console: Console) -> None:
+        console.print(
+            f"Views at position {report['position']:,} of {report['head']:,} "
+            f"(lag {report['lag']:,})."
+        )
+        count = report["failure_count"]
+        if not count:
+            console.print("No event failed to apply.")
+            return
+        console.print(f"{count:,} event(s) could not be applied and were skipped:")
+        for failure in report["failures"]:
+            console.print(
+                f"  {failure['position']}  {failure['topic']}  {failure['error']}"
+                f"  ({failure['recorded_at']})",
+                markup=False,
+                highlight=False,
+            )
+        if count > len(report["failures"]):
+            console.print(f"  … and {count - len(report['failures']):,} more")
+
+    current_output().emit(report, render)
 
 
 @click.group("db")

@@ -44,7 +44,15 @@ SCHEMAS = SchemaGenerator(
 
 
 async def healthz(request: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok"})
+    """Up, and how far the views follow the log: `failures` counts the events they could not
+    apply and skipped (`tpc projections status` lists them)."""
+    body: dict[str, object] = {"status": "ok"}
+    service: Service | None = getattr(request.app.state, "service", None)
+    if service is not None:
+        projector = service.projector
+        # At most a second old: a health check stays the cheapest request there is.
+        body["projection"] = projector.recent_health() or await asyncio.to_thread(projector.health)
+    return JSONResponse(body)
 
 
 async def openapi(request: Request) -> JSONResponse:

@@ -20,9 +20,21 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Literal, Protocol
 
+from domain.errors import StorageFull
 from infra.settings import Settings
 
 Kind = Literal["sqlite", "postgresql"]
+STORAGE_FULL = "the store is out of space: nothing was saved; try again once space is freed"
+
+
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """The error and what caused it, outermost first (eventsourcing wraps driver errors)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
 
 
 class Row(Protocol):
@@ -108,6 +120,27 @@ class Database(ABC):
     @abstractmethod
     def log_watcher(self, channel: str | None) -> LogWatcher:
         """A watcher woken when events are appended (`channel`: the store's notify channel)."""
+
+    def is_storage_full(self, error: BaseException) -> bool:
+        """Whether `error` (or what caused it) says the database has no room left."""
+        return any(isinstance(e, StorageFull) or self._says_full(e) for e in causes(error))
+
+    def is_transient(self, error: BaseException) -> bool:
+        """Whether `error` is about the database (unreachable, busy, out of space), not about
+        the data written: the same write may succeed later, so it must not be recorded as a
+        failure of that data (the projector retries instead)."""
+        return any(
+            isinstance(e, StorageFull) or self._says_full(e) or self._says_transient(e)
+            for e in causes(error)
+        )
+
+    @abstractmethod
+    def _says_full(self, error: BaseException) -> bool:
+        """This driver's own error for a full disk (not its causes)."""
+
+    @abstractmethod
+    def _says_transient(self, error: BaseException) -> bool:
+        """This driver's own errors about the database rather than the data."""
 
     @abstractmethod
     def close(self) -> None: ...

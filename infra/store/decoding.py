@@ -42,7 +42,10 @@ class EventDecoder:
         transcoder = mapper.transcoder
         self._fast = (
             type(mapper) is Mapper
-            and type(transcoder) is JSONTranscoder
+            # The store's transcoder checks what it encodes and decodes as the library's.
+            and isinstance(transcoder, JSONTranscoder)
+            and type(transcoder).decode is JSONTranscoder.decode
+            and type(transcoder)._decode_obj is JSONTranscoder._decode_obj
             and type(transcoder.names.get(DatetimeAsISO.name)) is DatetimeAsISO
             and type(mapper.compressor) is ZlibCompressor
             and mapper.cipher is None

@@ -1,5 +1,10 @@
 """The event store: an eventsourcing Application on the configured database (SQLite or
-PostgreSQL), and typed access to its log (decoded by `decoding.EventDecoder`)."""
+PostgreSQL), and typed access to its log (decoded by `decoding.EventDecoder`).
+
+Every save is guarded, whatever route or command made it: an event holding text that a store
+cannot keep (a NUL character, a lone surrogate) is refused before anything is written
+(`InvalidInput`, located; `transcoding.SafeTextTranscoder`), and a store out of space says so
+(`StorageFull`) rather than failing with a database error. Nothing of a refused save lands."""
 
 from __future__ import annotations
 
@@ -8,12 +13,13 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import Notification
+from eventsourcing.domain import Aggregate, DomainEventProtocol, MutableOrImmutableAggregate
+from eventsourcing.persistence import Notification, Recording, Transcoder
 
-from domain.errors import NotFound
-from infra.store.database import Connection, Database
-from infra.store.decoding import EventDecoder
+from domain.errors import NotFound, StorageFull
+from infra.store.database import STORAGE_FULL, Connection, Database
+from infra.store.decoding import EventDecoder, EventRow
+from infra.store.transcoding import SafeTextTranscoder
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -37,6 +43,25 @@ class EventStore(Application[UUID]):
         # SQLite numbers the log by rowid; eventsourcing's PostgreSQL table has a column.
         self._position = "rowid" if database.kind == "sqlite" else "notification_id"
         self._decoder = EventDecoder(self.mapper)
+
+    def construct_transcoder(self) -> Transcoder:
+        transcoder = SafeTextTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
+
+    def save(
+        self,
+        *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None,
+        **kwargs: Any,
+    ) -> list[Recording[UUID]]:
+        """Save every pending event atomically; `InvalidInput` when one holds text no store
+        can keep, `StorageFull` when the database has no room: either way nothing is saved."""
+        try:
+            return super().save(*objs, **kwargs)
+        except Exception as error:
+            if self.database.is_storage_full(error):
+                raise StorageFull(STORAGE_FULL) from error
+            raise
 
     @property
     def log_channel(self) -> str | None:
@@ -97,6 +122,17 @@ class EventStore(Application[UUID]):
         if not rows:
             return iter(()), after
         return self._decoder.decode_rows(rows, wanted), int(rows[-1][0])
+
+    def read_rows(self, db: Connection, after: int, limit: int) -> list[EventRow]:
+        """Up to `limit` stored events after position `after`, undecoded, through the
+        caller's connection: (position, originator id, version, topic, state)."""
+        return self._rows(db, after, limit)
+
+    def decode_rows(
+        self, rows: list[EventRow], wanted: Callable[[type], bool] | None = None
+    ) -> Iterator[tuple[Any, int]]:
+        """(event, position) of each row `wanted` accepts, decoded as iterated."""
+        return self._decoder.decode_rows(rows, wanted)
 
     def _rows(self, db: Connection, after: int, limit: int) -> list[Any]:
         """(position, originator id, version, topic, state) of the events after `after`."""

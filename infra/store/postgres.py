@@ -25,14 +25,25 @@ from psycopg import sql
 from psycopg.rows import RowMaker
 from psycopg_pool import ConnectionPool
 
+from domain.errors import StorageFull
 from infra.settings import PostgresPool, SettingsError
-from infra.store.database import Database, Row
+from infra.store.database import STORAGE_FULL, Database, Row, causes
 
 # What TPC_DATABASE_URL may carry: everything else is a libpq environment variable (PG*), so
 # that the event store's connections, which eventsourcing opens, get it too.
 URL_PARAMETERS = frozenset({"user", "password", "host", "port", "dbname"})
 # The longest a log watcher blocks before it looks whether it was closed.
 SLICE_S = 0.5
+DISK_FULL = "53100"
+# SQLSTATE classes about the server rather than the data: connection exception, transaction
+# rollback (deadlock, serialization), insufficient resources, object not in prerequisite
+# state (lock not available), operator intervention (query canceled, shutdown), system error,
+# internal error.
+_TRANSIENT_CLASSES = frozenset({"08", "40", "53", "55", "57", "58", "XX"})
+
+
+def is_disk_full(error: BaseException) -> bool:
+    return getattr(error, "sqlstate", None) == DISK_FULL
 
 
 class PgRow:
@@ -159,8 +170,14 @@ class PostgresDatabase(Database):
 
     @contextlib.contextmanager
     def write(self) -> Iterator[PgConnection]:
-        with self._pool.connection() as connection, connection.transaction():
-            yield PgConnection(connection)
+        """A write transaction; a full disk is `StorageFull`, with nothing of it written."""
+        try:
+            with self._pool.connection() as connection, connection.transaction():
+                yield PgConnection(connection)
+        except psycopg.Error as error:
+            if any(is_disk_full(e) for e in causes(error)):
+                raise StorageFull(STORAGE_FULL) from error
+            raise
 
     def lock(self, db: Any, name: str) -> None:
         db.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(name),))
@@ -198,6 +215,19 @@ class PostgresDatabase(Database):
     def log_watcher(self, channel: str | None) -> PostgresLogWatcher:
         assert channel is not None, "the PostgreSQL event store names its notify channel"
         return PostgresLogWatcher(self._connect_args, channel)
+
+    def _says_full(self, error: BaseException) -> bool:
+        return is_disk_full(error)
+
+    def _says_transient(self, error: BaseException) -> bool:
+        if not isinstance(error, psycopg.Error):
+            return False
+        sqlstate = error.sqlstate
+        if sqlstate is None:
+            # Raised by psycopg itself: a lost connection or a pool timeout is transient; a
+            # value it cannot send (a NUL in text: `DataError`) is about the data.
+            return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
+        return sqlstate[:2] in _TRANSIENT_CLASSES
 
     def close(self) -> None:
         self._pool.close()

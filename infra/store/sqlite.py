@@ -12,9 +12,34 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from infra.store.database import Database, Row
+from domain.errors import StorageFull
+from infra.store.database import STORAGE_FULL, Database, Row, causes
 
 BUSY_TIMEOUT_MS = 30_000
+# Result codes (primary: the low byte) that are about the file, not the data written.
+_TRANSIENT_CODES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_INTERRUPT,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+
+
+def _code(error: BaseException) -> int | None:
+    code = getattr(error, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(error, sqlite3.Error) and isinstance(code, int) else None
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """SQLITE_FULL: the disk is full, or the file reached its `max_page_count`."""
+    return _code(error) == sqlite3.SQLITE_FULL
 
 
 class SqliteConnection(sqlite3.Connection):
@@ -60,13 +85,19 @@ def connect(path: Path) -> SqliteConnection:
 
 @contextlib.contextmanager
 def write_transaction(connection: SqliteConnection) -> Iterator[SqliteConnection]:
+    """A write transaction; a full disk is `StorageFull`, with nothing of it written."""
     connection.execute("BEGIN IMMEDIATE")
     try:
         yield connection
-    except BaseException:
-        connection.execute("ROLLBACK")
+        connection.execute("COMMIT")
+    except BaseException as error:
+        # SQLite rolls the transaction back itself on some errors (SQLITE_FULL among them):
+        # a second ROLLBACK would fail and hide the error that matters.
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        if any(is_disk_full(e) for e in causes(error)) and not isinstance(error, StorageFull):
+            raise StorageFull(STORAGE_FULL) from error
         raise
-    connection.execute("COMMIT")
 
 
 class SqliteDatabase(Database):
@@ -124,6 +155,12 @@ class SqliteDatabase(Database):
 
     def log_watcher(self, channel: str | None) -> Sleeper:
         return Sleeper()
+
+    def _says_full(self, error: BaseException) -> bool:
+        return is_disk_full(error)
+
+    def _says_transient(self, error: BaseException) -> bool:
+        return _code(error) in _TRANSIENT_CODES
 
     def close(self) -> None:
         with self._opened_lock:

@@ -21,7 +21,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def test_health_needs_no_token(server: Server) -> None:
     import httpx
 
-    assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
+    health = httpx.get(f"{server.url}/healthz").json()
+    assert health["status"] == "ok"
+    assert set(health["projection"]) == {"position", "head", "lag", "failures"}
 
 
 @pytest.mark.parametrize(
