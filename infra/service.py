@@ -231,20 +231,15 @@ class Service:
         repeats: int = 1,
         signal_config: str | None = None,
     ) -> dict[str, Any]:
-        if not name.strip():
-            raise InvalidInput("name: must not be empty", (("name", "must not be empty"),))
-        if not 1 <= repeats <= 1000:
-            raise InvalidInput(
-                "repeats: must be between 1 and 1000", (("repeats", "must be between 1 and 1000"),)
-            )
+        # The aggregate checks name and repeats first: a bad name is reported as such.
+        experiment = Experiment.new(
+            public_id=new_id("exp"), product_id=product, name=name, repeats=repeats
+        )
         for task_id in task_ids:
             self._check_task(product, task_id)
         for env_id in env_ids:
             self._check_environment(product, env_id)
         config_hash = self._validated_config(signal_config) if signal_config else None
-        experiment = Experiment(
-            public_id=new_id("exp"), product_id=product, name=name, repeats=repeats
-        )
         for task_id in dict.fromkeys(task_ids):
             experiment.attach_task(task_id)
         for env_id in dict.fromkeys(env_ids):
@@ -270,9 +265,9 @@ class Service:
                 else:
                     experiment.clear_signal_config()
             if "name" in changes:
-                experiment.rename(str(changes["name"]))
+                experiment.rename(changes["name"])
             if "repeats" in changes:
-                experiment.change_repeats(int(changes["repeats"]))
+                experiment.change_repeats(changes["repeats"])
             self._save(experiment)
 
         self._retrying(command)

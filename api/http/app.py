@@ -12,12 +12,14 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
-from api.http.errors import EXCEPTION_HANDLERS
+from api.http.body_limit import BodyLimit
+from api.http.errors import EXCEPTION_HANDLERS, InternalErrors
 from api.http.routes import ROUTES
 from api.web.pages import web_routes
 from infra.executor import Executor
@@ -95,11 +97,17 @@ def create_app(settings: Settings) -> Starlette:
         *ROUTES,
         *web_routes(),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
+        middleware=[
+            Middleware(InternalErrors),
+            Middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes),
+        ],
     )
+    app.state.limits = settings.limits
+    return app
 
 
 @contextlib.asynccontextmanager

@@ -3,21 +3,35 @@ and returns JSON; the YAML after `---` in a docstring feeds `/openapi.json`."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from api.http.bodies import (
+    EnvironmentAttach,
+    EnvironmentCreate,
+    ExperimentCreate,
+    ExperimentUpdate,
+    SignalConfigUpload,
+    TaskAttach,
+    TaskCreate,
+)
 from api.http.requests import (
     call,
     iteration_number,
     json_body,
+    limits,
     paging,
+    parse,
     product,
+    query_number,
     service,
 )
-from domain.errors import InvalidInput
+from domain.errors import InvalidInput, PayloadTooLarge
 from domain.signals.validation import SignalConfigSyntaxError, load_signal_config
 
 
@@ -25,29 +39,24 @@ def ok(document: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(document, status_code=status)
 
 
-def _text_field(body: dict[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, str):
-        raise InvalidInput(f"{key} must be a string", ((key, "must be a string"),))
-    return value
-
-
-def _id_list(body: dict[str, Any], key: str) -> list[str]:
-    value = body.get(key) or []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidInput(f"{key} must be a list of ids", ((key, "must be a list of ids"),))
-    return value
-
-
-def _config_text(body: dict[str, Any]) -> str | None:
-    """A signal config given as YAML text; a file that is not YAML is a 422 here."""
-    text = _text_field(body, "signal_config")
-    if text is not None:
-        try:
-            load_signal_config(text)
-        except SignalConfigSyntaxError as error:
-            raise InvalidInput(str(error), (("signal_config", str(error)),)) from None
+def _within_config_limit(request: Request, text: str | None) -> str | None:
+    """413 when a signal config's text is over the operator's limit (checked before parsing)."""
+    limit = limits(request).max_signal_config_bytes
+    if text is not None and (len(text) > limit or len(text.encode("utf-8")) > limit):
+        raise PayloadTooLarge(
+            f"the signal config is larger than the server's limit of {limit} bytes "
+            "(TPC_MAX_SIGNAL_CONFIG_BYTES)"
+        )
     return text
+
+
+@contextlib.contextmanager
+def _config_syntax_located() -> Iterator[None]:
+    """A signal config that is not YAML at all is a 422 located at `signal_config`."""
+    try:
+        yield
+    except SignalConfigSyntaxError as error:
+        raise InvalidInput(str(error), (("signal_config", str(error)),)) from None
 
 
 # -- tasks and environments -------------------------------------------------------------------
@@ -62,7 +71,9 @@ async def create_task(request: Request) -> JSONResponse:
       422: {description: Invalid task, with located problems}
     """
     owner = await product(request)
-    return ok(await call(service(request).create_task, owner, await json_body(request)), 201)
+    body = await json_body(request)
+    parse(TaskCreate, body, "invalid task")
+    return ok(await call(service(request).create_task, owner, body), 201)
 
 
 async def list_tasks(request: Request) -> JSONResponse:
@@ -95,6 +106,7 @@ async def create_environment(request: Request) -> JSONResponse:
     """
     owner = await product(request)
     body = await json_body(request)
+    parse(EnvironmentCreate, body, "invalid environment")
     return ok(await call(service(request).create_environment, owner, body), 201)
 
 
@@ -132,19 +144,17 @@ async def create_experiment(request: Request) -> JSONResponse:
       422: {description: Invalid signal config, with located problems}
     """
     owner = await product(request)
-    body = await json_body(request)
-    repeats = body.get("repeats", 1)
-    if not isinstance(repeats, int) or isinstance(repeats, bool):
-        raise InvalidInput("repeats must be a whole number", (("repeats", "must be a number"),))
-    created = await call(
-        service(request).create_experiment,
-        owner,
-        _text_field(body, "name") or "",
-        _id_list(body, "task_ids"),
-        _id_list(body, "env_ids"),
-        repeats,
-        _config_text(body),
-    )
+    body = parse(ExperimentCreate, await json_body(request), "invalid experiment")
+    with _config_syntax_located():
+        created = await call(
+            service(request).create_experiment,
+            owner,
+            body.name,
+            body.task_ids,
+            body.env_ids,
+            body.repeats,
+            _within_config_limit(request, body.signal_config),
+        )
     return ok(created, 201)
 
 
@@ -166,11 +176,9 @@ async def get_experiment(request: Request) -> JSONResponse:
     """
     owner = await product(request)
     exp_id = request.path_params["exp_id"]
-    as_of = request.query_params.get("as_of")
+    as_of = query_number(request, "as_of")
     if as_of is not None:
-        if not as_of.isdigit():
-            raise InvalidInput("as_of must be a log position", (("as_of", "must be a number"),))
-        return ok(await call(service(request).experiment_as_of, owner, exp_id, int(as_of)))
+        return ok(await call(service(request).experiment_as_of, owner, exp_id, as_of))
     return ok(await call(service(request).views.experiment, owner, exp_id))
 
 
@@ -183,34 +191,23 @@ async def update_experiment(request: Request) -> JSONResponse:
       422: {description: Invalid signal config, with located problems}
     """
     owner = await product(request)
-    body = await json_body(request)
-    changes: dict[str, Any] = {}
-    if "signal_config" in body:
-        changes["signal_config"] = _config_text(body)
-    if "name" in body:
-        changes["name"] = _text_field(body, "name")
-    if "repeats" in body:
-        changes["repeats"] = body["repeats"]
-    unknown = set(body) - {"signal_config", "name", "repeats"}
-    if unknown:
-        raise InvalidInput(
-            f"unknown fields: {', '.join(sorted(unknown))}",
-            tuple((key, "unknown field") for key in sorted(unknown)),
-        )
+    body = parse(ExperimentUpdate, await json_body(request), "invalid change")
+    changes = {key: getattr(body, key) for key in body.model_fields_set}
+    _within_config_limit(request, body.signal_config)
     exp_id = request.path_params["exp_id"]
-    return ok(await call(service(request).update_experiment, owner, exp_id, changes))
+    with _config_syntax_located():
+        return ok(await call(service(request).update_experiment, owner, exp_id, changes))
 
 
 def _membership(kind: str, attach: bool) -> Any:
     key = "task_id" if kind == "task" else "env_id"
+    model = TaskAttach if kind == "task" else EnvironmentAttach
 
     async def endpoint(request: Request) -> JSONResponse:
         owner = await product(request)
         exp_id = request.path_params["exp_id"]
         if attach:
-            item = _text_field(await json_body(request), key)
-            if not item:
-                raise InvalidInput(f"{key} is required", ((key, "required"),))
+            item = getattr(parse(model, await json_body(request), f"invalid {kind}"), key)
             return ok(await call(service(request).attach, owner, exp_id, kind, item))
         item = request.path_params[key]
         return ok(await call(service(request).detach, owner, exp_id, kind, item))
@@ -302,15 +299,13 @@ async def results(request: Request) -> JSONResponse:
     responses: {200: {description: Results}, 409: {description: Still running}}
     """
     owner = await product(request)
-    compare = request.query_params.get("compare")
-    if compare is not None and not compare.isdigit():
-        raise InvalidInput("compare must be an iteration number", (("compare", "a number"),))
+    compare = query_number(request, "compare", 1)
     document = await call(
         service(request).views.results,
         owner,
         request.path_params["exp_id"],
         iteration_number(request),
-        int(compare) if compare else None,
+        compare,
         request.query_params.get("error_category"),
     )
     return ok(document)
@@ -384,11 +379,9 @@ async def run_logs(request: Request) -> JSONResponse:
       404: {description: Unknown run}
     """
     owner = await product(request)
-    after = request.query_params.get("after", "0")
-    if not (after.isascii() and after.isdigit()):
-        raise InvalidInput("after must be a message index", (("after", "must be a number"),))
+    after = query_number(request, "after") or 0
     run_id = request.path_params["run_id"]
-    return ok(await call(service(request).run_logs, owner, run_id, int(after)))
+    return ok(await call(service(request).run_logs, owner, run_id, after))
 
 
 async def run_actions(request: Request) -> JSONResponse:
@@ -434,9 +427,10 @@ async def validate_config(request: Request) -> JSONResponse:
     responses: {200: {description: "{valid, errors, warnings, config_hash}"}}
     """
     await product(request)
-    text = _text_field(await json_body(request), "signal_config") or ""
+    body = parse(SignalConfigUpload, await json_body(request), "invalid request")
+    text = _within_config_limit(request, body.signal_config) or ""
     try:
-        report = load_signal_config(text)
+        report = await call(load_signal_config, text)
     except SignalConfigSyntaxError as error:
         return ok(
             {
