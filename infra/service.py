@@ -21,7 +21,7 @@ from eventsourcing.persistence import IntegrityError
 from domain.catalog import Environment, Product, Task
 from domain.clusters import FailingRun, cluster_failures, suggestions
 from domain.definitions import parse_environment, parse_task
-from domain.errors import Conflict, InvalidInput, NotFound
+from domain.errors import Conflict, InvalidInput, NotFound, TooManyRequests
 from domain.experiments import Experiment
 from domain.ids import has_prefix, iteration_stream_id, stream_id
 from domain.iterations import Iteration, plan_runs
@@ -74,6 +74,7 @@ class Service:
     ) -> None:
         # `environ`: where provider keys are looked up at trigger time (default: this process).
         self._environ = environ
+        self.limits = settings.limits
         self.cluster_writer = cluster_writer or ClusterWriter(
             configured_model(environ), None, environ
         )
@@ -246,6 +247,7 @@ class Service:
             experiment.attach_environment(env_id)
         if signal_config and config_hash:
             experiment.set_signal_config(signal_config, config_hash)
+        self._require_runs_within_limit(experiment, "repeats")
         self._save(experiment)
         return self.views.experiment(product, experiment.public_id)
 
@@ -268,6 +270,7 @@ class Service:
                 experiment.rename(changes["name"])
             if "repeats" in changes:
                 experiment.change_repeats(changes["repeats"])
+                self._require_runs_within_limit(experiment, "repeats")
             self._save(experiment)
 
         self._retrying(command)
@@ -285,6 +288,7 @@ class Service:
                 experiment.attach_task(item_id)
             else:
                 experiment.attach_environment(item_id)
+            self._require_runs_within_limit(experiment, "task_id" if kind == "task" else "env_id")
             self._save(experiment)
 
         self._retrying(command)
@@ -334,6 +338,8 @@ class Service:
         def command() -> int:
             experiment = self._experiment(product, exp_id)
             number = experiment.start_iteration()
+            self._require_runs_within_limit(experiment, "")
+            self._require_running_iterations_within_limit(product)
             tasks = {
                 tid: self._frozen(self.views.task(product, tid)) for tid in experiment.task_ids
             }
@@ -376,6 +382,32 @@ class Service:
         number = self._retrying(command)
         status = self.views.iteration_status(product, exp_id, number)
         return {**status, "warnings": sorted(set(warnings))} if warnings else status
+
+    def _require_runs_within_limit(self, experiment: Experiment, loc: str) -> None:
+        """422 when the experiment's next iteration would plan more runs than the operator
+        allows (checked when tasks, environments or repeats change, and at trigger)."""
+        limit = self.limits.max_runs_per_iteration
+        count = experiment.runs_per_iteration
+        if count > limit:
+            sizes = (
+                f"{len(experiment.task_ids)} tasks × {len(experiment.env_ids)} environments × "
+                f"{experiment.repeats} repeats"
+            )
+            message = (
+                f"{sizes} = {count} runs per iteration, over the server's limit of {limit} "
+                "(TPC_MAX_RUNS_PER_ITERATION)"
+            )
+            raise InvalidInput(message, ((loc, f"{count} runs per iteration > {limit}"),))
+
+    def _require_running_iterations_within_limit(self, product: str) -> None:
+        """429 while the product already has as many iterations running as the operator
+        allows (a soft limit: two racing triggers may both pass it)."""
+        limit = self.limits.max_running_iterations
+        if self.views.count_running_iterations(product) >= limit:
+            raise TooManyRequests(
+                f"{limit} iterations of this product are already running, the server's limit "
+                "(TPC_MAX_RUNNING_ITERATIONS): wait for one to complete, or cancel one"
+            )
 
     @staticmethod
     def _frozen(definition: dict[str, Any]) -> dict[str, Any]:
