@@ -104,6 +104,8 @@ class Operation:
     summary: str
     description: str | None = None
     body: type[BaseModel] | None = None
+    # A body without a model (an undocumented route): any JSON object.
+    any_body: bool = False
     query: tuple[Param, ...] = ()
     status: int = 200
     answer: str = "OK"
@@ -174,9 +176,7 @@ def openapi_document(routes: Iterable[BaseRoute], info: dict[str, Any]) -> dict[
 def _inferred(route: Route) -> Operation:
     doc = inspect.getdoc(route.endpoint) or route.path
     body = bool((route.methods or set()) & {"POST", "PUT", "PATCH"})
-    return Operation(
-        summary=doc.splitlines()[0], errors=(404, *(BODY_ERRORS if body else ())), answer="OK"
-    )
+    return Operation(summary=doc.splitlines()[0], any_body=body, errors=(404,))
 
 
 def _operation(
@@ -201,6 +201,8 @@ def _operation(
     ]
     if parameters:
         document["parameters"] = parameters
+    if body_ref is None and operation.any_body:
+        body_ref = {"type": "object"}
     if body_ref is not None:
         document["requestBody"] = {
             "required": True,

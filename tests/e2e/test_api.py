@@ -183,6 +183,7 @@ def test_openapi_describes_every_operation(server: Server) -> None:
     [
         ({"TPC_DATABASE_URL": "mysql://db/x"}, "unsupported TPC_DATABASE_URL 'mysql://db/x'"),
         ({"TPC_CONCURRENCY": "many"}, "TPC_CONCURRENCY must be a positive number"),
+        ({"TPC_MAX_BODY_BYTES": "16MiB"}, "TPC_MAX_BODY_BYTES must be a positive number"),
     ],
 )
 def test_bad_settings_are_one_clear_error(
