@@ -15,6 +15,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.routing import BaseRoute, Route
 
+from api.http.responses import RESPONSES
+
 F = TypeVar("F", bound=Callable[..., Any])
 REF = "#/components/schemas/{model}"
 
@@ -63,17 +65,22 @@ ERROR_SCHEMA: dict[str, Any] = {
         }
     },
 }
-PAGE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["items", "next_cursor"],
-    "properties": {
-        "items": {"type": "array", "items": {"type": "object"}},
-        "next_cursor": {
-            "type": ["string", "null"],
-            "description": "Pass as `cursor` for the next page; null on the last one.",
+
+
+def page_schema(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {
+            "items": {"type": "array", "items": item},
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "Pass as `cursor` for the next page; null on the last one.",
+            },
         },
-    },
-}
+    }
+
+
 ERRORS = {
     400: "The document cannot be read at all",
     401: "Missing or unknown bearer token",
@@ -109,7 +116,8 @@ class Operation:
     query: tuple[Param, ...] = ()
     status: int = 200
     answer: str = "OK"
-    # A list answer ({items, next_cursor}) or any object.
+    # The answer's schema (a name in api/http/responses.py), or a page of them.
+    returns: str | None = None
     paged: bool = False
     errors: tuple[int, ...] = ()
     tags: tuple[str, ...] = field(default_factory=tuple)
@@ -154,8 +162,8 @@ def openapi_document(routes: Iterable[BaseRoute], info: dict[str, Any]) -> dict[
     )
     schemas: dict[str, Any] = {
         **definitions.get("$defs", {}),
+        **RESPONSES,
         "Error": ERROR_SCHEMA,
-        "Page": PAGE_SCHEMA,
     }
     paths: dict[str, dict[str, Any]] = {}
     for path, method, operation in operations:
@@ -208,7 +216,10 @@ def _operation(
             "required": True,
             "content": {"application/json": {"schema": body_ref}},
         }
-    success_schema = {"$ref": REF.format(model="Page")} if operation.paged else {"type": "object"}
+    answer: dict[str, Any] = (
+        {"$ref": REF.format(model=operation.returns)} if operation.returns else {"type": "object"}
+    )
+    success_schema = page_schema(answer) if operation.paged else answer
     responses: dict[str, Any] = {
         str(operation.status): {
             "description": operation.answer,

@@ -80,7 +80,14 @@ RUN_LOGS = (
 # -- tasks and environments -------------------------------------------------------------------
 
 
-@documented(summary="Create a task", body=TaskCreate, status=201, answer="The task", errors=(507,))
+@documented(
+    summary="Create a task",
+    returns="Task",
+    body=TaskCreate,
+    status=201,
+    answer="The task",
+    errors=(507,),
+)
 async def create_task(request: Request) -> JSONResponse:
     """Create a task."""
     owner = await product(request)
@@ -89,14 +96,14 @@ async def create_task(request: Request) -> JSONResponse:
     return ok(await call(service(request).create_task, owner, body), 201)
 
 
-@documented(summary="List tasks", query=PAGING, paged=True)
+@documented(summary="List tasks", returns="Task", query=PAGING, paged=True)
 async def list_tasks(request: Request) -> JSONResponse:
     """List tasks."""
     owner = await product(request)
     return ok(await call(service(request).views.tasks, owner, *paging(request)))
 
 
-@documented(summary="Get a task", answer="The task", errors=(404,))
+@documented(summary="Get a task", returns="Task", answer="The task", errors=(404,))
 async def get_task(request: Request) -> JSONResponse:
     """Get a task."""
     owner = await product(request)
@@ -105,6 +112,7 @@ async def get_task(request: Request) -> JSONResponse:
 
 @documented(
     summary="Create an environment (replay transcripts inline)",
+    returns="Environment",
     body=EnvironmentCreate,
     status=201,
     answer="The environment",
@@ -118,14 +126,16 @@ async def create_environment(request: Request) -> JSONResponse:
     return ok(await call(service(request).create_environment, owner, body), 201)
 
 
-@documented(summary="List environments", query=PAGING, paged=True)
+@documented(summary="List environments", returns="Environment", query=PAGING, paged=True)
 async def list_environments(request: Request) -> JSONResponse:
     """List environments."""
     owner = await product(request)
     return ok(await call(service(request).views.environments, owner, *paging(request)))
 
 
-@documented(summary="Get an environment", answer="The environment", errors=(404,))
+@documented(
+    summary="Get an environment", returns="Environment", answer="The environment", errors=(404,)
+)
 async def get_environment(request: Request) -> JSONResponse:
     """Get an environment."""
     owner = await product(request)
@@ -138,6 +148,7 @@ async def get_environment(request: Request) -> JSONResponse:
 
 @documented(
     summary="Create an experiment, optionally with tasks, environments and a signal config",
+    returns="Experiment",
     body=ExperimentCreate,
     status=201,
     answer="The experiment",
@@ -160,7 +171,7 @@ async def create_experiment(request: Request) -> JSONResponse:
     return ok(created, 201)
 
 
-@documented(summary="List experiments", query=PAGING, paged=True)
+@documented(summary="List experiments", returns="Experiment", query=PAGING, paged=True)
 async def list_experiments(request: Request) -> JSONResponse:
     """List experiments."""
     owner = await product(request)
@@ -169,6 +180,7 @@ async def list_experiments(request: Request) -> JSONResponse:
 
 @documented(
     summary="Get an experiment (?as_of=POSITION for its state then)",
+    returns="Experiment",
     query=(AS_OF,),
     answer="The experiment",
     errors=(404,),
@@ -185,6 +197,7 @@ async def get_experiment(request: Request) -> JSONResponse:
 
 @documented(
     summary="Update an experiment's name, repeats or signal config (null clears it)",
+    returns="Experiment",
     body=ExperimentUpdate,
     answer="The experiment",
     errors=(404, 507),
@@ -217,6 +230,7 @@ def _membership(kind: str, attach: bool) -> Any:
     endpoint.__doc__ = f"{verb} a {kind}."
     documented(
         summary=f"{verb} a {kind}",
+        returns="Experiment",
         body=model if attach else None,
         answer="The experiment",
         errors=(404, 409, 507),
@@ -226,6 +240,7 @@ def _membership(kind: str, attach: bool) -> Any:
 
 @documented(
     summary="Every event of the experiment, its iterations and runs, oldest first",
+    returns="AuditEvent",
     query=PAGING,
     paged=True,
     errors=(404,),
@@ -243,6 +258,7 @@ async def history(request: Request) -> JSONResponse:
 
 @documented(
     summary="Trigger the next iteration (one run per task × environment × repeat)",
+    returns="IterationStatus",
     status=201,
     answer="The iteration's status, with `warnings` when llm signals lack a key",
     errors=(403, 404, 409, 429, 507),
@@ -258,7 +274,9 @@ async def trigger(request: Request) -> JSONResponse:
     return ok(status, 201)
 
 
-@documented(summary="Every iteration's status", paged=True, errors=(404,))
+@documented(
+    summary="Every iteration's status", returns="IterationStatus", paged=True, errors=(404,)
+)
 async def list_iterations(request: Request) -> JSONResponse:
     """List iterations."""
     owner = await product(request)
@@ -266,7 +284,12 @@ async def list_iterations(request: Request) -> JSONResponse:
     return ok(await call(service(request).views.iterations, owner, exp_id))
 
 
-@documented(summary="Iteration status with run counts", answer="Status", errors=(404,))
+@documented(
+    summary="Iteration status with run counts",
+    returns="IterationStatus",
+    answer="Status",
+    errors=(404,),
+)
 async def iteration_status(request: Request) -> JSONResponse:
     """An iteration's progress."""
     owner = await product(request)
@@ -277,6 +300,7 @@ async def iteration_status(request: Request) -> JSONResponse:
 
 @documented(
     summary="Cancel a running iteration; its unfinished runs end as cancelled",
+    returns="IterationStatus",
     answer="Status",
     errors=(404, 409, 507),
 )
@@ -293,6 +317,7 @@ async def cancel(request: Request) -> JSONResponse:
 
 @documented(
     summary="Summary, failure clusters and suggestions",
+    returns="Results",
     query=(COMPARE, ERROR_CATEGORY),
     answer="Results",
     errors=(404, 409),
@@ -314,6 +339,7 @@ async def results(request: Request) -> JSONResponse:
 
 @documented(
     summary="Aggregates and per-run signal values with evidence",
+    returns="SignalsReport",
     answer="Signals report",
     errors=(404, 409),
 )
@@ -325,7 +351,13 @@ async def signals(request: Request) -> JSONResponse:
     return ok(await call(service(request).views.signals, owner, exp_id, number))
 
 
-@documented(summary="Runs of an iteration", query=(*PAGING, STATUS), paged=True, errors=(404,))
+@documented(
+    summary="Runs of an iteration",
+    returns="Run",
+    query=(*PAGING, STATUS),
+    paged=True,
+    errors=(404,),
+)
 async def list_runs(request: Request) -> JSONResponse:
     """An iteration's runs."""
     owner = await product(request)
@@ -345,7 +377,9 @@ async def list_runs(request: Request) -> JSONResponse:
 # -- runs -------------------------------------------------------------------------------------
 
 
-@documented(summary="A run with its stats and signal values", answer="The run", errors=(404,))
+@documented(
+    summary="A run with its stats and signal values", returns="Run", answer="The run", errors=(404,)
+)
 async def get_run(request: Request) -> JSONResponse:
     """A run."""
     owner = await product(request)
@@ -353,7 +387,10 @@ async def get_run(request: Request) -> JSONResponse:
 
 
 @documented(
-    summary="The run's transcript (tpc transcript v1)", answer="Transcript", errors=(404, 409)
+    summary="The run's transcript (tpc transcript v1)",
+    returns="Transcript",
+    answer="Transcript",
+    errors=(404, 409),
 )
 async def run_transcript(request: Request) -> JSONResponse:
     """A run's transcript."""
@@ -363,6 +400,7 @@ async def run_transcript(request: Request) -> JSONResponse:
 
 @documented(
     summary="A run's messages from index ?after=N on, live while it runs",
+    returns="RunLog",
     description=RUN_LOGS,
     query=(AFTER,),
     answer="{run_id, status, attempt, messages: [{index, …message}], next, done}",
@@ -376,7 +414,12 @@ async def run_logs(request: Request) -> JSONResponse:
     return ok(await call(service(request).run_logs, owner, run_id, after))
 
 
-@documented(summary="Tool calls and their results", answer="{run_id, actions}", errors=(404, 409))
+@documented(
+    summary="Tool calls and their results",
+    returns="Actions",
+    answer="{run_id, actions}",
+    errors=(404, 409),
+)
 async def run_actions(request: Request) -> JSONResponse:
     """A run's tool calls with their results."""
     owner = await product(request)
@@ -411,6 +454,7 @@ def actions_of(transcript: dict[str, Any]) -> list[dict[str, Any]]:
 
 @documented(
     summary="Validate a signal config (as the CLI's validate-signal-config)",
+    returns="ValidationReport",
     body=SignalConfigUpload,
     answer="{valid, errors, warnings, config_hash}",
 )
