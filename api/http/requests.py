@@ -150,7 +150,7 @@ def query_number(request: Request, name: str, minimum: int = 0) -> int | None:
 
 def paging(request: Request) -> tuple[int, str | None]:
     limit = whole_number(request.query_params.get("limit", "50"), "limit", 1, PAGE_LIMIT)
-    cursor = request.query_params.get("cursor")
+    cursor = request.query_params.get("cursor") or None  # `cursor=` is the first page
     if cursor is not None:
         whole_number(cursor, "cursor")  # the position a previous page handed out
     return limit, cursor

@@ -101,6 +101,10 @@ def test_bad_paging_numbers_are_422(api: httpx.Client, path: str) -> None:
     assert refused(api.get(path))["problems"][0]["loc"] in ("limit", "cursor")
 
 
+def test_an_empty_cursor_is_the_first_page(api: httpx.Client) -> None:
+    assert api.get("/v1/tasks?cursor=").status_code == 200
+
+
 def test_bad_numbers_in_paths_and_queries_are_422(api: httpx.Client) -> None:
     exp = api.post("/v1/experiments", json={"name": "numbers"}).json()["id"]
     huge = "9" * 40
