@@ -7,8 +7,36 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import Conflict
+from domain.errors import Conflict, InvalidInput
 from domain.ids import stream_id
+
+# The rules every experiment obeys, however it is created or changed (API, CLI, dashboard).
+MAX_NAME_LENGTH = 200
+MIN_REPEATS, MAX_REPEATS = 1, 1000
+
+
+def name_problems(name: object) -> list[tuple[str, str]]:
+    if not isinstance(name, str):
+        return [("name", "must be a string")]
+    if not name.strip():
+        return [("name", "must not be empty")]
+    if len(name) > MAX_NAME_LENGTH:
+        return [("name", f"must be at most {MAX_NAME_LENGTH} characters")]
+    return []
+
+
+def repeats_problems(repeats: object) -> list[tuple[str, str]]:
+    if not isinstance(repeats, int) or isinstance(repeats, bool):
+        return [("repeats", "must be a whole number")]
+    if not MIN_REPEATS <= repeats <= MAX_REPEATS:
+        return [("repeats", f"must be between {MIN_REPEATS} and {MAX_REPEATS}")]
+    return []
+
+
+def require_no_problems(problems: list[tuple[str, str]]) -> None:
+    if problems:
+        summary = "; ".join(f"{loc}: {message}" for loc, message in problems)
+        raise InvalidInput(summary, tuple(problems))
 
 
 class Experiment(Aggregate):
@@ -57,6 +85,18 @@ class Experiment(Aggregate):
         TOPIC = "tpc:Experiment.IterationStarted"
         number: int
 
+    @classmethod
+    def new(cls, public_id: str, product_id: str, name: str, repeats: int) -> Experiment:
+        """A new experiment, once its name and repeats pass the rules (InvalidInput else).
+        The checks live here, not in `__init__`, which also replays events saved before
+        the rules existed."""
+        require_no_problems(name_problems(name) + repeats_problems(repeats))
+        return cls(public_id=public_id, product_id=product_id, name=name, repeats=repeats)
+
+    @property
+    def runs_per_iteration(self) -> int:
+        return len(self.task_ids) * len(self.env_ids) * self.repeats
+
     @staticmethod
     def create_id(public_id: str, product_id: str, name: str, repeats: int) -> UUID:
         return stream_id(public_id)
@@ -104,10 +144,12 @@ class Experiment(Aggregate):
             self._signal_config_cleared()
 
     def rename(self, name: str) -> None:
+        require_no_problems(name_problems(name))
         if name != self.name:
             self._renamed(name)
 
     def change_repeats(self, repeats: int) -> None:
+        require_no_problems(repeats_problems(repeats))
         if repeats != self.repeats:
             self._repeats_changed(repeats)
 

@@ -20,7 +20,7 @@ from domain.api_tokens import check_label, normalise_token, token_problem
 from domain.catalog import LEGACY_TOKEN_NAME, Environment, Product, Task
 from domain.clusters import FailingRun, cluster_failures, suggestions
 from domain.definitions import parse_environment, parse_task, secret_references
-from domain.errors import Conflict, InvalidInput, NotFound, StorageFull
+from domain.errors import Conflict, InvalidInput, NotFound, StorageFull, TooManyRequests
 from domain.experiments import Experiment
 from domain.ids import has_prefix, iteration_stream_id, stream_id
 from domain.iterations import Iteration, plan_runs
@@ -88,6 +88,7 @@ class Service:
         # `environ`: where provider keys are looked up at trigger time and the operator's
         # TPC_ALLOW_COMMANDS and TPC_PROVIDER_BASE_URLS are read (default: this process).
         self._environ = environ
+        self.limits = settings.limits
         self.command_policy = CommandPolicy.from_env(environ)
         self.key_policy = ProviderKeyPolicy.from_env(environ)
         self.network_cap = SandboxSettings.from_env(environ).network_max
@@ -421,26 +422,22 @@ class Service:
         repeats: int = 1,
         signal_config: str | None = None,
     ) -> dict[str, Any]:
-        if not name.strip():
-            raise InvalidInput("name: must not be empty", (("name", "must not be empty"),))
-        if not 1 <= repeats <= 1000:
-            raise InvalidInput(
-                "repeats: must be between 1 and 1000", (("repeats", "must be between 1 and 1000"),)
-            )
+        # The aggregate checks name and repeats first: a bad name is reported as such.
+        experiment = Experiment.new(
+            public_id=new_id("exp"), product_id=product, name=name, repeats=repeats
+        )
         for task_id in task_ids:
             self._check_task(product, task_id)
         for env_id in env_ids:
             self._check_environment(product, env_id)
         config_hash = self._validated_config(signal_config) if signal_config else None
-        experiment = Experiment(
-            public_id=new_id("exp"), product_id=product, name=name, repeats=repeats
-        )
         for task_id in dict.fromkeys(task_ids):
             experiment.attach_task(task_id)
         for env_id in dict.fromkeys(env_ids):
             experiment.attach_environment(env_id)
         if signal_config and config_hash:
             experiment.set_signal_config(signal_config, config_hash)
+        self._require_runs_within_limit(experiment, "repeats")
         self._save(experiment)
         return self.views.experiment(product, experiment.public_id)
 
@@ -460,9 +457,10 @@ class Service:
                 else:
                     experiment.clear_signal_config()
             if "name" in changes:
-                experiment.rename(str(changes["name"]))
+                experiment.rename(changes["name"])
             if "repeats" in changes:
-                experiment.change_repeats(int(changes["repeats"]))
+                experiment.change_repeats(changes["repeats"])
+                self._require_runs_within_limit(experiment, "repeats")
             self._save(experiment)
 
         self._retrying(command)
@@ -480,6 +478,7 @@ class Service:
                 experiment.attach_task(item_id)
             else:
                 experiment.attach_environment(item_id)
+            self._require_runs_within_limit(experiment, "task_id" if kind == "task" else "env_id")
             self._save(experiment)
 
         self._retrying(command)
@@ -529,6 +528,8 @@ class Service:
         def command() -> int:
             experiment = self._experiment(product, exp_id)
             number = experiment.start_iteration()
+            self._require_runs_within_limit(experiment, "")
+            self._require_running_iterations_within_limit(product)
             tasks = {
                 tid: self._frozen(self.views.task(product, tid)) for tid in experiment.task_ids
             }
@@ -572,6 +573,32 @@ class Service:
         number = self._retrying(command)
         status = self.views.iteration_status(product, exp_id, number)
         return {**status, "warnings": sorted(set(warnings))} if warnings else status
+
+    def _require_runs_within_limit(self, experiment: Experiment, loc: str) -> None:
+        """422 when the experiment's next iteration would plan more runs than the operator
+        allows (checked when tasks, environments or repeats change, and at trigger)."""
+        limit = self.limits.max_runs_per_iteration
+        count = experiment.runs_per_iteration
+        if count > limit:
+            sizes = (
+                f"{len(experiment.task_ids)} tasks × {len(experiment.env_ids)} environments × "
+                f"{experiment.repeats} repeats"
+            )
+            message = (
+                f"{sizes} = {count} runs per iteration, over the server's limit of {limit} "
+                "(TPC_MAX_RUNS_PER_ITERATION)"
+            )
+            raise InvalidInput(message, ((loc, f"{count} runs per iteration > {limit}"),))
+
+    def _require_running_iterations_within_limit(self, product: str) -> None:
+        """429 while the product already has as many iterations running as the operator
+        allows (a soft limit: two racing triggers may both pass it)."""
+        limit = self.limits.max_running_iterations
+        if self.views.count_running_iterations(product) >= limit:
+            raise TooManyRequests(
+                f"{limit} iterations of this product are already running, the server's limit "
+                "(TPC_MAX_RUNNING_ITERATIONS): wait for one to complete, or cancel one"
+            )
 
     @staticmethod
     def _frozen(definition: dict[str, Any]) -> dict[str, Any]:

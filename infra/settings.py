@@ -36,6 +36,37 @@ class PostgresPool:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one product may ask of the server at once (docs/deployment.md, "Limits"): each is
+    refused with a status and a message naming the setting that raises it."""
+
+    # A request body, in bytes (413).
+    max_body_bytes: int = 16 * 1024 * 1024
+    # A signal config's YAML text, in bytes (413).
+    max_signal_config_bytes: int = 1024 * 1024
+    # Runs one iteration may plan: tasks × environments × repeats (422).
+    max_runs_per_iteration: int = 10_000
+    # Iterations of one product running at once (429 at trigger).
+    max_running_iterations: int = 20
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        defaults = cls()
+        return cls(
+            max_body_bytes=_number("TPC_MAX_BODY_BYTES", 1, defaults.max_body_bytes),
+            max_signal_config_bytes=_number(
+                "TPC_MAX_SIGNAL_CONFIG_BYTES", 1, defaults.max_signal_config_bytes
+            ),
+            max_runs_per_iteration=_number(
+                "TPC_MAX_RUNS_PER_ITERATION", 1, defaults.max_runs_per_iteration
+            ),
+            max_running_iterations=_number(
+                "TPC_MAX_RUNNING_ITERATIONS", 1, defaults.max_running_iterations
+            ),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     api_token: str | None = None
@@ -50,6 +81,7 @@ class Settings:
     # How often projections poll the log when nothing woke them.
     poll_interval_s: float = 0.2
     postgres: PostgresPool = field(default_factory=PostgresPool)
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -72,6 +104,7 @@ class Settings:
                 "TPC_POSTGRES_CONNECT_TIMEOUT", 1, defaults.connect_timeout_s
             ),
         )
+        values["limits"] = Limits.from_env()
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
@@ -163,7 +196,8 @@ def _number(name: str, minimum: int, default: int = 0) -> int:
     raw = os.environ.get(name)
     if not raw:
         return default
-    if not raw.isdigit() or int(raw) < minimum:
+    # ASCII digits only ("²".isdigit() is true), and short enough to be a sane number.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18 or int(raw) < minimum:
         kind = "a positive number" if minimum else "a number (0 or more)"
         raise SettingsError(f"{name} must be {kind} (got {raw!r})")
     return int(raw)

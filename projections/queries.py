@@ -432,6 +432,13 @@ class Views:
         )
         return int(row[0])
 
+    def count_running_iterations(self, product: str) -> int:
+        (row,) = self._database.read(
+            "SELECT COUNT(*) FROM v_iterations WHERE product_id = ? AND status = 'running'",
+            (product,),
+        )
+        return int(row[0])
+
     def failing_runs(self, exp_id: str, number: int) -> list[Row]:
         return self._database.read(
             "SELECT * FROM v_runs WHERE experiment_id = ? AND number = ?"

@@ -16,9 +16,10 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.schemas import SchemaGenerator
 
-from api.http.errors import EXCEPTION_HANDLERS
+from api.http.body_limit import BodyLimit
+from api.http.errors import EXCEPTION_HANDLERS, InternalErrors
+from api.http.openapi import openapi_document
 from api.http.routes import ROUTES
 from api.web.pages import web_routes
 from api.web.security_headers import SecurityHeaders
@@ -33,14 +34,7 @@ from infra.worker_process import build_worker
 
 log = logging.getLogger("tpc.server")
 
-SCHEMAS = SchemaGenerator(
-    {
-        "openapi": "3.0.0",
-        "info": {"title": "tpc sim API", "version": "1"},
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
-        "security": [{"bearer": []}],
-    }
-)
+INFO = {"title": "tpc sim API", "version": "1"}
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -56,7 +50,10 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def openapi(request: Request) -> JSONResponse:
-    return JSONResponse(SCHEMAS.get_schema(routes=request.app.routes))
+    state = request.app.state
+    if not hasattr(state, "openapi"):  # the routes never change: built once
+        state.openapi = openapi_document(request.app.routes, INFO)
+    return JSONResponse(state.openapi)
 
 
 def save_credentials(settings: Settings, token: str) -> None:
@@ -105,12 +102,19 @@ def create_app(settings: Settings) -> Starlette:
         *ROUTES,
         *web_routes(),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
-        middleware=[Middleware(SecurityHeaders)],
+        # Outermost first: every answer, a 500 included, gets the security headers.
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(InternalErrors),
+            Middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes),
+        ],
     )
+    app.state.limits = settings.limits
+    return app
 
 
 @contextlib.asynccontextmanager

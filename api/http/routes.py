@@ -1,23 +1,40 @@
 """The `/v1` endpoints (docs/api.md). Each one parses the request, makes one service call
-and returns JSON; the YAML after `---` in a docstring feeds `/openapi.json`."""
+and returns JSON; `@documented` describes it in `/openapi.json` (api/http/openapi.py)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from api.http.bodies import (
+    EnvironmentAttach,
+    EnvironmentCreate,
+    ExperimentCreate,
+    ExperimentUpdate,
+    SecretValue,
+    SignalConfigUpload,
+    TaskAttach,
+    TaskCreate,
+)
+from api.http.openapi import Param, documented
 from api.http.requests import (
+    PAGE_LIMIT,
     call,
     iteration_number,
     json_body,
+    limits,
     paging,
+    parse,
     product,
+    query_number,
     service,
 )
-from domain.errors import InvalidInput
+from domain.errors import InvalidInput, PayloadTooLarge
 from domain.signals.validation import SignalConfigSyntaxError, load_signal_config
 
 
@@ -25,95 +42,103 @@ def ok(document: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(document, status_code=status)
 
 
-def _text_field(body: dict[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, str):
-        raise InvalidInput(f"{key} must be a string", ((key, "must be a string"),))
-    return value
-
-
-def _id_list(body: dict[str, Any], key: str) -> list[str]:
-    value = body.get(key) or []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidInput(f"{key} must be a list of ids", ((key, "must be a list of ids"),))
-    return value
-
-
-def _config_text(body: dict[str, Any]) -> str | None:
-    """A signal config given as YAML text; a file that is not YAML is a 422 here."""
-    text = _text_field(body, "signal_config")
-    if text is not None:
-        try:
-            load_signal_config(text)
-        except SignalConfigSyntaxError as error:
-            raise InvalidInput(str(error), (("signal_config", str(error)),)) from None
+def _within_config_limit(request: Request, text: str | None) -> str | None:
+    """413 when a signal config's text is over the operator's limit (checked before parsing)."""
+    limit = limits(request).max_signal_config_bytes
+    if text is not None and (len(text) > limit or len(text.encode("utf-8")) > limit):
+        raise PayloadTooLarge(
+            f"the signal config is larger than the server's limit of {limit} bytes "
+            "(TPC_MAX_SIGNAL_CONFIG_BYTES)"
+        )
     return text
+
+
+@contextlib.contextmanager
+def _config_syntax_located() -> Iterator[None]:
+    """A signal config that is not YAML at all is a 422 located at `signal_config`."""
+    try:
+        yield
+    except SignalConfigSyntaxError as error:
+        raise InvalidInput(str(error), (("signal_config", str(error)),)) from None
+
+
+PAGING = (
+    Param("limit", {"type": "integer", "minimum": 1, "maximum": PAGE_LIMIT}, "Items per page"),
+    Param("cursor", {"type": "string", "pattern": "^[0-9]+$"}, "`next_cursor` of the last page"),
+)
+AS_OF = Param("as_of", {"type": "integer", "minimum": 0}, "A log position (see `history`)")
+COMPARE = Param("compare", {"type": "integer", "minimum": 1}, "An iteration to compare with")
+ERROR_CATEGORY = Param("error_category", {"type": "string"}, "Only runs of this error category")
+STATUS = Param("status", {"type": "string"}, "Only runs with this status")
+AFTER = Param("after", {"type": "integer", "minimum": 0}, "The first message index wanted")
+RUN_LOGS = (
+    "While the run is queued or running, the messages of its current attempt reported so far "
+    "(texts cut to 2,000 characters); once it has its transcript, the transcript's. Ask again "
+    "with `after` = `next` until `done`; a new `attempt` starts again from index 0."
+)
 
 
 # -- tasks and environments -------------------------------------------------------------------
 
 
+@documented(
+    summary="Create a task",
+    returns="Task",
+    body=TaskCreate,
+    status=201,
+    answer="The task",
+    errors=(403, 507),
+)
 async def create_task(request: Request) -> JSONResponse:
-    """Create a task.
-    ---
-    summary: Create a task
-    responses:
-      201: {description: The task}
-      422: {description: Invalid task, with located problems}
-    """
+    """Create a task."""
     owner = await product(request)
-    return ok(await call(service(request).create_task, owner, await json_body(request)), 201)
+    body = await json_body(request)
+    parse(TaskCreate, body, "invalid task")
+    return ok(await call(service(request).create_task, owner, body), 201)
 
 
+@documented(summary="List tasks", returns="Task", query=PAGING, paged=True)
 async def list_tasks(request: Request) -> JSONResponse:
-    """List tasks.
-    ---
-    summary: List tasks
-    responses: {200: {description: "{items, next_cursor}"}}
-    """
+    """List tasks."""
     owner = await product(request)
     return ok(await call(service(request).views.tasks, owner, *paging(request)))
 
 
+@documented(summary="Get a task", returns="Task", answer="The task", errors=(404,))
 async def get_task(request: Request) -> JSONResponse:
-    """Get a task.
-    ---
-    summary: Get a task
-    responses: {200: {description: The task}, 404: {description: Unknown task}}
-    """
+    """Get a task."""
     owner = await product(request)
     return ok(await call(service(request).views.task, owner, request.path_params["task_id"]))
 
 
+@documented(
+    summary="Create an environment (replay transcripts inline)",
+    returns="Environment",
+    body=EnvironmentCreate,
+    status=201,
+    answer="The environment",
+    errors=(403, 507),
+)
 async def create_environment(request: Request) -> JSONResponse:
-    """Create an environment.
-    ---
-    summary: Create an environment (replay transcripts inline)
-    responses:
-      201: {description: The environment}
-      422: {description: Invalid environment or transcripts, with located problems}
-    """
+    """Create an environment."""
     owner = await product(request)
     body = await json_body(request)
+    parse(EnvironmentCreate, body, "invalid environment")
     return ok(await call(service(request).create_environment, owner, body), 201)
 
 
+@documented(summary="List environments", returns="Environment", query=PAGING, paged=True)
 async def list_environments(request: Request) -> JSONResponse:
-    """List environments.
-    ---
-    summary: List environments
-    responses: {200: {description: "{items, next_cursor}"}}
-    """
+    """List environments."""
     owner = await product(request)
     return ok(await call(service(request).views.environments, owner, *paging(request)))
 
 
+@documented(
+    summary="Get an environment", returns="Environment", answer="The environment", errors=(404,)
+)
 async def get_environment(request: Request) -> JSONResponse:
-    """Get an environment.
-    ---
-    summary: Get an environment
-    responses: {200: {description: The environment}, 404: {description: Unknown environment}}
-    """
+    """Get an environment."""
     owner = await product(request)
     env_id = request.path_params["env_id"]
     return ok(await call(service(request).views.environment, owner, env_id))
@@ -122,114 +147,107 @@ async def get_environment(request: Request) -> JSONResponse:
 # -- experiments ------------------------------------------------------------------------------
 
 
+@documented(
+    summary="Create an experiment, optionally with tasks, environments and a signal config",
+    returns="Experiment",
+    body=ExperimentCreate,
+    status=201,
+    answer="The experiment",
+    errors=(404, 507),
+)
 async def create_experiment(request: Request) -> JSONResponse:
-    """Create an experiment.
-    ---
-    summary: Create an experiment, optionally with tasks, environments and a signal config
-    responses:
-      201: {description: The experiment}
-      404: {description: An unknown task or environment}
-      422: {description: Invalid signal config, with located problems}
-    """
+    """Create an experiment."""
     owner = await product(request)
-    body = await json_body(request)
-    repeats = body.get("repeats", 1)
-    if not isinstance(repeats, int) or isinstance(repeats, bool):
-        raise InvalidInput("repeats must be a whole number", (("repeats", "must be a number"),))
-    created = await call(
-        service(request).create_experiment,
-        owner,
-        _text_field(body, "name") or "",
-        _id_list(body, "task_ids"),
-        _id_list(body, "env_ids"),
-        repeats,
-        _config_text(body),
-    )
+    body = parse(ExperimentCreate, await json_body(request), "invalid experiment")
+    with _config_syntax_located():
+        created = await call(
+            service(request).create_experiment,
+            owner,
+            body.name,
+            body.task_ids,
+            body.env_ids,
+            body.repeats,
+            _within_config_limit(request, body.signal_config),
+        )
     return ok(created, 201)
 
 
+@documented(summary="List experiments", returns="Experiment", query=PAGING, paged=True)
 async def list_experiments(request: Request) -> JSONResponse:
-    """List experiments.
-    ---
-    summary: List experiments
-    responses: {200: {description: "{items, next_cursor}"}}
-    """
+    """List experiments."""
     owner = await product(request)
     return ok(await call(service(request).views.experiments, owner, *paging(request)))
 
 
+@documented(
+    summary="Get an experiment (?as_of=POSITION for its state then)",
+    returns="Experiment",
+    query=(AS_OF,),
+    answer="The experiment",
+    errors=(404,),
+)
 async def get_experiment(request: Request) -> JSONResponse:
-    """Get an experiment, now or as it stood at a log position.
-    ---
-    summary: Get an experiment (?as_of=POSITION for its state then)
-    responses: {200: {description: The experiment}, 404: {description: Unknown experiment}}
-    """
+    """Get an experiment, now or as it stood at a log position."""
     owner = await product(request)
     exp_id = request.path_params["exp_id"]
-    as_of = request.query_params.get("as_of")
+    as_of = query_number(request, "as_of")
     if as_of is not None:
-        if not as_of.isdigit():
-            raise InvalidInput("as_of must be a log position", (("as_of", "must be a number"),))
-        return ok(await call(service(request).experiment_as_of, owner, exp_id, int(as_of)))
+        return ok(await call(service(request).experiment_as_of, owner, exp_id, as_of))
     return ok(await call(service(request).views.experiment, owner, exp_id))
 
 
+@documented(
+    summary="Update an experiment's name, repeats or signal config (null clears it)",
+    returns="Experiment",
+    body=ExperimentUpdate,
+    answer="The experiment",
+    errors=(404, 507),
+)
 async def update_experiment(request: Request) -> JSONResponse:
-    """Change an experiment's signal config, name or repeats.
-    ---
-    summary: Update an experiment (signal_config null clears it)
-    responses:
-      200: {description: The experiment}
-      422: {description: Invalid signal config, with located problems}
-    """
+    """Change an experiment's signal config, name or repeats."""
     owner = await product(request)
-    body = await json_body(request)
-    changes: dict[str, Any] = {}
-    if "signal_config" in body:
-        changes["signal_config"] = _config_text(body)
-    if "name" in body:
-        changes["name"] = _text_field(body, "name")
-    if "repeats" in body:
-        changes["repeats"] = body["repeats"]
-    unknown = set(body) - {"signal_config", "name", "repeats"}
-    if unknown:
-        raise InvalidInput(
-            f"unknown fields: {', '.join(sorted(unknown))}",
-            tuple((key, "unknown field") for key in sorted(unknown)),
-        )
+    body = parse(ExperimentUpdate, await json_body(request), "invalid change")
+    changes = {key: getattr(body, key) for key in body.model_fields_set}
+    _within_config_limit(request, body.signal_config)
     exp_id = request.path_params["exp_id"]
-    return ok(await call(service(request).update_experiment, owner, exp_id, changes))
+    with _config_syntax_located():
+        return ok(await call(service(request).update_experiment, owner, exp_id, changes))
 
 
 def _membership(kind: str, attach: bool) -> Any:
     key = "task_id" if kind == "task" else "env_id"
+    model = TaskAttach if kind == "task" else EnvironmentAttach
 
     async def endpoint(request: Request) -> JSONResponse:
         owner = await product(request)
         exp_id = request.path_params["exp_id"]
         if attach:
-            item = _text_field(await json_body(request), key)
-            if not item:
-                raise InvalidInput(f"{key} is required", ((key, "required"),))
+            item = getattr(parse(model, await json_body(request), f"invalid {kind}"), key)
             return ok(await call(service(request).attach, owner, exp_id, kind, item))
         item = request.path_params[key]
         return ok(await call(service(request).detach, owner, exp_id, kind, item))
 
     verb = "Attach" if attach else "Detach"
-    endpoint.__doc__ = f"""{verb} a {kind}.
-    ---
-    summary: {verb} a {kind}
-    responses: {{200: {{description: The experiment}}, 409: {{description: Already done}}}}
-    """
+    endpoint.__doc__ = f"{verb} a {kind}."
+    documented(
+        summary=f"{verb} a {kind}",
+        returns="Experiment",
+        body=model if attach else None,
+        answer="The experiment",
+        errors=(404, 409, 507),
+    )(endpoint)
     return endpoint
 
 
+@documented(
+    summary="Every event of the experiment, its iterations and runs, oldest first",
+    returns="AuditEvent",
+    query=PAGING,
+    paged=True,
+    errors=(404,),
+)
 async def history(request: Request) -> JSONResponse:
-    """The experiment's audit trail.
-    ---
-    summary: Every event of the experiment, its iterations and runs, oldest first
-    responses: {200: {description: "{items, next_cursor}"}}
-    """
+    """The experiment's audit trail."""
     owner = await product(request)
     limit, cursor = paging(request)
     exp_id = request.path_params["exp_id"]
@@ -239,15 +257,15 @@ async def history(request: Request) -> JSONResponse:
 # -- iterations -------------------------------------------------------------------------------
 
 
+@documented(
+    summary="Trigger the next iteration (one run per task × environment × repeat)",
+    returns="IterationStatus",
+    status=201,
+    answer="The iteration's status, with `warnings` when llm signals lack a key",
+    errors=(403, 404, 409, 429, 507),
+)
 async def trigger(request: Request) -> JSONResponse:
-    """Trigger an iteration.
-    ---
-    summary: Trigger the next iteration (one run per task × environment × repeat)
-    responses:
-      201: {description: "The iteration's status, with `warnings` when llm signals lack a key"}
-      409: {description: No tasks or no environments attached}
-      422: {description: An agent, success judge or simulated user needs a key the server lacks}
-    """
+    """Trigger an iteration."""
     owner = await product(request)
     exp_id = request.path_params["exp_id"]
     status = await call(service(request).trigger, owner, exp_id)
@@ -257,35 +275,38 @@ async def trigger(request: Request) -> JSONResponse:
     return ok(status, 201)
 
 
+@documented(
+    summary="Every iteration's status", returns="IterationStatus", paged=True, errors=(404,)
+)
 async def list_iterations(request: Request) -> JSONResponse:
-    """List iterations.
-    ---
-    summary: Every iteration's status
-    responses: {200: {description: "{items, next_cursor}"}}
-    """
+    """List iterations."""
     owner = await product(request)
     exp_id = request.path_params["exp_id"]
     return ok(await call(service(request).views.iterations, owner, exp_id))
 
 
+@documented(
+    summary="Iteration status with run counts",
+    returns="IterationStatus",
+    answer="Status",
+    errors=(404,),
+)
 async def iteration_status(request: Request) -> JSONResponse:
-    """An iteration's progress.
-    ---
-    summary: Iteration status with run counts (n may be 'latest')
-    responses: {200: {description: Status}, 404: {description: Unknown iteration}}
-    """
+    """An iteration's progress."""
     owner = await product(request)
     exp_id = request.path_params["exp_id"]
     number = iteration_number(request)
     return ok(await call(service(request).views.iteration_status, owner, exp_id, number))
 
 
+@documented(
+    summary="Cancel a running iteration; its unfinished runs end as cancelled",
+    returns="IterationStatus",
+    answer="Status",
+    errors=(404, 409, 507),
+)
 async def cancel(request: Request) -> JSONResponse:
-    """Cancel an iteration.
-    ---
-    summary: Cancel a running iteration; its unfinished runs end as cancelled
-    responses: {200: {description: Status}, 409: {description: Already completed}}
-    """
+    """Cancel an iteration."""
     owner = await product(request)
     exp_id = request.path_params["exp_id"]
     status = await call(service(request).cancel, owner, exp_id, iteration_number(request))
@@ -295,45 +316,51 @@ async def cancel(request: Request) -> JSONResponse:
     return ok(status)
 
 
+@documented(
+    summary="Summary, failure clusters and suggestions",
+    returns="Results",
+    query=(COMPARE, ERROR_CATEGORY),
+    answer="Results",
+    errors=(404, 409),
+)
 async def results(request: Request) -> JSONResponse:
-    """An iteration's results.
-    ---
-    summary: Summary, failure clusters and suggestions (?compare=M, ?error_category=NAME)
-    responses: {200: {description: Results}, 409: {description: Still running}}
-    """
+    """An iteration's results."""
     owner = await product(request)
-    compare = request.query_params.get("compare")
-    if compare is not None and not compare.isdigit():
-        raise InvalidInput("compare must be an iteration number", (("compare", "a number"),))
+    compare = query_number(request, "compare", 1)
     document = await call(
         service(request).views.results,
         owner,
         request.path_params["exp_id"],
         iteration_number(request),
-        int(compare) if compare else None,
+        compare,
         request.query_params.get("error_category"),
     )
     return ok(document)
 
 
+@documented(
+    summary="Aggregates and per-run signal values with evidence",
+    returns="SignalsReport",
+    answer="Signals report",
+    errors=(404, 409),
+)
 async def signals(request: Request) -> JSONResponse:
-    """An iteration's signals.
-    ---
-    summary: Aggregates and per-run signal values with evidence
-    responses: {200: {description: Signals report}, 409: {description: Still running}}
-    """
+    """An iteration's signals."""
     owner = await product(request)
     exp_id = request.path_params["exp_id"]
     number = iteration_number(request)
     return ok(await call(service(request).views.signals, owner, exp_id, number))
 
 
+@documented(
+    summary="Runs of an iteration",
+    returns="Run",
+    query=(*PAGING, STATUS),
+    paged=True,
+    errors=(404,),
+)
 async def list_runs(request: Request) -> JSONResponse:
-    """An iteration's runs.
-    ---
-    summary: Runs of an iteration (?status= filters)
-    responses: {200: {description: "{items, next_cursor}"}}
-    """
+    """An iteration's runs."""
     owner = await product(request)
     limit, cursor = paging(request)
     document = await call(
@@ -351,52 +378,51 @@ async def list_runs(request: Request) -> JSONResponse:
 # -- runs -------------------------------------------------------------------------------------
 
 
+@documented(
+    summary="A run with its stats and signal values", returns="Run", answer="The run", errors=(404,)
+)
 async def get_run(request: Request) -> JSONResponse:
-    """A run.
-    ---
-    summary: A run with its stats and signal values
-    responses: {200: {description: The run}, 404: {description: Unknown run}}
-    """
+    """A run."""
     owner = await product(request)
     return ok(await call(service(request).views.run, owner, request.path_params["run_id"]))
 
 
+@documented(
+    summary="The run's transcript (tpc transcript v1)",
+    returns="Transcript",
+    answer="Transcript",
+    errors=(404, 409),
+)
 async def run_transcript(request: Request) -> JSONResponse:
-    """A run's transcript.
-    ---
-    summary: The run's transcript (tpc transcript v1)
-    responses: {200: {description: Transcript}, 409: {description: Not finished}}
-    """
+    """A run's transcript."""
     owner = await product(request)
     return ok(await call(service(request).transcript, owner, request.path_params["run_id"]))
 
 
+@documented(
+    summary="A run's messages from index ?after=N on, live while it runs",
+    returns="RunLog",
+    description=RUN_LOGS,
+    query=(AFTER,),
+    answer="{run_id, status, attempt, messages: [{index, …message}], next, done}",
+    errors=(404,),
+)
 async def run_logs(request: Request) -> JSONResponse:
-    """A run's messages as they happen, to follow it live.
-    ---
-    summary: A run's messages from index ?after=N on, live while it runs (to follow it)
-    description: >-
-      While the run is queued or running, the messages of its current attempt reported so far
-      (texts cut to 2,000 characters); once it has its transcript, the transcript's. Ask again
-      with `after` = `next` until `done`; a new `attempt` starts again from index 0.
-    responses:
-      200: {description: "{run_id, status, attempt, messages: [{index, …message}], next, done}"}
-      404: {description: Unknown run}
-    """
+    """A run's messages as they happen, to follow it live."""
     owner = await product(request)
-    after = request.query_params.get("after", "0")
-    if not (after.isascii() and after.isdigit()):
-        raise InvalidInput("after must be a message index", (("after", "must be a number"),))
+    after = query_number(request, "after") or 0
     run_id = request.path_params["run_id"]
-    return ok(await call(service(request).run_logs, owner, run_id, int(after)))
+    return ok(await call(service(request).run_logs, owner, run_id, after))
 
 
+@documented(
+    summary="Tool calls and their results",
+    returns="Actions",
+    answer="{run_id, actions}",
+    errors=(404, 409),
+)
 async def run_actions(request: Request) -> JSONResponse:
-    """A run's tool calls with their results.
-    ---
-    summary: Tool calls and their results
-    responses: {200: {description: "{run_id, actions}"}}
-    """
+    """A run's tool calls with their results."""
     owner = await product(request)
     run_id = request.path_params["run_id"]
     transcript = await call(service(request).transcript, owner, run_id)
@@ -427,16 +453,19 @@ def actions_of(transcript: dict[str, Any]) -> list[dict[str, Any]]:
     return actions
 
 
+@documented(
+    summary="Validate a signal config (as the CLI's validate-signal-config)",
+    returns="ValidationReport",
+    body=SignalConfigUpload,
+    answer="{valid, errors, warnings, config_hash}",
+)
 async def validate_config(request: Request) -> JSONResponse:
-    """Validate a signal config on the server.
-    ---
-    summary: The same validation as the CLI's validate-signal-config
-    responses: {200: {description: "{valid, errors, warnings, config_hash}"}}
-    """
+    """Validate a signal config on the server."""
     await product(request)
-    text = _text_field(await json_body(request), "signal_config") or ""
+    body = parse(SignalConfigUpload, await json_body(request), "invalid request")
+    text = _within_config_limit(request, body.signal_config) or ""
     try:
-        report = load_signal_config(text)
+        report = await call(load_signal_config, text)
     except SignalConfigSyntaxError as error:
         return ok(
             {
@@ -491,38 +520,41 @@ ROUTES = [
 # -- secrets (the caller's product's own; values are never returned) ----------------------------
 
 
+@documented(
+    summary="Set a secret that environments name as ${NAME}; the value is never returned",
+    returns="Secret",
+    body=SecretValue,
+    answer="{name, updated_at}",
+    errors=(404,),
+)
 async def put_secret(request: Request) -> JSONResponse:
-    """Create or replace one of the product's secrets.
-    ---
-    summary: Set a secret that environments name as ${NAME}; the value is never returned
-    responses:
-      200: {description: "{name, updated_at}"}
-      422: {description: Invalid name or value, with located problems}
-    """
+    """Create or replace one of the product's secrets."""
     owner = await product(request)
-    value = (await json_body(request)).get("value")
-    if not isinstance(value, str):
-        raise InvalidInput("value must be a string", (("value", "must be a string"),))
+    body = parse(SecretValue, await json_body(request), "invalid secret")
     name = request.path_params["name"]
-    return ok(await call(service(request).set_secret, owner, name, value))
+    return ok(await call(service(request).set_secret, owner, name, body.value))
 
 
+@documented(
+    summary="The product's secret names and when each was set (never the values)",
+    returns="Secrets",
+    answer="{items: [{name, updated_at}]}",
+    errors=(404,),
+)
 async def list_secrets(request: Request) -> JSONResponse:
-    """List the product's secrets.
-    ---
-    summary: The product's secret names and when each was set (never the values)
-    responses: {200: {description: "{items: [{name, updated_at}]}"}}
-    """
+    """List the product's secrets."""
     owner = await product(request)
     return ok(await call(service(request).list_secrets, owner))
 
 
+@documented(
+    summary="Erase a secret; environments naming it are refused at the next trigger",
+    returns="SecretRemoved",
+    answer="{name, removed}",
+    errors=(404,),
+)
 async def delete_secret(request: Request) -> JSONResponse:
-    """Erase one of the product's secrets.
-    ---
-    summary: Erase a secret; environments naming it are refused at the next trigger
-    responses: {200: {description: "{name, removed}"}, 404: {description: No such secret}}
-    """
+    """Erase one of the product's secrets."""
     owner = await product(request)
     return ok(await call(service(request).remove_secret, owner, request.path_params["name"]))
 

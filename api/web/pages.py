@@ -252,7 +252,7 @@ async def iteration(request: Request, owner: str) -> Response:
                 maximum=1.0,
             ),
             aggregates=_aggregate_charts(
-                results, _aggregate_specs(experiment, results["config_hash"])
+                results, await call(_aggregate_specs, experiment, results["config_hash"])
             ),
         )
     run_filter = request.query_params.get("status") or None
@@ -343,7 +343,7 @@ async def validate(request: Request, owner: str) -> Response:
             {"error": {"code": "bad_request", "message": 'send {"signal_config": text}'}}, 400
         )
     try:
-        report = load_signal_config(text)
+        report = await call(load_signal_config, text)
     except SignalConfigSyntaxError as error:
         document = {"valid": False, "errors": [{"loc": "", "message": str(error)}]}
         return JSONResponse({**document, "warnings": [], "config_hash": None})

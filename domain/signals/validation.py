@@ -82,10 +82,13 @@ def load_signal_config(text: str) -> ValidationReport:
 
 
 def parse_yaml(text: str) -> Any:
+    """YAML text as data; refuses duplicate keys, deep nesting and alias bombs."""
     try:
         return yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as error:
         raise SignalConfigSyntaxError(f"not valid YAML: {_yaml_reason(error)}") from None
+    except RecursionError:  # the limits above should make this unreachable
+        raise SignalConfigSyntaxError("not valid YAML: nested too deeply") from None
 
 
 def content_hash(data: Any) -> str:
@@ -426,8 +429,74 @@ class _Checker:
             self.error(f"{loc}.by", f"signal {aggregate.by!r} is not a run-level category signal")
 
 
+# A document nests at most this deep, and its aliases repeat at most this many values in
+# all: a hostile file can exhaust neither the stack nor, once expanded (as JSON, say), memory.
+MAX_YAML_DEPTH = 100
+MAX_ALIASED_VALUES = 100_000
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys, which YAML forbids and PyYAML silently merges."""
+    """SafeLoader that rejects duplicate keys, which YAML forbids and PyYAML silently merges,
+    documents nested deeper than MAX_YAML_DEPTH, and alias bombs (aliases that would repeat
+    more than MAX_ALIASED_VALUES values once expanded)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._aliased = 0
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            anchored = self.anchors.get(event.anchor)
+            if anchored is not None:
+                self._aliased += self._size(anchored)
+                if self._aliased > MAX_ALIASED_VALUES:
+                    raise yaml.composer.ComposerError(
+                        None,
+                        None,
+                        f"aliases repeat more than {MAX_ALIASED_VALUES} values "
+                        "(refused as an alias bomb)",
+                        event.start_mark,
+                    )
+            return super().compose_node(parent, index)
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"nested deeper than {MAX_YAML_DEPTH} levels",
+                    self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def _size(self, root: yaml.Node) -> int:
+        """How many values `root` stands for, aliases expanded (memoised: composed nodes are
+        shared, never copied, so this stays linear in the text)."""
+        pending = [(root, False)]
+        while pending:
+            node, children_done = pending.pop()
+            if id(node) in self._sizes:
+                continue
+            children = _children(node)
+            if children_done or not children:
+                self._sizes[id(node)] = 1 + sum(self._sizes[id(c)] for c in children)
+            else:
+                pending.append((node, True))
+                pending.extend((c, False) for c in children if id(c) not in self._sizes)
+        return self._sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.errors import Conflict
+from domain.errors import Conflict, InvalidInput
 from domain.experiments import Experiment
 from domain.iterations import Iteration, PlannedRun, plan_runs
 from domain.runs import Run
@@ -124,3 +124,33 @@ def test_a_run_rejects_a_non_terminal_outcome() -> None:
     r.start()
     with pytest.raises(ValueError, match="not a terminal status"):
         r.complete("running", None, {}, None)
+
+
+@pytest.mark.parametrize(
+    ("name", "repeats", "loc"),
+    [
+        ("", 1, "name"),
+        ("  ", 1, "name"),
+        ("n" * 201, 1, "name"),
+        ("ok", 0, "repeats"),
+        ("ok", -5, "repeats"),
+        ("ok", 1001, "repeats"),
+        ("ok", True, "repeats"),
+    ],
+)
+def test_create_and_change_obey_the_same_rules(name: str, repeats: int, loc: str) -> None:
+    with pytest.raises(InvalidInput) as created:
+        Experiment.new(public_id="exp_bbbb", product_id="prd_aaaa", name=name, repeats=repeats)
+    assert created.value.problems[0][0] == loc
+    e = experiment()
+    with pytest.raises(InvalidInput) as changed:
+        e.rename(name) if loc == "name" else e.change_repeats(repeats)
+    assert changed.value.problems == created.value.problems
+    assert (e.name, e.repeats, e.version) == ("E", 2, 1)
+
+
+def test_names_and_repeats_at_the_limits_are_accepted() -> None:
+    e = Experiment.new(public_id="exp_bbbb", product_id="prd_aaaa", name="n" * 200, repeats=1)
+    e.change_repeats(1000)
+    e.rename("x")
+    assert (e.name, e.repeats) == ("x", 1000)
