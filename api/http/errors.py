@@ -71,8 +71,9 @@ EXCEPTION_HANDLERS = {DomainError: domain_error, HTTPException: http_error}
 
 
 class InternalErrors:
-    """The outermost middleware: an exception nothing else handled is logged with its
-    traceback and answered with the documented JSON 500 (the details stay in the log)."""
+    """Outside every route (only the security headers wrap it): an exception nothing else
+    handled is logged with its traceback and answered with the documented JSON 500 (the
+    details stay in the log)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
