@@ -187,9 +187,10 @@ def _resolve(user: str) -> AgentUser:
     """A user name, or a uid (its group: the user's own when it has an entry, else the same
     number)."""
     try:
-        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+        numeric = user.isascii() and user.isdigit()
+        entry = pwd.getpwuid(int(user)) if numeric else pwd.getpwnam(user)
     except KeyError:
-        if user.isdigit():
+        if numeric:
             return AgentUser(user, int(user), int(user))
         raise SandboxError(
             f"TPC_AGENT_USER={user}: no such user on this machine (give an existing user name "
