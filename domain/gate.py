@@ -282,10 +282,13 @@ def _new_clusters(
     against = f"iteration {results.get('compare', {}).get('iteration', 'compared')}"
     if not new:
         return Check(condition.expr, False, 0, f"no failure cluster new since {against}")
-    names = ", ".join(
-        f"{c.get('category')} ({c.get('size', len(c.get('run_ids', [])))} runs)" for c in new
-    )
+    names = ", ".join(f"{c.get('category')} ({_runs(c)})" for c in new)
     return Check(condition.expr, True, len(new), f"new failure clusters since {against}: {names}")
+
+
+def _runs(cluster: Mapping[str, Any]) -> str:
+    size = cluster.get("size", len(cluster.get("run_ids", [])))
+    return f"{size} run" if size == 1 else f"{size} runs"
 
 
 def _number(value: Any) -> float:

@@ -205,6 +205,6 @@ def test_cluster_new_compares_categories() -> None:
     gate = _gate(results, "cluster:new", clusters=[{"category": "auth failures"}])
     (failed,) = gate["failed"]
     assert failed["value"] == 1
-    assert failed["detail"] == "new failure clusters since iteration 1: Timeouts (1 runs)"
+    assert failed["detail"] == "new failure clusters since iteration 1: Timeouts (1 run)"
     both_known = [{"category": "Auth failures"}, {"category": "Timeouts"}]
     assert _gate(results, "cluster:new", clusters=both_known)["passed"] is True
