@@ -112,7 +112,7 @@ def repeat_stability(outcomes: Iterable[Outcome]) -> dict[str, Any]:
         "pass_hat_k": _mean_by_k(pairs, "pass_hat_k"),
         "power": POWER,
         "alpha": ALPHA,
-        "environments": _runs_needed_by_environment(counts),
+        "environments": _by_environment(counts, pairs),
     }
 
 
@@ -126,8 +126,8 @@ def _mean_by_k(pairs: list[dict[str, Any]], key: str) -> dict[str, float]:
     return _ks_json(means)
 
 
-def _runs_needed_by_environment(
-    counts: Mapping[tuple[str, str], list[int]],
+def _by_environment(
+    counts: Mapping[tuple[str, str], list[int]], pairs: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     envs: dict[str, list[int]] = {}  # env -> [runs, passed, tasks]
     for (_, env), (n, c) in counts.items():
@@ -141,9 +141,14 @@ def _runs_needed_by_environment(
     for env, (n, _, tasks) in envs.items():
         score = scores.get(env)
         needed = None if best is None or score is None else runs_needed(score, best)
+        mine = [p for p in pairs if p["environment_id"] == env]
         result.append(
             {
                 "environment_id": env,
+                "pairs": len(mine),
+                "flaky_pairs": sum(p["flaky"] for p in mine),
+                "pass_at_k": _mean_by_k(mine, "pass_at_k"),
+                "pass_hat_k": _mean_by_k(mine, "pass_hat_k"),
                 "runs": n,
                 "score": score,
                 "delta_to_best": None if best is None or score is None else score - best,

@@ -271,21 +271,18 @@ def _render_stability(
     table = Table(title=f"Repeat stability ({k} repeats)", title_justify="left")
     for column in ("environment", "pairs", "flaky", f"pass@{k}", f"pass^{k}", "runs needed"):
         table.add_column(column, justify="left" if column == "environment" else "right")
-    hints = {e["environment_id"]: e for e in stability.get("environments", [])}
-    for env_id, name in env_names.items():
-        mine = [p for p in pairs if p.get("environment_id") == env_id]
-        if not mine:
+    for env in stability.get("environments", []):
+        if not env.get("pairs"):
             continue
-        full = [p for p in mine if k in p.get("pass_at_k", {})]
-        hint = hints.get(env_id, {})
-        needed = hint.get("runs_needed")
+        env_id = str(env.get("environment_id"))
+        needed = env.get("runs_needed")
         table.add_row(
-            escape(name),
-            str(len(mine)),
-            str(sum(bool(p.get("flaky")) for p in mine)),
-            pct(_mean([p["pass_at_k"][k] for p in full])),
-            pct(_mean([p["pass_hat_k"][k] for p in full])),
-            "—" if needed is None else f"{needed} ({hint.get('repeats_needed')} repeats)",
+            escape(env_names.get(env_id, env_id)),
+            str(env.get("pairs")),
+            str(env.get("flaky_pairs", 0)),
+            pct(env.get("pass_at_k", {}).get(k)),
+            pct(env.get("pass_hat_k", {}).get(k)),
+            "—" if needed is None else f"{needed} ({env.get('repeats_needed')} repeats)",
         )
     console.print(table)
     share = stability.get("flaky_share")
@@ -295,10 +292,6 @@ def _render_stability(
         f" from the best one's at {pct(stability.get('power'))} power,"
         f" α {stability.get('alpha')}[/]"
     )
-
-
-def _mean(values: list[Any]) -> float | None:
-    return sum(float(v) for v in values) / len(values) if values else None
 
 
 def _render_gate(console: Console, gate: Mapping[str, Any]) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import ROOT
@@ -195,3 +196,23 @@ def test_repeat_stability_in_json_and_table(server: Server, experiment: str) -> 
     assert "flaky pairs (some but not all repeats pass): 1 of 4 (25%)" in table.stdout
     assert "Gate: failed (1), 2 conditions checked" in table.stdout
     assert "✗ cluster:new: new failure clusters since iteration 1" in table.stdout
+
+
+def test_the_dashboard_shows_repeat_stability(server: Server, experiment: str) -> None:
+    session = server.dashboard_session()
+    page = httpx.get(
+        f"{server.url}/experiments/{experiment}/iterations/2",
+        cookies={"tpc_session": session},
+        timeout=30,
+    )
+    assert page.status_code == 200, page.text
+    assert 'id="stability-table"' in page.text
+    assert "1 of 4 task × environment pairs are flaky" in page.text
+    # shaky: install-sdk passes 1 of 2 (pass@2 100%, pass^2 0%), webhook-setup 0 of 2.
+    assert '<td>shaky</td><td class="num">2</td><td class="num">1</td>' in page.text
+    first = httpx.get(
+        f"{server.url}/experiments/{experiment}/iterations/1",
+        cookies={"tpc_session": session},
+        timeout=30,
+    )
+    assert first.status_code == 200 and "stability-table" in first.text  # repeats 2 there too

@@ -84,6 +84,10 @@ def test_pairs_flaky_share_and_environments() -> None:
     assert expected is not None
     assert envs["b"]["runs_needed"] == expected
     assert envs["b"]["repeats_needed"] == -(-expected // 2)  # two tasks share the runs
+    # Per environment, the same means over its own pairs: b's (t1, b) never passes.
+    assert (envs["b"]["pairs"], envs["b"]["flaky_pairs"]) == (2, 1)
+    assert envs["b"]["pass_at_k"]["3"] == pytest.approx(0.5)
+    assert envs["a"]["pass_hat_k"]["3"] == pytest.approx(0.5)
 
 
 def test_without_repeats_there_are_no_pairs() -> None:
