@@ -161,7 +161,7 @@ def _check(
     compared_clusters: Sequence[Mapping[str, Any]] | None,
 ) -> Check:
     if condition.kind == "regression":
-        return _regression(condition, results.get("compare"))
+        return _regression(condition, results.get("compare"), _names(results))
     if condition.kind == "cluster_new":
         return _new_clusters(condition, results, compared_clusters)
     value, where = _value(condition, results)
@@ -213,7 +213,20 @@ def _threshold(condition: Condition, value: Any, where: str) -> Check:
     return Check(condition.expr, holds, value, f"{where} is {value:.4g} (fails when {wanted})")
 
 
-def _regression(condition: Condition, compare: Mapping[str, Any] | None) -> Check:
+def _names(results: Mapping[str, Any]) -> dict[str, str]:
+    """Task and environment ids -> names, so details read as the tables do."""
+    summary = results.get("summary", {})
+    entries = [*summary.get("tasks", []), *summary.get("environments", [])]
+    return {
+        str(e.get("task_id") or e.get("environment_id")): str(e["name"])
+        for e in entries
+        if e.get("name")
+    }
+
+
+def _regression(
+    condition: Condition, compare: Mapping[str, Any] | None, names: Mapping[str, str]
+) -> Check:
     if compare is None:
         return Check(
             condition.expr, False, None, "no earlier iteration to compare with; not judged"
@@ -224,7 +237,8 @@ def _regression(condition: Condition, compare: Mapping[str, Any] | None) -> Chec
         entries.append(("overall score", compare["score"]))
     for section, id_key, word in SCORE_SECTIONS:
         for entry in compare.get(section, []):
-            entries.append((f"{word} {entry.get(id_key)}", entry))
+            entry_id = str(entry.get(id_key))
+            entries.append((f"{word} {names.get(entry_id, entry_id)}", entry))
     judged = [(name, e) for name, e in entries if "verdict" in e]
     if not judged:
         return Check(

@@ -166,7 +166,7 @@ def test_regression_holds_on_a_significant_score_drop() -> None:
     assert gate["passed"] is False
     (failed,) = gate["failed"]
     assert failed["value"] == 1
-    assert "environment env_c -30 pts (p_adj 0.01)" in failed["detail"]
+    assert "environment Claude -30 pts (p_adj 0.01)" in failed["detail"]
 
 
 def test_regression_ignores_significant_rises_and_aggregates() -> None:
