@@ -193,7 +193,11 @@ def _aggregate_value(ref: str, aggregates: Sequence[Mapping[str, Any]]) -> tuple
     found = [a for a in aggregates if a.get("id") == ref]
     if not found and "." in ref:
         signal_id, fn = ref.rsplit(".", 1)
-        found = [a for a in aggregates if a.get("signal_id") == signal_id and a.get("fn") == fn]
+        found = [
+            a
+            for a in aggregates
+            if signal_id in (a.get("signal_id"), a.get("id")) and a.get("fn") == fn
+        ]
     if len(found) != 1:
         known = ", ".join(f"{a.get('id')} ({a.get('signal_id')}.{a.get('fn')})" for a in aggregates)
         problem = "no" if not found else "more than one"

@@ -105,6 +105,7 @@ def test_thresholds_on_score_environment_task_and_signal() -> None:
         "task:Sign in.score <= 0.5",
         "signal:auth-errors.rate > 0.2",
         "signal:auth_rate > 0.3",
+        "signal:auth_rate.rate >= 0.25",
     )
     holds = {c["expr"]: c["holds"] for c in gate["checked"]}
     assert holds == {
@@ -115,6 +116,7 @@ def test_thresholds_on_score_environment_task_and_signal() -> None:
         "task:Sign in.score <= 0.5": True,
         "signal:auth-errors.rate > 0.2": True,
         "signal:auth_rate > 0.3": False,
+        "signal:auth_rate.rate >= 0.25": True,
     }
     assert gate["passed"] is False
     failed = {f["expr"]: f for f in gate["failed"]}
