@@ -15,6 +15,9 @@ from domain.errors import (
     UnreadableDocument,
 )
 
+# Exit codes that are not errors: the command worked and reports a verdict.
+EXIT_GATE_FAILED = 4  # `results --fail-on`: a condition holds (docs/ci.md)
+
 # Most specific first: the first class an error is an instance of decides.
 _MAPPING: tuple[tuple[type[DomainError], int, int], ...] = (
     (UnreadableDocument, 400, 2),

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from domain.repeat_stability import Outcome, repeat_stability
 from domain.signals.aggregates import RunValues, compute_aggregates
 from domain.signals.config import SignalConfig
 
@@ -116,6 +117,11 @@ def summarize(
             "score": score(rows),
             "tasks": tasks,
             "environments": environments,
+            "stability": repeat_stability(
+                Outcome(r.task_id, r.environment_id, r.status == "passed")
+                for r in rows
+                if r.status != "cancelled"
+            ),
         },
         "aggregates": aggregates,
     }

@@ -7,6 +7,7 @@ Each command parses its input, makes one request (or a few), and renders the ser
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from api.cli.results_view import (
     render_runs,
 )
 from api.cli.signals_view import render_signals_report
+from api.error_mapping import EXIT_GATE_FAILED
+from domain.gate import Condition, GateResult, GateSyntaxError, evaluate, parse_condition
 
 DEFAULT_POLL_INTERVAL_S = 5.0
 _ITERATION = click.option(
@@ -375,6 +378,16 @@ def runs(
 # -- results --------------------------------------------------------------------------------
 
 
+def _fail_on_conditions(
+    ctx: click.Context, param: click.Parameter, texts: tuple[str, ...]
+) -> list[Condition]:
+    """Parse every --fail-on before any request: a malformed one is a usage error (exit 2)."""
+    try:
+        return [parse_condition(text) for text in texts]
+    except GateSyntaxError as refused:
+        raise click.BadParameter(str(refused), ctx=ctx, param=param) from None
+
+
 @click.command("results")
 @click.argument("exp_id", metavar="EXP")
 @_ITERATION
@@ -389,18 +402,81 @@ def runs(
     metavar="M",
     help="Also show per-task, per-environment and per-aggregate deltas to iteration M.",
 )
+@click.option(
+    "--fail-on",
+    "conditions",
+    multiple=True,
+    metavar="EXPR",
+    callback=_fail_on_conditions,
+    help="Exit 4 when this condition holds (repeatable): 'score < 0.8', "
+    "'env:NAME.score < 0.7', 'task:NAME.score < 0.5', 'signal:ID.FN > 0.2', 'regression' "
+    "(against --compare M, default the previous iteration), 'cluster:new'. See docs/ci.md.",
+)
 def results(
-    exp_id: str, iteration: int | None, error_category: str | None, compare: int | None
+    exp_id: str,
+    iteration: int | None,
+    error_category: str | None,
+    compare: int | None,
+    conditions: list[Condition],
 ) -> None:
     """Show an iteration's results: scores, environment comparison, failure clusters.
 
+    With --fail-on, also gate on them: exit 4 with one line per failed condition on stderr.
+
     Example: tpc sim experiment results exp_789 --iteration 3 --compare 2
     """
-    document = api_client().get(
-        f"{iteration_path(exp_id, iteration)}/results",
-        {"compare": compare, "error_category": error_category},
-    )
+    client = api_client()
+    query = {"compare": compare, "error_category": error_category}
+    document = client.get(f"{iteration_path(exp_id, iteration)}/results", query)
+    gate: GateResult | None = None
+    if conditions:
+        document, compared_clusters = _comparison_for_gate(
+            client, exp_id, document, compare, error_category, conditions
+        )
+        gate = evaluate(conditions, document, compared_clusters)
+        document["gate"] = gate.to_json()
     current_output().emit(document, lambda console: render_results(console, document))
+    if gate is not None:
+        _report_gate(gate)
+
+
+def _comparison_for_gate(
+    client: ApiClient,
+    exp_id: str,
+    document: dict[str, Any],
+    compare: int | None,
+    error_category: str | None,
+    conditions: list[Condition],
+) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    """`regression` and `cluster:new` compare with --compare M, else with the previous
+    iteration: its comparison block and its failure clusters (None: no earlier iteration)."""
+    if not any(condition.needs_comparison for condition in conditions):
+        return document, None
+    number = int(document["iteration"])
+    against = compare if compare is not None else number - 1
+    if against < 1:
+        return document, None
+    if compare is None:
+        # Pinned to the number just read, so a newer iteration cannot slip in between.
+        document = client.get(
+            f"{iteration_path(exp_id, number)}/results",
+            {"compare": against, "error_category": error_category},
+        )
+    previous = client.get(f"{iteration_path(exp_id, against)}/results")
+    return document, list(previous.get("failure_clusters", []))
+
+
+def _report_gate(gate: GateResult) -> None:
+    """One stderr line per failed condition (and per condition that could not be judged);
+    exit 4 when any condition holds."""
+    # Plain lines (no markup, emoji codes or wrapping): CI logs and scripts read them.
+    for check in gate.checks:
+        if check.holds:
+            click.echo(f"gate failed: {check.expr}: {check.detail}", err=True)
+        elif check.value is None:
+            click.echo(f"gate note: {check.expr}: {check.detail}", err=True)
+    if not gate.passed:
+        sys.exit(EXIT_GATE_FAILED)
 
 
 @click.command("signals")

@@ -185,6 +185,7 @@ def render_results(console: Console, results: Mapping[str, Any]) -> None:
     }
     _render_task_scores(console, summary.get("tasks", []), env_names)
     _render_environments(console, summary.get("environments", []))
+    _render_stability(console, summary.get("stability"), env_names)
     _render_clusters(console, results.get("failure_clusters", []))
     _render_suggestions(console, results.get("suggestions", []))
     if results.get("compare"):
@@ -192,6 +193,8 @@ def render_results(console: Console, results: Mapping[str, Any]) -> None:
         _render_compare(console, results["compare"], task_names, env_names)
     if results.get("config_hash"):
         console.print(f"[dim]config {escape(str(results['config_hash']))}[/]", soft_wrap=True)
+    if results.get("gate"):
+        _render_gate(console, results["gate"])
 
 
 def _render_task_scores(
@@ -254,6 +257,54 @@ def _render_environments(console: Console, environments: list[dict[str, Any]]) -
             ),
         )
     console.print(table)
+
+
+def _render_stability(
+    console: Console, stability: Mapping[str, Any] | None, env_names: Mapping[str, str]
+) -> None:
+    """Repeat stability: per environment, pass@k and pass^k at k = repeats, flaky pairs and
+    the runs needed to tell it from the best (docs/results.md)."""
+    if not stability or int(stability.get("repeats") or 0) < 2:
+        return
+    pairs = stability.get("pairs", [])
+    k = str(stability.get("repeats"))
+    table = Table(title=f"Repeat stability ({k} repeats)", title_justify="left")
+    for column in ("environment", "pairs", "flaky", f"pass@{k}", f"pass^{k}", "runs needed"):
+        table.add_column(column, justify="left" if column == "environment" else "right")
+    for env in stability.get("environments", []):
+        if not env.get("pairs"):
+            continue
+        env_id = str(env.get("environment_id"))
+        needed = env.get("runs_needed")
+        table.add_row(
+            escape(env_names.get(env_id, env_id)),
+            str(env.get("pairs")),
+            str(env.get("flaky_pairs", 0)),
+            pct(env.get("pass_at_k", {}).get(k)),
+            pct(env.get("pass_hat_k", {}).get(k)),
+            "—" if needed is None else f"{needed} ({env.get('repeats_needed')} repeats)",
+        )
+    console.print(table)
+    share = stability.get("flaky_share")
+    console.print(
+        f"[dim]flaky pairs (some but not all repeats pass): {stability.get('flaky_pairs', 0)}"
+        f" of {len(pairs)} ({pct(share)}); runs needed: per environment, to tell its score"
+        f" from the best one's at {pct(stability.get('power'))} power,"
+        f" α {stability.get('alpha')}[/]"
+    )
+
+
+def _render_gate(console: Console, gate: Mapping[str, Any]) -> None:
+    checked = gate.get("checked", [])
+    failed = gate.get("failed", [])
+    verdict = "[green]passed[/]" if gate.get("passed") else f"[red]failed ({len(failed)})[/]"
+    console.print(f"\n[bold]Gate[/]: {verdict}, {len(checked)} conditions checked")
+    for check in checked:
+        mark = "[red]✗[/]" if check.get("holds") else "[green]✓[/]"
+        console.print(
+            f"  {mark} {escape(str(check.get('expr')))}: {escape(str(check.get('detail')))}",
+            emoji=False,  # `cluster:new` is no emoji code
+        )
 
 
 def _render_clusters(console: Console, clusters: list[dict[str, Any]]) -> None:

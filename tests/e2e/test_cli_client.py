@@ -799,3 +799,55 @@ def test_every_command_help_has_an_example() -> None:
         "tpc sim experiment history",
         "tpc sim run actions",
     } <= names
+
+
+def test_fail_on_regression_reads_the_previous_iteration_and_exits_4(
+    home: Path, api: StubApi
+) -> None:
+    """The gate over a results document with issue 13's significance fields: a significant
+    environment drop against the previous iteration (the default comparison) fails it."""
+    entry = {"ci": [-0.5, -0.1], "p_value": 0.004, "p_adjusted": 0.012}
+    current = {
+        "experiment_id": "exp_1",
+        "iteration": 2,
+        "status": "completed",
+        "summary": {"runs": {}, "score": 0.5, "tasks": [], "environments": []},
+        "failure_clusters": [{"category": "Auth failures", "size": 2, "run_ids": []}],
+        "compare": {
+            "iteration": 1,
+            "score_delta": -0.2,
+            "score": {**entry, "delta": -0.2, "verdict": "not significant"},
+            "tasks": [],
+            "environments": [
+                {"environment_id": "env_y", **entry, "delta": -0.3, "verdict": "significant"}
+            ],
+            "aggregates": [],
+        },
+    }
+    previous = {**current, "iteration": 1, "failure_clusters": [{"category": "Auth failures"}]}
+    api.answer("GET", "/v1/experiments/exp_1/iterations/latest/results", 200, current)
+    api.answer("GET", "/v1/experiments/exp_1/iterations/2/results", 200, current)
+    api.answer("GET", "/v1/experiments/exp_1/iterations/1/results", 200, previous)
+    args = ("sim", "experiment", "results", "exp_1", "--fail-on", "regression")
+    done = tpc("--format", "json", *args, "--fail-on", "cluster:new", home=home, url=api.url)
+    assert done.returncode == 4, done.stderr
+    assert done.stderr.splitlines() == [
+        "gate failed: regression: significant drop against iteration 1: "
+        "environment env_y -30 pts (p_adj 0.012)"
+    ]
+    gate = json.loads(done.stdout)["gate"]
+    assert gate["passed"] is False and [f["expr"] for f in gate["failed"]] == ["regression"]
+    # Latest first, then pinned to its number with the comparison, then iteration 1's clusters.
+    assert [(r.path, r.query) for r in api.requests] == [
+        ("/v1/experiments/exp_1/iterations/latest/results", {}),
+        ("/v1/experiments/exp_1/iterations/2/results", {"compare": ["1"]}),
+        ("/v1/experiments/exp_1/iterations/1/results", {}),
+    ]
+
+
+def test_a_malformed_fail_on_makes_no_request(home: Path, api: StubApi) -> None:
+    args = ("sim", "experiment", "results", "exp_1", "--fail-on", "score < 0.8")
+    done = tpc(*args, "--fail-on", "signal:x.rate ~ 2", home=home, url=api.url)
+    assert done.returncode == 2
+    assert "'signal:x.rate ~ 2'" in done.stderr and "OP is one of" in done.stderr
+    assert api.requests == []
