@@ -1,0 +1,157 @@
+"""Re-scoring an iteration (`Service.rescore`) on each store: the next number, the source's
+runs mirrored with their recorded outcomes, the new config's signals, the source unchanged;
+a running source is a 409, an invalid config a located 422, and a trigger's limits apply."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from domain.errors import Conflict, InvalidInput, TooManyRequests
+from infra.executor import Executor
+from infra.runners.registry import build_runners
+from infra.service import Service
+from infra.settings import Limits, Settings
+from tests.integration.test_service import run_iteration, service, setup_replay
+
+__all__ = ["service"]  # the fixture, on each store
+
+NEW_CONFIG = """
+version: 1
+signals:
+  - id: mentions-docs
+    name: Mentions the docs
+    type: boolean
+    source: assistantText
+    extract: {method: pattern, patterns: [{name: docs, regex: "(?i)docs?"}]}
+aggregates:
+  - {id: docs-rate, signal_id: mentions-docs, fn: rate, label: Runs mentioning the docs}
+"""
+
+
+def execute(service: Service, exp_id: str, number: int) -> dict[str, Any]:
+    async def go() -> None:
+        executor = Executor(service, build_runners(service.blobs.get), concurrency=4)
+        await executor.submit(exp_id, number)
+        await executor.drain()
+
+    asyncio.run(go())
+    return service.views.iteration_status(service_owner(service), exp_id, number)
+
+
+def service_owner(service: Service) -> str:
+    owner = service.product_for_token("secret-token")
+    assert owner is not None
+    return owner
+
+
+def outcomes(service: Service, owner: str, exp_id: str, number: int) -> list[tuple[Any, ...]]:
+    """Each run's (task, environment, status, termination reason, stats, transcript)."""
+    rows = service.views.runs(owner, exp_id, number, None, 100, None)["items"]
+    return [
+        (
+            row["task_id"],
+            row["environment_id"],
+            row["status"],
+            row["termination_reason"],
+            row.get("stats"),
+            service.views.transcript_ref(owner, row["id"]) if row["status"] != "cancelled" else None,
+        )
+        for row in rows
+    ]
+
+
+def test_a_rescore_is_the_next_iteration_with_the_new_config(service: Service) -> None:
+    owner, exp_id, _, _ = setup_replay(service)
+    service.trigger(owner, exp_id)
+    with pytest.raises(Conflict, match="still running"):
+        service.rescore(owner, exp_id, 1, NEW_CONFIG)
+    assert service.views.experiment(owner, exp_id)["iterations"] == 1  # nothing saved
+    assert execute(service, exp_id, 1)["status"] == "completed"
+    source_signals = service.views.signals(owner, exp_id, 1)
+    experiment = service.views.experiment(owner, exp_id)
+
+    with pytest.raises(InvalidInput) as refused:
+        service.rescore(owner, exp_id, 1, NEW_CONFIG.replace("docs-rate", "Docs Rate"))
+    assert [loc for loc, _ in refused.value.problems] == ["aggregates[0].id"]
+
+    started = service.rescore(owner, exp_id, 1, NEW_CONFIG)
+    assert (started["iteration"], started["rescore_of"], started["status"]) == (2, 1, "running")
+    assert started["runs"]["total"] == 12
+    finished = execute(service, exp_id, 2)
+    assert finished["status"] == "completed" and finished["rescore_of"] == 1
+    assert finished["runs"] == service.views.iteration_status(owner, exp_id, 1)["runs"]
+    assert outcomes(service, owner, exp_id, 2) == outcomes(service, owner, exp_id, 1)
+
+    signals = service.views.signals(owner, exp_id, 2)
+    assert [a["id"] for a in signals["aggregates"]] == ["docs-rate"]
+    assert all(set(run["signals"]) == {"mentions-docs"} for run in signals["runs"])
+    assert signals["aggregates"][0]["n"] == 12
+    # The source and the experiment are as they were.
+    assert service.views.signals(owner, exp_id, 1) == source_signals
+    assert service.views.experiment(owner, exp_id)["signal_config"] == experiment["signal_config"]
+
+    iteration = service.load_iteration(exp_id, 2)
+    source = service.load_iteration(exp_id, 1)
+    assert iteration.rescore_of == 1 and source.rescore_of is None
+    assert [iteration.source_run(run.run_id) for run in iteration.runs] == [
+        run.run_id for run in source.runs
+    ]
+    assert service.views.results(owner, exp_id, 2)["rescore_of"] == 1
+
+    # Without a config: the experiment's current one.
+    again = service.rescore(owner, exp_id, 2)
+    assert again["config_hash"] == experiment["signal_config"]["hash"]
+    assert again["rescore_of"] == 2
+    history = service.views.history(owner, exp_id, 1000, None)["items"]
+    assert [e["summary"] for e in history if e["type"] == "Iteration.RescoreOf"][0].startswith(
+        "iteration 2 is a re-score of iteration 1"
+    )
+
+
+def test_runs_without_a_transcript_keep_their_status_and_get_no_signals(
+    service: Service,
+) -> None:
+    owner, exp_id, _, _ = setup_replay(service)
+    service.trigger(owner, exp_id)
+    service.cancel(owner, exp_id, 1)
+    cancelled = execute(service, exp_id, 1)
+    assert cancelled["status"] == "cancelled" and cancelled["runs"]["cancelled"] == 12
+
+    service.rescore(owner, exp_id, 1, NEW_CONFIG)
+    status = execute(service, exp_id, 2)
+    assert status["status"] == "completed"
+    assert status["runs"]["cancelled"] == 12
+    signals = service.views.signals(owner, exp_id, 2)
+    assert all(run["signals"] == {} for run in signals["runs"])
+    assert (signals["aggregates"][0]["n"], signals["aggregates"][0]["missing"]) == (0, 12)
+
+
+def test_the_limits_of_a_trigger_apply(store_url: str) -> None:
+    strict = Service(
+        Settings(
+            database_url=store_url,
+            limits=Limits(max_running_iterations=1),
+        )
+    )
+    try:
+        owner, exp_id, _, _ = setup_replay(strict)
+        run_iteration(strict, owner, exp_id)
+        strict.trigger(owner, exp_id)  # iteration 2 stays running: the one allowed
+        with pytest.raises(TooManyRequests, match="TPC_MAX_RUNNING_ITERATIONS"):
+            strict.rescore(owner, exp_id, 1)
+        assert strict.views.experiment(owner, exp_id)["iterations"] == 2
+    finally:
+        strict.close()
+    # An operator who lowered the runs limit below the source's size.
+    smaller = Service(
+        Settings(database_url=store_url, limits=Limits(max_runs_per_iteration=4))
+    )
+    try:
+        owner = service_owner(smaller)
+        with pytest.raises(InvalidInput, match="TPC_MAX_RUNS_PER_ITERATION"):
+            smaller.rescore(owner, exp_id, 1)
+    finally:
+        smaller.close()
