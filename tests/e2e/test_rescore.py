@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from infra.llm.judge import VERDICT_TOOL
@@ -217,6 +218,12 @@ def test_rescore_makes_the_next_iteration_without_running_agents(
     assert [i["rescore_of"] for i in listed["items"]] == [None, 1]
     history = as_json(server, "sim", "experiment", "history", exp_id)
     assert any("re-score of iteration 1" in e["summary"] for e in history["items"])
+    cookies = {"tpc_session": server.dashboard_session()}
+    for page in (f"/experiments/{exp_id}", f"/experiments/{exp_id}/iterations/2"):
+        html = httpx.get(f"{server.url}{page}", cookies=cookies, timeout=30)
+        assert html.status_code == 200 and "re-score of #1" in html.text, page
+    first_page = httpx.get(f"{server.url}/experiments/{exp_id}/iterations/1", cookies=cookies)
+    assert "re-score of" not in first_page.text
 
     # The same questions again: the judge's cache answers, no model is called.
     as_json(

@@ -57,7 +57,9 @@ def outcomes(service: Service, owner: str, exp_id: str, number: int) -> list[tup
             row["status"],
             row["termination_reason"],
             row.get("stats"),
-            service.views.transcript_ref(owner, row["id"]) if row["status"] != "cancelled" else None,
+            service.views.transcript_ref(owner, row["id"])
+            if row["status"] != "cancelled"
+            else None,
         )
         for row in rows
     ]
@@ -146,9 +148,7 @@ def test_the_limits_of_a_trigger_apply(store_url: str) -> None:
     finally:
         strict.close()
     # An operator who lowered the runs limit below the source's size.
-    smaller = Service(
-        Settings(database_url=store_url, limits=Limits(max_runs_per_iteration=4))
-    )
+    smaller = Service(Settings(database_url=store_url, limits=Limits(max_runs_per_iteration=4)))
     try:
         owner = service_owner(smaller)
         with pytest.raises(InvalidInput, match="TPC_MAX_RUNS_PER_ITERATION"):
