@@ -108,9 +108,11 @@ def test_a_rescore_is_the_next_iteration_with_the_new_config(service: Service) -
     assert again["config_hash"] == experiment["signal_config"]["hash"]
     assert again["rescore_of"] == 2
     history = service.views.history(owner, exp_id, 1000, None)["items"]
-    assert [e["summary"] for e in history if e["type"] == "Iteration.RescoreOf"][0].startswith(
-        "iteration 2 is a re-score of iteration 1"
-    )
+    summaries = [e["summary"] for e in history if e["type"] == "Iteration.RescoreOf"]
+    assert [text.split(":")[0] for text in summaries] == [
+        "iteration 2 is a re-score of iteration 1",
+        "iteration 3 is a re-score of iteration 2",
+    ]
 
 
 def test_runs_without_a_transcript_keep_their_status_and_get_no_signals(
