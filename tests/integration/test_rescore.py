@@ -32,8 +32,14 @@ aggregates:
 
 
 def execute(service: Service, exp_id: str, number: int) -> dict[str, Any]:
+    """Execute the iteration in process. A re-score gets no runner at all: a run that asked
+    for one would be errored ("no runner for agent kind"), so equal statuses prove that no
+    agent ran."""
+
     async def go() -> None:
-        executor = Executor(service, build_runners(service.blobs.get), concurrency=4)
+        rescore = service.load_iteration(exp_id, number).rescore_of is not None
+        runners = {} if rescore else build_runners(service.blobs.get)
+        executor = Executor(service, runners, concurrency=4)
         await executor.submit(exp_id, number)
         await executor.drain()
 
