@@ -5,15 +5,20 @@ a running source is a 409, an invalid config a located 422, and a trigger's limi
 from __future__ import annotations
 
 import asyncio
+import json
+import zlib
 from typing import Any
+from uuid import UUID
 
 import pytest
+from eventsourcing.persistence import StoredEvent
 
 from domain.errors import Conflict, InvalidInput, TooManyRequests
 from infra.executor import Executor
 from infra.runners.registry import build_runners
 from infra.service import Service
 from infra.settings import Limits, Settings
+from tests.conftest import FIXTURES
 from tests.integration.test_service import run_iteration, service, setup_replay
 
 __all__ = ["service"]  # the fixture, on each store
@@ -163,3 +168,43 @@ def test_the_limits_of_a_trigger_apply(store_url: str) -> None:
             smaller.rescore(owner, exp_id, 1)
     finally:
         smaller.close()
+
+
+# A re-score's iteration stream as stored (ConfigFrozen + RescoreOf): it must keep loading.
+RESCORE_GOLDEN: dict[str, Any] = json.loads(
+    (FIXTURES / "stored_events_rescore_v1.json").read_text()
+)
+
+
+def test_a_stored_rescore_still_loads(store_url: str) -> None:
+    service = Service(Settings(database_url=store_url))
+    try:
+        service.store.recorder.insert_events(
+            [
+                StoredEvent(
+                    originator_id=UUID(e["originator_id"]),
+                    originator_version=e["originator_version"],
+                    topic=e["topic"],
+                    state=zlib.compress(json.dumps(e["state"], separators=(",", ":")).encode()),
+                )
+                for e in RESCORE_GOLDEN["events"]
+            ]
+        )
+        store = service.store
+        notifications = list(store.notifications(0, 100))
+        mapped = [store.mapper.to_domain_event(n) for n in notifications]
+        assert [vars(store.to_event(n)) for n in notifications] == [vars(e) for e in mapped]
+        exp_id, number = RESCORE_GOLDEN["experiment_id"], RESCORE_GOLDEN["number"]
+        iteration = service.load_iteration(exp_id, number)
+        assert iteration.rescore_of == RESCORE_GOLDEN["rescore_of"]
+        assert [iteration.source_run(run.run_id) for run in iteration.runs] == RESCORE_GOLDEN[
+            "source_runs"
+        ]
+        service.projector.catch_up()
+        row = service.database.read_one(
+            "SELECT rescore_of FROM v_iterations WHERE experiment_id = ? AND number = ?",
+            (exp_id, number),
+        )
+        assert row is not None and row[0] == RESCORE_GOLDEN["rescore_of"]
+    finally:
+        service.close()
