@@ -2,7 +2,9 @@
 agent against the loopback fake provider runs once; re-scoring its iteration with a new signal
 config makes the next iteration with the new config's signals and the same run statuses, and
 makes no agent call at all (the fake counts them): only the new llm signal's judge is asked,
-and a second re-score with the same config asks nobody (the judge's cache)."""
+and a second re-score with the same config asks nobody (the judge's cache). A running
+iteration is refused (409) until it is cancelled; its cancelled run, which left no transcript,
+stays cancelled with no signals when re-scored."""
 
 from __future__ import annotations
 
@@ -67,6 +69,10 @@ aggregates:
   - {id: gave-up-rate, signal_id: gave-up, fn: rate, label: Runs that gave up}
   - {id: could-not-rate, signal_id: said-sorry, fn: rate, label: Runs that could not}
 """
+STALL_TASK = """
+name: stall
+prompt: Wait for the stall to end.
+"""
 INVALID_SIGNALS = """
 version: 1
 signals: []
@@ -78,6 +84,8 @@ aggregates:
 def agent(request: Recorded) -> Reply:
     first = request.messages[0]["content"]
     text = first if isinstance(first, str) else json.dumps(first)
+    if "stall" in text:
+        return Reply.never()  # runs until cancelled
     step = sum(m["role"] == "assistant" for m in request.messages)
     if "greeting" in text:
         plan = [
@@ -125,6 +133,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "old.yaml": OLD_SIGNALS,
         "new.yaml": NEW_SIGNALS,
         "invalid.yaml": INVALID_SIGNALS,
+        "stall.yaml": STALL_TASK,
     }.items():
         (home / name).write_text(text)
     return home
@@ -254,3 +263,35 @@ def test_rescore_of_an_unknown_iteration_is_not_found(server: Server, home: Path
     with server.client() as client:
         answer = client.post(f"/v1/experiments/{exp_id}/iterations/1/rescore", json={})
     assert answer.status_code == 404
+
+
+def test_a_running_iteration_is_rescored_only_once_it_is_cancelled(
+    server: Server, home: Path
+) -> None:
+    env = as_json(server, "sim", "env", "create", "--file", str(home / "env.yaml"))
+    task = as_json(server, "sim", "task", "create", "--file", str(home / "stall.yaml"))
+    exp_id = as_json(
+        server, "sim", "experiment", "create", "--name", "stalled",
+        "--task-ids", task["id"], "--env-ids", env["id"],
+        "--signal-config", str(home / "new.yaml"),
+    )["id"]  # fmt: skip
+    as_json(server, "sim", "experiment", "run", exp_id)
+    with server.client() as client:
+        answer = client.post(f"/v1/experiments/{exp_id}/iterations/1/rescore", json={})
+    assert answer.status_code == 409, answer.text
+    assert "still running" in answer.json()["error"]["message"]
+    refused = server.tpc("sim", "experiment", "rescore", exp_id, "--iteration", "1")
+    assert refused.returncode == 1 and "still running" in refused.stderr
+    assert as_json(server, "sim", "experiment", "get", exp_id)["iterations"] == 1
+
+    as_json(server, "sim", "experiment", "run", "cancel", exp_id, "--iteration", "1")
+    cancelled = as_json(server, "sim", "experiment", "run", "status", exp_id, "--watch")
+    assert cancelled["status"] == "cancelled" and cancelled["runs"]["cancelled"] == 1
+
+    # The cancelled run left no transcript: re-scored, it stays cancelled, with no signals.
+    started = as_json(server, "sim", "experiment", "rescore", exp_id, "--iteration", "1")
+    assert (started["iteration"], started["rescore_of"]) == (2, 1)
+    done = as_json(server, "sim", "experiment", "run", "status", exp_id, "--watch")
+    assert done["status"] == "completed" and done["runs"]["cancelled"] == 1
+    report = as_json(server, "sim", "experiment", "signals", exp_id, "--iteration", "2")
+    assert [run["signals"] for run in report["runs"]] == [{}]
