@@ -596,7 +596,7 @@ class Service:
                     f"{origin.label} is still running: only a completed or cancelled "
                     "iteration can be re-scored (wait for it, or cancel it)"
                 )
-            new_number = experiment.start_iteration()
+            new_number = experiment.start_rescore()
             self._require_rescore_within_limit(len(origin.runs))
             self._require_running_iterations_within_limit(product)
             text = signal_config if signal_config else experiment.config_text

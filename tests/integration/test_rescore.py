@@ -114,9 +114,13 @@ def test_a_rescore_is_the_next_iteration_with_the_new_config(service: Service) -
     ]
     assert service.views.results(owner, exp_id, 2)["rescore_of"] == 1
 
-    # Without a config: the experiment's current one.
+    # Without a config: the experiment's current one. The experiment's tasks and environments
+    # may have changed since: a re-score runs its source's.
+    for task_id in service.views.experiment(owner, exp_id)["task_ids"]:
+        service.detach(owner, exp_id, "task", task_id)
     again = service.rescore(owner, exp_id, 2)
     assert again["config_hash"] == experiment["signal_config"]["hash"]
+    assert again["runs"]["total"] == 12
     assert again["rescore_of"] == 2
     history = service.views.history(owner, exp_id, 1000, None)["items"]
     summaries = [e["summary"] for e in history if e["type"] == "Iteration.RescoreOf"]
