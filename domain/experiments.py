@@ -164,6 +164,12 @@ class Experiment(Aggregate):
         self._iteration_started(self.iterations + 1)
         return self.iterations
 
+    def start_rescore(self) -> int:
+        """Take the next iteration number for a re-score, which runs its source iteration's
+        frozen tasks and environments: the experiment's own may have changed, or gone."""
+        self._iteration_started(self.iterations + 1)
+        return self.iterations
+
     # -- events ---------------------------------------------------------------------------
 
     @event(TaskAttached)

@@ -41,6 +41,17 @@ def plan_runs(
     return [PlannedRun(rid, t, e, r) for rid, (t, e, r) in zip(run_ids, combos, strict=True)]
 
 
+def plan_rescore(source: list[PlannedRun], run_ids: list[str]) -> list[PlannedRun]:
+    """A re-score's runs: the source iteration's task × environment × repeat, in its order,
+    each with one of the given new run ids (run `i` re-scores the source's run `i`)."""
+    if len(run_ids) != len(source):
+        raise ValueError(f"need {len(source)} run ids, got {len(run_ids)}")
+    return [
+        PlannedRun(rid, run.task_id, run.environment_id, run.repeat)
+        for rid, run in zip(run_ids, source, strict=True)
+    ]
+
+
 class Iteration(Aggregate):
     TOPIC = "tpc:Iteration"
 
@@ -58,6 +69,16 @@ class Iteration(Aggregate):
         tasks: dict[str, dict[str, Any]]
         environments: dict[str, dict[str, Any]]
         runs: list[list[Any]]
+
+    class RescoreOf(Aggregate.Event):
+        """This iteration re-scores iteration `source`: its runs take the source runs'
+        recorded transcripts and outcomes instead of running agents (`source_runs[i]` is the
+        source of `runs[i]`). A separate event, saved with ConfigFrozen, so that ConfigFrozen's
+        payload (and every stored one) stays as it is."""
+
+        TOPIC = "tpc:Iteration.RescoreOf"
+        source: int
+        source_runs: list[str]
 
     class CancelRequested(Aggregate.Event):
         TOPIC = "tpc:Iteration.CancelRequested"
@@ -98,6 +119,8 @@ class Iteration(Aggregate):
         self.runs = [PlannedRun.from_json(row) for row in runs]
         self.cancel_requested = False
         self.status = "running"
+        self.rescore_of: int | None = None
+        self._source_runs: dict[str, str] = {}
 
     @cached_property
     def _runs_by_id(self) -> dict[str, PlannedRun]:
@@ -109,6 +132,26 @@ class Iteration(Aggregate):
     @property
     def label(self) -> str:
         return f"{self.experiment_id} iteration {self.number}"
+
+    def source_run(self, run_id: str) -> str:
+        """The source run a re-score's run takes its transcript and outcome from."""
+        return self._source_runs[run_id]
+
+    def derive_from(self, source: Iteration) -> None:
+        """Make this new iteration a re-score of `source`, whose runs it mirrors one to one
+        (`plan_rescore`); saved in the same batch as its ConfigFrozen."""
+        self.check_open()
+        if self.rescore_of is not None:
+            raise Conflict(f"{self.label} already re-scores iteration {self.rescore_of}")
+        if source.status == "running":
+            raise Conflict(
+                f"{source.label} is still running: only a completed or cancelled iteration "
+                "can be re-scored"
+            )
+        mirrored = [(r.task_id, r.environment_id, r.repeat) for r in self.runs]
+        if mirrored != [(r.task_id, r.environment_id, r.repeat) for r in source.runs]:
+            raise ValueError("a re-score's runs must mirror its source's (plan_rescore)")
+        self._rescore_of(source.number, [run.run_id for run in source.runs])
 
     def check_open(self) -> None:
         if self.status != "running":
@@ -131,6 +174,13 @@ class Iteration(Aggregate):
         """Close the iteration once every run is terminal (the caller checks that)."""
         self.check_open()
         self._completed("cancelled" if self.cancel_requested else "completed")
+
+    @event(RescoreOf)
+    def _rescore_of(self, source: int, source_runs: list[str]) -> None:
+        self.rescore_of = source
+        self._source_runs = {
+            run.run_id: source_run for run, source_run in zip(self.runs, source_runs, strict=True)
+        }
 
     @event(CancelRequested)
     def _cancel_requested(self) -> None:

@@ -92,6 +92,11 @@ class Run(Aggregate):
         self.repeat = repeat
         self.attempts = 0
         self.status = "queued"
+        # The recorded outcome (what a re-score of this run keeps).
+        self.termination_reason: str | None = None
+        self.stats: dict[str, Any] = {}
+        self.transcript_ref: str | None = None
+        self.error: str | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -158,6 +163,10 @@ class Run(Aggregate):
         error: str | None,
     ) -> None:
         self.status = status
+        self.termination_reason = termination_reason
+        self.stats = stats
+        self.transcript_ref = transcript_ref
+        self.error = error
 
     @event(SignalsExtracted)
     def _signals_extracted(self, config_hash: str, values: dict[str, dict[str, Any]]) -> None:
@@ -166,3 +175,4 @@ class Run(Aggregate):
     @event(Cancelled)
     def _cancelled(self) -> None:
         self.status = "cancelled"
+        self.termination_reason = "cancelled"

@@ -21,7 +21,7 @@ from domain.iterations import Iteration, PlannedRun
 from domain.signals.config import SignalConfig
 from domain.signals.extraction import Extractor
 from domain.signals.judging import Judge, JudgeKey, JudgeVerdict
-from domain.stats import derive_stats
+from domain.stats import RunStats, derive_stats
 from domain.success import CriterionUnavailable, judge_status
 from domain.transcripts import (
     InvalidTranscript,
@@ -33,6 +33,7 @@ from infra.live_log import LiveLogWriter
 from infra.llm.prices import MODEL_PRICES
 from infra.llm.run_judging import JudgeSpend, judge_signals, judge_success
 from infra.runners.base import Runner, RunnerError, RunOutcome, RunRequest
+from infra.runners.rescore import RecordedOutcome, RescoreRunner
 from infra.service import Service
 
 log = logging.getLogger("tpc.run_execution")
@@ -59,12 +60,17 @@ class RunExecution:
         self._judge = judge
         self._extractors: dict[tuple[str, int], Extractor | None] = {}
         self._live_writer: tuple[asyncio.AbstractEventLoop, LiveLogWriter] | None = None
+        # The runs of a re-score (`Iteration.rescore_of`) run no agent, whatever their kind.
+        self._rescorer = RescoreRunner(service.recorded_run, service.blobs.get)
 
     async def execute(self, iteration: Iteration, planned: PlannedRun) -> None:
         """Start a new attempt of the run and record its outcome. Cancelled while the outcome
         is being saved, it lets the save land before it gives way."""
         service = self._service
         run = await asyncio.to_thread(service.start_run, iteration, planned.run_id)
+        if iteration.rescore_of is not None:
+            await self._rescore(iteration, run, planned)
+            return
         environment = iteration.environments[planned.environment_id]
         secrets = await self._secrets(iteration.product_id, environment)
         live = self._live_logs().open(run)
@@ -97,6 +103,48 @@ class RunExecution:
         except asyncio.CancelledError:
             await asyncio.wait([record])  # a thread's save cannot be interrupted: let it land
             raise
+
+    async def _rescore(self, iteration: Iteration, run: Any, planned: PlannedRun) -> None:
+        """A re-score's run: the source run's recorded transcript and outcome (status,
+        termination reason, error, agent stats kept), its signals extracted and judged anew
+        under this iteration's config; a source without a transcript gets no signals."""
+        recorded = await self._rescorer.recorded(iteration.source_run(planned.run_id))
+        spend = JudgeSpend()
+        verdicts = None
+        if recorded.transcript is not None:
+            verdicts = await self._judge_signals(iteration, recorded.transcript, spend)
+        record = asyncio.ensure_future(
+            asyncio.to_thread(self._record_rescored, iteration, run, recorded, verdicts, spend)
+        )
+        try:
+            await asyncio.shield(record)
+        except asyncio.CancelledError:
+            await asyncio.wait([record])  # a thread's save cannot be interrupted: let it land
+            raise
+
+    def _record_rescored(
+        self,
+        iteration: Iteration,
+        run: Any,
+        recorded: RecordedOutcome,
+        verdicts: Mapping[JudgeKey, JudgeVerdict] | None,
+        spend: JudgeSpend,
+    ) -> None:
+        transcript = recorded.transcript
+        signals = None
+        if transcript is not None:
+            stats = derive_stats(transcript, MODEL_PRICES)
+            signals = self._signals(iteration, transcript, stats, verdicts)
+        self._service.finish_run(
+            run,
+            recorded.status,
+            recorded.termination_reason,
+            {**recorded.agent_stats, **spend.stats()},
+            None,
+            recorded.error,
+            signals,
+            transcript_ref=recorded.transcript_ref,
+        )
 
     async def _secrets(self, product: str, environment: Mapping[str, Any]) -> dict[str, str]:
         """The product's secrets the environment names, read at each attempt (one rotated
@@ -197,16 +245,7 @@ class RunExecution:
     ) -> None:
         status, _, error, spend = result
         stats = derive_stats(transcript, MODEL_PRICES)
-        extractor = self._extractor(iteration)
-        signals = None
-        if extractor is not None:
-            values = extractor.extract(
-                transcript, stats, verdicts=verdicts, no_verdict=NO_JUDGE_IN_SERVER
-            )
-            signals = (
-                str(iteration.signal_config["hash"]) if iteration.signal_config else "",
-                {sid: value.to_json() for sid, value in values.items()},
-            )
+        signals = self._signals(iteration, transcript, stats, verdicts)
         self._service.finish_run(
             run,
             status,
@@ -215,6 +254,25 @@ class RunExecution:
             document,
             error,
             signals,
+        )
+
+    def _signals(
+        self,
+        iteration: Iteration,
+        transcript: Transcript,
+        stats: RunStats,
+        verdicts: Mapping[JudgeKey, JudgeVerdict] | None,
+    ) -> tuple[str, dict[str, dict[str, Any]]] | None:
+        """(config hash, every signal's value) under the iteration's config, if it has one."""
+        extractor = self._extractor(iteration)
+        if extractor is None:
+            return None
+        values = extractor.extract(
+            transcript, stats, verdicts=verdicts, no_verdict=NO_JUDGE_IN_SERVER
+        )
+        return (
+            str(iteration.signal_config["hash"]) if iteration.signal_config else "",
+            {sid: value.to_json() for sid, value in values.items()},
         )
 
 

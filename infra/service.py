@@ -23,7 +23,7 @@ from domain.definitions import parse_environment, parse_task, secret_references
 from domain.errors import Conflict, InvalidInput, NotFound, StorageFull, TooManyRequests
 from domain.experiments import Experiment
 from domain.ids import has_prefix, iteration_stream_id, stream_id
-from domain.iterations import Iteration, plan_runs
+from domain.iterations import Iteration, plan_rescore, plan_runs
 from domain.network_policy import check_network
 from domain.runs import Run
 from domain.safe_text import unsafe_text_problems
@@ -574,6 +574,70 @@ class Service:
         status = self.views.iteration_status(product, exp_id, number)
         return {**status, "warnings": sorted(set(warnings))} if warnings else status
 
+    def rescore(
+        self, product: str, exp_id: str, source: int | str, signal_config: str | None = None
+    ) -> dict[str, Any]:
+        """A new iteration (the next number, as a trigger takes it) that re-scores iteration
+        `source` from its recorded transcripts: the experiment's current signal config, or
+        `signal_config` (YAML, validated; the experiment's own is left as it is), the source's
+        frozen task and environment definitions and one run per source run. No agent runs:
+        the executors give each run its source's recorded outcome and extract, judge and
+        aggregate again. 409 while the source is running; the runs and running-iterations
+        limits apply as to a trigger."""
+        config_hash = self._validated_config(signal_config) if signal_config else None
+        # 404 for another product's experiment or an unknown iteration.
+        number = self.views.iteration_status(product, exp_id, source)["iteration"]
+
+        def command() -> int:
+            experiment = self._experiment(product, exp_id)
+            origin = self._iteration(exp_id, number)
+            if origin.status == "running":
+                raise Conflict(
+                    f"{origin.label} is still running: only a completed or cancelled "
+                    "iteration can be re-scored (wait for it, or cancel it)"
+                )
+            new_number = experiment.start_rescore()
+            self._require_rescore_within_limit(len(origin.runs))
+            self._require_running_iterations_within_limit(product)
+            text = signal_config if signal_config else experiment.config_text
+            text_hash = config_hash if signal_config else experiment.config_hash
+            frozen_config = None
+            config = None
+            if text is not None:
+                config = load_signal_config(text).require_valid()
+                frozen_config = {"text": text, "parsed": config.to_json(), "hash": text_hash}
+            # No agent, success judge or simulated user runs: only the signals' judges.
+            warnings[:] = check_credentials([], config, [], self._environ)
+            runs = plan_rescore(origin.runs, [new_id("run") for _ in origin.runs])
+            iteration = Iteration(
+                experiment_id=exp_id,
+                product_id=product,
+                number=new_number,
+                signal_config=frozen_config,
+                tasks=origin.tasks,
+                environments=origin.environments,
+                runs=[run.to_json() for run in runs],
+            )
+            iteration.derive_from(origin)
+            self._save(experiment, iteration)
+            return new_number
+
+        warnings: list[str] = []
+        created = self._retrying(command)
+        status = self.views.iteration_status(product, exp_id, created)
+        return {**status, "warnings": sorted(set(warnings))} if warnings else status
+
+    def _require_rescore_within_limit(self, count: int) -> None:
+        """422 when a re-score would plan more runs than the operator allows (its source
+        may have been planned under a higher limit)."""
+        limit = self.limits.max_runs_per_iteration
+        if count > limit:
+            raise InvalidInput(
+                f"the re-score would plan {count} runs, over the server's limit of {limit} "
+                "(TPC_MAX_RUNS_PER_ITERATION)",
+                (("iteration", f"{count} runs per iteration > {limit}"),),
+            )
+
     def _require_runs_within_limit(self, experiment: Experiment, loc: str) -> None:
         """422 when the experiment's next iteration would plan more runs than the operator
         allows (checked when tasks, environments or repeats change, and at trigger)."""
@@ -738,13 +802,22 @@ class Service:
         transcript: bytes | None,
         error: str | None,
         signals: tuple[str, dict[str, dict[str, Any]]] | None,
+        transcript_ref: str | None = None,
     ) -> None:
-        """Record the outcome and the extracted signals of an attempt, in one save."""
-        ref = self.blobs.put(transcript) if transcript is not None else None
+        """Record the outcome and the extracted signals of an attempt, in one save.
+        `transcript_ref`: a transcript already stored (a re-score's), in place of `transcript`."""
+        ref = self.blobs.put(transcript) if transcript is not None else transcript_ref
         run.complete(status, termination_reason, stats, ref, error)
         if signals is not None:
             run.record_signals(*signals)
         self.store.save(run)
+
+    def recorded_run(self, run_id: str) -> Run | None:
+        """A run as its stream records it (a re-score's source run); None if never opened."""
+        stream = stream_id(run_id)
+        if not self.store.exists(stream):
+            return None
+        return self.store.load(Run, stream, f"run {run_id}")
 
     def run_is_terminal(self, iteration: Iteration, run_id: str) -> bool:
         """Whether the run has its final outcome, from its own stream (the log, not the views,

@@ -259,6 +259,7 @@ class Views:
             "cancel_requested": bool(row["cancel_requested"]),
             "created_at": row["created_at"],
             "completed_at": row["completed_at"],
+            "rescore_of": row["rescore_of"],
         }
 
     def iterations(self, product: str, exp_id: str) -> dict[str, Any]:
@@ -293,6 +294,7 @@ class Views:
             "iteration": row["number"],
             "status": row["status"],
             "config_hash": row["config_hash"],
+            "rescore_of": row["rescore_of"],
             "summary": stored["summary"],
             "failure_clusters": stored.get("failure_clusters", []),
             "suggestions": stored.get("suggestions", []),

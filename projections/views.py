@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS v_iterations (
     product_id TEXT NOT NULL, status TEXT NOT NULL, total {int} NOT NULL,
     cancel_requested {int} NOT NULL DEFAULT 0, config TEXT, config_hash TEXT,
     tasks TEXT NOT NULL, environments TEXT NOT NULL, created_at TEXT NOT NULL,
-    completed_at TEXT, results TEXT, clusters TEXT, PRIMARY KEY (experiment_id, number));
+    completed_at TEXT, results TEXT, clusters TEXT, rescore_of {int},
+    PRIMARY KEY (experiment_id, number));
 CREATE TABLE IF NOT EXISTS v_runs (
     id TEXT PRIMARY KEY, stream TEXT, product_id TEXT NOT NULL, experiment_id TEXT NOT NULL,
     number {int} NOT NULL, seq {int} NOT NULL, task_id TEXT NOT NULL,
@@ -405,6 +406,20 @@ def _iteration_audit(db: Connection, e: Any, position: int, row: Row, text: str)
         "iteration",
         str(row["number"]),
         text,
+    )
+
+
+@handles(Iteration.RescoreOf)
+def _iteration_rescores(db: Connection, e: Any, position: int) -> None:
+    row = _iteration(db, e)
+    db.execute("UPDATE v_iterations SET rescore_of = ? WHERE stream = ?", (e.source, row["stream"]))
+    _iteration_audit(
+        db,
+        e,
+        position,
+        row,
+        f"iteration {row['number']} is a re-score of iteration {e.source}: its recorded "
+        "transcripts, extracted and judged again, no agent runs",
     )
 
 

@@ -338,6 +338,49 @@ def cancel(exp_id: str, iteration: int | None) -> None:
     current_output().emit(document, lambda console: render_iteration_status(console, document))
 
 
+@click.command("rescore")
+@click.argument("exp_id", metavar="EXP")
+@click.option(
+    "--iteration",
+    type=click.IntRange(min=1),
+    required=True,
+    help="The completed (or cancelled) iteration whose transcripts to re-score.",
+)
+@click.option(
+    "--signal-config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="A signal config for this re-score only (default: the experiment's current one).",
+)
+def rescore(exp_id: str, iteration: int, config_path: Path | None) -> None:
+    """Re-score an iteration without running agents: a new iteration from its transcripts.
+
+    The next iteration number gets one run per run of ITERATION, each keeping its status,
+    termination reason, stats and transcript; the signals are extracted, judged and
+    aggregated again under the given config (the experiment's config is not changed).
+
+    Example: tpc sim experiment rescore exp_789 --iteration 3 --signal-config signals-v2.yaml
+    """
+    body = {} if config_path is None else {"signal_config": read_signal_config(config_path)}
+    status = api_client().post(f"{iteration_path(exp_id, iteration)}/rescore", body)
+    for warning in status.get("warnings", []):
+        current_output().warn(warning)
+
+    def render(console: Console) -> None:
+        total = status.get("runs", {}).get("total", 0)
+        exp = escape(str(status["experiment_id"]))
+        console.print(
+            f"Iteration {status['iteration']} of {exp} re-scores iteration "
+            f"{status.get('rescore_of')}: {total} runs, no agent runs."
+        )
+        console.print(
+            f"[dim]Follow it: tpc sim experiment run status {exp} "
+            f"--iteration {status['iteration']} --watch[/]"
+        )
+
+    current_output().emit(status, render)
+
+
 @click.command("iterations")
 @click.argument("exp_id", metavar="EXP")
 def iterations(exp_id: str) -> None:
@@ -515,6 +558,7 @@ EXPERIMENT_COMMANDS: tuple[click.Command, ...] = (
     task_membership,
     env_membership,
     run_group,
+    rescore,
     iterations,
     runs,
     results,

@@ -97,5 +97,15 @@ class SignalConfigUpload(Body):
     signal_config: str = Field(description=CONFIG_RULE)
 
 
+class RescoreRequest(Body):
+    """Re-score an iteration; without `signal_config`, with the experiment's current one."""
+
+    signal_config: str = Field(  # type: ignore[assignment]
+        None,
+        description=CONFIG_RULE + " Used for this re-score only; the experiment's is unchanged.",
+        json_schema_extra=_optional({}),
+    )
+
+
 class SecretValue(Body):
     value: str = Field(min_length=1, description="The secret's value; never returned by any route.")

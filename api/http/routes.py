@@ -16,6 +16,7 @@ from api.http.bodies import (
     EnvironmentCreate,
     ExperimentCreate,
     ExperimentUpdate,
+    RescoreRequest,
     SecretValue,
     SignalConfigUpload,
     TaskAttach,
@@ -276,6 +277,42 @@ async def trigger(request: Request) -> JSONResponse:
 
 
 @documented(
+    summary="Re-score an iteration: a new iteration from its recorded transcripts, no agent runs",
+    description=(
+        "The next iteration number, with one run per run of iteration `n` (which must be "
+        "completed or cancelled: 409 otherwise). Each run keeps its source run's status, "
+        "termination reason, stats and transcript; signals are extracted, judged and "
+        "aggregated again under `signal_config` (validated: 422 with located problems; the "
+        "experiment's config is not changed) or the experiment's current config."
+    ),
+    body=RescoreRequest,
+    returns="IterationStatus",
+    status=201,
+    answer="The new iteration's status (`rescore_of`: n), with `warnings` when llm signals "
+    "lack a key",
+    errors=(404, 409, 413, 429, 507),
+)
+async def rescore(request: Request) -> JSONResponse:
+    """Re-score an iteration."""
+    owner = await product(request)
+    exp_id = request.path_params["exp_id"]
+    body = parse(RescoreRequest, await json_body(request), "invalid re-score")
+    source = iteration_number(request)
+    with _config_syntax_located():
+        status = await call(
+            service(request).rescore,
+            owner,
+            exp_id,
+            source,
+            _within_config_limit(request, body.signal_config),
+        )
+    executor = request.app.state.executor
+    if executor is not None:
+        await executor.submit(exp_id, status["iteration"])
+    return ok(status, 201)
+
+
+@documented(
     summary="Every iteration's status", returns="IterationStatus", paged=True, errors=(404,)
 )
 async def list_iterations(request: Request) -> JSONResponse:
@@ -506,6 +543,7 @@ ROUTES = [
     Route("/v1/experiments/{exp_id}/iterations", list_iterations, methods=["GET"]),
     Route("/v1/experiments/{exp_id}/iterations/{n}", iteration_status, methods=["GET"]),
     Route("/v1/experiments/{exp_id}/iterations/{n}/cancel", cancel, methods=["POST"]),
+    Route("/v1/experiments/{exp_id}/iterations/{n}/rescore", rescore, methods=["POST"]),
     Route("/v1/experiments/{exp_id}/iterations/{n}/results", results, methods=["GET"]),
     Route("/v1/experiments/{exp_id}/iterations/{n}/signals", signals, methods=["GET"]),
     Route("/v1/experiments/{exp_id}/iterations/{n}/runs", list_runs, methods=["GET"]),

@@ -46,13 +46,15 @@ def execution(service: Service) -> RunExecution:
     return RunExecution(service, runners)
 
 
-async def work_until_closed(service: Service, worker: QueueWorker, exp_id: str) -> str:
+async def work_until_closed(
+    service: Service, worker: QueueWorker, exp_id: str, number: int = 1
+) -> str:
     """Run the worker until the iteration leaves `running`; its final status."""
     working = asyncio.create_task(worker.run())
     try:
         for _ in range(int(PATIENCE_S / 0.1)):
             await asyncio.to_thread(service.projector.catch_up)
-            iteration = await asyncio.to_thread(service.load_iteration, exp_id, 1)
+            iteration = await asyncio.to_thread(service.load_iteration, exp_id, number)
             if iteration.status != "running" or working.done():
                 break
             await asyncio.sleep(0.1)
@@ -82,6 +84,32 @@ def test_a_worker_executes_the_jobs_and_closes_the_iteration(
     status = service.views.iteration_status(owner, exp_id, 1)
     assert status["runs"]["total"] == 12
     assert status["runs"]["queued"] == status["runs"]["running"] == 0
+
+
+def test_a_worker_executes_a_rescore_without_any_runner(
+    service: Service, postgres_url: str
+) -> None:
+    owner, exp_id, _, _ = setup_replay(service)
+    service.trigger(owner, exp_id)
+
+    async def work(run: RunExecution, number: int) -> str:
+        queue = open_queue(postgres_url)  # a queue app takes one worker's task
+        async with queue.open_async():
+            await ensure_queue_schema(queue)
+            await QueueDispatcher(service, queue).submit(exp_id, number)
+            worker = QueueWorker(service, run, queue, FAST, install_signal_handlers=False)
+            return await work_until_closed(service, worker, exp_id, number)
+
+    async def scenario() -> tuple[str, str]:
+        first = await work(execution(service), 1)
+        await asyncio.to_thread(service.rescore, owner, exp_id, 1)
+        # No runner at all: a run that asked for one would be errored.
+        return first, await work(RunExecution(service, {}), 2)
+
+    assert asyncio.run(scenario()) == ("completed", "completed")
+    source, rescore = (service.views.iteration_status(owner, exp_id, n) for n in (1, 2))
+    assert rescore["rescore_of"] == 1 and rescore["runs"] == source["runs"]
+    assert rescore["runs"]["errored"] == 0
 
 
 def test_an_iteration_whose_last_worker_died_before_checking_is_closed_by_the_sweep(
