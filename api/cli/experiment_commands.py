@@ -375,6 +375,15 @@ def runs(
 # -- results --------------------------------------------------------------------------------
 
 
+_CONFIDENCE = click.option(
+    "--confidence",
+    type=click.Choice(["0.9", "0.95", "0.99"]),
+    default="0.95",
+    show_default=True,
+    help="Confidence level of the intervals (verdicts use alpha = 1 - confidence).",
+)
+
+
 @click.command("results")
 @click.argument("exp_id", metavar="EXP")
 @_ITERATION
@@ -389,16 +398,33 @@ def runs(
     metavar="M",
     help="Also show per-task, per-environment and per-aggregate deltas to iteration M.",
 )
+@_CONFIDENCE
+@click.option(
+    "--baseline",
+    metavar="ENV",
+    help="Compare every environment with this one (id or exact name; default: the best).",
+)
 def results(
-    exp_id: str, iteration: int | None, error_category: str | None, compare: int | None
+    exp_id: str,
+    iteration: int | None,
+    error_category: str | None,
+    compare: int | None,
+    confidence: str,
+    baseline: str | None,
 ) -> None:
-    """Show an iteration's results: scores, environment comparison, failure clusters.
+    """Show an iteration's results: scores with intervals, environment comparison with
+    significance, failure clusters.
 
-    Example: tpc sim experiment results exp_789 --iteration 3 --compare 2
+    Example: tpc sim experiment results exp_789 --iteration 3 --compare 2 --confidence 0.99
     """
     document = api_client().get(
         f"{iteration_path(exp_id, iteration)}/results",
-        {"compare": compare, "error_category": error_category},
+        {
+            "compare": compare,
+            "error_category": error_category,
+            "confidence": confidence,
+            "baseline": baseline,
+        },
     )
     current_output().emit(document, lambda console: render_results(console, document))
 
@@ -407,12 +433,15 @@ def results(
 @click.argument("exp_id", metavar="EXP")
 @_ITERATION
 @click.option("--evidence", is_flag=True, help="Also print every value's evidence.")
-def signals(exp_id: str, iteration: int | None, evidence: bool) -> None:
-    """Show an iteration's signal aggregates and per-run signal values.
+@_CONFIDENCE
+def signals(exp_id: str, iteration: int | None, evidence: bool, confidence: str) -> None:
+    """Show an iteration's signal aggregates (with intervals) and per-run signal values.
 
     Example: tpc sim experiment signals exp_789 --iteration 2 --evidence
     """
-    document = api_client().get(f"{iteration_path(exp_id, iteration)}/signals")
+    document = api_client().get(
+        f"{iteration_path(exp_id, iteration)}/signals", {"confidence": confidence}
+    )
     current_output().emit(
         document, lambda console: render_signals_report(console, document, evidence)
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.results import RunRow, compare, score, summarize
+from domain.results import RunRow, compare, public_scored, score, summarize
 
 
 def row(task: str, env: str, status: str, **stats: float) -> RunRow:
@@ -43,10 +43,13 @@ def test_summary_has_counts_task_scores_and_environment_comparison() -> None:
         "timed_out": 1,
         "cancelled": 1,
     }
-    assert summary["tasks"][0] == {
+    task = public_scored(summary["tasks"][0], 0.95)
+    assert task == {
         "task_id": "t1",
         "name": "Task one",
         "score": 0.5,
+        "score_ci": [pytest.approx(0.0945, abs=1e-4), pytest.approx(0.9055, abs=1e-4)],
+        "score_ci_method": "wilson",
         "runs": 2,
         "by_environment": {"a": 1.0, "b": 0.0},
     }

@@ -59,6 +59,7 @@ def test_newcombe_matches_the_published_examples(
 def test_fisher_exact_on_the_tea_tasting_table() -> None:
     # Fisher's lady tasting tea: [[3, 1], [1, 3]], two-sided p = 34/70.
     assert fisher_exact(3, 4, 1, 4) == pytest.approx(0.4857142857, abs=1e-9)
+
     # [[18, 2], [4, 16]]: the sum of the hypergeometric tables no likelier than it, by hand.
     def table(a: int) -> float:
         return math.comb(20, a) * math.comb(20, 22 - a) / math.comb(40, 22)
