@@ -30,13 +30,13 @@ def fisher_exact(successes_a: int, n_a: int, successes_b: int, n_b: int) -> floa
 def welch_p_value(
     mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b: int
 ) -> float | None:
-    """Welch's two-sided t-test p-value; None with fewer than two values a side or no
-    variance on either side."""
+    """Welch's two-sided t-test p-value; None with fewer than two values a side. Without any
+    variance on either side the difference is exact: 1.0 when the means are equal, else 0.0."""
     if n_a < MIN_RUNS or n_b < MIN_RUNS:
         return None
     df = welch_df(sd_a, n_a, sd_b, n_b)
     if df is None:
-        return None
+        return 1.0 if mean_a == mean_b else 0.0
     t = (mean_a - mean_b) / math.sqrt(sd_a * sd_a / n_a + sd_b * sd_b / n_b)
     return float(2 * scipy_stats.t.sf(abs(t), df))
 

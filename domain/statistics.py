@@ -154,13 +154,13 @@ def welch_interval(
     n_b: int,
     confidence: float = DEFAULT_CONFIDENCE,
 ) -> Interval | None:
-    """Welch interval for mean_a - mean_b; None with fewer than two values a side or no
-    variance at all."""
+    """Welch interval for mean_a - mean_b; None with fewer than two values a side. Without
+    any variance the difference is exact: [delta, delta]."""
     if n_a < 2 or n_b < 2:
         return None
     df = welch_df(sd_a, n_a, sd_b, n_b)
     if df is None:
-        return None
+        return (mean_a - mean_b, mean_a - mean_b)
     half = _t(confidence, df) * math.sqrt(sd_a * sd_a / n_a + sd_b * sd_b / n_b)
     delta = mean_a - mean_b
     return (delta - half, delta + half)

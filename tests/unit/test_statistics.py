@@ -160,3 +160,10 @@ def test_t_interval_contains_the_mean_and_narrows(mean: float, sd: float, n: int
     assert interval is not None and wider is not None
     assert interval[0] <= mean <= interval[1]
     assert interval[1] - interval[0] <= wider[1] - wider[0]
+
+
+def test_welch_without_variance_is_exact() -> None:
+    assert welch_p_value(3.0, 0.0, 5, 3.0, 0.0, 5) == 1.0
+    assert welch_p_value(4.0, 0.0, 5, 3.0, 0.0, 5) == 0.0
+    assert welch_interval(4.0, 0.0, 5, 3.0, 0.0, 5) == (1.0, 1.0)
+    assert welch_p_value(4.0, 0.0, 1, 3.0, 0.0, 5) is None  # too few runs
