@@ -378,9 +378,7 @@ def runs(
 _CONFIDENCE = click.option(
     "--confidence",
     type=click.Choice(["0.9", "0.95", "0.99"]),
-    default="0.95",
-    show_default=True,
-    help="Confidence level of the intervals (verdicts use alpha = 1 - confidence).",
+    help="Confidence level of the intervals, default 0.95 (verdicts: alpha = 1 - confidence).",
 )
 
 
@@ -409,7 +407,7 @@ def results(
     iteration: int | None,
     error_category: str | None,
     compare: int | None,
-    confidence: str,
+    confidence: str | None,
     baseline: str | None,
 ) -> None:
     """Show an iteration's results: scores with intervals, environment comparison with
@@ -434,7 +432,7 @@ def results(
 @_ITERATION
 @click.option("--evidence", is_flag=True, help="Also print every value's evidence.")
 @_CONFIDENCE
-def signals(exp_id: str, iteration: int | None, evidence: bool, confidence: str) -> None:
+def signals(exp_id: str, iteration: int | None, evidence: bool, confidence: str | None) -> None:
     """Show an iteration's signal aggregates (with intervals) and per-run signal values.
 
     Example: tpc sim experiment signals exp_789 --iteration 2 --evidence
