@@ -5,6 +5,7 @@ same figures always give the same interval. Tests of significance are in domain/
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 
@@ -73,11 +74,19 @@ def bootstrap_percentiles(
 ) -> dict[float, dict[float, Interval]] | None:
     """Bootstrap percentile intervals of percentiles (50 = the median) of the values:
     percentile -> confidence -> interval, from one set of 10,000 seeded resamples.
-    None with fewer than two values."""
-    data = np.asarray(values, dtype=float)
-    n = len(data)
-    if n < 2:
+    None with fewer than two values. The values are sorted first, so the order of the runs
+    cannot change the answer (and equal groups are computed once)."""
+    if len(values) < 2:
         return None
+    return _bootstrap(tuple(sorted(values)), tuple(percentiles), tuple(confidences))
+
+
+@functools.lru_cache(maxsize=256)
+def _bootstrap(
+    ordered: tuple[float, ...], percentiles: tuple[float, ...], confidences: tuple[float, ...]
+) -> dict[float, dict[float, Interval]]:
+    data = np.asarray(ordered, dtype=float)
+    n = len(data)
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     chunk = max(1, _BOOTSTRAP_CHUNK // n)
     estimates: list[np.ndarray] = []
@@ -103,7 +112,7 @@ def bootstrap_median_difference(
 ) -> Interval | None:
     """Bootstrap percentile interval of median(values) - median(baseline), each side resampled
     on its own; None when either side has fewer than two values."""
-    a, b = np.asarray(values, dtype=float), np.asarray(baseline, dtype=float)
+    a, b = np.asarray(sorted(values), dtype=float), np.asarray(sorted(baseline), dtype=float)
     if len(a) < 2 or len(b) < 2:
         return None
     rng = np.random.default_rng(BOOTSTRAP_SEED)

@@ -167,3 +167,8 @@ def test_welch_without_variance_is_exact() -> None:
     assert welch_p_value(4.0, 0.0, 5, 3.0, 0.0, 5) == 0.0
     assert welch_interval(4.0, 0.0, 5, 3.0, 0.0, 5) == (1.0, 1.0)
     assert welch_p_value(4.0, 0.0, 1, 3.0, 0.0, 5) is None  # too few runs
+
+
+def test_bootstrap_does_not_depend_on_the_order_of_the_runs() -> None:
+    values = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0]
+    assert bootstrap_percentiles(values, [50]) == bootstrap_percentiles(sorted(values), [50])
