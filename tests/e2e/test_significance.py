@@ -162,3 +162,32 @@ def test_signal_aggregates_carry_intervals(server: Server, experiment: dict[str,
     assert weak["ci"] == [pytest.approx(0.0807, abs=1e-4), pytest.approx(0.4160, abs=1e-4)]
     assert (count["ci"], count["ci_method"]) == (None, None)
     assert "intervals" not in rate and "figures" not in rate
+
+
+def test_an_unchanged_iteration_compares_as_not_significant(
+    server: Server, experiment: dict[str, Any]
+) -> None:
+    with server.client() as client:
+        path = f"/v1/experiments/{experiment['id']}/iterations"
+        assert client.post(path).status_code in (200, 201)
+        deadline = time.monotonic() + 90
+        while client.get(f"{path}/2").json()["status"] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    document = as_json(
+        server, "sim", "experiment", "results", experiment["id"], "--iteration", "2",
+        "--compare", "1",
+    )  # fmt: skip
+    compared = document["compare"]
+    assert compared["score_delta"] == 0
+    assert compared["score"]["delta"] == 0
+    assert compared["score"]["verdict"] == "not significant"
+    for section in ("tasks", "environments", "aggregates"):
+        for entry in compared[section]:
+            assert {"delta", "ci", "p_value", "p_adjusted", "verdict"} <= set(entry)
+    assert all(e["verdict"] == "not significant" for e in compared["environments"])
+    rate, count = compared["aggregates"]
+    assert rate["verdict"] == "not significant"
+    assert (count["p_value"], count["verdict"]) == (None, None)  # a count is not tested
+    assert compared["paired"]["tasks"] == 1
+    assert compared["paired"]["verdict"] == "too few runs"
