@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from domain.comparisons import compare_environments, compare_iterations
 from domain.errors import Conflict, NotFound
-from domain.results import compare
+from domain.results import public_aggregate, public_summary
 from domain.runs import TERMINAL_STATUSES
+from domain.statistics import DEFAULT_CONFIDENCE
 from infra.store.database import Database, Row
 
 MAX_LIMIT = 500
@@ -286,16 +288,25 @@ class Views:
         number: int | str,
         compare_with: int | None = None,
         error_category: str | None = None,
+        confidence: float = DEFAULT_CONFIDENCE,
+        baseline: str | None = None,
     ) -> dict[str, Any]:
+        """The stored results at a confidence (one of domain.statistics.CONFIDENCES), each
+        environment compared with `baseline` (an id or exact name; default: the best)."""
         row = self._iteration_row(product, exp_id, number)
         stored = self._completed_results(row)
+        summary = public_summary(stored["summary"], confidence)
+        compare_environments(
+            stored["summary"]["environments"], summary["environments"], baseline, confidence
+        )
         document: dict[str, Any] = {
             "experiment_id": exp_id,
             "iteration": row["number"],
             "status": row["status"],
             "config_hash": row["config_hash"],
             "rescore_of": row["rescore_of"],
-            "summary": stored["summary"],
+            "confidence": confidence,
+            "summary": summary,
             "failure_clusters": stored.get("failure_clusters", []),
             "suggestions": stored.get("suggestions", []),
         }
@@ -312,10 +323,16 @@ class Views:
             if compare_with == row["number"]:
                 raise Conflict("compare with an earlier iteration, not the same one")
             previous = self._completed_results(self._iteration_row(product, exp_id, compare_with))
-            document["compare"] = compare(stored, previous, compare_with)
+            document["compare"] = compare_iterations(stored, previous, compare_with, confidence)
         return document
 
-    def signals(self, product: str, exp_id: str, number: int | str) -> dict[str, Any]:
+    def signals(
+        self,
+        product: str,
+        exp_id: str,
+        number: int | str,
+        confidence: float = DEFAULT_CONFIDENCE,
+    ) -> dict[str, Any]:
         row = self._iteration_row(product, exp_id, number)
         stored = self._completed_results(row)
         runs = [
@@ -336,7 +353,8 @@ class Views:
             "experiment_id": exp_id,
             "iteration": row["number"],
             "config_hash": row["config_hash"],
-            "aggregates": stored["aggregates"],
+            "confidence": confidence,
+            "aggregates": [public_aggregate(a, confidence) for a in stored["aggregates"]],
             "runs": runs,
         }
 

@@ -431,6 +431,13 @@ def _fail_on_conditions(
         raise click.BadParameter(str(refused), ctx=ctx, param=param) from None
 
 
+_CONFIDENCE = click.option(
+    "--confidence",
+    type=click.Choice(["0.9", "0.95", "0.99"]),
+    help="Confidence level of the intervals, default 0.95 (verdicts: alpha = 1 - confidence).",
+)
+
+
 @click.command("results")
 @click.argument("exp_id", metavar="EXP")
 @_ITERATION
@@ -455,26 +462,40 @@ def _fail_on_conditions(
     "'env:NAME.score < 0.7', 'task:NAME.score < 0.5', 'signal:ID.FN > 0.2', 'regression' "
     "(against --compare M, default the previous iteration), 'cluster:new'. See docs/ci.md.",
 )
+@_CONFIDENCE
+@click.option(
+    "--baseline",
+    metavar="ENV",
+    help="Compare every environment with this one (id or exact name; default: the best).",
+)
 def results(
     exp_id: str,
     iteration: int | None,
     error_category: str | None,
     compare: int | None,
+    confidence: str | None,
+    baseline: str | None,
     conditions: list[Condition],
 ) -> None:
-    """Show an iteration's results: scores, environment comparison, failure clusters.
+    """Show an iteration's results: scores with intervals, environment comparison with
+    significance, failure clusters.
 
     With --fail-on, also gate on them: exit 4 with one line per failed condition on stderr.
 
-    Example: tpc sim experiment results exp_789 --iteration 3 --compare 2
+    Example: tpc sim experiment results exp_789 --iteration 3 --compare 2 --confidence 0.99
     """
     client = api_client()
-    query = {"compare": compare, "error_category": error_category}
+    query = {
+        "compare": compare,
+        "error_category": error_category,
+        "confidence": confidence,
+        "baseline": baseline,
+    }
     document = client.get(f"{iteration_path(exp_id, iteration)}/results", query)
     gate: GateResult | None = None
     if conditions:
         document, compared_clusters = _comparison_for_gate(
-            client, exp_id, document, compare, error_category, conditions
+            client, exp_id, document, query, conditions
         )
         gate = evaluate(conditions, document, compared_clusters)
         document["gate"] = gate.to_json()
@@ -487,8 +508,7 @@ def _comparison_for_gate(
     client: ApiClient,
     exp_id: str,
     document: dict[str, Any],
-    compare: int | None,
-    error_category: str | None,
+    query: dict[str, Any],
     conditions: list[Condition],
 ) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
     """`regression` and `cluster:new` compare with --compare M, else with the previous
@@ -496,14 +516,14 @@ def _comparison_for_gate(
     if not any(condition.needs_comparison for condition in conditions):
         return document, None
     number = int(document["iteration"])
+    compare = query["compare"]
     against = compare if compare is not None else number - 1
     if against < 1:
         return document, None
     if compare is None:
         # Pinned to the number just read, so a newer iteration cannot slip in between.
         document = client.get(
-            f"{iteration_path(exp_id, number)}/results",
-            {"compare": against, "error_category": error_category},
+            f"{iteration_path(exp_id, number)}/results", {**query, "compare": against}
         )
     previous = client.get(f"{iteration_path(exp_id, against)}/results")
     return document, list(previous.get("failure_clusters", []))
@@ -526,12 +546,15 @@ def _report_gate(gate: GateResult) -> None:
 @click.argument("exp_id", metavar="EXP")
 @_ITERATION
 @click.option("--evidence", is_flag=True, help="Also print every value's evidence.")
-def signals(exp_id: str, iteration: int | None, evidence: bool) -> None:
-    """Show an iteration's signal aggregates and per-run signal values.
+@_CONFIDENCE
+def signals(exp_id: str, iteration: int | None, evidence: bool, confidence: str | None) -> None:
+    """Show an iteration's signal aggregates (with intervals) and per-run signal values.
 
     Example: tpc sim experiment signals exp_789 --iteration 2 --evidence
     """
-    document = api_client().get(f"{iteration_path(exp_id, iteration)}/signals")
+    document = api_client().get(
+        f"{iteration_path(exp_id, iteration)}/signals", {"confidence": confidence}
+    )
     current_output().emit(
         document, lambda console: render_signals_report(console, document, evidence)
     )

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from api.cli.signals_view import format_value
+from api.cli.signals_view import format_value, with_interval
 
 RUN_COUNTS = ("queued", "running", "passed", "failed", "errored", "timed_out", "cancelled")
 TERMINAL = ("passed", "failed", "errored", "timed_out", "cancelled")
@@ -50,6 +50,34 @@ def points(delta: Any) -> str:
         return "—"
     value = float(delta) * 100
     return "±0 pts" if round(value) == 0 else f"{value:+.0f} pts"
+
+
+def rate(score: Any, ci: Any = None) -> str:
+    """A score as `0.62 [0.48, 0.75]` (its interval when known)."""
+    return "—" if score is None else with_interval(f"{float(score):.2f}", ci)
+
+
+def marked(text: str, entry: Mapping[str, Any] | None) -> str:
+    """A delta marked by its verdict: ▲/▼ significant, · not significant, nothing when it
+    could not be tested (too few runs, or no test applies)."""
+    if not entry:
+        return text
+    verdict, delta = entry.get("verdict"), entry.get("delta")
+    if verdict == "significant" and isinstance(delta, int | float) and delta != 0:
+        return f"{'▲' if delta > 0 else '▼'} {text}"
+    if verdict == "not significant":
+        return f"· {text}"
+    if verdict == "too few runs":
+        return f"{text} [dim](too few runs)[/]"
+    return text
+
+
+def delta_cell(entry: Mapping[str, Any] | None, show: Any = None) -> str:
+    """A difference with its interval and its verdict's mark (rich markup)."""
+    if not entry or entry.get("delta") is None:
+        return "—"
+    shown = show(entry["delta"]) if show else format_value(entry["delta"])
+    return marked(escape(with_interval(shown, entry.get("ci"))), entry)
 
 
 def seconds(value: Any) -> str:
@@ -169,9 +197,12 @@ def render_iteration_status(console: Console, status: Mapping[str, Any]) -> None
 
 def render_results(console: Console, results: Mapping[str, Any]) -> None:
     summary = results["summary"]
+    confidence = results.get("confidence")
+    level = f" ({float(confidence):.0%} intervals)" if confidence else ""
     console.print(
         f"[bold]{escape(str(results['experiment_id']))}[/] iteration {results['iteration']} "
-        f"({styled(results['status'])}): overall score [bold]{pct(summary.get('score'))}[/]"
+        f"({styled(results['status'])}): overall score "
+        f"[bold]{escape(rate(summary.get('score'), summary.get('score_ci')))}[/]{level}"
     )
     counts = summary.get("runs", {})
     total = sum(int(v) for v in counts.values())
@@ -212,7 +243,7 @@ def _render_task_scores(
         by_env = task.get("by_environment", {})
         table.add_row(
             escape(str(task.get("name") or task["task_id"])),
-            pct(task.get("score")),
+            escape(rate(task.get("score"), task.get("score_ci"))),
             str(task.get("runs", 0)),
             *(pct(by_env.get(env_id)) for env_id in env_names),
         )
@@ -222,17 +253,30 @@ def _render_task_scores(
 def _render_environments(console: Console, environments: list[dict[str, Any]]) -> None:
     if not environments:
         return
-    table = Table(title="Environments", title_justify="left")
-    for column in ("environment", "score", "Δ best", "runs", "median duration"):
+    names = {e["environment_id"]: str(e.get("name") or e["environment_id"]) for e in environments}
+    baseline = next(
+        (e["comparison"]["baseline"] for e in environments if e.get("comparison")), None
+    )
+    title = "Environments"
+    if baseline is not None:
+        title += f" (Δ against {names.get(baseline, baseline)}; ▲▼ significant, · not)"
+    table = Table(title=escape(title), title_justify="left")
+    for column in ("environment", "score", "Δ score", "runs", "median duration"):
         table.add_column(column, justify="left" if column == "environment" else "right")
     table.add_column("mean tokens", justify="right")
     table.add_column("mean cost", justify="right")
     for env in environments:
         tokens = env.get("mean_tokens")
+        comparison = env.get("comparison") or {}
+        score_delta = (
+            delta_cell(comparison["score"], lambda d: f"{d:+.2f}")
+            if comparison
+            else ("baseline" if baseline is not None else points(env.get("score_delta_to_best")))
+        )
         table.add_row(
             escape(str(env.get("name") or env["environment_id"])),
-            pct(env.get("score")),
-            points(env.get("score_delta_to_best")),
+            escape(rate(env.get("score"), env.get("score_ci"))),
+            score_delta,
             str(env.get("runs", 0)),
             seconds(env.get("median_duration")),
             "—" if tokens is None else f"{float(tokens):,.0f}",
@@ -367,10 +411,18 @@ def _render_compare(
     task_names: Mapping[str, str],
     env_names: Mapping[str, str],
 ) -> None:
+    overall = compare.get("score") or {"delta": compare.get("score_delta")}
     console.print(
         f"\n[bold]Compared with iteration {compare['iteration']}[/]: overall score "
-        f"{points(compare.get('score_delta'))}"
+        f"{delta_cell(overall, _signed)}"
     )
+    paired = compare.get("paired")
+    if paired and paired.get("mean_delta") is not None:
+        entry = {**paired, "delta": paired["mean_delta"]}
+        console.print(
+            f"Paired over {paired['tasks']} shared task{'s' if paired['tasks'] != 1 else ''}: "
+            f"mean task delta {delta_cell(entry, _signed)}"
+        )
     sections: list[tuple[str, str, Mapping[str, str], bool]] = [
         ("Tasks", "task_id", task_names, True),
         ("Environments", "environment_id", env_names, True),
@@ -392,9 +444,13 @@ def _render_compare(
                 escape(names.get(str(row[key]), str(row[key]))),
                 escape(show(row.get(value_key))),
                 escape(show(row.get("previous"))),
-                points(row.get("delta")) if is_score else escape(format_value(row.get("delta"))),
+                delta_cell(row, _signed if is_score else None),
             )
         console.print(table)
+
+
+def _signed(delta: Any) -> str:
+    return f"{float(delta):+.2f}"
 
 
 # -- history ------------------------------------------------------------------------------------

@@ -33,6 +33,27 @@ def format_value(value: Any, fn: str | None = None) -> str:
     return str(value)
 
 
+def with_interval(text: str, ci: Any, digits: int = 2) -> str:
+    """`0.62 [0.48, 0.75]`: a value followed by its interval, when it has one."""
+    if isinstance(ci, list) and len(ci) == 2 and all(isinstance(v, int | float) for v in ci):
+        return f"{text} [{_bound(ci[0], digits)}, {_bound(ci[1], digits)}]"
+    if isinstance(ci, dict) and "p50" in ci:  # a distribution: the median's interval
+        return with_interval(text, ci["p50"], digits) + " (p50)"
+    return text
+
+
+def _bound(value: float, digits: int) -> str:
+    return f"{value:.{digits}f}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def aggregate_cell(group: dict[str, Any], fn: str) -> str:
+    """An aggregate's value for a table, rates as `0.62 [0.48, 0.75]`."""
+    value = group.get("value")
+    if fn == "rate" and isinstance(value, float):
+        return with_interval(f"{value:.2f}", group.get("ci"))
+    return with_interval(format_value(value, fn), group.get("ci"))
+
+
 def _distribution(value: dict[str, Any]) -> str:
     counts = [int(b["count"]) for b in value["histogram"]]
     top = max(counts) or 1
@@ -60,13 +81,15 @@ def render_signals_report(
         title += f" — {report['experiment_id']} iteration {report['iteration']}"
     if aggregates:
         table = Table(title=title, title_justify="left")
-        for column in ("aggregate", "fn", "value", "n", "missing"):
+        confidence = report.get("confidence")
+        value_column = f"value [{float(confidence):.0%} CI]" if confidence else "value"
+        for column in ("aggregate", "fn", value_column, "n", "missing"):
             table.add_column(column, justify="right" if column in {"n", "missing"} else "left")
         for agg in aggregates:
             table.add_row(
                 escape(agg["label"]),
                 agg["fn"],
-                escape(format_value(agg["value"], agg["fn"])),
+                escape(aggregate_cell(agg, agg["fn"])),
                 str(agg["n"]),
                 str(agg["missing"]),
             )
@@ -95,7 +118,7 @@ def _render_by_environment(
         table.add_column(escape(names.get(env, env)))
     for agg in aggregates:
         cells = [
-            escape(format_value(agg["by_environment"].get(env, {}).get("value"), agg["fn"]))
+            escape(aggregate_cell(agg["by_environment"].get(env, {}), agg["fn"]))
             for env in environments
         ]
         table.add_row(escape(agg["label"]), *cells)

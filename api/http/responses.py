@@ -102,6 +102,8 @@ RESPONSES: dict[str, dict[str, Any]] = {
             "failure_clusters": {"type": "array", "items": OBJECT},
             "suggestions": {"type": "array"},
             "compare": OBJECT,
+            # The intervals' confidence (docs/results.md, "Uncertainty and significance").
+            "confidence": {"type": "number", "enum": [0.9, 0.95, 0.99]},
         },
         optional=("compare",),
     ),
@@ -110,6 +112,7 @@ RESPONSES: dict[str, dict[str, Any]] = {
             "experiment_id": STRING,
             "iteration": INTEGER,
             "config_hash": nullable(STRING),
+            "confidence": {"type": "number", "enum": [0.9, 0.95, 0.99]},
             "aggregates": {"type": "array", "items": OBJECT},
             "runs": {"type": "array", "items": OBJECT},
         }

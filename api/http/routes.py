@@ -37,6 +37,7 @@ from api.http.requests import (
 )
 from domain.errors import InvalidInput, PayloadTooLarge
 from domain.signals.validation import SignalConfigSyntaxError, load_signal_config
+from domain.statistics import CONFIDENCES, DEFAULT_CONFIDENCE, confidence_key
 
 
 def ok(document: Any, status: int = 200) -> JSONResponse:
@@ -70,6 +71,16 @@ PAGING = (
 AS_OF = Param("as_of", {"type": "integer", "minimum": 0}, "A log position (see `history`)")
 COMPARE = Param("compare", {"type": "integer", "minimum": 1}, "An iteration to compare with")
 ERROR_CATEGORY = Param("error_category", {"type": "string"}, "Only runs of this error category")
+CONFIDENCE = Param(
+    "confidence",
+    {"type": "string", "enum": [confidence_key(c) for c in CONFIDENCES]},
+    "The intervals' confidence level (default 0.95; alpha = 1 - confidence for verdicts)",
+)
+BASELINE = Param(
+    "baseline",
+    {"type": "string"},
+    "The environment (id or exact name) every other is compared with (default: the best)",
+)
 STATUS = Param("status", {"type": "string"}, "Only runs with this status")
 AFTER = Param("after", {"type": "integer", "minimum": 0}, "The first message index wanted")
 RUN_LOGS = (
@@ -77,6 +88,21 @@ RUN_LOGS = (
     "(texts cut to 2,000 characters); once it has its transcript, the transcript's. Ask again "
     "with `after` = `next` until `done`; a new `attempt` starts again from index 0."
 )
+
+
+def _confidence(request: Request) -> float:
+    """`?confidence=` as one of the levels results store intervals for (else a located 422)."""
+    raw = request.query_params.get("confidence")
+    if raw is None:
+        return DEFAULT_CONFIDENCE
+    for level in CONFIDENCES:
+        if raw.strip() in (confidence_key(level), f"{level:.2f}"):
+            return level
+    allowed = ", ".join(confidence_key(c) for c in CONFIDENCES)
+    raise InvalidInput(
+        f"confidence must be one of {allowed} (got {raw[:40]!r})",
+        (("confidence", f"must be one of {allowed}"),),
+    )
 
 
 # -- tasks and environments -------------------------------------------------------------------
@@ -356,7 +382,7 @@ async def cancel(request: Request) -> JSONResponse:
 @documented(
     summary="Summary, failure clusters and suggestions",
     returns="Results",
-    query=(COMPARE, ERROR_CATEGORY),
+    query=(COMPARE, ERROR_CATEGORY, CONFIDENCE, BASELINE),
     answer="Results",
     errors=(404, 409),
 )
@@ -371,6 +397,8 @@ async def results(request: Request) -> JSONResponse:
         iteration_number(request),
         compare,
         request.query_params.get("error_category"),
+        _confidence(request),
+        request.query_params.get("baseline"),
     )
     return ok(document)
 
@@ -378,6 +406,7 @@ async def results(request: Request) -> JSONResponse:
 @documented(
     summary="Aggregates and per-run signal values with evidence",
     returns="SignalsReport",
+    query=(CONFIDENCE,),
     answer="Signals report",
     errors=(404, 409),
 )
@@ -386,7 +415,8 @@ async def signals(request: Request) -> JSONResponse:
     owner = await product(request)
     exp_id = request.path_params["exp_id"]
     number = iteration_number(request)
-    return ok(await call(service(request).views.signals, owner, exp_id, number))
+    confidence = _confidence(request)
+    return ok(await call(service(request).views.signals, owner, exp_id, number, confidence))
 
 
 @documented(

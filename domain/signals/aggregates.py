@@ -11,14 +11,18 @@ import json
 import math
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from domain.signals.aggregate_intervals import NONE as NO_INTERVAL
+from domain.signals.aggregate_intervals import GroupInterval, group_interval
 from domain.signals.config import Aggregate, Signal, SignalConfig, Where
 from domain.signals.folds import as_number, category_key, is_truthy
+from domain.statistics import DEFAULT_CONFIDENCE, confidence_key
 
 DEFAULT_BINS = 10
+DEFAULT_KEY = confidence_key(DEFAULT_CONFIDENCE)
 # Boolean signals always report both keys, as if declared in this order.
 BOOLEAN_CATEGORIES: tuple[str, ...] = ("true", "false")
 PERCENTILES: tuple[tuple[str, float], ...] = (("p50", 50), ("p90", 90), ("p99", 99))
@@ -50,9 +54,23 @@ class GroupValue:
     value: Any
     n: int  # runs with a value
     missing: int  # runs whose value is missing
+    # Not part of equality: it follows from the values (domain.signals.aggregate_intervals).
+    interval: GroupInterval = field(default=NO_INTERVAL, compare=False)
 
-    def to_json(self) -> dict[str, Any]:
-        return {"value": self.value, "n": self.n, "missing": self.missing}
+    def to_json(self, stored: bool = False) -> dict[str, Any]:
+        """The group's JSON; `stored` keeps every confidence's interval and the comparison
+        figures (`intervals`, `figures`) for results to pick from at read time
+        (domain.results.at_confidence), else `ci` is the 95% one."""
+        answer: dict[str, Any] = {"value": self.value, "n": self.n, "missing": self.missing}
+        intervals = self.interval.intervals
+        if stored:
+            answer["intervals"] = intervals
+            if self.interval.figures is not None:
+                answer["figures"] = self.interval.figures
+        else:
+            answer["ci"] = None if intervals is None else intervals.get(DEFAULT_KEY)
+        answer["ci_method"] = self.interval.method
+        return answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,23 +86,23 @@ class AggregateResult:
     by_task: dict[str, GroupValue]
     by_task_environment: dict[str, dict[str, GroupValue]]  # task -> env -> value
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, stored: bool = False) -> dict[str, Any]:
         return {
             "id": self.id,
             "signal_id": self.signal_id,
             "fn": self.fn,
             "label": self.label,
-            **self.overall.to_json(),
-            "by_environment": _groups_json(self.by_environment),
-            "by_task": _groups_json(self.by_task),
+            **self.overall.to_json(stored),
+            "by_environment": _groups_json(self.by_environment, stored),
+            "by_task": _groups_json(self.by_task, stored),
             "by_task_environment": {
-                task: _groups_json(envs) for task, envs in self.by_task_environment.items()
+                task: _groups_json(envs, stored) for task, envs in self.by_task_environment.items()
             },
         }
 
 
-def _groups_json(groups: Mapping[str, GroupValue]) -> dict[str, Any]:
-    return {key: group.to_json() for key, group in groups.items()}
+def _groups_json(groups: Mapping[str, GroupValue], stored: bool) -> dict[str, Any]:
+    return {key: group.to_json(stored) for key, group in groups.items()}
 
 
 def _numbers(values: Iterable[Any]) -> list[Number]:
@@ -309,7 +327,10 @@ def _group_value(
         ]
         values, by_values = [value for value, _ in pairs], [by for _, by in pairs]
     value = aggregate_values(aggregate, signal, values, by_values, by_signal)
-    return GroupValue(value=value, n=len(present), missing=len(runs) - len(present))
+    interval = group_interval(aggregate.fn, signal.value_kind, values)
+    return GroupValue(
+        value=value, n=len(present), missing=len(runs) - len(present), interval=interval
+    )
 
 
 def _partition(

@@ -616,7 +616,8 @@ def test_results_pass_the_filters_and_render_every_section(home: Path, api: Stub
     human = tpc(*args, home=home, url=api.url)
     assert human.returncode == 0, human.stderr
     lines = human.stdout.splitlines()
-    assert lines[0] == "exp_1 iteration 2 (completed): overall score 75%"
+    # A document without intervals (an older server) still renders, scores as 0.75.
+    assert lines[0] == "exp_1 iteration 2 (completed): overall score 0.75"
     for expected in (
         "Task scores",
         "Environments",
@@ -628,10 +629,13 @@ def test_results_pass_the_filters_and_render_every_section(home: Path, api: Stub
         "fix: Show the API key setup first.",
         "run_9 event 4: 401 Unauthorized",
         "Document API keys in the quickstart.",
-        "Compared with iteration 1: overall score +25 pts",
+        "Compared with iteration 1: overall score +0.25",
     ):
         assert expected in human.stdout, expected
-    assert any("install-sdk" in line and "100%" in line and "50%" in line for line in lines)
+    assert any(
+        "install-sdk" in line and "0.75" in line and "100%" in line and "50%" in line
+        for line in lines
+    )
 
 
 def test_signals_print_the_server_report(home: Path, api: StubApi) -> None:

@@ -127,13 +127,19 @@ def test_extract_prints_the_specified_json_shape() -> None:
         "by_environment",
         "by_task",
         "by_task_environment",
+        "ci",  # the 95% interval (docs/results.md)
+        "ci_method",
     }
     assert aggregate["id"] == "fabrication-rate"
     assert aggregate["value"] == pytest.approx(2 / 6)
+    assert aggregate["ci_method"] == "wilson"
+    # Wilson's 95% interval for 2 of 3
     assert aggregate["by_environment"]["gpt-nodocs"] == {
         "value": pytest.approx(2 / 3),
         "n": 3,
         "missing": 0,
+        "ci": [pytest.approx(0.2077, abs=1e-4), pytest.approx(0.9385, abs=1e-4)],
+        "ci_method": "wilson",
     }
     assert aggregate["by_task_environment"]["install-sdk"]["sonnet-docs"]["value"] == 0
     run = report["runs"][0]

@@ -341,20 +341,22 @@ def test_aggregate_result_to_json_shape() -> None:
         "value": 4,
         "n": 4,
         "missing": 1,
+        "ci": None,
+        "ci_method": None,
         "by_environment": {
-            "e1": {"value": 4, "n": 4, "missing": 0},
-            "e2": {"value": 0, "n": 0, "missing": 1},
+            "e1": {"value": 4, "n": 4, "missing": 0, "ci": None, "ci_method": None},
+            "e2": {"value": 0, "n": 0, "missing": 1, "ci": None, "ci_method": None},
         },
         "by_task": {
-            "t1": {"value": 2, "n": 2, "missing": 1},
-            "t2": {"value": 2, "n": 2, "missing": 0},
+            "t1": {"value": 2, "n": 2, "missing": 1, "ci": None, "ci_method": None},
+            "t2": {"value": 2, "n": 2, "missing": 0, "ci": None, "ci_method": None},
         },
         "by_task_environment": {
             "t1": {
-                "e1": {"value": 2, "n": 2, "missing": 0},
-                "e2": {"value": 0, "n": 0, "missing": 1},
+                "e1": {"value": 2, "n": 2, "missing": 0, "ci": None, "ci_method": None},
+                "e2": {"value": 0, "n": 0, "missing": 1, "ci": None, "ci_method": None},
             },
-            "t2": {"e1": {"value": 2, "n": 2, "missing": 0}},
+            "t2": {"e1": {"value": 2, "n": 2, "missing": 0, "ci": None, "ci_method": None}},
         },
     }
     json.dumps(result.to_json())  # plain JSON all the way down
@@ -546,3 +548,24 @@ def test_groups_partition_the_runs(sample: list[RunValues]) -> None:
         assert list(result.by_environment) == sorted(result.by_environment)
         assert list(result.by_task) == sorted(result.by_task)
     assert sum(g.value for g in total.by_task.values()) == total.overall.value
+
+
+def test_intervals_by_function() -> None:
+    """Rates get Wilson, means Student-t, medians and numeric distributions the bootstrap,
+    counts none; in every group (SPEC §4.6, docs/results.md)."""
+    config = _config(
+        {"id": "pass-rate", "signal_id": "ok", "fn": "rate"},
+        {"id": "mean-tokens", "signal_id": "tokens", "fn": "avg"},
+        {"id": "median-tokens", "signal_id": "tokens", "fn": "median"},
+        {"id": "spread", "signal_id": "tokens", "fn": "distribution"},
+        {"id": "total", "signal_id": "tokens", "fn": "sum"},
+    )
+    rate, mean, median, spread, total = (r.to_json() for r in compute_aggregates(config, RUNS))
+    assert rate["ci_method"] == "wilson"
+    assert rate["ci"] == [pytest.approx(0.2077, abs=1e-4), pytest.approx(0.9385, abs=1e-4)]
+    assert rate["by_environment"]["e1"]["ci_method"] == "wilson"
+    assert mean["ci_method"] == "t" and mean["ci"][0] < mean["value"] < mean["ci"][1]
+    assert median["ci_method"] == "bootstrap"
+    assert median["ci"][0] <= median["value"] <= median["ci"][1]
+    assert spread["ci_method"] == "bootstrap" and set(spread["ci"]) == {"p50", "p90", "p99"}
+    assert (total["ci"], total["ci_method"]) == (None, None)
