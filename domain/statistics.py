@@ -111,10 +111,18 @@ def bootstrap_median_difference(
     values: Sequence[float], baseline: Sequence[float], confidence: float = DEFAULT_CONFIDENCE
 ) -> Interval | None:
     """Bootstrap percentile interval of median(values) - median(baseline), each side resampled
-    on its own; None when either side has fewer than two values."""
-    a, b = np.asarray(sorted(values), dtype=float), np.asarray(sorted(baseline), dtype=float)
-    if len(a) < 2 or len(b) < 2:
+    on its own; None when either side has fewer than two values. Sorted first (run order
+    cannot change the answer) and remembered: results are read far more often than made."""
+    if len(values) < 2 or len(baseline) < 2:
         return None
+    return _median_difference(tuple(sorted(values)), tuple(sorted(baseline)), confidence)
+
+
+@functools.lru_cache(maxsize=256)
+def _median_difference(
+    ordered: tuple[float, ...], baseline: tuple[float, ...], confidence: float
+) -> Interval:
+    a, b = np.asarray(ordered, dtype=float), np.asarray(baseline, dtype=float)
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     chunk = max(1, _BOOTSTRAP_CHUNK // max(len(a), len(b)))
     differences: list[np.ndarray] = []
