@@ -21,6 +21,10 @@ BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 20_260_413  # fixed: the same values always give the same interval
 # Resampled values held in memory at once (the resamples are drawn in chunks of this size).
 _BOOTSTRAP_CHUNK = 2_000_000
+# Above this many values a percentile's bootstrap distribution is computed exactly instead of
+# sampled: 10,000 resamples of n values cost O(10,000·n) (seconds at 10,000 runs, inside the
+# views' transaction), the exact distribution O(n).
+EXACT_BOOTSTRAP_ABOVE = 200
 
 
 def confidence_key(confidence: float) -> str:
@@ -78,7 +82,36 @@ def bootstrap_percentiles(
     cannot change the answer (and equal groups are computed once)."""
     if len(values) < 2:
         return None
-    return _bootstrap(tuple(sorted(values)), tuple(percentiles), tuple(confidences))
+    ordered = tuple(sorted(values))
+    if len(ordered) > EXACT_BOOTSTRAP_ABOVE:
+        return _exact_bootstrap(ordered, tuple(percentiles), tuple(confidences))
+    return _bootstrap(ordered, tuple(percentiles), tuple(confidences))
+
+
+def _exact_bootstrap(
+    ordered: tuple[float, ...], percentiles: tuple[float, ...], confidences: tuple[float, ...]
+) -> dict[float, dict[float, Interval]]:
+    """The bootstrap percentile interval in the limit of infinitely many resamples. A
+    resample's percentile is (to within one rank, at this size) its k-th smallest value, and
+    that is at most x_(j) exactly when at least k of its n draws are at most x_(j): a
+    Binomial(n, j/n) count. So its distribution is known without drawing anything."""
+    data = np.asarray(ordered, dtype=float)
+    n = len(data)
+    ranks = np.arange(1, n + 1)
+    answer: dict[float, dict[float, Interval]] = {}
+    for percentile in percentiles:
+        k = math.floor((n - 1) * percentile / 100) + 1  # numpy's lower neighbour, 1-based
+        below = scipy_stats.binom.sf(k - 1, n, ranks / n)  # P(k-th smallest <= x_(j))
+        answer[percentile] = {}
+        for confidence in confidences:
+            alpha = 1 - confidence
+            low = int(np.searchsorted(below, alpha / 2))
+            high = int(np.searchsorted(below, 1 - alpha / 2))
+            answer[percentile][confidence] = (
+                float(data[min(low, n - 1)]),
+                float(data[min(high, n - 1)]),
+            )
+    return answer
 
 
 @functools.lru_cache(maxsize=256)

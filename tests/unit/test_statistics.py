@@ -172,3 +172,28 @@ def test_welch_without_variance_is_exact() -> None:
 def test_bootstrap_does_not_depend_on_the_order_of_the_runs() -> None:
     values = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0]
     assert bootstrap_percentiles(values, [50]) == bootstrap_percentiles(sorted(values), [50])
+
+
+def test_large_groups_get_the_bootstrap_exactly_and_it_agrees_with_resampling() -> None:
+    """Above EXACT_BOOTSTRAP_ABOVE values the bootstrap distribution of a percentile is
+    computed (binomial counts of order statistics) instead of sampled: the same interval, to
+    within one rank, at a fraction of the cost."""
+    import random
+
+    from domain import statistics as st
+
+    rng = random.Random(5)
+    ordered = tuple(sorted(rng.lognormvariate(0, 1) for _ in range(st.EXACT_BOOTSTRAP_ABOVE + 1)))
+    exact = st._exact_bootstrap(ordered, (50, 90, 99), st.CONFIDENCES)
+    sampled = st._bootstrap(ordered, (50, 90, 99), st.CONFIDENCES)
+    for percentile in (50, 90, 99):
+        for confidence in st.CONFIDENCES:
+            for got, want in zip(
+                exact[percentile][confidence], sampled[percentile][confidence], strict=True
+            ):
+                rank_got, rank_want = (
+                    ordered.index(got),
+                    ordered.index(min(ordered, key=lambda x: abs(x - want))),
+                )
+                assert abs(rank_got - rank_want) <= 2, (percentile, confidence)
+    assert st.bootstrap_percentiles(list(ordered), (50,)) == {50: exact[50]}
