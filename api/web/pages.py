@@ -184,6 +184,10 @@ def _aggregate_specs(experiment: dict[str, Any], config_hash: str | None) -> dic
 
 def _aggregate_charts(results: dict[str, Any], specs: dict[str, Any]) -> list[dict[str, Any]]:
     environments = results["summary"]["environments"]
+    # Each environment's interval (`ci`) is in the full aggregate's groups.
+    by_environment = {
+        a["id"]: a.get("by_environment") or {} for a in results.get("aggregates") or []
+    }
     ids: list[str] = []
     for environment in environments:
         ids.extend(key for key in environment.get("aggregates", {}) if key not in ids)
@@ -192,16 +196,28 @@ def _aggregate_charts(results: dict[str, Any], specs: dict[str, Any]) -> list[di
         spec = specs.get(aggregate_id, {})
         label = spec.get("label") or aggregate_id
         values = [(e["name"], e.get("aggregates", {}).get(aggregate_id)) for e in environments]
+        groups = by_environment.get(aggregate_id, {})
+        intervals = [groups.get(e["environment_id"], {}).get("ci") for e in environments]
         shown.append(
             {
                 "id": aggregate_id,
                 "label": label,
                 "fn": spec.get("fn"),
-                "charts": charts.aggregate_chart(values, label, spec.get("fn")),
+                "charts": charts.aggregate_chart(values, label, spec.get("fn"), intervals),
                 "values": values,
             }
         )
     return shown
+
+
+def _baseline_id(environments: list[dict[str, Any]]) -> str | None:
+    """The environment the others' comparisons name as their baseline (none when alone)."""
+    for environment in environments:
+        comparison = environment.get("comparison")
+        if comparison:
+            baseline: str | None = comparison.get("baseline")
+            return baseline
+    return None
 
 
 def _comparable(iterations: list[dict[str, Any]], number: int) -> list[int]:
@@ -250,7 +266,9 @@ async def iteration(request: Request, owner: str) -> Response:
                 "Score by environment",
                 percent=True,
                 maximum=1.0,
+                intervals=[e.get("score_ci") for e in summary["environments"]],
             ),
+            baseline_id=_baseline_id(summary["environments"]),
             aggregates=_aggregate_charts(
                 results, await call(_aggregate_specs, experiment, results["config_hash"])
             ),
