@@ -182,12 +182,22 @@ def _aggregate_specs(experiment: dict[str, Any], config_hash: str | None) -> dic
     return {a.id: {"label": a.label, "fn": a.fn} for a in report.config.aggregates}
 
 
-def _aggregate_charts(results: dict[str, Any], specs: dict[str, Any]) -> list[dict[str, Any]]:
+async def _aggregate_intervals(
+    request: Request, owner: str, exp_id: str, number: int, results: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Each aggregate's groups by environment (with their `ci`), from the signals report:
+    the results answer carries only the values. Not read when there are no aggregates."""
+    if not any(e.get("aggregates") for e in results["summary"]["environments"]):
+        return {}
+    # The page asks for results at the default confidence, so the report is at it too.
+    report = await call(service(request).views.signals, owner, exp_id, number)
+    return {a["id"]: a.get("by_environment") or {} for a in report.get("aggregates") or []}
+
+
+def _aggregate_charts(
+    results: dict[str, Any], specs: dict[str, Any], by_environment: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
     environments = results["summary"]["environments"]
-    # Each environment's interval (`ci`) is in the full aggregate's groups.
-    by_environment = {
-        a["id"]: a.get("by_environment") or {} for a in results.get("aggregates") or []
-    }
     ids: list[str] = []
     for environment in environments:
         ids.extend(key for key in environment.get("aggregates", {}) if key not in ids)
@@ -270,7 +280,9 @@ async def iteration(request: Request, owner: str) -> Response:
             ),
             baseline_id=_baseline_id(summary["environments"]),
             aggregates=_aggregate_charts(
-                results, await call(_aggregate_specs, experiment, results["config_hash"])
+                results,
+                await call(_aggregate_specs, experiment, results["config_hash"]),
+                await _aggregate_intervals(request, owner, exp_id, number, results),
             ),
         )
     run_filter = request.query_params.get("status") or None

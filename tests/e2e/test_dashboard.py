@@ -150,6 +150,8 @@ def test_dashboard_end_to_end(server: Server, shots: Path) -> None:
         assert heat.startswith(("hsl", "rgb")), heat
         expect(page.locator("#aggregates .aggregate")).to_have_count(11)
         expect(page.locator("#aggregates svg.chart").first).to_be_visible()
+        # Rate and avg aggregates carry their intervals as error bars too.
+        assert page.locator("#aggregates svg.chart g.error-bar").count() >= 2
         expect(page.locator("#runs-table tbody tr")).to_have_count(12)
         if page.locator(".cluster").count():
             expect(page.locator(".cluster").first).to_contain_text("Fix:")
