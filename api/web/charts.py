@@ -16,6 +16,7 @@ WIDTH = 420
 ROW = 26
 LABEL_WIDTH = 130
 VALUE_WIDTH = 60
+CI_VALUE_WIDTH = 110
 PALETTE = ("#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#14b8a6", "#ec4899", "#64748b")
 
 
@@ -48,31 +49,87 @@ def _clip(label: str, limit: int = 18) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
+def interval_text(ci: Any, percent: bool = False) -> str:
+    """An interval as people read it: [0.48, 0.75] → '48–75%' (rates) or '1.2–3.4'; '' if none."""
+    if not _is_interval(ci):
+        return ""
+    low, high = fmt(ci[0], percent), fmt(ci[1], percent)
+    if percent:
+        low = low.removesuffix("%")
+    return f"{low}–{high}"
+
+
+def _is_interval(ci: Any) -> bool:
+    return (
+        isinstance(ci, Sequence)
+        and not isinstance(ci, str)
+        and len(ci) == 2
+        and all(isinstance(x, int | float) and not isinstance(x, bool) for x in ci)
+    )
+
+
+def _with_interval(value: Any, ci: Any, percent: bool) -> str:
+    text = fmt(value, percent)
+    return f"{text} [{interval_text(ci, percent)}]" if _is_interval(ci) else text
+
+
 def bars(
     items: Sequence[tuple[str, float | None]],
     title: str,
     percent: bool = False,
     maximum: float | None = None,
+    intervals: Sequence[Any] | None = None,
 ) -> Markup:
-    """Horizontal bars, one per label (scores or rates per environment, numbers per group)."""
+    """Horizontal bars, one per label (scores or rates per environment, numbers per group).
+
+    `intervals`, parallel to `items`, gives each value's `[low, high]` (or None): drawn as an
+    error bar over the bar, and written beside the value and in the bar's tooltip. Intervals
+    of negative values are not drawn (the bars show magnitudes), only written.
+    """
+    cis = list(intervals or [])
+    cis += [None] * (len(items) - len(cis))
     numbers = [abs(v) for _, v in items if isinstance(v, int | float)]
+    numbers += [float(ci[1]) for ci in cis if _is_interval(ci) and ci[1] > 0]
     top = maximum if maximum is not None else max(numbers, default=0.0)
-    span = WIDTH - LABEL_WIDTH - VALUE_WIDTH
+    # The interval needs room beside the value ("62% [48–75%]").
+    value_width = CI_VALUE_WIDTH if any(_is_interval(ci) for ci in cis) else VALUE_WIDTH
+    span = WIDTH - LABEL_WIDTH - value_width
     parts = []
-    for i, (label, value) in enumerate(items):
+    for i, ((label, value), ci) in enumerate(zip(items, cis, strict=True)):
         y = i * ROW
         length = span * abs(value) / top if isinstance(value, int | float) and top else 0.0
         colour = PALETTE[i % len(PALETTE)]
+        text = _with_interval(value, ci, percent)
         parts.append(
             f'<text x="0" y="{y + 17}" class="label">{escape(_clip(label))}</text>'
             f'<rect x="{LABEL_WIDTH}" y="{y + 4}" width="{span}" height="{ROW - 8}" '
             'class="track"/>'
             f'<rect x="{LABEL_WIDTH}" y="{y + 4}" width="{length:.1f}" height="{ROW - 8}" '
-            f'fill="{colour}"/>'
-            f'<text x="{WIDTH - VALUE_WIDTH + 6}" y="{y + 17}" class="value">'
-            f"{escape(fmt(value, percent))}</text>"
+            f'fill="{colour}"><title>{escape(label)}: {escape(text)}</title></rect>'
+        )
+        if _is_interval(ci) and top and isinstance(value, int | float) and value >= 0:
+            parts.append(_error_bar(ci, top, span, y))
+        parts.append(
+            f'<text x="{WIDTH - value_width + 6}" y="{y + 17}" class="value">{escape(text)}</text>'
         )
     return _svg(max(ROW * len(items), ROW), "".join(parts), title)
+
+
+def _error_bar(ci: Sequence[float], top: float, span: float, y: int) -> str:
+    """A thin line from the interval's low to its high end, with end caps, mid-bar."""
+
+    def x(value: float) -> float:
+        return LABEL_WIDTH + span * max(0.0, min(float(value), top)) / top
+
+    low, high, middle = x(ci[0]), x(ci[1]), y + ROW / 2
+    cap_top, cap_bottom = y + 7, y + ROW - 7
+    return (
+        '<g class="error-bar" stroke="#111827" stroke-width="1.5">'
+        f'<line x1="{low:.1f}" y1="{middle:.1f}" x2="{high:.1f}" y2="{middle:.1f}"/>'
+        f'<line x1="{low:.1f}" y1="{cap_top}" x2="{low:.1f}" y2="{cap_bottom}"/>'
+        f'<line x1="{high:.1f}" y1="{cap_top}" x2="{high:.1f}" y2="{cap_bottom}"/>'
+        "</g>"
+    )
 
 
 def histogram(bins: Sequence[Mapping[str, Any]], title: str) -> Markup:
@@ -161,18 +218,25 @@ def heat_colour(score: float | None) -> str:
     return f"hsl({hue:.0f}, 70%, 78%)"
 
 
-def aggregate_chart(values: Sequence[tuple[str, Any]], title: str, fn: str | None) -> list[Markup]:
+def aggregate_chart(
+    values: Sequence[tuple[str, Any]],
+    title: str,
+    fn: str | None,
+    intervals: Sequence[Any] | None = None,
+) -> list[Markup]:
     """The chart that suits one aggregate, from its value per environment.
 
-    Numbers become bars (rates on a 0–100% scale); category counts and category shares become
-    stacked bars; a numeric distribution becomes one histogram per environment.
+    Numbers become bars (rates on a 0–100% scale) with their `intervals` (parallel to `values`)
+    as error bars; category counts and category shares become stacked bars; a numeric
+    distribution becomes one histogram per environment.
     """
     present = [(label, value) for label, value in values if value is not None]
     if not present:
         return []
     if all(isinstance(v, int | float) and not isinstance(v, bool) for _, v in present):
         percent = fn == "rate"
-        return [bars(values, title, percent=percent, maximum=1.0 if percent else None)]
+        top = 1.0 if percent else None
+        return [bars(values, title, percent=percent, maximum=top, intervals=intervals)]
     if all(isinstance(v, Mapping) and "histogram" in v for _, v in present):
         return [
             Markup('<p class="chart-caption">{}</p>').format(

@@ -182,7 +182,21 @@ def _aggregate_specs(experiment: dict[str, Any], config_hash: str | None) -> dic
     return {a.id: {"label": a.label, "fn": a.fn} for a in report.config.aggregates}
 
 
-def _aggregate_charts(results: dict[str, Any], specs: dict[str, Any]) -> list[dict[str, Any]]:
+async def _aggregate_intervals(
+    request: Request, owner: str, exp_id: str, number: int, results: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Each aggregate's groups by environment (with their `ci`), from the signals report:
+    the results answer carries only the values. Not read when there are no aggregates."""
+    if not any(e.get("aggregates") for e in results["summary"]["environments"]):
+        return {}
+    # The page asks for results at the default confidence, so the report is at it too.
+    report = await call(service(request).views.signals, owner, exp_id, number)
+    return {a["id"]: a.get("by_environment") or {} for a in report.get("aggregates") or []}
+
+
+def _aggregate_charts(
+    results: dict[str, Any], specs: dict[str, Any], by_environment: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
     environments = results["summary"]["environments"]
     ids: list[str] = []
     for environment in environments:
@@ -192,16 +206,28 @@ def _aggregate_charts(results: dict[str, Any], specs: dict[str, Any]) -> list[di
         spec = specs.get(aggregate_id, {})
         label = spec.get("label") or aggregate_id
         values = [(e["name"], e.get("aggregates", {}).get(aggregate_id)) for e in environments]
+        groups = by_environment.get(aggregate_id, {})
+        intervals = [groups.get(e["environment_id"], {}).get("ci") for e in environments]
         shown.append(
             {
                 "id": aggregate_id,
                 "label": label,
                 "fn": spec.get("fn"),
-                "charts": charts.aggregate_chart(values, label, spec.get("fn")),
+                "charts": charts.aggregate_chart(values, label, spec.get("fn"), intervals),
                 "values": values,
             }
         )
     return shown
+
+
+def _baseline_id(environments: list[dict[str, Any]]) -> str | None:
+    """The environment the others' comparisons name as their baseline (none when alone)."""
+    for environment in environments:
+        comparison = environment.get("comparison")
+        if comparison:
+            baseline: str | None = comparison.get("baseline")
+            return baseline
+    return None
 
 
 def _comparable(iterations: list[dict[str, Any]], number: int) -> list[int]:
@@ -250,9 +276,13 @@ async def iteration(request: Request, owner: str) -> Response:
                 "Score by environment",
                 percent=True,
                 maximum=1.0,
+                intervals=[e.get("score_ci") for e in summary["environments"]],
             ),
+            baseline_id=_baseline_id(summary["environments"]),
             aggregates=_aggregate_charts(
-                results, await call(_aggregate_specs, experiment, results["config_hash"])
+                results,
+                await call(_aggregate_specs, experiment, results["config_hash"]),
+                await _aggregate_intervals(request, owner, exp_id, number, results),
             ),
         )
     run_filter = request.query_params.get("status") or None

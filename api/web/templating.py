@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
-from api.web.charts import fmt, heat_colour
+from api.web.charts import fmt, heat_colour, interval_text
+from api.web.significance import delta_markup
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
@@ -35,6 +36,8 @@ def signed_delta(value: Any, percent: bool = False) -> str:
 
 
 TEMPLATES.env.filters["delta"] = signed_delta
+TEMPLATES.env.filters["significance"] = delta_markup
+TEMPLATES.env.filters["ci"] = interval_text
 
 
 def render(

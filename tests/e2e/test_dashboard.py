@@ -132,6 +132,15 @@ def test_dashboard_end_to_end(server: Server, shots: Path) -> None:
         page.select_option("#compare", "1")
         expect(page).to_have_url(re.compile(r"compare=1"))
         expect(page.locator("#comparison")).to_contain_text("Compared with iteration 1")
+        # Intervals: error bars over the environment scores, and beside the overall score.
+        expect(page.locator("#score-ci")).to_contain_text(re.compile(r"\d+–\d+%"))
+        assert page.locator("svg.chart g.error-bar").count() >= 2
+        expect(page.locator("td .tag", has_text="baseline")).to_have_count(1)
+        # Two iterations of the same agents: some change is within the noise, so greyed, with
+        # its interval and the adjusted p-value (or why there is none) as the tooltip.
+        greyed = page.locator("#comparison ~ .grid .delta.delta-ns").first
+        expect(greyed).to_contain_text(re.compile(r"^· [+−±]\d+% \[|too few runs"))
+        assert greyed.get_attribute("title")
 
         # Results: charts, the heatmap, aggregates, clusters, the runs table.
         assert page.locator("svg.chart").count() >= 5
@@ -141,6 +150,8 @@ def test_dashboard_end_to_end(server: Server, shots: Path) -> None:
         assert heat.startswith(("hsl", "rgb")), heat
         expect(page.locator("#aggregates .aggregate")).to_have_count(11)
         expect(page.locator("#aggregates svg.chart").first).to_be_visible()
+        # Rate and avg aggregates carry their intervals as error bars too.
+        assert page.locator("#aggregates svg.chart g.error-bar").count() >= 2
         expect(page.locator("#runs-table tbody tr")).to_have_count(12)
         if page.locator(".cluster").count():
             expect(page.locator(".cluster").first).to_contain_text("Fix:")
