@@ -334,7 +334,6 @@ class Views:
         confidence: float = DEFAULT_CONFIDENCE,
     ) -> dict[str, Any]:
         row = self._iteration_row(product, exp_id, number)
-        stored = self._completed_results(row)
         runs = [
             {
                 "run_id": r["id"],
@@ -354,9 +353,20 @@ class Views:
             "iteration": row["number"],
             "config_hash": row["config_hash"],
             "confidence": confidence,
-            "aggregates": [public_aggregate(a, confidence) for a in stored["aggregates"]],
+            "aggregates": self._aggregates(row, confidence),
             "runs": runs,
         }
+
+    def aggregates(
+        self, product: str, exp_id: str, number: int | str, confidence: float = DEFAULT_CONFIDENCE
+    ) -> list[dict[str, Any]]:
+        """An iteration's signal aggregates, overall and per group with their intervals: the
+        signals report without its runs (a lookup however many runs it has)."""
+        return self._aggregates(self._iteration_row(product, exp_id, number), confidence)
+
+    def _aggregates(self, row: Row, confidence: float) -> list[dict[str, Any]]:
+        stored = self._completed_results(row)
+        return [public_aggregate(a, confidence) for a in stored["aggregates"]]
 
     # -- runs -------------------------------------------------------------------------------
 

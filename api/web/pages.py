@@ -185,13 +185,13 @@ def _aggregate_specs(experiment: dict[str, Any], config_hash: str | None) -> dic
 async def _aggregate_intervals(
     request: Request, owner: str, exp_id: str, number: int, results: dict[str, Any]
 ) -> dict[str, dict[str, Any]]:
-    """Each aggregate's groups by environment (with their `ci`), from the signals report:
-    the results answer carries only the values. Not read when there are no aggregates."""
+    """Each aggregate's groups by environment (with their `ci`): the results answer carries
+    only the values. Not read when there are no aggregates."""
     if not any(e.get("aggregates") for e in results["summary"]["environments"]):
         return {}
-    # The page asks for results at the default confidence, so the report is at it too.
-    report = await call(service(request).views.signals, owner, exp_id, number)
-    return {a["id"]: a.get("by_environment") or {} for a in report.get("aggregates") or []}
+    # The page asks for results at the default confidence, so these are at it too.
+    aggregates = await call(service(request).views.aggregates, owner, exp_id, number)
+    return {a["id"]: a.get("by_environment") or {} for a in aggregates}
 
 
 def _aggregate_charts(
