@@ -1,4 +1,4 @@
-"""The CI gate (issue 13 item 4): `--fail-on EXPR` conditions over a results document.
+"""The CI gate: `--fail-on EXPR` conditions over a results document.
 
 A condition names what makes a build fail; the gate fails when any condition holds. Parsing
 is strict (a malformed condition is refused before anything is fetched); evaluation is pure,

@@ -1,4 +1,4 @@
-"""Repeat stability (issue 13 item 3): with repeats, how reliably each task × environment passes.
+"""Repeat stability: with repeats, how reliably each task × environment passes.
 
 Per pair: pass@k (at least one of k repeats passes) and pass^k (all k pass), both as the
 unbiased estimators over the n recorded repeats with c passes (Chen et al. 2021, "Evaluating

@@ -808,7 +808,7 @@ def test_every_command_help_has_an_example() -> None:
 def test_fail_on_regression_reads_the_previous_iteration_and_exits_4(
     home: Path, api: StubApi
 ) -> None:
-    """The gate over a results document with issue 13's significance fields: a significant
+    """The gate over a results document with significance fields: a significant
     environment drop against the previous iteration (the default comparison) fails it."""
     entry = {"ci": [-0.5, -0.1], "p_value": 0.004, "p_adjusted": 0.012}
     current = {

@@ -1,4 +1,4 @@
-"""Intervals and verdicts through a real `tpc serve` and the real CLI (issue 13): a replay
+"""Intervals and verdicts through a real `tpc serve` and the real CLI: a replay
 experiment whose environments have known pass rates gives the expected verdicts."""
 
 from __future__ import annotations
