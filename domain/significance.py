@@ -9,9 +9,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from scipy import stats as scipy_stats
-
-from domain.statistics import DEFAULT_CONFIDENCE, Interval, mean_sd, t_interval, welch_df
+from domain.statistics import (
+    DEFAULT_CONFIDENCE,
+    Interval,
+    mean_sd,
+    scipy_stats,
+    t_interval,
+    welch_df,
+)
 
 Verdict = Literal["significant", "not significant", "too few runs"]
 SIGNIFICANT: Verdict = "significant"
@@ -24,7 +29,7 @@ MIN_RUNS = 2
 def fisher_exact(successes_a: int, n_a: int, successes_b: int, n_b: int) -> float:
     """Two-sided Fisher exact p-value of the 2x2 table [[a, n_a - a], [b, n_b - b]]."""
     table = [[successes_a, n_a - successes_a], [successes_b, n_b - successes_b]]
-    return float(scipy_stats.fisher_exact(table, alternative="two-sided").pvalue)
+    return float(scipy_stats().fisher_exact(table, alternative="two-sided").pvalue)
 
 
 def welch_p_value(
@@ -38,7 +43,7 @@ def welch_p_value(
     if df is None:
         return 1.0 if mean_a == mean_b else 0.0
     t = (mean_a - mean_b) / math.sqrt(sd_a * sd_a / n_a + sd_b * sd_b / n_b)
-    return float(2 * scipy_stats.t.sf(abs(t), df))
+    return float(2 * scipy_stats().t.sf(abs(t), df))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +68,7 @@ def paired_t_test(
     if k < MIN_RUNS or sd == 0:
         return PairedTest(k, mean, None, None)
     t = mean / (sd / math.sqrt(k))
-    p = float(2 * scipy_stats.t.sf(abs(t), k - 1))
+    p = float(2 * scipy_stats().t.sf(abs(t), k - 1))
     return PairedTest(k, mean, t_interval(mean, sd, k, confidence), p)
 
 

@@ -8,11 +8,20 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 Interval = tuple[float, float]
+
+
+def scipy_stats() -> Any:
+    """scipy's distributions, imported when first needed: the CLI imports this module, and
+    importing scipy would cost every `tpc` command about a second."""
+    from scipy import stats
+
+    return stats
+
 
 # The confidences a reader may ask for; results store an interval for each (read = lookup).
 CONFIDENCES: tuple[float, ...] = (0.9, 0.95, 0.99)
@@ -33,11 +42,11 @@ def confidence_key(confidence: float) -> str:
 
 
 def _z(confidence: float) -> float:
-    return float(scipy_stats.norm.ppf(1 - (1 - confidence) / 2))
+    return float(scipy_stats().norm.ppf(1 - (1 - confidence) / 2))
 
 
 def _t(confidence: float, df: float) -> float:
-    return float(scipy_stats.t.ppf(1 - (1 - confidence) / 2, df))
+    return float(scipy_stats().t.ppf(1 - (1 - confidence) / 2, df))
 
 
 def wilson(successes: int, n: int, confidence: float = DEFAULT_CONFIDENCE) -> Interval | None:
@@ -101,7 +110,7 @@ def _exact_bootstrap(
     answer: dict[float, dict[float, Interval]] = {}
     for percentile in percentiles:
         k = math.floor((n - 1) * percentile / 100) + 1  # numpy's lower neighbour, 1-based
-        below = scipy_stats.binom.sf(k - 1, n, ranks / n)  # P(k-th smallest <= x_(j))
+        below = scipy_stats().binom.sf(k - 1, n, ranks / n)  # P(k-th smallest <= x_(j))
         answer[percentile] = {}
         for confidence in confidences:
             alpha = 1 - confidence
