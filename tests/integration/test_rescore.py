@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import zlib
 from typing import Any
-from uuid import UUID
 
 import pytest
-from eventsourcing.persistence import StoredEvent
 
 from domain.errors import Conflict, InvalidInput, TooManyRequests
 from infra.executor import Executor
@@ -20,6 +17,7 @@ from infra.service import Service
 from infra.settings import Limits, Settings
 from tests.conftest import FIXTURES
 from tests.integration.test_service import run_iteration, service, setup_replay
+from tests.integration.test_stored_events_golden import insert_stored_events
 
 __all__ = ["service"]  # the fixture, on each store
 
@@ -183,17 +181,7 @@ RESCORE_GOLDEN: dict[str, Any] = json.loads(
 def test_a_stored_rescore_still_loads(store_url: str) -> None:
     service = Service(Settings(database_url=store_url))
     try:
-        service.store.recorder.insert_events(
-            [
-                StoredEvent(
-                    originator_id=UUID(e["originator_id"]),
-                    originator_version=e["originator_version"],
-                    topic=e["topic"],
-                    state=zlib.compress(json.dumps(e["state"], separators=(",", ":")).encode()),
-                )
-                for e in RESCORE_GOLDEN["events"]
-            ]
-        )
+        insert_stored_events(service, RESCORE_GOLDEN["events"])
         store = service.store
         notifications = list(store.notifications(0, 100))
         mapped = [store.mapper.to_domain_event(n) for n in notifications]

@@ -27,22 +27,27 @@ BLOBS: dict[str, Any] = json.loads((FIXTURES / "stored_blobs_v1.json").read_text
 ANSWERS: dict[str, Any] = json.loads((FIXTURES / "stored_events_v1_answers.json").read_text())
 
 
+def insert_stored_events(service: Service, events: list[dict[str, Any]]) -> None:
+    """Write golden events as stored, below the application (the recorder itself)."""
+    service.store.recorder.insert_events(
+        [
+            StoredEvent(
+                originator_id=UUID(e["originator_id"]),
+                originator_version=e["originator_version"],
+                topic=e["topic"],
+                state=zlib.compress(json.dumps(e["state"], separators=(",", ":")).encode()),
+            )
+            for e in events
+        ]
+    )
+
+
 def load_golden_store(url: str) -> Service:
     """A store holding the golden log as stored, written below the application (the recorder
     and the blobs table), on either database."""
     service = Service(Settings(database_url=url))  # creates the tables
     try:
-        service.store.recorder.insert_events(
-            [
-                StoredEvent(
-                    originator_id=UUID(e["originator_id"]),
-                    originator_version=e["originator_version"],
-                    topic=e["topic"],
-                    state=zlib.compress(json.dumps(e["state"], separators=(",", ":")).encode()),
-                )
-                for e in GOLDEN["events"]
-            ]
-        )
+        insert_stored_events(service, GOLDEN["events"])
         with service.database.write() as db:
             db.executemany(
                 "INSERT INTO blobs (ref, data) VALUES (?, ?)",
@@ -95,17 +100,7 @@ def test_stored_token_events_still_load_and_authenticate(store_url: str) -> None
     settings = Settings(database_url=store_url, token_key=TOKENS_GOLDEN["token_key"])
     service = Service(settings)
     try:
-        service.store.recorder.insert_events(
-            [
-                StoredEvent(
-                    originator_id=UUID(e["originator_id"]),
-                    originator_version=e["originator_version"],
-                    topic=e["topic"],
-                    state=zlib.compress(json.dumps(e["state"], separators=(",", ":")).encode()),
-                )
-                for e in TOKENS_GOLDEN["events"]
-            ]
-        )
+        insert_stored_events(service, TOKENS_GOLDEN["events"])
         service.projector.catch_up()
         product_id = TOKENS_GOLDEN["product_id"]
         notifications = service.store.notifications(0, 10)
