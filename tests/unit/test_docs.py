@@ -1,0 +1,136 @@
+"""The docs keep up with the code: every command, route and setting is documented, and every
+relative link in README.md and docs/ leads somewhere (a file, and a heading for `#anchors`)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+from starlette.routing import Route
+
+from api.cli.main import cli
+from api.http.app import create_app
+from infra.settings import Settings
+
+ROOT = Path(__file__).parents[2]
+DOCS = ROOT / "docs"
+PAGES = sorted([ROOT / "README.md", *DOCS.glob("*.md")])
+# Where the code reads settings from the environment (tests read their own, documented in
+# docs/architecture.md, but they are not the product's).
+CODE = ("api", "domain", "infra", "projections", "benchmarks")
+
+FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
+INLINE_CODE = re.compile(r"`[^`\n]*`")
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+SETTING = re.compile(r"\bTPC_[A-Z0-9_]*[A-Z0-9]\b")
+
+
+def without_code(markdown: str) -> str:
+    """The text of a page outside fenced and inline code, where links are links."""
+    return INLINE_CODE.sub("", FENCE.sub("", markdown))
+
+
+def slug(heading: str) -> str:
+    """A heading's anchor as GitHub makes it: link text kept, punctuation dropped, spaces -> -."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading).strip().lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    seen: dict[str, int] = {}
+    found: set[str] = set()
+    for heading in HEADING.findall(FENCE.sub("", page.read_text())):
+        base = slug(heading)
+        count = seen.get(base, 0)
+        seen[base] = count + 1
+        found.add(base if count == 0 else f"{base}-{count}")
+    return found
+
+
+def leaf_commands(command: click.Command, path: str) -> Iterator[tuple[str, click.Command]]:
+    if isinstance(command, click.Group):
+        for name, sub in sorted(command.commands.items()):
+            yield from leaf_commands(sub, f"{path} {name}")
+    else:
+        yield path, command
+
+
+def cli_commands() -> list[str]:
+    """Every command a user types: a hidden command is typed as its group (`run EXP`)."""
+    paths: set[str] = set()
+    for path, command in leaf_commands(cli, "tpc"):
+        paths.add(path.rsplit(" ", 1)[0] if command.hidden else path)
+    return sorted(paths)
+
+
+def api_operations() -> list[tuple[str, str]]:
+    app = create_app(Settings(database_url="sqlite:///unused.db"))
+    operations: set[tuple[str, str]] = set()
+    for route in app.routes:
+        if isinstance(route, Route) and route.path.startswith("/v1/"):
+            methods = (route.methods or set()) - {"HEAD"}
+            operations.update((method, route.path) for method in methods)
+    return sorted(operations, key=lambda operation: (operation[1], operation[0]))
+
+
+def settings_read_by_the_code() -> list[str]:
+    names: set[str] = set()
+    for folder in CODE:
+        for source in (ROOT / folder).rglob("*.py"):
+            names.update(SETTING.findall(source.read_text()))
+    return sorted(names)
+
+
+def test_the_command_tree_and_the_routes_are_found() -> None:
+    # Guards the walks below: an empty list would make every test after it pass vacuously.
+    assert "tpc sim experiment run status" in cli_commands()
+    assert "tpc sim experiment run" in cli_commands()  # `run EXP` triggers (a hidden command)
+    assert ("POST", "/v1/experiments/{exp_id}/iterations") in api_operations()
+    assert {"TPC_DATABASE_URL", "TPC_API_TOKEN"} <= set(settings_read_by_the_code())
+
+
+@pytest.mark.parametrize("command", cli_commands())
+def test_every_command_is_in_the_cli_reference(command: str) -> None:
+    text = (DOCS / "cli.md").read_text()
+    assert re.search(re.escape(command) + r"(?![\w-])", text), (
+        f"`{command}` is not in docs/cli.md: add it with what it prints"
+    )
+
+
+@pytest.mark.parametrize(("method", "path"), api_operations())
+def test_every_route_is_in_the_api_reference(method: str, path: str) -> None:
+    row = re.compile(rf"^\|\s*{method}\s*\|\s*`{re.escape(path)}`\s*\|", re.MULTILINE)
+    assert row.search((DOCS / "api.md").read_text()), (
+        f"{method} {path} has no row in docs/api.md's Resources table"
+    )
+
+
+@pytest.mark.parametrize("setting", settings_read_by_the_code())
+def test_every_setting_is_documented(setting: str) -> None:
+    pages = [page for page in PAGES if re.search(rf"\b{setting}\b", page.read_text())]
+    assert pages, f"{setting} is read by the code but named in no page of docs/ or README.md"
+
+
+def test_slugs_follow_github() -> None:
+    assert slug("3.1 Sources (which text a signal reads)") == "31-sources-which-text-a-signal-reads"
+    assert slug("`tpc sim signals schema`") == "tpc-sim-signals-schema"
+    assert slug("Products and tokens (operator)") == "products-and-tokens-operator"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def test_every_relative_link_resolves(page: Path) -> None:
+    broken = []
+    for target in LINK.findall(without_code(page.read_text())):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto:
+            continue
+        file_part, _, anchor = target.partition("#")
+        linked = (page.parent / file_part).resolve() if file_part else page
+        if not linked.exists():
+            broken.append(f"{target}: no file {linked.relative_to(ROOT)}")
+        elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
+            broken.append(f"{target}: no heading #{anchor} in {linked.relative_to(ROOT)}")
+    assert not broken, f"{page.relative_to(ROOT)}: " + "; ".join(broken)
