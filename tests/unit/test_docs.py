@@ -91,6 +91,7 @@ def test_the_command_tree_and_the_routes_are_found() -> None:
     assert "tpc sim experiment run" in cli_commands()  # `run EXP` triggers (a hidden command)
     assert ("POST", "/v1/experiments/{exp_id}/iterations") in api_operations()
     assert {"TPC_DATABASE_URL", "TPC_API_TOKEN"} <= set(settings_read_by_the_code())
+    assert ("tpc sim experiment results", "--fail-on") in command_options()
 
 
 @pytest.mark.parametrize("command", cli_commands())
@@ -98,6 +99,41 @@ def test_every_command_is_in_the_cli_reference(command: str) -> None:
     text = (DOCS / "cli.md").read_text()
     assert re.search(re.escape(command) + r"(?![\w-])", text), (
         f"`{command}` is not in docs/cli.md: add it with what it prints"
+    )
+
+
+def places_describing(command: str, reference: str) -> list[str]:
+    """The lines naming a command, the sections headed by it, and the paragraphs that name it
+    in full or by its last two words in code (`task list`)."""
+    named = re.compile(re.escape(command) + r"(?![\w-])")
+    short = "`" + " ".join(command.split()[-2:])
+    places = [line for line in reference.splitlines() if named.search(line)]
+    for section in re.split(r"^(?=#{2,6} )", reference, flags=re.MULTILINE):
+        if named.search(section.split("\n", 1)[0]):
+            places.append(section)
+    for paragraph in re.split(r"\n\s*\n", reference):
+        if named.search(paragraph) or short + "`" in paragraph or short + " " in paragraph:
+            places.append(paragraph)
+    return places
+
+
+def command_options() -> list[tuple[str, str]]:
+    options: set[tuple[str, str]] = set()
+    for path, command in leaf_commands(cli, "tpc"):
+        typed = path.rsplit(" ", 1)[0] if command.hidden else path
+        for param in command.params:
+            if isinstance(param, click.Option):
+                names = [*param.opts, *param.secondary_opts]
+                options.update((typed, name) for name in names if name.startswith("--"))
+    return sorted(options)
+
+
+@pytest.mark.parametrize(("command", "option"), command_options())
+def test_every_option_is_described_with_its_command(command: str, option: str) -> None:
+    places = places_describing(command, (DOCS / "cli.md").read_text())
+    described = re.compile(re.escape(option) + r"(?![\w-])")
+    assert any(described.search(place) for place in places), (
+        f"`{command} {option}` is not described in docs/cli.md where the command is"
     )
 
 
