@@ -151,6 +151,32 @@ def test_every_setting_is_documented(setting: str) -> None:
     assert pages, f"{setting} is read by the code but named in no page of docs/ or README.md"
 
 
+def spec_sections() -> set[str]:
+    headings = HEADING.findall(FENCE.sub("", (DOCS / "spec.md").read_text()))
+    return {match.group(1) for h in headings if (match := re.match(r"(\d+(?:\.\d+)?)\.? ", h))}
+
+
+def spec_citations() -> list[tuple[str, str]]:
+    """(file, section) for every `docs/spec.md §N` (and `§N–M`, `§N, §M`) in code and tests."""
+    cited = re.compile(r"docs/spec\.md\s+(§[\d.]+(?:(?:[–-]|,\s*§|\s*/\s*§)[\d.]+)*)")
+    citations: set[tuple[str, str]] = set()
+    for folder in (*CODE, "tests"):
+        for source in (ROOT / folder).rglob("*.py"):
+            for match in cited.finditer(source.read_text()):
+                for number in re.findall(r"\d+(?:\.\d+)?", match.group(1)):
+                    citations.add((str(source.relative_to(ROOT)), number))
+    return sorted(citations)
+
+
+def test_code_cites_sections_the_spec_has() -> None:
+    sections = spec_sections()
+    assert {"3.1", "4.6", "9"} <= sections
+    citations = spec_citations()
+    assert ("domain/signals/aggregates.py", "4.6") in citations
+    wrong = [f"{path}: §{number}" for path, number in citations if number not in sections]
+    assert not wrong, f"docs/spec.md has no such section: {wrong}"
+
+
 def test_slugs_follow_github() -> None:
     assert slug("3.1 Sources (which text a signal reads)") == "31-sources-which-text-a-signal-reads"
     assert slug("`tpc sim signals schema`") == "tpc-sim-signals-schema"
