@@ -123,8 +123,11 @@ def command_options() -> list[tuple[str, str]]:
         typed = path.rsplit(" ", 1)[0] if command.hidden else path
         for param in command.params:
             if isinstance(param, click.Option):
-                names = [*param.opts, *param.secondary_opts]
-                options.update((typed, name) for name in names if name.startswith("--"))
+                # Each option's main name, and its off switch; further names are aliases.
+                for names in (param.opts, param.secondary_opts):
+                    main = next((name for name in names if name.startswith("--")), None)
+                    if main is not None:
+                        options.add((typed, main))
     return sorted(options)
 
 
@@ -175,6 +178,17 @@ def test_code_cites_sections_the_spec_has() -> None:
     assert ("domain/signals/aggregates.py", "4.6") in citations
     wrong = [f"{path}: §{number}" for path, number in citations if number not in sections]
     assert not wrong, f"docs/spec.md has no such section: {wrong}"
+
+
+def test_nothing_cites_files_outside_the_project() -> None:
+    outside = re.compile(r"\.\./shared/|\bSPEC(?:\.md)? ?§|\bDESIGN(?:\.md)?\b")
+    sources = [p for folder in (*CODE, "tests") for p in (ROOT / folder).rglob("*.py")]
+    cited = [
+        str(path.relative_to(ROOT))
+        for path in [*sources, *PAGES]
+        if path.name != "test_docs.py" and outside.search(path.read_text())
+    ]
+    assert not cited, f"cite docs/spec.md or docs/architecture.md instead, in: {cited}"
 
 
 def test_slugs_follow_github() -> None:
