@@ -46,9 +46,9 @@ class LoggedTranscript:
 FileReader = Callable[[str, bytes], list[Sample]]
 
 
-def _one_transcript(factory: Callable[[str | None], OutputParser]) -> FileReader:
+def _one_transcript(name: str, factory: Callable[[str | None], OutputParser]) -> FileReader:
     def read(file_name: str, data: bytes) -> list[Sample]:
-        return [Sample(None, parse_lines(factory(None), decode_text(data, file_name)), {})]
+        return [Sample(None, parse_lines(factory(None), decode_text(data, name)), {})]
 
     return read
 
@@ -70,13 +70,13 @@ def _tpc_file(file_name: str, data: bytes) -> list[Sample]:
 
 # Formats whose files hold many transcripts, or a shape of their own, read the whole file.
 FILE_READERS: dict[str, FileReader] = {
-    **{name: _one_transcript(factory) for name, factory in FORMATS.items()},
+    **{name: _one_transcript(name, factory) for name, factory in FORMATS.items()},
     "tpc": _tpc_file,
     "claude-code-session": read_claude_code_session,
     "codex-session": read_codex_session,
     "inspect-log": read_inspect_log,
-    "openai-responses": _one_transcript(OpenAIResponsesParser),
-    "mini-swe-agent": _one_transcript(MiniSweAgentParser),
+    "openai-responses": _one_transcript("openai-responses", OpenAIResponsesParser),
+    "mini-swe-agent": _one_transcript("mini-swe-agent", MiniSweAgentParser),
 }
 LOG_FORMATS: tuple[str, ...] = (AUTO, *FILE_READERS)
 

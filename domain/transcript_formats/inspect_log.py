@@ -51,7 +51,7 @@ def read_inspect_log(file_name: str, data: bytes) -> list[Sample]:
     if data.startswith(ZIP_MAGIC):
         header, samples = _eval_archive(file_name, data)
     else:
-        header = decode_json(decode_text(data, file_name), NAME)
+        header = decode_json(decode_text(data, NAME), NAME)
         if not header.get("eval").has("task") and not header.get("eval").has("model"):
             header.fail(
                 "expected an Inspect eval log (an object with `eval`, `samples`, `results`)"
