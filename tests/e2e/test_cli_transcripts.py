@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from tests.conftest import FIXTURES, ROOT
 
 CORPUS = FIXTURES / "formats"
 EXAMPLES = ROOT / "examples"
-TPC = shutil.which("tpc", path=str(Path(os.sys.executable).parent)) or "tpc"
+TPC = shutil.which("tpc", path=str(Path(sys.executable).parent)) or "tpc"
 
 
 def tpc(*args: str) -> subprocess.CompletedProcess[str]:
