@@ -115,3 +115,19 @@ def test_signals_extract_from_a_wrong_format_names_the_file_and_line(tmp_path: P
     stderr = " ".join(done.stderr.split())
     assert f"{session}: claude-code-session line 1: expected a Claude Code session line" in stderr
     assert "1 of 1 transcripts could not be read" in stderr
+
+
+def test_convert_reads_standard_input_as_the_file_named_dash() -> None:
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    done = subprocess.run(
+        [TPC, "sim", "transcript", "convert", "--from", "codex-jsonl", "-"],
+        input=(CORPUS / "codex_exec.jsonl").read_text(),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert parse_transcript(done.stdout).termination_reason == "completed"
