@@ -473,3 +473,15 @@ def test_codex_session_files_from_before_the_payload_wrapper_are_read() -> None:
         "assistant",
     ]
     assert logged.metadata == {"id": "5973b6c0-94b8-487b-a530-2aeb6098ae0e"}
+
+
+def test_inspect_attachments_are_resolved_to_their_text() -> None:
+    log = json.loads((CORPUS / "inspect_log.json").read_text())
+    sample = log["samples"][0]
+    sample["attachments"] = {"0f3a9c": "acme 2.1.0\n" + "log line\n" * 3}
+    sample["messages"][3]["content"] = "attachment://0f3a9c"
+    log["samples"] = [sample]
+    (logged,) = read_logs("attached.json", json.dumps(log).encode())
+    result = logged.parsed.transcript.messages[3].content[0]
+    assert isinstance(result, ToolResultBlock)
+    assert result.content.startswith("acme 2.1.0\nlog line")
