@@ -485,3 +485,24 @@ def test_inspect_attachments_are_resolved_to_their_text() -> None:
     result = logged.parsed.transcript.messages[3].content[0]
     assert isinstance(result, ToolResultBlock)
     assert result.content.startswith("acme 2.1.0\nlog line")
+
+
+def test_claude_codes_own_assistant_messages_are_notes_not_steps() -> None:
+    lines = (CORPUS / "claude_code_session.jsonl").read_text().splitlines()
+    error = json.loads(lines[-1])
+    error["uuid"], error["isApiErrorMessage"] = "u-10", True
+    error["message"] = {
+        "id": "1b2c",
+        "model": "<synthetic>",
+        "role": "assistant",
+        "type": "message",
+        "content": [{"type": "text", "text": "API Error: 529 Overloaded"}],
+        "usage": {"input_tokens": 0, "output_tokens": 0},
+    }
+    data = "\n".join([*lines, json.dumps(error)]).encode()
+    (logged,) = read_logs("session.jsonl", data)
+    transcript = logged.parsed.transcript
+    last = transcript.messages[-1]
+    assert last.role == "system"
+    assert last.content[0].model_dump()["text"] == "[Claude Code] API Error: 529 Overloaded"
+    assert derive_stats(transcript).steps == 6
