@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, NoReturn, Protocol
 
 from pydantic import ValidationError
@@ -74,6 +75,16 @@ class Node:
         """The member `key` of this object (its value is None when absent)."""
         data = self.obj()
         return Node(data.get(key), self.where, f"{self.loc}.{key}" if self.loc else key)
+
+    def path(self, *keys: str) -> Node:
+        """The member at `keys`, None when any object on the way is absent or null (optional
+        nested records); a non-object on the way still fails."""
+        node = self
+        for key in keys:
+            if node.value is None:
+                return Node(None, self.where, f"{node.loc}.{key}" if node.loc else key)
+            node = node.get(key)
+        return node
 
     def has(self, key: str) -> bool:
         return isinstance(self.value, dict) and self.value.get(key) is not None
@@ -204,3 +215,38 @@ def json_line(line: str, where: str) -> Node | None:
     node = decode_json(line, where)
     node.obj()
     return node
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One transcript of a log file that may hold many (an Inspect log's samples)."""
+
+    sample: str | None  # which one (None when the file holds one)
+    parsed: ParsedOutput
+    metadata: dict[str, Any]
+
+
+def parse_lines(parser: OutputParser, text: str) -> ParsedOutput:
+    """Feed every line of `text`, then finish."""
+    for line in text.splitlines():
+        parser.feed(line)
+    return parser.finish()
+
+
+def decode_text(data: bytes, where: str) -> str:
+    """A log file's bytes as UTF-8 text (a byte-order mark is dropped)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        problem = f"not UTF-8 text (byte {error.start}): is this the right file?"
+        raise TranscriptFormatError(f"{where}: {problem}", (("", problem),)) from None
+
+
+def iso_time(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp as logs write it (`Z` for UTC); None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
