@@ -26,7 +26,8 @@ FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
-SETTING = re.compile(r"\bTPC_[A-Z0-9_]*[A-Z0-9]\b")
+# A setting is read by its quoted name; a bare TPC_… identifier is only a constant.
+SETTING = re.compile(r"[\"'](TPC_[A-Z0-9_]*[A-Z0-9])[\"']")
 
 
 def without_code(markdown: str) -> str:
