@@ -147,8 +147,9 @@ RULES: tuple[CauseRule, ...] = (
     _rule("hung_command", "Shell commands that never returned", "infra",
           "a command that timed out, or was pending when the time limit ended the run, and "
           "called no host", "command", "hung"),
-    _rule("tool_error", "Other tool errors", "agent",
-          "any other tool error; one cluster per exception type ('TypeError in tool calls')",
+    _rule("tool_error", "Failed tool calls without an error type", "agent",
+          "any other tool error; one cluster per exception type ('TypeError in tool calls'); "
+          "without a type, only when no limit ended the run",
           "tool", "tool"),
     _rule("doc_loop", "Agents re-reading the same docs page to the step limit", "docs",
           f"no error, the step limit ended the run, and one docs call was made {LOOP_READS}+ "
@@ -214,7 +215,9 @@ def decide(signature: Signature, task: str, environment: str) -> Finding:
         causes = [(error_cause(e), e) for e in tool_errors]
         rank = min(ERROR_CAUSES.index(key.partition(":")[0]) for key, _ in causes)
         key, error = [(k, e) for k, e in causes if k.partition(":")[0] == ERROR_CAUSES[rank]][-1]
-        return _finding(key, place_of(key, error), error, signature)
+        # A failed call that names no error type says less than the limit that ended the run.
+        if key != "tool_error" or not _ended_by_limit(signature):
+            return _finding(key, place_of(key, error), error, signature)
     if signature.termination_reason == "max_steps":
         loop = signature.repeated_read
         if loop is not None and loop[1] >= LOOP_READS:
@@ -282,8 +285,7 @@ def error_cause(error: ToolError) -> str:
             return "docs_page_missing"
         if not kinds and _INVALID_WORDS.search(prose):
             return "invalid_request"
-    first_kind = kinds.split()[0] if kinds else "error"
-    return f"tool_error:{first_kind}"
+    return f"tool_error:{kinds.split()[0]}" if kinds else "tool_error"
 
 
 def exception_names(message: str) -> list[str]:
@@ -322,7 +324,7 @@ def _finding(
 ) -> Finding:
     rule = rule_for(key)
     category = rule.category
-    if rule.key == "tool_error":
+    if key.startswith("tool_error:"):
         category = f"{key.partition(':')[2]} in tool calls"
     if shown is None:
         said = f"{signature.status}, {signature.termination_reason or 'no reason'}: no transcript"
@@ -343,6 +345,14 @@ def _ending(key: str, task: str, signature: Signature) -> Finding:
         f"{signature.tool_calls} tool calls, no tool error and no final answer"
     )
     return Finding(rule, key, rule.category, ("task", task), None, said, normalize_message(said))
+
+
+def _ended_by_limit(signature: Signature) -> bool:
+    return signature.status == "timed_out" or signature.termination_reason in (
+        "timeout",
+        "max_steps",
+        "budget_exceeded",
+    )
 
 
 def _timeout(error: ToolError) -> str:
