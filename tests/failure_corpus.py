@@ -57,7 +57,8 @@ def _hex(rng: random.Random, n: int) -> str:
 def _url(rng: random.Random, host: str | None = None) -> str:
     host = host or rng.choice(HOSTS)
     resource = rng.choice(RESOURCES)
-    return f"https://{host}/v{rng.randint(1, 3)}/{resource}/{rng.choice(['cus', 'pay', 'job'])}_{_hex(rng, 8)}"
+    prefix = rng.choice(["cus", "pay", "job"])
+    return f"https://{host}/v{rng.randint(1, 3)}/{resource}/{prefix}_{_hex(rng, 8)}"
 
 
 def _docs_read(rng: random.Random) -> Step:
@@ -104,7 +105,9 @@ def _auth(rng: random.Random) -> tuple[Case, str | None]:
     key = f"sk_{rng.choice(['test', 'live'])}_{_hex(rng, 10)}"
     result = rng.choice(
         [
-            f'HTTP/1.1 401 Unauthorized {{"error":"invalid api key","request_id":"req_{_hex(rng, 8)}"}}',
+            'HTTP/1.1 401 Unauthorized {"error":"invalid api key","request_id":"req_'
+            + _hex(rng, 8)
+            + '"}',
             f"acme.errors.AuthenticationError: 401: the API key {key} is not valid",
             f"HTTP/2 403 Forbidden: this key cannot access {url}",
             f'{{"message": "Bad credentials", "status": "401"}} from {url}',
@@ -161,10 +164,16 @@ def _service_timeout(rng: random.Random) -> tuple[Case, str | None]:
     variant = rng.randrange(4)
     tricky = None
     if variant == 0:
-        result = f"curl: (28) Operation timed out after {rng.randint(30000, 99999)} milliseconds with 0 bytes received"
+        result = (
+            f"curl: (28) Operation timed out after {rng.randint(30000, 99999)} milliseconds "
+            "with 0 bytes received"
+        )
     elif variant == 1:
         host = url.split("/")[2]
-        result = f"requests.exceptions.ReadTimeout: HTTPSConnectionPool(host='{host}', port=443): Read timed out. (read timeout=30)"
+        result = (
+            f"requests.exceptions.ReadTimeout: HTTPSConnectionPool(host='{host}', port=443): "
+            "Read timed out. (read timeout=30)"
+        )
     elif variant == 2:
         result = "HTTP/1.1 504 Gateway Timeout"
     else:  # the time limit ended the run during the call, after an earlier unrelated error
@@ -187,7 +196,9 @@ def _unreachable(rng: random.Random) -> tuple[Case, str | None]:
     result = rng.choice(
         [
             f"curl: (6) Could not resolve host: {host}",
-            f"requests.exceptions.ConnectionError: HTTPSConnectionPool(host='{host}', port=443): Max retries exceeded (Failed to establish a new connection: [Errno 111] Connection refused)",
+            f"requests.exceptions.ConnectionError: HTTPSConnectionPool(host='{host}', "
+            "port=443): Max retries exceeded (Failed to establish a new connection: [Errno 111] "
+            "Connection refused)",
             f"Error: connect ECONNREFUSED 10.0.{rng.randint(0, 9)}.{rng.randint(1, 250)}:443 (https://{host}/v1)",
         ]
     )
@@ -208,8 +219,9 @@ def _docs_page_missing(rng: random.Random) -> tuple[Case, str | None]:
     if variant == 0:
         step: Step = ("Reading.", "fetch_url", {"url": url}, f"404 Not Found: {url}", True)
     elif variant == 1:
+        missing = f"No such file or directory: 'docs/guides/{page}.md'"
         step = ("Reading.", "read_doc", {"path": f"guides/{page}.md"},
-                f"FileNotFoundError: [Errno 2] No such file or directory: 'docs/guides/{page}.md'", True)  # fmt: skip
+                f"FileNotFoundError: [Errno 2] {missing}", True)  # fmt: skip
         tricky = "FileNotFoundError from read_doc"
     elif variant == 2:
         step = _shell(
@@ -217,7 +229,8 @@ def _docs_page_missing(rng: random.Random) -> tuple[Case, str | None]:
             f"curl: (22) The requested URL returned error: 404 ({url})",
         )
     else:
-        step = ("Reading.", "read_doc", {"path": f"{page}/overview.md"}, f"Error: page '{page}/overview.md' not found", True)  # fmt: skip
+        path = f"{page}/overview.md"
+        step = ("Reading.", "read_doc", {"path": path}, f"Error: page '{path}' not found", True)
     steps = [
         ("Searching.", "search_docs", {"query": page.replace("-", " ")}, f"{page}.md", False),
         step,
@@ -246,9 +259,11 @@ def _invalid_request(rng: random.Random) -> tuple[Case, str | None]:
     url = _url(rng)
     result = rng.choice(
         [
-            f'HTTP/1.1 422 Unprocessable Entity {{"error":"amount must be an integer","param":"amount"}} {url}',
+            'HTTP/1.1 422 Unprocessable Entity {"error":"amount must be an integer",'
+            f'"param":"amount"}} {url}',
             f"HTTP/1.1 400 Bad Request: missing required param 'currency' ({url})",
-            "pydantic_core._pydantic_core.ValidationError: 1 validation error for Refund\namount\n  Input should be a valid integer",
+            "pydantic_core._pydantic_core.ValidationError: 1 validation error for Refund\n"
+            "amount\n  Input should be a valid integer",
             f"HTTP/1.1 409 Conflict: idempotency key reused ({url})",
         ]
     )
@@ -260,8 +275,10 @@ def _dependency_missing(rng: random.Random) -> tuple[Case, str | None]:
     package = rng.choice(["acme", "stripe", "twilio", "acme_sdk", "jq"])
     command, result = rng.choice(
         [
-            ("python main.py", f"Traceback (most recent call last):\n  File \"main.py\", line 1\nModuleNotFoundError: No module named '{package}'"),
-            (f"pip install {package}-sdk==9.{rng.randint(0, 9)}", f"ERROR: No matching distribution found for {package}-sdk==9.1"),
+            ("python main.py", "Traceback (most recent call last):\n  File \"main.py\", "
+             f"line 1\nModuleNotFoundError: No module named '{package}'"),
+            (f"pip install {package}-sdk==9.{rng.randint(0, 9)}",
+             f"ERROR: No matching distribution found for {package}-sdk==9.1"),
             (f"{package} --version", f"bash: {package}: command not found"),
             ("node index.js", f"Error: Cannot find module '{package}'"),
         ]
@@ -284,15 +301,18 @@ def _hung_command(rng: random.Random) -> tuple[Case, str | None]:
         steps = [_shell(command, f"Command timed out after {rng.choice([30, 60, 120])} s")]
         return (steps, "failed", "completed", "The command hangs.", None, None), None
     # The time limit ended the run while the command waited for input: no service involved.
-    return ([_docs_read(rng)], "timed_out", "timeout", None, (rng.choice(SHELLS), {"command": command}), None), None  # fmt: skip
+    pending = (rng.choice(SHELLS), {"command": command})
+    return ([_docs_read(rng)], "timed_out", "timeout", None, pending, None), None
 
 
 def _tool_error(rng: random.Random) -> tuple[Case, str | None]:
     result = rng.choice(
         [
             "TypeError: create() got an unexpected keyword argument 'amount'",
-            "Traceback (most recent call last):\n  File \"x.py\", line 3\nTypeError: refund() missing 1 required positional argument: 'charge'",
-            f"TypeError: Cannot read properties of undefined (reading '{rng.choice(['id', 'data'])}')",
+            'Traceback (most recent call last):\n  File "x.py", line 3\n'
+            "TypeError: refund() missing 1 required positional argument: 'charge'",
+            "TypeError: Cannot read properties of undefined (reading "
+            f"'{rng.choice(['id', 'data'])}')",
         ]
     )
     tricky = None
@@ -335,7 +355,8 @@ def _step_limit(rng: random.Random) -> tuple[Case, str | None]:
 def _gave_up(rng: random.Random) -> tuple[Case, str | None]:
     final = rng.choice(
         [
-            "I could not find a way to issue a partial refund; as a workaround, do it by hand in the dashboard.",
+            "I could not find a way to issue a partial refund; as a workaround, do it by hand "
+            "in the dashboard.",
             "Giving up: there is no way to do this through the API.",
             "I'm unable to register the webhook; you will need to do it manually.",
         ]

@@ -180,7 +180,7 @@ def test_re_reading_one_doc_to_the_step_limit_is_a_loop_with_honest_evidence() -
     )
     # without the repeats, the step limit is the cause
     (other,) = cluster_failures(
-        [failing(reads[:1] + [("shell", {"command": "ls"}, "a b", False)], reason="max_steps")]
+        [failing([*reads[:1], ("shell", {"command": "ls"}, "a b", False)], reason="max_steps")]
     )
     assert other.key == "step_limit"
 

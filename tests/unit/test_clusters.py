@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from domain.clustering.rules import RULES, rule_for
-
 from domain.clusters import (
     MAX_EVIDENCE,
     MAX_SNIPPET,
