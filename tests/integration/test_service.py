@@ -308,14 +308,19 @@ def test_failing_runs_are_clustered_once_when_the_iteration_completes(service: S
     assert sorted(members) == sorted(failing)
     assert all(c["size"] == len(c["run_ids"]) for c in clusters)
     categories = {c["category"] for c in clusters}
-    assert "Timeouts" in categories
+    assert "Services that did not answer in time" in categories
     assert all(c["root_cause"]["area"] in {"product", "docs", "infra", "agent"} for c in clusters)
     assert results["suggestions"]
     runs_addressed = [s["runs"] for s in results["suggestions"]]
     assert runs_addressed == sorted(runs_addressed, reverse=True)
-    # --error-category: case-insensitive, one cluster; an unknown name lists the known ones.
-    only = service.views.results(owner, exp_id, 1, error_category="timeouts")
-    assert [c["category"] for c in only["failure_clusters"]] == ["Timeouts"]
+    # --error-category: a name in any case or a cause key, one cluster; an unknown name lists
+    # the known ones.
+    only = service.views.results(
+        owner, exp_id, 1, error_category="services that did not answer in time"
+    )
+    assert [c["key"] for c in only["failure_clusters"]] == ["service_timeout"]
+    by_key = service.views.results(owner, exp_id, 1, error_category="Service_Timeout")
+    assert by_key["failure_clusters"] == only["failure_clusters"]
     with pytest.raises(NotFound, match="no failure cluster named 'Nope'"):
         service.views.results(owner, exp_id, 1, error_category="Nope")
     history = [item["summary"] for item in service.views.history(owner, exp_id)["items"]]
