@@ -327,6 +327,22 @@ def test_failing_runs_are_clustered_once_when_the_iteration_completes(service: S
     assert any("failure clusters" in summary for summary in history)
 
 
+def test_a_second_iteration_compares_its_clusters_by_cause(service: Service) -> None:
+    owner, exp_id, _, _ = setup_replay(service)
+    run_iteration(service, owner, exp_id)
+    run_iteration(service, owner, exp_id)
+    second = service.views.results(owner, exp_id, 2, compare_with=1)
+    first = service.views.results(owner, exp_id, 1)
+    # The same transcripts replayed: the same causes, under the same keys, names and ids.
+    assert [(c["key"], c["id"]) for c in second["failure_clusters"]] == [
+        (c["key"], c["id"]) for c in first["failure_clusters"]
+    ]
+    rows = second["compare"]["clusters"]
+    assert {r["key"] for r in rows} == {c["key"] for c in first["failure_clusters"]}
+    assert {r["change"] for r in rows} == {"unchanged"}
+    assert all(r["runs"] == r["previous_runs"] and r["delta"] == 0 for r in rows)
+
+
 def test_racing_triggers_get_gapless_unique_numbers(service: Service, store_url: str) -> None:
     """Two services (as two processes would) trigger the same experiment at once, many times:
     optimistic concurrency on the experiment's stream makes every number unique and gapless."""
