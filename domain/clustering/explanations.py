@@ -123,12 +123,14 @@ def _names(facts: ClusterFacts, limit: int = 3) -> str:
     return listing(top(facts.places, limit), len(facts.places))
 
 
-def _at(facts: ClusterFacts) -> str:
-    return f" at {places_text(facts)}" if facts.places else ""
+def _at(facts: ClusterFacts, lead: str = " at ") -> str:
+    return f"{lead}{places_text(facts)}" if facts.places else ""
 
 
 def explain_runner(f: ClusterFacts) -> str:
-    return f"{_runs(f.runs)} errored in the runner or the model provider{_at(f)}{_example(f)}."
+    return (
+        f"{_runs(f.runs)} errored in the runner or the model provider{_at(f, ' in ')}{_example(f)}."
+    )
 
 
 def fix_runner(f: ClusterFacts, area: Area) -> str:
@@ -207,7 +209,7 @@ def fix_unreachable(f: ClusterFacts, area: Area) -> str:
 
 
 def explain_docs_page(f: ClusterFacts) -> str:
-    return f"{_runs(f.runs)} asked for docs pages that do not exist{_at(f)}{_example(f)}."
+    return f"{_runs(f.runs)} asked for docs pages that do not exist{_at(f, ': ')}{_example(f)}."
 
 
 def fix_docs_page(f: ClusterFacts, area: Area) -> str:
@@ -220,7 +222,7 @@ def fix_docs_page(f: ClusterFacts, area: Area) -> str:
 def explain_endpoint(f: ClusterFacts) -> str:
     got = _statuses(f) or "not found"
     return (
-        f"{_runs(f.runs)} got {got} from API endpoints that do not exist{_at(f)}{_example(f)}"
+        f"{_runs(f.runs)} got {got} from API endpoints that do not exist{_at(f, ': ')}{_example(f)}"
         f"{_docs_remark(f)}."
     )
 
@@ -246,9 +248,7 @@ def fix_invalid(f: ClusterFacts, area: Area) -> str:
 
 
 def explain_dependency(f: ClusterFacts) -> str:
-    return (
-        f"{_runs(f.runs)} needed packages or commands that were not installed{_at(f)}{_example(f)}."
-    )
+    return f"{_runs(f.runs)} needed packages or commands that were not installed{_at(f, ': ')}{_example(f)}."
 
 
 def fix_dependency(f: ClusterFacts, area: Area) -> str:
@@ -265,7 +265,7 @@ def explain_hung(f: ClusterFacts) -> str:
         else ("; the run's time limit ended it" if f.ended_by_time_limit else "")
     )
     return (
-        f"{_runs(f.runs)} ran shell commands that never returned{_at(f)}{_example(f)}{ended}. "
+        f"{_runs(f.runs)} ran shell commands that never returned{_at(f, ': ')}{_example(f)}{ended}. "
         "No service was called: the command itself waited (for input, a lock or a process)."
     )
 
@@ -298,9 +298,9 @@ def fix_tool(f: ClusterFacts, area: Area) -> str:
 
 def explain_loop(f: ClusterFacts) -> str:
     return (
-        f"{_runs(f.runs)} met no error but re-read the same docs{_at(f)} until the step limit "
-        f"({f.loop_reads} reads of their repeated page in all): the page does not answer what "
-        "the task needs."
+        f"{_runs(f.runs)} met no error but re-read one docs page until the step limit "
+        f"({f.loop_reads} reads of it in all){_at(f, ': ')}. The page does not answer what "
+        "the task needs, and the agent did not look elsewhere."
     )
 
 
@@ -315,7 +315,7 @@ def fix_loop(f: ClusterFacts, area: Area) -> str:
 def explain_max_steps(f: ClusterFacts) -> str:
     return (
         f"{_runs(f.runs)} met no error and repeated no docs page, but used every step without "
-        f"finishing{_at(f)}{_answer_remark(f)}."
+        f"finishing{_at(f, ' in ')}{_answer_remark(f)}."
     )
 
 
@@ -329,7 +329,7 @@ def fix_max_steps(f: ClusterFacts, area: Area) -> str:
 def explain_time_limit(f: ClusterFacts) -> str:
     return (
         f"{_runs(f.runs)} were stopped by the time limit with no call pending and no error"
-        f"{_at(f)}{_answer_remark(f)}."
+        f"{_at(f, ' in ')}{_answer_remark(f)}."
     )
 
 
@@ -341,7 +341,7 @@ def fix_time_limit(f: ClusterFacts, area: Area) -> str:
 
 
 def explain_budget(f: ClusterFacts) -> str:
-    return f"{_runs(f.runs)} exceeded their budget before finishing{_at(f)}{_example(f)}."
+    return f"{_runs(f.runs)} exceeded their budget before finishing{_at(f, ' in ')}{_example(f)}."
 
 
 def fix_budget(f: ClusterFacts, area: Area) -> str:
@@ -366,7 +366,9 @@ def _answer_remark(f: ClusterFacts) -> str:
 def explain_gave_up(f: ClusterFacts) -> str:
     answer = _common_answer(f)
     said = (": " if f.runs == 1 else ", e.g. ") + answer if answer else ""
-    return f"{_runs(f.runs)} met no error but gave up or proposed a workaround{_at(f)}{said}."
+    return (
+        f"{_runs(f.runs)} met no error but gave up or proposed a workaround{_at(f, ' in ')}{said}."
+    )
 
 
 def fix_gave_up(f: ClusterFacts, area: Area) -> str:
@@ -379,7 +381,7 @@ def fix_gave_up(f: ClusterFacts, area: Area) -> str:
 def explain_unfinished(f: ClusterFacts) -> str:
     return (
         f"{_runs(f.runs)} ended without an error but did not meet the task's success "
-        f"criteria{_at(f)}{_answer_remark(f)}."
+        f"criteria{_at(f, ' in ')}{_answer_remark(f)}."
     )
 
 
