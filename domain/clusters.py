@@ -175,7 +175,6 @@ def _describe(key: str, members: list[tuple[FailingRun, Signature, Finding]]) ->
     rule = members[0][2].rule
     facts = _facts(members)
     area = area_of(rule, facts)
-    kinds = {name: kind for _, _, f in members for kind, name in [f.place]}
     ranked = sorted(facts.places.items(), key=lambda item: (-item[1], item[0]))
     return Cluster(
         id="cl_" + hashlib.sha256(key.encode()).hexdigest()[:10],
@@ -185,7 +184,7 @@ def _describe(key: str, members: list[tuple[FailingRun, Signature, Finding]]) ->
         explanation=rule.explain(facts) + scope_remark(facts) + signals_remark(facts),
         recommended_fix=rule.fix(facts, area),
         run_ids=tuple(run.run_id for run, _, _ in members),
-        places=tuple(Place(kinds[name], name, n) for name, n in ranked),
+        places=tuple(Place(facts.place_kinds[name], name, n) for name, n in ranked),
         evidence=_evidence(members),
         signature=members[0][1],
     )
@@ -201,9 +200,11 @@ def _facts(members: list[tuple[FailingRun, Signature, Finding]]) -> ClusterFacts
     final_examples: dict[str, str] = {}
     signals: Counter[str] = Counter()
     places: Counter[str] = Counter()
+    place_kinds: dict[str, str] = {}
     loop_reads = 0
     for _, signature, finding in members:
         places[finding.place[1]] += 1
+        place_kinds.setdefault(finding.place[1], finding.place[0])
         signals.update(signature.fired_signals)
         if finding.rule.key == "doc_loop" and signature.repeated_read:
             loop_reads += signature.repeated_read[1]
@@ -244,6 +245,7 @@ def _facts(members: list[tuple[FailingRun, Signature, Finding]]) -> ClusterFacts
         ),
         signals=signals,
         places=places,
+        place_kinds=place_kinds,
         loop_reads=loop_reads,
     )
 

@@ -52,6 +52,7 @@ class ClusterFacts:
     ended_by_time_limit: int
     signals: Counter[str]
     places: Counter[str]  # where each run's cause happened: a host, page, endpoint, command…
+    place_kinds: dict[str, str]  # place -> host | page | endpoint | package | command | …
     loop_reads: int = 0  # how often the looping runs repeated their docs call, in all
 
 
@@ -123,6 +124,20 @@ def _names(facts: ClusterFacts, limit: int = 3) -> str:
     return listing(top(facts.places, limit), len(facts.places))
 
 
+def _services(facts: ClusterFacts) -> str:
+    """The hosts among the places, for fixes addressed to services; where the errors named no
+    host, the API as the agents' commands met it."""
+    hosts = Counter(
+        {name: n for name, n in facts.places.items() if facts.place_kinds[name] == "host"}
+    )
+    others = Counter({name: n for name, n in facts.places.items() if name not in hosts})
+    named = listing(top(hosts, 3), len(hosts))
+    if not others:
+        return named
+    met = f"the API (called from {listing(top(others, 2), len(others))})"
+    return f"{named} and {met}" if hosts else met
+
+
 def _at(facts: ClusterFacts, lead: str = " at ") -> str:
     return f"{lead}{places_text(facts)}" if facts.places else ""
 
@@ -140,39 +155,40 @@ def fix_runner(f: ClusterFacts, area: Area) -> str:
 
 def explain_auth(f: ClusterFacts) -> str:
     got = _statuses(f) or "authentication errors"
-    return f"{_runs(f.runs)} got {got}{_at(f)}{_after_docs(f)}{_example(f)}{_docs_remark(f)}."
+    where = _at(f, " from ")
+    return f"{_runs(f.runs)} got {got}{where}{_after_docs(f)}{_example(f)}{_docs_remark(f)}."
 
 
 def fix_auth(f: ClusterFacts, area: Area) -> str:
     if area == "docs":
         return (
             "Say in the quickstart where the API key comes from and how to pass it (header or "
-            f"environment variable), with one working authenticated request to {_names(f)}."
+            f"environment variable), with one working authenticated request to {_services(f)}."
         )
     return (
-        f"Make the auth errors of {_names(f)} say what is wrong with the key and where to get "
+        f"Make the auth errors of {_services(f)} say what is wrong with the key and where to get "
         "a valid one, and check that the keys the agents were given are valid for these tasks."
     )
 
 
 def explain_rate(f: ClusterFacts) -> str:
-    return f"{_runs(f.runs)} were rate limited{_at(f)}{_example(f)}."
+    return f"{_runs(f.runs)} were rate limited{_at(f, ' by ')}{_example(f)}."
 
 
 def fix_rate(f: ClusterFacts, area: Area) -> str:
     return (
-        f"Raise the rate limits of {_names(f)} for test keys or lower the iteration's "
+        f"Raise the rate limits of {_services(f)} for test keys or lower the iteration's "
         "concurrency, and make clients honour Retry-After."
     )
 
 
 def explain_server(f: ClusterFacts) -> str:
-    return f"{_runs(f.runs)} got {_statuses(f) or 'server errors'}{_at(f)}{_example(f)}."
+    return f"{_runs(f.runs)} got {_statuses(f) or 'server errors'}{_at(f, ' from ')}{_example(f)}."
 
 
 def fix_server(f: ClusterFacts, area: Area) -> str:
     return (
-        f"Investigate the {_statuses(f) or 'server errors'} in the logs of {_names(f)}; if "
+        f"Investigate the {_statuses(f) or 'server errors'} in the logs of {_services(f)}; if "
         "they are transient (overload, deploys), retry with backoff."
     )
 
@@ -185,25 +201,25 @@ def explain_timeout(f: ClusterFacts) -> str:
     else:
         limit = f"; the run's time limit ended {f.ended_by_time_limit} of them"
     return (
-        f"{_runs(f.runs)} waited on a service that did not answer in time{_at(f)}"
+        f"{_runs(f.runs)} waited on a service that did not answer in time{_at(f, ': ')}"
         f"{_example(f)}{limit}."
     )
 
 
 def fix_timeout(f: ClusterFacts, area: Area) -> str:
     return (
-        f"Make {_names(f)} answer, or fail fast with a clear error, within seconds: check "
-        "their health, load and timeouts."
+        f"Make {_services(f)} answer, or fail fast with a clear error, within seconds: check "
+        "the health, load and timeouts of each."
     )
 
 
 def explain_unreachable(f: ClusterFacts) -> str:
-    return f"{_runs(f.runs)} could not connect{_at(f)}{_example(f)}."
+    return f"{_runs(f.runs)} could not connect{_at(f, ' to ')}{_example(f)}."
 
 
 def fix_unreachable(f: ClusterFacts, area: Area) -> str:
     return (
-        f"Check that {_names(f)} are up and reachable from the environments (DNS, sandbox "
+        f"Check that {_services(f)} can be reached from the environments (DNS, sandbox "
         "network, firewall), and that the docs give the right hostnames."
     )
 
@@ -238,7 +254,7 @@ def fix_endpoint(f: ClusterFacts, area: Area) -> str:
 
 def explain_invalid(f: ClusterFacts) -> str:
     got = _statuses(f) or "validation errors"
-    return f"{_runs(f.runs)} got {got}{_at(f)}{_example(f)}{_docs_remark(f)}."
+    return f"{_runs(f.runs)} got {got}{_at(f, ' from ')}{_example(f)}{_docs_remark(f)}."
 
 
 def fix_invalid(f: ClusterFacts, area: Area) -> str:
@@ -248,7 +264,9 @@ def fix_invalid(f: ClusterFacts, area: Area) -> str:
 
 
 def explain_dependency(f: ClusterFacts) -> str:
-    return f"{_runs(f.runs)} needed packages or commands that were not installed{_at(f, ': ')}{_example(f)}."
+    missing = _at(f, ": ")
+    what = "needed packages or commands that were not installed"
+    return f"{_runs(f.runs)} {what}{missing}{_example(f)}."
 
 
 def fix_dependency(f: ClusterFacts, area: Area) -> str:
@@ -265,7 +283,8 @@ def explain_hung(f: ClusterFacts) -> str:
         else ("; the run's time limit ended it" if f.ended_by_time_limit else "")
     )
     return (
-        f"{_runs(f.runs)} ran shell commands that never returned{_at(f, ': ')}{_example(f)}{ended}. "
+        f"{_runs(f.runs)} ran shell commands that never returned{_at(f, ': ')}{_example(f)}"
+        f"{ended}. "
         "No service was called: the command itself waited (for input, a lock or a process)."
     )
 
@@ -280,7 +299,7 @@ def fix_hung(f: ClusterFacts, area: Area) -> str:
 def explain_tool(f: ClusterFacts) -> str:
     kinds = top(f.kinds, 2)
     what = listing(kinds) if kinds else "tool errors"
-    return f"{_runs(f.runs)} failed on {what}{_at(f)}{_example(f)}{_docs_remark(f)}."
+    return f"{_runs(f.runs)} failed on {what}{_at(f, ' in ')}{_example(f)}{_docs_remark(f)}."
 
 
 def fix_tool(f: ClusterFacts, area: Area) -> str:

@@ -866,7 +866,7 @@ def test_generated_iteration_explanations_and_fixes_name_the_places() -> None:
     auth = clusters["auth"]
     # where the error names no host, the place is the command that met it
     assert auth.explanation.startswith(
-        "17 runs got 401 Unauthorized and 403 Forbidden at api.acme.com (11), node index.js (3)"
+        "17 runs got 401 Unauthorized and 403 Forbidden from api.acme.com (11), node index.js (3)"
     )
     assert "api.acme.com" in auth.recommended_fix
     pages = clusters["docs_page_missing"]
