@@ -100,7 +100,7 @@ class ToolError:
 
 @dataclass(frozen=True, slots=True)
 class Signature:
-    """A failing run's fingerprint; runs with similar signatures share a cluster."""
+    """A failing run's fingerprint: what the cause rules read."""
 
     status: str
     termination_reason: str | None
@@ -121,38 +121,6 @@ class Signature:
     # The docs call the agent repeated most (its rendering, its count), when any was repeated.
     repeated_read: tuple[str, int] | None = None
     tool_calls: int = 0
-
-    def tokens(self) -> list[str]:
-        """The document that grouping compares: typed facts, then the words of the evidence.
-
-        Errors are the evidence when there are any (as in error trackers); otherwise the call
-        the run ended waiting on, otherwise the final answer."""
-        facts = [f"status:{self.status}", f"reason:{self.termination_reason or 'none'}"]
-        facts += [f"http:{status}" for status in self.http_statuses]
-        facts += [f"kind:{kind.lower()}" for kind in self.error_kinds]
-        facts += [f"host:{host}" for host in self.hosts]
-        facts += [f"route:{route}" for route in self.routes]
-        facts += sorted({f"tool:{e.tool}" for e in self.errors if e.tool})
-        facts += [f"signal:{signal}" for signal in self.fired_signals]
-        if self.errors:
-            text = " ".join(e.message for e in self.errors)
-        elif self.unanswered is not None:
-            text = f"unanswered {self.unanswered.message}"
-        else:
-            text = self.final_answer or "no final answer"
-        return facts + words(text)
-
-    def key(self) -> str:
-        """Exact-match key: runs with equal keys are the same failure, without comparison."""
-        return " ".join(self.tokens())
-
-
-_WORD = re.compile(r"<\w+>|[a-z0-9]+(?:[._-][a-z0-9]+)*")
-
-
-def words(text: str) -> list[str]:
-    """Lowercased words of a fingerprint; placeholders, dotted names and slugs stay whole."""
-    return _WORD.findall(text.lower())
 
 
 def failure_signature(run: FailingRun) -> Signature:
