@@ -14,8 +14,8 @@ Grammar (GRAMMAR below is what users see):
                                     signal id with FN the aggregate's fn (e.g. auth-errors.rate)
     regression                      a significant drop of the overall, a task's or an
                                     environment's score in the comparison
-    cluster:new                     a failure cluster whose category the compared iteration
-                                    did not have
+    cluster:new                     a failure cluster whose cause (key) the compared
+                                    iteration did not have
     OP: <  <=  >  >=  ==  !=
 """
 
