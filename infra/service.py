@@ -136,11 +136,9 @@ class Service:
 
     def _save(self, *aggregates: Any) -> None:
         """Save, then bring the views up to date: the caller reads its own write."""
-        recordings = self.store.save(*aggregates)
+        self.store.save(*aggregates)
         try:
-            self.projector.catch_up(
-                until=max((r.notification.id for r in recordings), default=None)
-            )
+            self.projector.catch_up()
         except StorageFull:
             # The events are in the log, whole; only the views (written next) found no room.
             raise StorageFull(VIEWS_FULL) from None
