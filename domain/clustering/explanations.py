@@ -334,7 +334,7 @@ def fix_loop(f: ClusterFacts, area: Area) -> str:
 def explain_max_steps(f: ClusterFacts) -> str:
     return (
         f"{_runs(f.runs)} met no error and repeated no docs page, but used every step without "
-        f"finishing{_at(f, ' in ')}{_answer_remark(f)}."
+        f"finishing{_at(f, ' in ')}{_answer_remark(f, 'last message')}."
     )
 
 
@@ -348,7 +348,7 @@ def fix_max_steps(f: ClusterFacts, area: Area) -> str:
 def explain_time_limit(f: ClusterFacts) -> str:
     return (
         f"{_runs(f.runs)} were stopped by the time limit with no call pending and no error"
-        f"{_at(f, ' in ')}{_answer_remark(f)}."
+        f"{_at(f, ' in ')}{_answer_remark(f, 'last message')}."
     )
 
 
@@ -375,11 +375,11 @@ def _common_answer(facts: ClusterFacts) -> str | None:
     return _quote(facts.final_examples[answer[0]]) if answer else None
 
 
-def _answer_remark(f: ClusterFacts) -> str:
+def _answer_remark(f: ClusterFacts, what: str = "final answer") -> str:
     answer = _common_answer(f)
     if not answer:
         return ""
-    return f"; its final answer: {answer}" if f.runs == 1 else f"; final answers like {answer}"
+    return f"; its {what}: {answer}" if f.runs == 1 else f"; {what}s like {answer}"
 
 
 def explain_gave_up(f: ClusterFacts) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from domain.clustering import explanations as text
 from domain.clustering.explanations import Area, ClusterFacts
@@ -207,9 +207,10 @@ def decide(signature: Signature, task: str, environment: str) -> Finding:
         signature.status == "timed_out" or signature.termination_reason == "timeout"
     ):
         host = _host_of(pending)
+        waiting = replace(pending, text=f"{pending.text} (no result before the time limit)")
         if host:
-            return _finding("service_timeout", ("host", host), pending, signature)
-        return _finding("hung_command", ("command", _command(pending)), pending, signature)
+            return _finding("service_timeout", ("host", host), waiting, signature)
+        return _finding("hung_command", ("command", _command(pending)), waiting, signature)
     tool_errors = [e for e in signature.errors if e.tool is not None] or list(signature.errors)
     if tool_errors:
         causes = [(error_cause(e), e) for e in tool_errors]
@@ -332,10 +333,23 @@ def _finding(
     return Finding(rule, key, category, place, shown.event, shown.text, shown.message)
 
 
+_LIMITS = {"step_limit": "the step limit", "time_limit": "the time limit", "budget": "the budget"}
+
+
 def _ending(key: str, task: str, signature: Signature) -> Finding:
-    """A run that ended without an error: its final answer is the evidence, or how it ended."""
+    """A run that ended without an error. A limit's evidence says so, with the agent's last
+    words; an answer's evidence is the answer."""
     rule = _BY_KEY[key]
-    if signature.final_text:
+    last = " ".join(signature.final_text.split())
+    if key in _LIMITS:
+        said = f"ended by {_LIMITS[key]} after {signature.tool_calls} tool calls, no tool error" + (
+            f"; last words: {last}" if last else ""
+        )
+        fingerprint = normalize_message(f"{key} {signature.final_answer}")
+        return Finding(
+            rule, key, rule.category, ("task", task), signature.final_event, said, fingerprint
+        )
+    if last:
         return Finding(
             rule, key, rule.category, ("task", task), signature.final_event,
             signature.final_text, signature.final_answer,
