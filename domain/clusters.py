@@ -1,19 +1,18 @@
-"""Failure clusters (docs/spec.md §7): failing runs grouped into recurring patterns,
-deterministically.
+"""Failure clusters (docs/spec.md §7): one cluster per root cause, and inside it where it happened.
 
 1. Every failing run gets a signature (`failure_signature`): its last tool errors as
-   fingerprints, HTTP statuses, exception names, hosts, termination reason, fired signals.
-2. Naming rules give each signature a category (`category_of`; first match wins).
-3. Runs with identical signatures form a group. Groups of one category merge when they
-   failed with the same HTTP statuses on the same endpoints, or when their TF-IDF cosine to
-   a cluster's centroid reaches `SIMILARITY_THRESHOLD`.
-4. Each cluster gets a root-cause area, an explanation and a fix written from its evidence,
-   and a few evidence items (run, transcript event, snippet).
+   fingerprints, HTTP statuses, exception names, hosts, termination reason, the call it was
+   waiting on, the docs call it repeated, how it ended.
+2. The cause rules (`domain.clustering.rules.decide`) give each run its decisive root cause,
+   read from status codes first, then exception types, then words (never words in URLs or
+   ids), and the place it happened: a host, docs page, endpoint, package, command, tool or task.
+3. Runs with the same cause key form one cluster, whatever their places and wording; the
+   cluster counts its places, and its explanation and fix name them.
 
-A run that resembles nothing stays a cluster of its own: one-offs are never folded into a
-family, nor into a catch-all. The same runs, in any order, give the same clusters in the same
-order with the same ids. An LLM-written variant (infra) may later rename clusters; it starts
-from these.
+A cause's key is stable (`auth`, `docs_page_missing`, `tool_error:TypeError`), and so are its
+cluster's name and id: iteration N's clusters compare with N-1's by key. The same runs, in any
+order, give the same clusters in the same order. An LLM-written variant (infra) may later
+rename clusters; it starts from these.
 """
 
 from __future__ import annotations
@@ -24,22 +23,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from domain.clustering.changes import cluster_changes, cluster_key
 from domain.clustering.explanations import Area, ClusterFacts, scope_remark, signals_remark
-from domain.clustering.normalize import normalize_message
-from domain.clustering.rules import RULES, CategoryRule, area_of, category_of, telling_error
+from domain.clustering.normalize import http_statuses_in, normalize_message
+from domain.clustering.rules import RULES, Finding, area_of, decide, exception_names
 from domain.clustering.signatures import (
     FAILING_STATUSES,
     FailingRun,
     Signature,
     ToolError,
     failure_signature,
-)
-from domain.clustering.similarity import (
-    SIMILARITY_THRESHOLD,
-    Group,
-    informative,
-    merge_groups,
-    tfidf_vectors,
 )
 from domain.errors import InvalidInput
 
@@ -48,14 +41,16 @@ __all__ = [
     "MAX_EVIDENCE",
     "MAX_SNIPPET",
     "RULES",
-    "SIMILARITY_THRESHOLD",
     "Cluster",
     "Evidence",
     "FailingRun",
+    "Place",
     "Signature",
     "ToolError",
-    "category_of",
+    "cause_of",
+    "cluster_changes",
     "cluster_failures",
+    "cluster_key",
     "failure_signature",
     "normalize_message",
     "suggestions",
@@ -79,17 +74,31 @@ class Evidence:
 
 
 @dataclass(frozen=True, slots=True)
-class Cluster:
-    """A recurring failure: its name, root cause, fix, runs and evidence (docs/spec.md §7).
+class Place:
+    """Where a cause happened, and in how many of the cluster's runs."""
 
-    `signature` is the cluster's most common signature, kept for whoever renames it."""
+    kind: str  # host | page | endpoint | package | command | tool | task | environment
+    name: str
+    runs: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "runs": self.runs}
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """A root cause: its stable key and name, area, fix, runs, places and evidence (docs/spec.md §7).
+
+    `signature` is the signature of the cluster's first run, kept for whoever renames it."""
 
     id: str
+    key: str
     category: str
     area: Area
     explanation: str
     recommended_fix: str
     run_ids: tuple[str, ...]
+    places: tuple[Place, ...]
     evidence: tuple[Evidence, ...]
     signature: Signature
 
@@ -100,49 +109,43 @@ class Cluster:
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "key": self.key,
             "category": self.category,
             "root_cause": {"area": self.area, "explanation": self.explanation},
             "recommended_fix": self.recommended_fix,
             "run_ids": list(self.run_ids),
             "size": self.size,
+            "places": [place.to_json() for place in self.places],
             "evidence": [item.to_json() for item in self.evidence],
         }
 
 
-def cluster_failures(
-    runs: Sequence[FailingRun], threshold: float = SIMILARITY_THRESHOLD
-) -> list[Cluster]:
-    """Group the failing runs (other statuses are left out) into clusters, largest first
-    (then by id). Every failing run is in exactly one cluster. Raises `InvalidInput` when two
-    runs share an id."""
+def cause_of(run: FailingRun) -> Finding:
+    """A failing run's decisive root cause and the place it happened."""
+    return decide(
+        failure_signature(run),
+        run.task_name or run.task_id,
+        run.environment_name or run.environment_id,
+    )
+
+
+def cluster_failures(runs: Sequence[FailingRun]) -> list[Cluster]:
+    """One cluster per root cause of the failing runs (other statuses are left out), largest
+    first (then by key). Every failing run is in exactly one cluster. Raises `InvalidInput`
+    when two runs share an id."""
     failing = sorted((r for r in runs if r.status in FAILING_STATUSES), key=lambda r: r.run_id)
     duplicates = sorted(run_id for run_id, n in Counter(r.run_id for r in failing).items() if n > 1)
     if duplicates:
         raise InvalidInput(f"failing runs must have distinct ids; repeated: {duplicates[:5]}")
-
-    signatures = {run.run_id: failure_signature(run) for run in failing}
-    by_key: dict[str, list[FailingRun]] = defaultdict(list)
+    by_key: dict[str, list[tuple[FailingRun, Signature, Finding]]] = defaultdict(list)
     for run in failing:
-        by_key[signatures[run.run_id].key()].append(run)
-    categories = {
-        key: category_of(signatures[members[0].run_id]) for key, members in by_key.items()
-    }
-    rule_rank = {rule.category: rank for rank, rule in enumerate(RULES)}
-    # Largest groups first, so that a cluster's centroid starts at its commonest form.
-    keys = sorted(by_key, key=lambda k: (rule_rank[categories[k].category], -len(by_key[k]), k))
-    leaders = [signatures[by_key[k][0].run_id] for k in keys]
-    vectors = tfidf_vectors([informative(signature.tokens()) for signature in leaders])
-    groups = [
-        Group(categories[k].category, _anchor(signature), len(by_key[k]), vector)
-        for k, signature, vector in zip(keys, leaders, vectors, strict=True)
-    ]
-    clusters = []
-    for members in merge_groups(groups, threshold):
-        member_keys = [keys[i] for i in members]
-        cluster_runs = sorted((r for k in member_keys for r in by_key[k]), key=lambda r: r.run_id)
-        leader = member_keys[0]  # the largest group: the cluster's commonest signature
-        clusters.append(_describe(categories[leader], leader, cluster_runs, signatures))
-    return sorted(clusters, key=lambda c: (-c.size, c.id))
+        signature = failure_signature(run)
+        finding = decide(
+            signature, run.task_name or run.task_id, run.environment_name or run.environment_id
+        )
+        by_key[finding.key].append((run, signature, finding))
+    clusters = [_describe(key, members) for key, members in by_key.items()]
+    return sorted(clusters, key=lambda c: (-c.size, c.key))
 
 
 def suggestions(clusters: Sequence[Cluster | Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -168,36 +171,27 @@ def suggestions(clusters: Sequence[Cluster | Mapping[str, Any]]) -> list[dict[st
     ]
 
 
-def _anchor(signature: Signature) -> str | None:
-    """Where a failure happened, when it names a place: its HTTP statuses and endpoints.
-    The same failure at the same endpoint is one failure, however it was worded."""
-    if not signature.routes:
-        return None
-    return " ".join([*map(str, signature.http_statuses), *signature.routes])
-
-
-def _describe(
-    rule: CategoryRule, leader_key: str, runs: list[FailingRun], signatures: dict[str, Signature]
-) -> Cluster:
-    members = [(run, signatures[run.run_id]) for run in runs]
-    facts = _facts(rule, members)
+def _describe(key: str, members: list[tuple[FailingRun, Signature, Finding]]) -> Cluster:
+    rule = members[0][2].rule
+    facts = _facts(members)
     area = area_of(rule, facts)
+    ranked = sorted(facts.places.items(), key=lambda item: (-item[1], item[0]))
     return Cluster(
-        id="cl_" + hashlib.sha256(leader_key.encode()).hexdigest()[:10],
-        category=rule.category,
+        id="cl_" + hashlib.sha256(key.encode()).hexdigest()[:10],
+        key=key,
+        category=members[0][2].category,
         area=area,
         explanation=rule.explain(facts) + scope_remark(facts) + signals_remark(facts),
         recommended_fix=rule.fix(facts, area),
-        run_ids=tuple(run.run_id for run in runs),
-        evidence=_evidence(rule, members),
-        signature=next(sig for _, sig in members if sig.key() == leader_key),
+        run_ids=tuple(run.run_id for run, _, _ in members),
+        places=tuple(Place(facts.place_kinds[name], name, n) for name, n in ranked),
+        evidence=_evidence(members),
+        signature=members[0][1],
     )
 
 
-def _facts(rule: CategoryRule, members: list[tuple[FailingRun, Signature]]) -> ClusterFacts:
+def _facts(members: list[tuple[FailingRun, Signature, Finding]]) -> ClusterFacts:
     statuses: Counter[int] = Counter()
-    hosts: Counter[str] = Counter()
-    routes: Counter[str] = Counter()
     tools: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     messages: Counter[str] = Counter()
@@ -205,74 +199,81 @@ def _facts(rule: CategoryRule, members: list[tuple[FailingRun, Signature]]) -> C
     examples: dict[str, str] = {}
     final_examples: dict[str, str] = {}
     signals: Counter[str] = Counter()
-    for _, signature in members:
-        statuses.update(signature.http_statuses)
-        hosts.update(signature.hosts)
-        routes.update(signature.routes)
-        tools.update({e.tool for e in signature.errors if e.tool})
-        kinds.update(k for k in signature.error_kinds if k != "Timeout")
+    places: Counter[str] = Counter()
+    place_kinds: dict[str, str] = {}
+    loop_reads = 0
+    for _, signature, finding in members:
+        places[finding.place[1]] += 1
+        place_kinds.setdefault(finding.place[1], finding.place[0])
         signals.update(signature.fired_signals)
-        telling = telling_error(signature, rule)
-        if telling is not None:
-            messages[telling[2]] += 1
-            examples.setdefault(telling[2], telling[1])
+        if finding.rule.key == "doc_loop" and signature.repeated_read:
+            loop_reads += signature.repeated_read[1]
+        shown = next(
+            (e for e in signature.errors if e.event == finding.event and e.text == finding.text),
+            None,
+        )
+        if shown is not None:
+            statuses.update(http_statuses_in([shown.message]))
+            kinds.update(exception_names(shown.message))
+            if shown.tool:
+                tools[shown.tool] += 1
+            messages[shown.message] += 1
+            examples.setdefault(shown.message, shown.text)
         if signature.final_answer:
             final_answers[signature.final_answer] += 1
             final_examples.setdefault(signature.final_answer, signature.final_text)
     return ClusterFacts(
         runs=len(members),
-        tasks=tuple(sorted({run.task_name or run.task_id for run, _ in members})),
+        tasks=tuple(sorted({run.task_name or run.task_id for run, _, _ in members})),
         environments=tuple(
-            sorted({run.environment_name or run.environment_id for run, _ in members})
+            sorted({run.environment_name or run.environment_id for run, _, _ in members})
         ),
         statuses=statuses,
-        hosts=hosts,
-        routes=routes,
+        hosts=Counter(h for _, s, _ in members for h in s.hosts),
+        routes=Counter(r for _, s, _ in members for r in s.routes),
         tools=tools,
         kinds=kinds,
         messages=messages,
         final_answers=final_answers,
         final_examples=final_examples,
         examples=examples,
-        docs_gap=sum(s.docs_gap for _, s in members),
-        read_docs=sum(s.read_docs for _, s in members),
+        docs_gap=sum(s.docs_gap for _, s, _ in members),
+        read_docs=sum(s.read_docs for _, s, _ in members),
         ended_by_time_limit=sum(
-            run.status == "timed_out" or run.termination_reason == "timeout" for run, _ in members
+            run.status == "timed_out" or run.termination_reason == "timeout"
+            for run, _, _ in members
         ),
         signals=signals,
+        places=places,
+        place_kinds=place_kinds,
+        loop_reads=loop_reads,
     )
 
 
-def _evidence(
-    rule: CategoryRule, members: list[tuple[FailingRun, Signature]]
-) -> tuple[Evidence, ...]:
-    """A few items, one per run, variants first: the first run of each distinct fingerprint,
-    then of each distinct snippet, then the other runs, each tier in run-id order."""
-    items: list[tuple[str, Evidence]] = []
-    for run, signature in members:
-        telling = telling_error(signature, rule)
-        if telling is not None:
-            event, text, fingerprint = telling
-        elif signature.final_text:
-            event, text = signature.final_event, signature.final_text
-            fingerprint = signature.final_answer
-        else:
-            text = (
-                run.error or f"{run.status}, {run.termination_reason or 'no reason'}: no transcript"
-            )
-            event, fingerprint = None, normalize_message(text)
-        items.append((fingerprint, Evidence(run.run_id, event, _snippet(text))))
+def _evidence(members: list[tuple[FailingRun, Signature, Finding]]) -> tuple[Evidence, ...]:
+    """A few items, one per run, variants first: the first run of each distinct place, then
+    of each distinct fingerprint, then of each distinct snippet, then the other runs, each
+    tier in run-id order."""
+    items = [
+        (
+            finding.place[1],
+            finding.fingerprint,
+            Evidence(run.run_id, finding.event, _snippet(finding.text)),
+        )
+        for run, _, finding in members
+    ]
     picked: list[Evidence] = []
-    tiers: tuple[Callable[[str, Evidence], str], ...] = (
-        lambda fingerprint, item: fingerprint,
-        lambda fingerprint, item: item.snippet,
-        lambda fingerprint, item: item.run_id,
+    tiers: tuple[Callable[[str, str, Evidence], str], ...] = (
+        lambda place, fingerprint, item: place,
+        lambda place, fingerprint, item: fingerprint,
+        lambda place, fingerprint, item: item.snippet,
+        lambda place, fingerprint, item: item.run_id,
     )
     for tier in tiers:
-        seen = {tier(fp, item) for fp, item in items if item in picked}
-        for fp, item in items:
-            if len(picked) < MAX_EVIDENCE and item not in picked and tier(fp, item) not in seen:
-                seen.add(tier(fp, item))
+        seen = {tier(p, fp, item) for p, fp, item in items if item in picked}
+        for p, fp, item in items:
+            if len(picked) < MAX_EVIDENCE and item not in picked and tier(p, fp, item) not in seen:
+                seen.add(tier(p, fp, item))
                 picked.append(item)
     return tuple(picked)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 
+from domain.clustering.changes import cluster_changes
 from domain.errors import InvalidInput
 from domain.significance import (
     MIN_RUNS,
@@ -280,4 +281,8 @@ def compare_iterations(
     }
     if paired is not None:
         document["paired"] = paired
+    # Failure clusters by stable cause key: new, resolved, grown, shrunk.
+    document["clusters"] = cluster_changes(
+        current.get("failure_clusters", []), previous.get("failure_clusters", [])
+    )
     return document

@@ -14,8 +14,8 @@ Grammar (GRAMMAR below is what users see):
                                     signal id with FN the aggregate's fn (e.g. auth-errors.rate)
     regression                      a significant drop of the overall, a task's or an
                                     environment's score in the comparison
-    cluster:new                     a failure cluster whose category the compared iteration
-                                    did not have
+    cluster:new                     a failure cluster whose cause (key) the compared
+                                    iteration did not have
     OP: <  <=  >  >=  ==  !=
 """
 
@@ -27,6 +27,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from domain.clustering.changes import cluster_key
 
 GRAMMAR = """\
   score OP NUMBER             e.g. 'score < 0.8' (the overall score, 0..1)
@@ -291,12 +293,9 @@ def _new_clusters(
         return Check(
             condition.expr, False, None, "no earlier iteration to compare with; not judged"
         )
-    before = {str(c.get("category", "")).casefold() for c in compared_clusters}
-    new = [
-        c
-        for c in results.get("failure_clusters", [])
-        if str(c.get("category", "")).casefold() not in before
-    ]
+    # Matched by cause key, stable across iterations (names for clusters recorded before keys).
+    before = {cluster_key(c) for c in compared_clusters}
+    new = [c for c in results.get("failure_clusters", []) if cluster_key(c) not in before]
     against = f"iteration {results.get('compare', {}).get('iteration', 'compared')}"
     if not new:
         return Check(condition.expr, False, 0, f"no failure cluster new since {against}")

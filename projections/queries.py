@@ -311,9 +311,12 @@ class Views:
             "suggestions": stored.get("suggestions", []),
         }
         if error_category is not None:
-            wanted = error_category.casefold()
+            # By name (any case) or by cause key (`auth`, `tool_error:TypeError`).
+            wanted = error_category.strip().casefold()
             clusters = [
-                c for c in document["failure_clusters"] if c["category"].casefold() == wanted
+                c
+                for c in document["failure_clusters"]
+                if wanted in (c["category"].casefold(), str(c.get("key", "")).casefold())
             ]
             if not clusters:
                 known = ", ".join(c["category"] for c in document["failure_clusters"]) or "none"

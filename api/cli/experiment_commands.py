@@ -444,7 +444,8 @@ _CONFIDENCE = click.option(
 @click.option(
     "--error-category",
     metavar="NAME",
-    help='Show only this failure cluster, with all its evidence (e.g. "Auth failures").',
+    help="Show only this failure cluster, with all its evidence: its name or its cause key "
+    '(e.g. "Authentication failures" or auth).',
 )
 @click.option(
     "--compare",

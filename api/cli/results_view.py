@@ -7,7 +7,7 @@ tables; `--format json` prints the document itself and never comes here.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -31,6 +31,8 @@ _STATUS_STYLE = {
 # Evidence lines shown per failure cluster unless one cluster was asked for.
 CLUSTER_EVIDENCE = 3
 MAX_CLUSTER_RUN_IDS = 8
+# Places (hosts, pages, commands…) listed per cluster, commonest first.
+MAX_PLACES = 6
 
 
 def styled(status: Any) -> str:
@@ -368,6 +370,11 @@ def _render_clusters(console: Console, clusters: list[dict[str, Any]]) -> None:
                 f"  root cause [bold]{escape(str(root.get('area', '?')))}[/]: "
                 f"{escape(str(root.get('explanation', '')))}"
             )
+        places = cluster.get("places") or []
+        if places:
+            shown_places = ", ".join(f"{p['name']} {p['runs']}" for p in places[:MAX_PLACES])
+            rest = f" and {len(places) - MAX_PLACES} more" if len(places) > MAX_PLACES else ""
+            console.print(f"  where: {escape(shown_places)}{rest}")
         if cluster.get("recommended_fix"):
             console.print(f"  fix: {escape(str(cluster['recommended_fix']))}")
         run_ids = [str(r) for r in cluster.get("run_ids", [])]
@@ -447,6 +454,29 @@ def _render_compare(
                 delta_cell(row, _signed if is_score else None),
             )
         console.print(table)
+    _render_cluster_changes(console, compare.get("clusters") or [])
+
+
+_CHANGE_STYLE = {"new": "red", "grown": "red", "shrunk": "green", "resolved": "green"}
+
+
+def _render_cluster_changes(console: Console, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Failure clusters matched by cause across the two iterations."""
+    if not rows:
+        return
+    table = Table(title="Failure clusters", title_justify="left")
+    for column in ("cluster", "change", "now", "before", "delta"):
+        table.add_column(column, justify="left" if column in {"cluster", "change"} else "right")
+    for row in rows:
+        style = _CHANGE_STYLE.get(str(row.get("change")), "dim")
+        table.add_row(
+            escape(str(row.get("category", row.get("key", "?")))),
+            f"[{style}]{escape(str(row.get('change', '')))}[/]",
+            str(row.get("runs", 0)),
+            str(row.get("previous_runs", 0)),
+            f"{int(row.get('delta', 0)):+d}",
+        )
+    console.print(table)
 
 
 def _signed(delta: Any) -> str:

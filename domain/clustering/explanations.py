@@ -1,6 +1,7 @@
-"""Explanations and fixes of clusters, written from their evidence: counts, statuses, hosts,
-pages, the commonest error as one run recorded it. Rule-based and deterministic: the same
-facts give the same words."""
+"""Explanations and fixes of clusters, written from their evidence: counts, statuses, the
+places each cause happened at (hosts, pages, endpoints, commands) with their counts, the
+commonest error as one run recorded it. Rule-based and deterministic: the same facts give the
+same words; a fix names the places to fix."""
 
 from __future__ import annotations
 
@@ -50,6 +51,9 @@ class ClusterFacts:
     read_docs: int
     ended_by_time_limit: int
     signals: Counter[str]
+    places: Counter[str]  # where each run's cause happened: a host, page, endpoint, command…
+    place_kinds: dict[str, str]  # place -> host | page | endpoint | package | command | …
+    loop_reads: int = 0  # how often the looping runs repeated their docs call, in all
 
 
 def _runs(n: int) -> str:
@@ -81,11 +85,6 @@ def _statuses(facts: ClusterFacts) -> str:
     return listing([f"{c} {STATUS_NAMES[c]}" if c in STATUS_NAMES else str(c) for c in codes])
 
 
-def _from_hosts(facts: ClusterFacts) -> str:
-    hosts = top(facts.hosts, 2)
-    return f" from {listing(hosts, len(facts.hosts))}" if hosts else ""
-
-
 def _example(facts: ClusterFacts) -> str:
     """The commonest error, as one run recorded it."""
     message = top(facts.messages, 1)
@@ -113,45 +112,84 @@ def _after_docs(facts: ClusterFacts) -> str:
     return " after reading the docs" if facts.read_docs * 2 > facts.runs else ""
 
 
-def _target(facts: ClusterFacts) -> str:
-    if facts.routes:
-        return listing(top(facts.routes, 2), len(facts.routes))
-    if facts.hosts:
-        return listing(top(facts.hosts, 2), len(facts.hosts))
-    if facts.tools:
-        return f"the {listing(top(facts.tools, 2))} tool"
-    return "the service it called"
+def places_text(facts: ClusterFacts, limit: int = 3) -> str:
+    """`a (3), b (2) and 4 more`: the commonest places with their run counts."""
+    ranked = sorted(facts.places.items(), key=lambda item: (-item[1], item[0]))
+    shown = [f"{name} ({n})" for name, n in ranked[:limit]]
+    return listing(shown, len(ranked))
+
+
+def _names(facts: ClusterFacts, limit: int = 3) -> str:
+    """The commonest places, without counts: for fixes."""
+    return listing(top(facts.places, limit), len(facts.places))
+
+
+def _services(facts: ClusterFacts) -> str:
+    """The hosts among the places, for fixes addressed to services; where the errors named no
+    host, the API as the agents' commands met it."""
+    hosts = Counter(
+        {name: n for name, n in facts.places.items() if facts.place_kinds[name] == "host"}
+    )
+    others = Counter({name: n for name, n in facts.places.items() if name not in hosts})
+    named = listing(top(hosts, 3), len(hosts))
+    if not others:
+        return named
+    met = f"the API (called from {listing(top(others, 2), len(others))})"
+    return f"{named} and {met}" if hosts else met
+
+
+def _at(facts: ClusterFacts, lead: str = " at ") -> str:
+    return f"{lead}{places_text(facts)}" if facts.places else ""
+
+
+def explain_runner(f: ClusterFacts) -> str:
+    return (
+        f"{_runs(f.runs)} errored in the runner or the model provider{_at(f, ' in ')}{_example(f)}."
+    )
+
+
+def fix_runner(f: ClusterFacts, area: Area) -> str:
+    what = _common_error(f) or "the runner error"
+    return f"Fix {what} in the runner or provider setup of {_names(f)} and rerun these runs."
 
 
 def explain_auth(f: ClusterFacts) -> str:
     got = _statuses(f) or "authentication errors"
-    return (
-        f"{_runs(f.runs)} got {got}{_from_hosts(f)}{_after_docs(f)}{_example(f)}{_docs_remark(f)}."
-    )
+    where = _at(f, " from ")
+    return f"{_runs(f.runs)} got {got}{where}{_after_docs(f)}{_example(f)}{_docs_remark(f)}."
 
 
 def fix_auth(f: ClusterFacts, area: Area) -> str:
-    host = top(f.hosts, 1)[0] if f.hosts else "the API"
     if area == "docs":
         return (
             "Say in the quickstart where the API key comes from and how to pass it (header or "
-            f"environment variable), with one working authenticated request to {host}."
+            f"environment variable), with one working authenticated request to {_services(f)}."
         )
     return (
-        f"Make {host}'s auth errors say what is wrong with the key and where to get a valid "
-        "one, and check that the keys the agents were given are valid for these tasks."
+        f"Make the auth errors of {_services(f)} say what is wrong with the key and where to get "
+        "a valid one, and check that the keys the agents were given are valid for these tasks."
     )
 
 
 def explain_rate(f: ClusterFacts) -> str:
-    return f"{_runs(f.runs)} were rate limited{_from_hosts(f)}{_example(f)}."
+    return f"{_runs(f.runs)} were rate limited{_at(f, ' by ')}{_example(f)}."
 
 
 def fix_rate(f: ClusterFacts, area: Area) -> str:
-    host = top(f.hosts, 1)[0] if f.hosts else "the service"
     return (
-        f"Raise the rate limit of {host} for test keys or lower the iteration's concurrency, "
-        "and make clients honour retry-after."
+        f"Raise the rate limits of {_services(f)} for test keys or lower the iteration's "
+        "concurrency, and make clients honour Retry-After."
+    )
+
+
+def explain_server(f: ClusterFacts) -> str:
+    return f"{_runs(f.runs)} got {_statuses(f) or 'server errors'}{_at(f, ' from ')}{_example(f)}."
+
+
+def fix_server(f: ClusterFacts, area: Area) -> str:
+    return (
+        f"Investigate the {_statuses(f) or 'server errors'} in the logs of {_services(f)}; if "
+        "they are transient (overload, deploys), retry with backoff."
     )
 
 
@@ -162,105 +200,174 @@ def explain_timeout(f: ClusterFacts) -> str:
         limit = "; the run's time limit ended it"
     else:
         limit = f"; the run's time limit ended {f.ended_by_time_limit} of them"
-    return f"{_runs(f.runs)} waited on {_target(f)} until it timed out{_example(f)}{limit}."
+    return (
+        f"{_runs(f.runs)} waited on a service that did not answer in time{_at(f, ': ')}"
+        f"{_example(f)}{limit}."
+    )
 
 
 def fix_timeout(f: ClusterFacts, area: Area) -> str:
     return (
-        f"Make {_target(f)} answer, or fail fast with a clear error, within seconds: check its "
-        "health, load and timeouts."
+        f"Make {_services(f)} answer, or fail fast with a clear error, within seconds: check "
+        "the health, load and timeouts of each."
     )
 
 
-def explain_server(f: ClusterFacts) -> str:
-    return f"{_runs(f.runs)} got {_statuses(f)}{_from_hosts(f)}{_example(f)}."
+def explain_unreachable(f: ClusterFacts) -> str:
+    return f"{_runs(f.runs)} could not connect{_at(f, ' to ')}{_example(f)}."
 
 
-def fix_server(f: ClusterFacts, area: Area) -> str:
-    where = (
-        f"from {top(f.hosts, 1)[0]} in its logs"
-        if f.hosts
-        else "in the logs of the service or model provider that sent them"
-    )
+def fix_unreachable(f: ClusterFacts, area: Area) -> str:
     return (
-        f"Investigate the {_statuses(f)} {where}; if they are transient (overload, deploys), "
-        "retry with backoff."
+        f"Check that {_services(f)} can be reached from the environments (DNS, sandbox "
+        "network, firewall), and that the docs give the right hostnames."
     )
-
-
-def _pages(f: ClusterFacts) -> str:
-    return listing(top(f.routes, 3), len(f.routes)) if f.routes else "the pages they looked for"
-
-
-def _exist(f: ClusterFacts) -> str:
-    return "exists" if len(f.routes) == 1 else "exist"
 
 
 def explain_docs_page(f: ClusterFacts) -> str:
-    return f"{_runs(f.runs)} got 404 for docs pages that do not exist: {_pages(f)}{_example(f)}."
+    return f"{_runs(f.runs)} asked for docs pages that do not exist{_at(f, ': ')}{_example(f)}."
 
 
 def fix_docs_page(f: ClusterFacts, area: Area) -> str:
     return (
-        f"Publish or redirect {_pages(f)}, and remove the links and search results that "
+        f"Publish or redirect {_names(f)}, and remove the links and search results that "
         "point at them."
     )
 
 
 def explain_endpoint(f: ClusterFacts) -> str:
-    return f"{_runs(f.runs)} got {_statuses(f)} calling {_pages(f)}{_example(f)}{_docs_remark(f)}."
+    got = _statuses(f) or "not found"
+    return (
+        f"{_runs(f.runs)} got {got} from API endpoints that do not exist{_at(f, ': ')}{_example(f)}"
+        f"{_docs_remark(f)}."
+    )
 
 
 def fix_endpoint(f: ClusterFacts, area: Area) -> str:
     if area == "docs":
-        return f"Document the endpoints these tasks need: the agents guessed {_pages(f)}."
+        return f"Document the endpoints these tasks need: the agents guessed {_names(f)}."
     return (
-        f"Check that {_pages(f)} {_exist(f)}, or answer with an error that names the right "
-        "endpoint."
+        f"Check whether {_names(f)} should exist; else answer them with an error that names "
+        "the right endpoint."
+    )
+
+
+def explain_invalid(f: ClusterFacts) -> str:
+    got = _statuses(f) or "validation errors"
+    return f"{_runs(f.runs)} got {got}{_at(f, ' from ')}{_example(f)}{_docs_remark(f)}."
+
+
+def fix_invalid(f: ClusterFacts, area: Area) -> str:
+    if area == "docs":
+        return f"Document the required fields and formats of {_names(f)}, with a complete example."
+    return f"Make the validation errors of {_names(f)} name the field and the value they expect."
+
+
+def explain_dependency(f: ClusterFacts) -> str:
+    missing = _at(f, ": ")
+    what = "needed packages or commands that were not installed"
+    return f"{_runs(f.runs)} {what}{missing}{_example(f)}."
+
+
+def fix_dependency(f: ClusterFacts, area: Area) -> str:
+    return (
+        f"Install {_names(f)} in the environments' images, or put the install step (with the "
+        "exact package names) first in the quickstart."
+    )
+
+
+def explain_hung(f: ClusterFacts) -> str:
+    ended = (
+        f"; the run's time limit ended {f.ended_by_time_limit} of them"
+        if f.ended_by_time_limit and f.runs > 1
+        else ("; the run's time limit ended it" if f.ended_by_time_limit else "")
+    )
+    return (
+        f"{_runs(f.runs)} ran shell commands that never returned{_at(f, ': ')}{_example(f)}"
+        f"{ended}. "
+        "No service was called: the command itself waited (for input, a lock or a process)."
+    )
+
+
+def fix_hung(f: ClusterFacts, area: Area) -> str:
+    return (
+        f"Give commands like {_names(f, 2)} a timeout in the environment and run them "
+        "non-interactively (flags such as --yes, --no-input); say so in the docs that show them."
+    )
+
+
+def explain_tool(f: ClusterFacts) -> str:
+    kinds = top(f.kinds, 2)
+    what = listing(kinds) if kinds else "tool errors"
+    return f"{_runs(f.runs)} failed on {what}{_at(f, ' in ')}{_example(f)}{_docs_remark(f)}."
+
+
+def fix_tool(f: ClusterFacts, area: Area) -> str:
+    error = _common_error(f) or "this error"
+    if area == "docs":
+        return (
+            f"Document how to avoid {error} when using {_names(f)}: the agents said the docs "
+            "do not explain it."
+        )
+    return (
+        f"Make {error} from {_names(f)} say how to fix it, and check that the agent reads "
+        "errors and the docs before retrying."
+    )
+
+
+def explain_loop(f: ClusterFacts) -> str:
+    return (
+        f"{_runs(f.runs)} met no error but re-read one docs page until the step limit "
+        f"({f.loop_reads} reads of it in all){_at(f, ': ')}. The page does not answer what "
+        "the task needs, and the agent did not look elsewhere."
+    )
+
+
+def fix_loop(f: ClusterFacts, area: Area) -> str:
+    tasks = listing(list(f.tasks[:3]), len(f.tasks))
+    return (
+        f"Make {_names(f)} answer what {tasks} need (or link to the page that does), and let "
+        "the agent stop re-reading a page it has already read."
     )
 
 
 def explain_max_steps(f: ClusterFacts) -> str:
-    common = _common_error(f, 120)
-    repeating = f", repeating errors like {common}" if common else ""
-    return f"{_runs(f.runs)} used every step without finishing{repeating}."
+    return (
+        f"{_runs(f.runs)} met no error and repeated no docs page, but used every step without "
+        f"finishing{_at(f, ' in ')}{_answer_remark(f, 'last message')}."
+    )
 
 
 def fix_max_steps(f: ClusterFacts, area: Area) -> str:
-    common = _common_error(f)
-    error = f" (here {common})" if common else ""
     return (
-        f"Make the error say what is valid{error} and show the call in the docs; let the "
-        "agent stop or change approach when the same error repeats."
+        f"Read where the steps of {_names(f)} went: if the work needs more steps, raise the "
+        "limit for these tasks; else show the shortest path in the docs."
+    )
+
+
+def explain_time_limit(f: ClusterFacts) -> str:
+    return (
+        f"{_runs(f.runs)} were stopped by the time limit with no call pending and no error"
+        f"{_at(f, ' in ')}{_answer_remark(f, 'last message')}."
+    )
+
+
+def fix_time_limit(f: ClusterFacts, area: Area) -> str:
+    return (
+        f"Check whether {_names(f)} fit in the time limit (model latency, slow steps); raise "
+        "the limit for them or make the steps faster."
     )
 
 
 def explain_budget(f: ClusterFacts) -> str:
-    return f"{_runs(f.runs)} exceeded their budget before finishing{_example(f)}."
+    return f"{_runs(f.runs)} exceeded their budget before finishing{_at(f, ' in ')}{_example(f)}."
 
 
 def fix_budget(f: ClusterFacts, area: Area) -> str:
-    return "Find what spends the budget (long outputs, repeated calls) or raise it for these tasks."
-
-
-def explain_runner(f: ClusterFacts) -> str:
-    return f"{_runs(f.runs)} errored in the runner or the model provider{_example(f)}."
-
-
-def fix_runner(f: ClusterFacts, area: Area) -> str:
-    what = _common_error(f) or "the runner error"
-    return f"Fix {what} in the runner or provider setup and rerun these runs."
-
-
-def explain_invalid(f: ClusterFacts) -> str:
-    return f"{_runs(f.runs)} got {_statuses(f)}{_from_hosts(f)}{_example(f)}{_docs_remark(f)}."
-
-
-def fix_invalid(f: ClusterFacts, area: Area) -> str:
-    requests = f" of {_pages(f)}" if f.routes else ""
-    if area == "docs":
-        return f"Document the required fields and formats{requests}, with a complete example."
-    return f"Make the validation errors{requests} name the field and the value they expect."
+    return (
+        f"Find what spends the budget in {_names(f)} (long outputs, repeated calls) or raise "
+        "it for these tasks."
+    )
 
 
 def _common_answer(facts: ClusterFacts) -> str | None:
@@ -268,55 +375,39 @@ def _common_answer(facts: ClusterFacts) -> str | None:
     return _quote(facts.final_examples[answer[0]]) if answer else None
 
 
+def _answer_remark(f: ClusterFacts, what: str = "final answer") -> str:
+    answer = _common_answer(f)
+    if not answer:
+        return ""
+    return f"; its {what}: {answer}" if f.runs == 1 else f"; {what}s like {answer}"
+
+
 def explain_gave_up(f: ClusterFacts) -> str:
     answer = _common_answer(f)
     said = (": " if f.runs == 1 else ", e.g. ") + answer if answer else ""
-    return f"{_runs(f.runs)} met no error but gave up or proposed a workaround{said}."
+    return (
+        f"{_runs(f.runs)} met no error but gave up or proposed a workaround{_at(f, ' in ')}{said}."
+    )
 
 
 def fix_gave_up(f: ClusterFacts, area: Area) -> str:
-    tasks = listing(list(f.tasks[:3]), len(f.tasks))
     return (
-        f"Make the supported way to do {tasks} easy to find from the docs the agent reads "
+        f"Make the supported way to do {_names(f)} easy to find from the docs the agent reads "
         "first, so it does not fall back to a workaround."
     )
 
 
-def explain_tool(f: ClusterFacts) -> str:
-    kinds = top(f.kinds, 2)
-    what = listing(kinds) if kinds else "tool errors"
-    tools = top(f.tools, 2)
-    where = f" in {listing(tools)}" if tools else ""
-    return f"{_runs(f.runs)} failed on {what}{where}{_example(f)}{_docs_remark(f)}."
-
-
-def fix_tool(f: ClusterFacts, area: Area) -> str:
-    error = _common_error(f) or "this error"
-    if area == "docs":
-        return f"Document how to avoid {error}: the agents said the docs do not explain it."
-    return (
-        f"Make {error} say how to fix it, and check that the agent reads errors and the docs "
-        "before retrying."
-    )
-
-
 def explain_unfinished(f: ClusterFacts) -> str:
-    answer = _common_answer(f)
-    said = (
-        (f"; its final answer: {answer}" if f.runs == 1 else f"; final answers like {answer}")
-        if answer
-        else ""
-    )
     return (
         f"{_runs(f.runs)} ended without an error but did not meet the task's success "
-        f"criteria{said}."
+        f"criteria{_at(f, ' in ')}{_answer_remark(f)}."
     )
 
 
 def fix_unfinished(f: ClusterFacts, area: Area) -> str:
     return (
-        "Compare these answers with the success criteria: the task may be ambiguous, or the "
-        "agent stops before the work is done."
+        f"Compare these answers with the success criteria of {_names(f)}: the task may be "
+        "ambiguous, or the agent stops before the work is done."
     )
 
 

@@ -100,7 +100,7 @@ class ToolError:
 
 @dataclass(frozen=True, slots=True)
 class Signature:
-    """A failing run's fingerprint; runs with similar signatures share a cluster."""
+    """A failing run's fingerprint: what the cause rules read."""
 
     status: str
     termination_reason: str | None
@@ -118,38 +118,9 @@ class Signature:
     docs_gap: bool  # the agent said the docs do not explain what it needed
     read_docs: bool  # the agent used a docs tool (search/read docs)
     fired_signals: tuple[str, ...]
-
-    def tokens(self) -> list[str]:
-        """The document that grouping compares: typed facts, then the words of the evidence.
-
-        Errors are the evidence when there are any (as in error trackers); otherwise the call
-        the run ended waiting on, otherwise the final answer."""
-        facts = [f"status:{self.status}", f"reason:{self.termination_reason or 'none'}"]
-        facts += [f"http:{status}" for status in self.http_statuses]
-        facts += [f"kind:{kind.lower()}" for kind in self.error_kinds]
-        facts += [f"host:{host}" for host in self.hosts]
-        facts += [f"route:{route}" for route in self.routes]
-        facts += sorted({f"tool:{e.tool}" for e in self.errors if e.tool})
-        facts += [f"signal:{signal}" for signal in self.fired_signals]
-        if self.errors:
-            text = " ".join(e.message for e in self.errors)
-        elif self.unanswered is not None:
-            text = f"unanswered {self.unanswered.message}"
-        else:
-            text = self.final_answer or "no final answer"
-        return facts + words(text)
-
-    def key(self) -> str:
-        """Exact-match key: runs with equal keys are the same failure, without comparison."""
-        return " ".join(self.tokens())
-
-
-_WORD = re.compile(r"<\w+>|[a-z0-9]+(?:[._-][a-z0-9]+)*")
-
-
-def words(text: str) -> list[str]:
-    """Lowercased words of a fingerprint; placeholders, dotted names and slugs stay whole."""
-    return _WORD.findall(text.lower())
+    # The docs call the agent repeated most (its rendering, its count), when any was repeated.
+    repeated_read: tuple[str, int] | None = None
+    tool_calls: int = 0
 
 
 def failure_signature(run: FailingRun) -> Signature:
@@ -198,6 +169,8 @@ def failure_signature(run: FailingRun) -> Signature:
         docs_gap=bool(_DOCS_GAP.search(agent_text)),
         read_docs=transcript is not None and _used_docs_tool(transcript),
         fired_signals=tuple(sorted(set(run.fired_signals))),
+        repeated_read=_repeated_read(transcript) if transcript else None,
+        tool_calls=_tool_calls(transcript) if transcript else 0,
     )
 
 
@@ -234,7 +207,10 @@ def _read_tools(transcript: Transcript) -> tuple[list[ToolError], ToolError | No
                 # A result without a call id answers the most recent open call.
                 call_id = block.tool_call_id or next(reversed(pending), "")
                 call = pending.pop(call_id, None)
-                if not (block.is_error or _LOOKS_FAILED.search(block.content)):
+                # A docs page that quotes an error ("a 401 means ...") is content, not a
+                # failure: a docs tool's output counts only when the tool flagged it.
+                quoting = call is not None and is_docs_tool(call[1])
+                if not (block.is_error or (not quoting and _LOOKS_FAILED.search(block.content))):
                     continue
                 excerpt = error_excerpt(block.content)
                 errors.append(
@@ -294,9 +270,40 @@ def _agent_text(transcript: Transcript) -> str:
     return "\n".join(parts)
 
 
-def _used_docs_tool(transcript: Transcript) -> bool:
-    return any(
-        isinstance(block, ToolCallBlock) and "doc" in block.name.lower()
+def is_docs_tool(name: str) -> bool:
+    """A tool that reads or searches documentation (read_doc, search_docs, fetch_docs)."""
+    return "doc" in name.lower()
+
+
+def _calls(transcript: Transcript) -> list[ToolCallBlock]:
+    return [
+        block
         for message in transcript.messages
         for block in message.content
-    )
+        if isinstance(block, ToolCallBlock)
+    ]
+
+
+def _used_docs_tool(transcript: Transcript) -> bool:
+    return any(is_docs_tool(call.name) for call in _calls(transcript))
+
+
+def _tool_calls(transcript: Transcript) -> int:
+    return len(_calls(transcript))
+
+
+def _repeated_read(transcript: Transcript) -> tuple[str, int] | None:
+    """The docs call made most often with the same input (ties: the later one), if twice or
+    more: an agent that re-reads one page is looking for what the page does not say."""
+    counts: dict[str, int] = {}
+    for call in _calls(transcript):
+        if is_docs_tool(call.name):
+            rendered = f"{call.name} {_input_text(call.input)}"[:MAX_EXCERPT]
+            counts[rendered] = counts.pop(rendered, 0) + 1  # re-inserted: latest last
+    if not counts:
+        return None
+    best = max(counts.values())
+    if best < 2:
+        return None
+    rendered = [text for text, n in counts.items() if n == best][-1]
+    return rendered, best

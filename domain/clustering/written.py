@@ -7,6 +7,11 @@ answers, every failing run ends in exactly one cluster: a run it claims twice st
 first claim, a run it forgets stays in what is left of its deterministic cluster, and runs or
 clusters it invents are ignored. A model may merge deterministic clusters (`from_clusters`
 lists several) or split one (`run_ids` names the part it takes).
+
+`answer_coverage` says how many failing runs the answer itself put in exactly one cluster: the
+rules put all of them there, so an answer that covers fewer is worse and infra keeps the rules'
+clusters. A written cluster keeps the cause keys of the clusters it came from, so iterations
+still compare by cause.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, get_args
 
+from domain.clustering.changes import cluster_key
 from domain.clustering.explanations import Area
 from domain.errors import InvalidInput
 
@@ -73,12 +79,15 @@ INSTRUCTIONS = (
     "You review the failing runs of an experiment in which AI agents tried to use a developer "
     "product. The runs were grouped deterministically into the clusters below, each with "
     "evidence from the agents' transcripts. For each recurring problem write: a short category "
-    "name (like 'Auth failures'), the root-cause area (product: the product itself; docs: its "
+    "name (specific and unique, like 'Docs pages that do not exist'), the root-cause area "
+    "(product: the product itself; docs: its "
     "documentation; infra: timeouts, outages, the environment; agent: the agent's own "
     "behaviour), an explanation of the root cause that cites the evidence, and a concrete "
-    "recommended fix for the team that ships the product. You may merge clusters that are the "
-    "same problem (list all their ids in from_clusters) or split one (give each part its "
-    "run_ids). Cite evidence only from the runs shown. Answer with the tool."
+    "recommended fix for the team that ships the product that names the places (hosts, pages, "
+    "endpoints, commands) listed with each cluster. Keep one cluster per root cause: merge "
+    "clusters that are the same cause (list all their ids in from_clusters), split one only if "
+    "it holds two causes (give each part its run_ids). Every run must be in exactly one "
+    "cluster. Cite evidence only from the runs shown. Answer with the tool."
 )
 
 
@@ -87,21 +96,25 @@ class WrittenCluster:
     """What a model wrote about one cluster, run-level membership already resolved."""
 
     id: str
+    key: str
     category: str
     area: str
     explanation: str
     recommended_fix: str
     run_ids: tuple[str, ...]
+    places: tuple[dict[str, Any], ...]
     evidence: tuple[dict[str, Any], ...]
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "key": self.key,
             "category": self.category,
             "root_cause": {"area": self.area, "explanation": self.explanation},
             "recommended_fix": self.recommended_fix,
             "run_ids": list(self.run_ids),
             "size": len(self.run_ids),
+            "places": list(self.places),
             "evidence": list(self.evidence),
             "written_by": "model",
         }
@@ -113,12 +126,14 @@ def cluster_question(clusters: Sequence[dict[str, Any]]) -> str:
     shown = [
         {
             "id": c["id"],
+            "key": c.get("key"),
             "category": c["category"],
             "area": c["root_cause"]["area"],
             "explanation": c["root_cause"]["explanation"],
             "recommended_fix": c["recommended_fix"],
             "size": c["size"],
             "run_ids": c["run_ids"][:20],
+            "places": c.get("places", [])[:10],
             "evidence": c["evidence"],
         }
         for c in clusters
@@ -147,11 +162,14 @@ def apply_written_clusters(clusters: Sequence[dict[str, Any]], answer: Any) -> l
         result.append(
             WrittenCluster(
                 id=_cluster_id(runs),
+                key="+".join(sorted({cluster_key(by_id[cid]) for cid in sources})),
                 category=_text(item["category"]),
                 area=item["area"],
                 explanation=_text(item["explanation"]),
                 recommended_fix=_text(item["recommended_fix"]),
                 run_ids=runs,
+                # A part of a split cluster cannot tell which of the places were its runs'.
+                places=() if item.get("run_ids") else _places(sources, by_id),
                 evidence=_evidence(item.get("evidence") or [], runs, sources, by_id),
             )
         )
@@ -165,6 +183,42 @@ def apply_written_clusters(clusters: Sequence[dict[str, Any]], answer: Any) -> l
             leftovers.append(_remainder(cluster, runs))
     combined = [c.to_json() for c in result] + leftovers
     return sorted(combined, key=lambda c: (-c["size"], c["id"]))
+
+
+def answer_coverage(clusters: Sequence[dict[str, Any]], answer: Any) -> tuple[int, int]:
+    """(runs the answer put in exactly one of its clusters, failing runs). Raises
+    `InvalidInput` when the answer is not the schema's shape."""
+    by_id = {c["id"]: c for c in clusters}
+    claims: dict[str, int] = {}
+    for item in _parse(answer):
+        sources = [cid for cid in dict.fromkeys(item["from_clusters"]) if cid in by_id]
+        pool = [run for cid in sources for run in by_id[cid]["run_ids"]]
+        if item.get("run_ids"):
+            wanted = set(item["run_ids"])
+            pool = [run for run in pool if run in wanted]
+        for run in dict.fromkeys(pool):
+            claims[run] = claims.get(run, 0) + 1
+    failing = {run for c in clusters for run in c["run_ids"]}
+    return sum(1 for run in failing if claims.get(run) == 1), len(failing)
+
+
+def repeated_names(written: Sequence[dict[str, Any]]) -> list[str]:
+    """Cluster names given to more than one cluster (any case)."""
+    seen: dict[str, int] = {}
+    for cluster in written:
+        name = str(cluster["category"]).casefold()
+        seen[name] = seen.get(name, 0) + 1
+    return sorted(name for name, n in seen.items() if n > 1)
+
+
+def _places(sources: list[str], by_id: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+    merged: dict[tuple[str, str], int] = {}
+    for cid in sources:
+        for place in by_id[cid].get("places", []):
+            where = (place["kind"], place["name"])
+            merged[where] = merged.get(where, 0) + place["runs"]
+    ranked = sorted(merged.items(), key=lambda item: (-item[1], item[0][1]))
+    return tuple({"kind": kind, "name": name, "runs": n} for (kind, name), n in ranked)
 
 
 def _parse(answer: Any) -> list[dict[str, Any]]:

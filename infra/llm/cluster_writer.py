@@ -3,8 +3,9 @@ the deterministic clusters, explains their root causes and writes their fixes (t
 rules for its answer are in `domain/clustering/written.py`).
 
 The model is optional: without `TPC_CLUSTER_MODEL`, or without its provider's key, or when
-the model fails or answers unusably, the deterministic clusters stand and the reason is kept
-with them. The answer is recorded with the iteration, so a replay never asks again.
+the model fails, answers unusably, or answers with clusters worse than the rules' (fewer failing
+runs in exactly one cluster, or a name given twice), the deterministic clusters stand and the
+reason is kept with them. The answer is recorded with the iteration, so a replay never asks again.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from domain.clustering.written import ANSWER_SCHEMA, apply_written_clusters, cluster_question
+from domain.clustering.written import (
+    ANSWER_SCHEMA,
+    answer_coverage,
+    apply_written_clusters,
+    cluster_question,
+    repeated_names,
+)
 from domain.errors import InvalidInput
 from domain.signals.config import JUDGE_MODELS
 from infra.llm.chat import ChatMessage, ChatRequest, Meter, ProviderError
@@ -101,12 +108,26 @@ class ClusterWriter:
             answer = next(
                 (call.input for call in response.tool_calls if call.name == ANSWER_TOOL), None
             )
+            covered, failing = answer_coverage(clusters, answer)
             written = apply_written_clusters(clusters, answer)
         except (ProviderError, ValueError) as error:
             log.warning("the cluster model failed; the rules' clusters stand: %s", error)
             return WrittenClusters(list(clusters), "rules", f"{self.model} failed: {error}")
         except InvalidInput as error:
             note = f"{self.model} gave an unusable answer ({error})"
+            return WrittenClusters(list(clusters), "rules", note, meter.cost)
+        # The rules put every failing run in exactly one cluster, under a name of its own.
+        worse = None
+        if covered < failing:
+            worse = (
+                f"its clusters put {covered} of the {failing} failing runs in exactly one "
+                "cluster; the rules' put all of them"
+            )
+        elif repeated := repeated_names(written):
+            worse = f"it gave one name to several clusters: {', '.join(repeated)}"
+        if worse is not None:
+            log.warning("the cluster model's answer is worse than the rules': %s", worse)
+            note = f"{self.model}'s clusters were worse than the rules' ({worse})"
             return WrittenClusters(list(clusters), "rules", note, meter.cost)
         for cluster in written:
             if cluster.get("written_by"):

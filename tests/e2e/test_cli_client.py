@@ -578,11 +578,13 @@ def test_results_pass_the_filters_and_render_every_section(home: Path, api: Stub
         "failure_clusters": [
             {
                 "id": "cl_1",
+                "key": "auth",
                 "category": "Auth failures",
                 "root_cause": {"area": "docs", "explanation": "The quickstart omits the key."},
                 "recommended_fix": "Show the API key setup first.",
                 "run_ids": ["run_9"],
                 "size": 1,
+                "places": [{"kind": "host", "name": "api.acme.com", "runs": 1}],
                 "evidence": [{"run_id": "run_9", "event": 4, "snippet": "401 Unauthorized"}],
             }
         ],
@@ -603,6 +605,24 @@ def test_results_pass_the_filters_and_render_every_section(home: Path, api: Stub
             ],
             "aggregates": [
                 {"id": "fabrication-rate", "value": 0.25, "previous": 0.5, "delta": -0.25}
+            ],
+            "clusters": [
+                {
+                    "key": "auth",
+                    "category": "Auth failures",
+                    "change": "new",
+                    "runs": 1,
+                    "previous_runs": 0,
+                    "delta": 1,
+                },
+                {
+                    "key": "doc_loop",
+                    "category": "Agents re-reading the same docs page to the step limit",
+                    "change": "resolved",
+                    "runs": 0,
+                    "previous_runs": 3,
+                    "delta": -3,
+                },
             ],
         },
     }
@@ -630,6 +650,9 @@ def test_results_pass_the_filters_and_render_every_section(home: Path, api: Stub
         "run_9 event 4: 401 Unauthorized",
         "Document API keys in the quickstart.",
         "Compared with iteration 1: overall score +0.25",
+        "where: api.acme.com 1",
+        "Failure clusters",
+        "resolved",
     ):
         assert expected in human.stdout, expected
     assert any(

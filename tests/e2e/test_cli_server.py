@@ -151,14 +151,16 @@ def test_an_experiment_end_to_end(server: Server, experiment: dict[str, Any]) ->
     human = server.tpc("sim", "experiment", "results", exp_id)
     assert human.returncode == 0, human.stderr
     assert "sonnet-docs" in human.stdout
-    assert "Timeouts" in human.stdout
+    assert "Services that did not answer in time" in human.stdout
 
     clusters = results["failure_clusters"]
     assert sum(c["size"] for c in clusters) == 6  # every failed or timed-out run, once
     timeouts = as_json(
-        server, "sim", "experiment", "results", exp_id, "--error-category", "TIMEOUTS"
+        server, "sim", "experiment", "results", exp_id, "--error-category", "SERVICE_TIMEOUT"
     )
-    assert [c["category"] for c in timeouts["failure_clusters"]] == ["Timeouts"]
+    assert [c["category"] for c in timeouts["failure_clusters"]] == [
+        "Services that did not answer in time"
+    ]
     assert timeouts["failure_clusters"][0]["evidence"][0]["run_id"] in {
         run["run_id"] for run in signals["runs"] if run["status"] == "timed_out"
     }

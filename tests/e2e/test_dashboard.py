@@ -155,6 +155,11 @@ def test_dashboard_end_to_end(server: Server, shots: Path) -> None:
         expect(page.locator("#runs-table tbody tr")).to_have_count(12)
         if page.locator(".cluster").count():
             expect(page.locator(".cluster").first).to_contain_text("Fix:")
+            expect(page.locator(".cluster .places").first).to_contain_text("Where:")
+            # The comparison matches clusters by cause: each row says how it changed.
+            expect(page.locator("#cluster-changes tbody tr").first).to_contain_text(
+                re.compile(r"new|grown|shrunk|unchanged|resolved")
+            )
         page.screenshot(path=str(shots / "dashboard-results.png"), full_page=True)
         results_url = page.url
 

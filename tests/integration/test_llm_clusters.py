@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from domain.clusters import cluster_failures
 from infra.llm.cluster_writer import ANSWER_TOOL, ClusterWriter, configured_model
 from infra.llm.providers import ProviderSettings
 from infra.llm.retry import RetryPolicy
+from tests.failure_corpus import corpus, purity_and_completeness
 from tests.fakes.provider import FakeProvider, Reply, forced, serving
 from tests.unit.test_written_clusters import DETERMINISTIC, written
 
@@ -31,8 +33,9 @@ def runs_of(clusters: list[dict[str, Any]]) -> list[str]:
 
 
 def test_the_model_writes_the_clusters(fake: FakeProvider) -> None:
+    docs = written(category="Docs pages that moved", from_clusters=["cl_docs"])
     fake.script(
-        Reply.tool(ANSWER_TOOL, {"clusters": [written()]}, usage=(3000, 400)),
+        Reply.tool(ANSWER_TOOL, {"clusters": [written(), docs]}, usage=(3000, 400)),
         when=forced(ANSWER_TOOL),
     )
     result = writer(fake).write_blocking(DETERMINISTIC)
@@ -67,3 +70,86 @@ def test_without_a_model_or_with_an_unsupported_one_nothing_is_asked(fake: FakeP
     assert fake.requests == []
     assert configured_model({"TPC_CLUSTER_MODEL": " gpt-4.1-mini "}) == "gpt-4.1-mini"
     assert configured_model({}) is None
+
+
+# --- the labelled corpus through the model path ------------------------------------------------
+
+
+def corpus_clusters() -> tuple[list[dict[str, Any]], dict[str, str]]:
+    labelled = corpus()
+    labels = {item.run.run_id: item.cause for item in labelled}
+    return [c.to_json() for c in cluster_failures([item.run for item in labelled])], labels
+
+
+def figures(clusters: list[dict[str, Any]], labels: dict[str, str]) -> tuple[float, float]:
+    return purity_and_completeness([c["run_ids"] for c in clusters], labels)
+
+
+def renamed(cluster: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {
+        "category": f"{cluster['category']}, as the model names it",
+        "area": cluster["root_cause"]["area"],
+        "explanation": "The model's reading of " + cluster["root_cause"]["explanation"],
+        "recommended_fix": cluster["recommended_fix"],
+        "from_clusters": [cluster["id"]],
+        **fields,
+    }
+
+
+def test_on_the_labelled_corpus_the_model_path_keeps_the_figures(fake: FakeProvider) -> None:
+    rules, labels = corpus_clusters()
+    fake.script(
+        Reply.tool(ANSWER_TOOL, {"clusters": [renamed(c) for c in rules]}),
+        when=forced(ANSWER_TOOL),
+    )
+    result = writer(fake).write_blocking(rules)
+    assert result.written_by == "claude-haiku-4-5"
+    purity, completeness = figures(result.clusters, labels)
+    print(f"\nmodel path on the corpus: purity {purity:.3f}, completeness {completeness:.3f}")
+    assert purity >= 0.9 and completeness >= 0.85
+    # the causes' keys and places survive the rename: iterations still compare by cause
+    assert sorted(c["key"] for c in result.clusters) == sorted(c["key"] for c in rules)
+    assert all(c["places"] for c in result.clusters)
+    (sent,) = fake.requests
+    assert '"key": "doc_loop"' in sent.last_user_text and '"places"' in sent.last_user_text
+
+
+def test_a_model_that_loses_runs_is_worse_on_coverage_and_the_rules_stand(
+    fake: FakeProvider,
+) -> None:
+    rules, labels = corpus_clusters()
+    # Forgets two causes, and claims one cluster's runs twice.
+    answer = [renamed(c) for c in rules[2:]] + [renamed(rules[2], category="Twice")]
+    fake.script(Reply.tool(ANSWER_TOOL, {"clusters": answer}), when=forced(ANSWER_TOOL))
+    result = writer(fake).write_blocking(rules)
+    assert result.written_by == "rules" and result.clusters == rules
+    assert result.note is not None and "worse than the rules'" in result.note
+    lost = rules[0]["size"] + rules[1]["size"] + rules[2]["size"]
+    assert f"put {len(labels) - lost} of the {len(labels)} failing runs" in result.note
+    assert figures(result.clusters, labels) == figures(rules, labels)
+
+
+def test_a_model_that_names_two_clusters_alike_is_worse_and_the_rules_stand(
+    fake: FakeProvider,
+) -> None:
+    rules, _ = corpus_clusters()
+    answer = [renamed(c, category="Tool errors") for c in rules]
+    fake.script(Reply.tool(ANSWER_TOOL, {"clusters": answer}), when=forced(ANSWER_TOOL))
+    result = writer(fake).write_blocking(rules)
+    assert result.written_by == "rules"
+    assert result.note is not None and "one name to several clusters: tool errors" in result.note
+
+
+def test_a_model_that_merges_causes_keeps_coverage_and_its_figures_show_it(
+    fake: FakeProvider,
+) -> None:
+    rules, labels = corpus_clusters()
+    merged = renamed(rules[0], category="Everything", from_clusters=[c["id"] for c in rules])
+    fake.script(Reply.tool(ANSWER_TOOL, {"clusters": [merged]}), when=forced(ANSWER_TOOL))
+    result = writer(fake).write_blocking(rules)
+    # Coverage is whole, so the model's clusters are recorded; the figures say what was lost.
+    assert result.written_by == "claude-haiku-4-5"
+    (cluster,) = result.clusters
+    assert cluster["key"] == "+".join(sorted(c["key"] for c in rules))
+    purity, completeness = figures(result.clusters, labels)
+    assert completeness == 1.0 and purity < 0.1

@@ -308,18 +308,39 @@ def test_failing_runs_are_clustered_once_when_the_iteration_completes(service: S
     assert sorted(members) == sorted(failing)
     assert all(c["size"] == len(c["run_ids"]) for c in clusters)
     categories = {c["category"] for c in clusters}
-    assert "Timeouts" in categories
+    assert "Services that did not answer in time" in categories
     assert all(c["root_cause"]["area"] in {"product", "docs", "infra", "agent"} for c in clusters)
     assert results["suggestions"]
     runs_addressed = [s["runs"] for s in results["suggestions"]]
     assert runs_addressed == sorted(runs_addressed, reverse=True)
-    # --error-category: case-insensitive, one cluster; an unknown name lists the known ones.
-    only = service.views.results(owner, exp_id, 1, error_category="timeouts")
-    assert [c["category"] for c in only["failure_clusters"]] == ["Timeouts"]
+    # --error-category: a name in any case or a cause key, one cluster; an unknown name lists
+    # the known ones.
+    only = service.views.results(
+        owner, exp_id, 1, error_category="services that did not answer in time"
+    )
+    assert [c["key"] for c in only["failure_clusters"]] == ["service_timeout"]
+    by_key = service.views.results(owner, exp_id, 1, error_category="Service_Timeout")
+    assert by_key["failure_clusters"] == only["failure_clusters"]
     with pytest.raises(NotFound, match="no failure cluster named 'Nope'"):
         service.views.results(owner, exp_id, 1, error_category="Nope")
     history = [item["summary"] for item in service.views.history(owner, exp_id)["items"]]
     assert any("failure clusters" in summary for summary in history)
+
+
+def test_a_second_iteration_compares_its_clusters_by_cause(service: Service) -> None:
+    owner, exp_id, _, _ = setup_replay(service)
+    run_iteration(service, owner, exp_id)
+    run_iteration(service, owner, exp_id)
+    second = service.views.results(owner, exp_id, 2, compare_with=1)
+    first = service.views.results(owner, exp_id, 1)
+    # The same transcripts replayed: the same causes, under the same keys, names and ids.
+    assert [(c["key"], c["id"]) for c in second["failure_clusters"]] == [
+        (c["key"], c["id"]) for c in first["failure_clusters"]
+    ]
+    rows = second["compare"]["clusters"]
+    assert {r["key"] for r in rows} == {c["key"] for c in first["failure_clusters"]}
+    assert {r["change"] for r in rows} == {"unchanged"}
+    assert all(r["runs"] == r["previous_runs"] and r["delta"] == 0 for r in rows)
 
 
 def test_racing_triggers_get_gapless_unique_numbers(service: Service, store_url: str) -> None:

@@ -210,3 +210,16 @@ def test_cluster_new_compares_categories() -> None:
     assert failed["detail"] == "new failure clusters since iteration 1: Timeouts (1 run)"
     both_known = [{"category": "Auth failures"}, {"category": "Timeouts"}]
     assert _gate(results, "cluster:new", clusters=both_known)["passed"] is True
+
+
+def test_cluster_new_compares_cause_keys_not_names() -> None:
+    results = _results(compare=_compare())
+    results["failure_clusters"] = [
+        {"key": "auth", "category": "Authentication failures", "size": 2, "run_ids": ["r1"]},
+        {"key": "doc_loop", "category": "Docs loops", "size": 1, "run_ids": ["r3"]},
+    ]
+    # The model renamed iteration 1's auth cluster: still the same cause.
+    before = [{"key": "auth", "category": "API key confusion", "size": 4}]
+    gate = _gate(results, "cluster:new", clusters=before)
+    (failed,) = gate["failed"]
+    assert failed["detail"] == "new failure clusters since iteration 1: Docs loops (1 run)"
