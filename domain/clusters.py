@@ -87,7 +87,7 @@ class Place:
 
 @dataclass(frozen=True, slots=True)
 class Cluster:
-    """A root cause: its stable key and name, area, fix, runs, places and evidence (docs/spec.md §7).
+    """A root cause: its stable key, name, area, fix, runs, places and evidence (docs/spec.md §7).
 
     `signature` is the signature of the cluster's first run, kept for whoever renames it."""
 
