@@ -33,7 +33,7 @@ def fmt(value: Any, percent: bool = False, unit: str | None = None) -> str:
     """A number as people read it: 0.25 → '25%' for rates, 1234.5678 → '1,234.57', 0.207 s →
     '207 ms', 0 USD → '$0'."""
     if value is None:
-        return "–"
+        return "—"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

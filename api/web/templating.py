@@ -30,9 +30,9 @@ TEMPLATES.env.filters["compact"] = lambda value: (
 
 
 def signed_delta(value: Any, percent: bool = False) -> str:
-    """+0.25 → '+25%' (percent) or '+0.25'; None → '–'."""
+    """+0.25 → '+25%' (percent) or '+0.25'; None → '—'."""
     if not isinstance(value, int | float):
-        return "–"
+        return "—"
     text = fmt(abs(value), percent)
     return ("+" if value > 0 else "−" if value < 0 else "±") + text
 
