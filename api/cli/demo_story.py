@@ -155,6 +155,9 @@ def _who_won(console: Console, results: Mapping[str, Any]) -> None:
     score_width = max(len(row[2]) for row in rows)
     for rank_text, name, score, against in rows:
         text = f"  {rank_text} {name.ljust(name_width)}  {score.rjust(score_width)}  {against}"
+        if len(text) > console.width:  # the gap goes under its row rather than wrap mid-word
+            text = f"  {rank_text} {name.ljust(name_width)}  {score.rjust(score_width)}"
+            text += f"\n{' ' * (len(rank_text) + 3)}{against}" if against else ""
         console.print(text.rstrip(), markup=False, highlight=False, soft_wrap=True)
     say(console, _verdict(environments, results), 2)
 
