@@ -1,4 +1,5 @@
-"""Failure clusters (SPEC §7): failing runs grouped into recurring patterns, deterministically.
+"""Failure clusters (docs/spec.md §7): failing runs grouped into recurring patterns,
+deterministically.
 
 1. Every failing run gets a signature (`failure_signature`): its last tool errors as
    fingerprints, HTTP statuses, exception names, hosts, termination reason, fired signals.
@@ -79,7 +80,7 @@ class Evidence:
 
 @dataclass(frozen=True, slots=True)
 class Cluster:
-    """A recurring failure: its name, root cause, fix, runs and evidence (SPEC §7).
+    """A recurring failure: its name, root cause, fix, runs and evidence (docs/spec.md §7).
 
     `signature` is the cluster's most common signature, kept for whoever renames it."""
 

@@ -1,4 +1,4 @@
-"""What users define: tasks and environments (SPEC §2, §6), validated with located problems.
+"""What users define: tasks and environments (docs/spec.md §2, §6), validated with located problems.
 
 Definitions are versioned by the aggregates that hold them (`domain.catalog`) and frozen, as
 plain JSON, into every iteration that uses them.
@@ -45,7 +45,7 @@ class JudgeCriterion(_Definition):
 
 
 class SuccessCriteria(_Definition):
-    """All given criteria must hold for a run to pass (SPEC §6.1)."""
+    """All given criteria must hold for a run to pass (docs/spec.md §6.1)."""
 
     final_answer_regex: str | None = None
     transcript_excludes_regex: str | None = None
@@ -118,7 +118,7 @@ DEFAULT_TOOLS: tuple[ToolName, ...] = ("search_docs", "read_doc")
 
 
 class LlmAgent(_Definition):
-    """The built-in tool-using agent loop over the anthropic or openai SDK (SPEC §6).
+    """The built-in tool-using agent loop over the anthropic or openai SDK (docs/spec.md §6).
 
     Folders (`docs`, `workspace`) are paths on the machine that executes the run; the CLI
     makes relative paths in an environment file absolute before uploading it.
@@ -163,7 +163,7 @@ class LlmAgent(_Definition):
 
 
 class CommandAgent(_Definition):
-    """An external agent CLI started in a fresh per-run workspace (SPEC §6).
+    """An external agent CLI started in a fresh per-run workspace (docs/spec.md §6).
 
     `command` is an argument list or a string split like a shell would; `{prompt}` in any
     argument is replaced by the task's prompt (never passed through a shell).

@@ -84,7 +84,7 @@ class Iteration(Aggregate):
         TOPIC = "tpc:Iteration.CancelRequested"
 
     class ClustersRecorded(Aggregate.Event):
-        """The failing runs grouped into clusters (SPEC §7), recorded once so that replaying
+        """The failing runs grouped into clusters (docs/spec.md §7), recorded once so that replaying
         the log never clusters again (nor calls a model that named them)."""
 
         TOPIC = "tpc:Iteration.ClustersRecorded"

@@ -1,5 +1,5 @@
-"""Iteration results (SPEC §7): the summary, the environment comparison and the comparison of
-two iterations, computed from per-run rows. Pure: projections call it once per iteration."""
+"""Iteration results (docs/spec.md §7): the summary, the environment comparison and the comparison
+of two iterations, computed from per-run rows. Pure: projections call it once per iteration."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sources (SPEC §3.1): which text of a transcript a signal reads.
+"""Sources (docs/spec.md §3.1): which text of a transcript a signal reads.
 
 Every renderer returns *parts*, each tagged with the index of the message it came from, so that
 evidence can point at the transcript event a match was found in.
@@ -253,7 +253,7 @@ _PROSE_TAGS = frozenset(["assistantText", "userText", "system", "tool", "thinkin
 
 
 def message_text(message: Message, source: str | None = None) -> str:
-    """The text of one message for a message-scoped signal (SPEC §3.1)."""
+    """The text of one message for a message-scoped signal (docs/spec.md §3.1)."""
     rendered = [_render(0, message.role, block) for block in message.content]
     return "\n".join(text for _, text in parts_of(rendered, source))
 

@@ -1,4 +1,5 @@
-"""Built-in run stats (SPEC §3.2): recorded where the runner knew them, derived where possible."""
+"""Built-in run stats (docs/spec.md §3.2): recorded where the runner knew them, derived where
+possible."""
 
 from __future__ import annotations
 

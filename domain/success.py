@@ -1,4 +1,5 @@
-"""Task success (SPEC §6.1): whether a finished run passed, from its transcript and criteria."""
+"""Task success (docs/spec.md §6.1): whether a finished run passed, from its transcript and
+criteria."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The canonical transcript, "tpc transcript v1" (SPEC §3): its model and its parser.
+"""The canonical transcript, "tpc transcript v1" (docs/spec.md §3): its model and its parser.
 
 A transcript is also the import/export format, so parsing is strict about shape (every problem
 is reported with the message and field it concerns) but lenient about extra keys, which other

@@ -1,4 +1,5 @@
-"""The distributed run queue on PostgreSQL (SPEC §9; DESIGN, data flow step 2).
+"""The distributed run queue on PostgreSQL (docs/spec.md §9; docs/architecture.md, the event flow,
+step 2).
 
 Each run of an iteration is one procrastinate job (`tpc.execute_run`) that any worker reaching
 the database may take: a `tpc worker`, or the in-process worker of a `tpc serve`. Jobs carry a

@@ -1,4 +1,5 @@
-"""Settings from the environment (SPEC §8–9): where the store is, the API address, the token."""
+"""Settings from the environment (docs/spec.md §8–9): where the store is, the API address, the
+token."""
 
 from __future__ import annotations
 

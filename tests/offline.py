@@ -1,4 +1,4 @@
-"""What SPEC §4.6 gives for the example transcripts, through the offline path: the expected
+"""What docs/spec.md §4.6 gives for the example transcripts, through the offline path: the expected
 values that server-side tests compare their iterations with."""
 
 from __future__ import annotations

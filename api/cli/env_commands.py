@@ -1,6 +1,6 @@
 """`tpc sim env`: create, list and read environments on the server.
 
-`env create --replay-dir DIR` embeds `DIR/*.json` as a replay agent's transcripts (SPEC §6,
+`env create --replay-dir DIR` embeds `DIR/*.json` as a replay agent's transcripts (docs/spec.md §6,
 §8); every file is checked locally first, so a bad transcript fails before anything is sent.
 """
 

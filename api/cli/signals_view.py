@@ -1,4 +1,5 @@
-"""Drawing a signals report (SPEC §8 shape) for people: aggregates, per group, and per run."""
+"""Drawing a signals report (docs/spec.md §8 shape) for people: aggregates, per group, and per
+run."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Failure clustering (SPEC §7), one concept per module; the public API is `domain.clusters`.
+"""Failure clustering (docs/spec.md §7), one concept per module; the public API is
+`domain.clusters`.
 
 - `normalize`   error messages -> fingerprints (what varies between runs is stripped)
 - `signatures`  a failing run -> its `Signature` (last tool errors, statuses, reason, signals)

@@ -1,5 +1,5 @@
-"""LLM-written clusters (SPEC §7): a model names the clusters, explains their root causes and
-writes their fixes, starting from the deterministic clusters and their evidence.
+"""LLM-written clusters (docs/spec.md §7): a model names the clusters, explains their root causes
+and writes their fixes, starting from the deterministic clusters and their evidence.
 
 Pure: this module writes the question (`cluster_question`) and turns the model's structured
 answer into clusters (`apply_written_clusters`); asking is infra's job. Whatever the model

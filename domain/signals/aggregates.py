@@ -1,4 +1,4 @@
-"""Aggregate functions (SPEC §4.6): a signal's per-run values folded over a group of runs.
+"""Aggregate functions (docs/spec.md §4.6): a signal's per-run values folded over a group of runs.
 
 Each function sees only the values that are present (missing ones are counted, never passed)
 and is pure and deterministic: sums use exact or correctly rounded arithmetic, and every

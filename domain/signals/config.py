@@ -1,4 +1,4 @@
-"""The signal config document (SPEC §4.1–4.2): its typed model and what its values mean.
+"""The signal config document (docs/spec.md §4.1–4.2): its typed model and what its values mean.
 
 The pydantic models describe the *shape* (types, allowed values, unknown keys) and publish the
 JSON Schema editors complete from; the rules that relate fields to each other live in
@@ -153,7 +153,7 @@ class Signal(_Spec):
 
     @property
     def value_kind(self) -> ValueKind:
-        """The kind of the per-run value after any message fold (SPEC §4.4)."""
+        """The kind of the per-run value after any message fold (docs/spec.md §4.4)."""
         if self.scope == "run" or self.fold is None:
             return self.type
         return "histogram" if self.fold.fn == "histogram" else "number"

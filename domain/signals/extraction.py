@@ -1,4 +1,5 @@
-"""Per-run signal extraction (SPEC §4.4–4.5): a transcript in, one value with evidence per signal.
+"""Per-run signal extraction (docs/spec.md §4.4–4.5): a transcript in, one value with evidence per
+signal.
 
 `Extractor` compiles a config once and is then applied to any number of transcripts. Pattern
 and stats signals are computed here; llm signals are asked of a judge through the port in
@@ -128,7 +129,7 @@ class _Rendered:
         self._joined: dict[object, JoinedText] = {}
 
     def run_text(self, source: str) -> JoinedText:
-        """A run-scoped source's parts (SPEC §3.1)."""
+        """A run-scoped source's parts (docs/spec.md §3.1)."""
         text = self._joined.get(source)
         if text is None:
             if source == "finalAnswer":

@@ -1,4 +1,5 @@
-"""Message folds (SPEC §4.4): many observations of a message-scoped signal -> one run value."""
+"""Message folds (docs/spec.md §4.4): many observations of a message-scoped signal -> one run
+value."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ Observation = bool | int | float | str
 
 
 def is_truthy(value: Any) -> bool:
-    """True, a non-zero number, a non-empty string or object (SPEC §4.4)."""
+    """True, a non-zero number, a non-empty string or object (docs/spec.md §4.4)."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float):

@@ -144,7 +144,7 @@ def _regex_searches(compiled: Any) -> tuple[First, Spans]:
 
 
 class JoinedText:
-    """Parts of text joined with newlines into one UTF-8 buffer (SPEC §3.1): each part's
+    """Parts of text joined with newlines into one UTF-8 buffer (docs/spec.md §3.1): each part's
     event (message index) and bounds, `data[starts[i]:ends[i]] == parts[i]`."""
 
     __slots__ = ("data", "ends", "events", "parts", "starts")

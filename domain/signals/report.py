@@ -1,4 +1,5 @@
-"""The signals report (SPEC §8): per-run values with evidence, and every aggregate per group.
+"""The signals report (docs/spec.md §8): per-run values with evidence, and every aggregate per
+group.
 
 The same shape serves `tpc sim experiment signals` (runs keyed by `run_id`) and offline
 `tpc sim signals extract` (runs keyed by the `transcript` file they came from).

@@ -1,4 +1,4 @@
-"""Signal config validation (SPEC §4.3): every problem at once, each with its location.
+"""Signal config validation (docs/spec.md §4.3): every problem at once, each with its location.
 
 The same function serves `tpc sim experiment validate-signal-config` (client side, no server)
 and the server's upload endpoint (HTTP 422 with the same messages). Shape problems come from
@@ -92,7 +92,8 @@ def parse_yaml(text: str) -> Any:
 
 
 def content_hash(data: Any) -> str:
-    """`sha256:` + hex digest of the config as loaded, canonically serialised (SPEC §4.3)."""
+    """`sha256:` + hex digest of the config as loaded, canonically serialised (docs/spec.md
+    §4.3)."""
     canonical = json.dumps(
         data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
     )

@@ -1,4 +1,4 @@
-"""Agent transcript formats (SPEC §6): an agent CLI's output -> a tpc transcript.
+"""Agent transcript formats (docs/spec.md §6): an agent CLI's output -> a tpc transcript.
 
 Pure: parsers take text and return values, with errors that name the line and field. Each
 format lives in its own module; `parser_for` picks one by the name an environment gives in

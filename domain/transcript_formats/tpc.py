@@ -1,4 +1,4 @@
-"""`tpc`: the agent prints (or writes) a tpc transcript v1 JSON document (SPEC §3)."""
+"""`tpc`: the agent prints (or writes) a tpc transcript v1 JSON document (docs/spec.md §3)."""
 
 from __future__ import annotations
 

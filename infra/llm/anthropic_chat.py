@@ -33,7 +33,7 @@ class AnthropicChat:
             max_retries=0,
             timeout=timeout_s,
             # aiohttp (the SDK's `aiohttp` extra) rather than httpx2: about 40% less of the
-            # event loop's CPU a call (docs/performance.md, Orchestration). It opens its
+            # event loop's CPU a call (docs/performance.md, "Choices, measured"). It opens its
             # session on the first request, in the loop this client belongs to.
             http_client=anthropic.DefaultAioHttpClient(),
         )

@@ -1,5 +1,5 @@
-"""LLM-written failure clusters (SPEC §7): with a cluster model configured, a model names the
-deterministic clusters, explains their root causes and writes their fixes (the question and the
+"""LLM-written failure clusters (docs/spec.md §7): with a cluster model configured, a model names
+the deterministic clusters, explains their root causes and writes their fixes (the question and the
 rules for its answer are in `domain/clustering/written.py`).
 
 The model is optional: without `TPC_CLUSTER_MODEL`, or without its provider's key, or when

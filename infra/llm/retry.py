@@ -1,6 +1,7 @@
-"""Retries for provider calls (SPEC §6): 408, 409, 429 and 5xx responses and lost connections
-are retried with exponential backoff, waiting what the provider asks for (`retry-after-ms`,
-`Retry-After`) when it says; anything else fails at once with the provider's own message.
+"""Retries for provider calls (docs/spec.md §6): 408, 409, 429 and 5xx responses and lost
+connections are retried with exponential backoff, waiting what the provider asks for
+(`retry-after-ms`, `Retry-After`) when it says; anything else fails at once with the provider's own
+message.
 
 We retry here rather than in the SDKs (their `max_retries` is 0) so both providers behave the
 same, the concurrency slot is given back while waiting, and the error names the attempts.

@@ -1,5 +1,5 @@
-"""What a finished run asks of a judge: the task's success `judge` criterion (SPEC §6.1) and the
-llm signals of the iteration's config (SPEC §4.1), and what the answers cost.
+"""What a finished run asks of a judge: the task's success `judge` criterion (docs/spec.md §6.1) and
+the llm signals of the iteration's config (docs/spec.md §4.1), and what the answers cost.
 
 Used by whatever executes runs (the in-process executor, the queue worker): it stays free of
 their bookkeeping, and the domain stays free of I/O.

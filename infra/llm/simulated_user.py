@@ -1,4 +1,4 @@
-"""The simulated user of multi-turn tasks (SPEC §6.1, `task.user`): after the agent ends its
+"""The simulated user of multi-turn tasks (docs/spec.md §6.1, `task.user`): after the agent ends its
 turn, a model playing the task's persona writes the user's next message, or answers `DONE` when
 the user is satisfied.
 

@@ -1,1 +1,1 @@
-"""Runners: how an environment's agent turns a task into a transcript (SPEC §6)."""
+"""Runners: how an environment's agent turns a task into a transcript (docs/spec.md §6)."""

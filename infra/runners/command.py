@@ -1,4 +1,4 @@
-"""The `command` agent (SPEC §6): an external agent CLI run in a fresh per-run workspace.
+"""The `command` agent (docs/spec.md §6): an external agent CLI run in a fresh per-run workspace.
 
 The command (an argument list, or a string split like a shell would, never run through one)
 gets the task's prompt in place of `{prompt}`, or on stdin when no argument asks for it. Its

@@ -1,4 +1,5 @@
-"""The `llm` runner: the built-in tool-using agent loop over the Anthropic or OpenAI SDK (SPEC §6).
+"""The `llm` runner: the built-in tool-using agent loop over the Anthropic or OpenAI SDK
+(docs/spec.md §6).
 
 A run gets a fresh workspace (the environment's template copied in) and the environment's tools
 over it. The model sees the system prompt, then the task's prompt as the first user message,
@@ -287,7 +288,7 @@ class _AgentLoop:
 
 
 def _blocks(content: Sequence[Text | Thinking | ToolCall]) -> list[dict[str, Any]]:
-    """A model response as transcript blocks (SPEC §3)."""
+    """A model response as transcript blocks (docs/spec.md §3)."""
     blocks: list[dict[str, Any]] = []
     for block in content:
         if isinstance(block, Thinking):

@@ -1,4 +1,4 @@
-"""Which runner executes which agent kind (SPEC §6): one entry per `agent.kind`."""
+"""Which runner executes which agent kind (docs/spec.md §6): one entry per `agent.kind`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The replay agent: returns stored transcripts (SPEC §6, §8 "Replay environments")."""
+"""The replay agent: returns stored transcripts (docs/spec.md §6)."""
 
 from __future__ import annotations
 

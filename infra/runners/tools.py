@@ -1,4 +1,4 @@
-"""The `llm` agent's tools (SPEC §6): search and read the environment's docs, run shell
+"""The `llm` agent's tools (docs/spec.md §6): search and read the environment's docs, run shell
 commands and write files in the run's workspace.
 
 Every tool checks its input and answers a bad call with an error result the agent can act on

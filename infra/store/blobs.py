@@ -1,7 +1,7 @@
 """Content-addressed, compressed storage for large payloads (transcripts).
 
-Events carry only the `sha256:…` reference, which keeps them small (DESIGN: a multi-MB save
-can stall PostgreSQL). A blob is written before the event that references it; a blob whose
+Events carry only the `sha256:…` reference, which keeps them small (docs/architecture.md: a multi-MB
+save can stall PostgreSQL). A blob is written before the event that references it; a blob whose
 event never got saved is harmless garbage, never a dangling reference. The `blobs` table is
 created by the schema migrations (`infra/store/migrations.py`).
 """

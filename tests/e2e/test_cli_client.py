@@ -1,4 +1,4 @@
-"""The real `tpc` console script as an HTTP client (SPEC §8, docs/api.md).
+"""The real `tpc` console script as an HTTP client (docs/spec.md §8, docs/api.md).
 
 Input checks must fail before any request; connection, credentials and error handling must
 say what to do. Where a request is needed, a loopback stub HTTP server records what the CLI

@@ -1,8 +1,8 @@
 """The real `tpc` CLI against a real `tpc serve` on a temp SQLite file, end to end.
 
 Replay environments are built with `--replay-dir` from hand-written transcripts; the results
-must equal what SPEC §4.6 / §7 give for those transcripts (computed offline here from the same
-files); a restart loses nothing and a projection rebuild answers identically.
+must equal what docs/spec.md §4.6 / §7 give for those transcripts (computed offline here from the
+same files); a restart loses nothing and a projection rebuild answers identically.
 """
 
 from __future__ import annotations

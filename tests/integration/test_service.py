@@ -348,7 +348,7 @@ def test_racing_triggers_get_gapless_unique_numbers(service: Service, store_url:
 def test_two_triggers_at_the_same_instant_get_consecutive_numbers(
     service: Service, store_url: str
 ) -> None:
-    """SPEC §5: the same experiment triggered at the same instant from two services (two
+    """docs/spec.md §5: the same experiment triggered at the same instant from two services (two
     processes' worth of connections): one gets N, the other N + 1, never both N."""
     owner, exp_id, _, _ = setup_replay(service)
     other = Service(Settings(database_url=store_url))

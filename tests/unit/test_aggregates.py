@@ -1,4 +1,5 @@
-"""The aggregate functions of SPEC §4.6: hand-computed cases, then properties against references."""
+"""The aggregate functions of docs/spec.md §4.6: hand-computed cases, then properties against
+references."""
 
 from __future__ import annotations
 
@@ -552,7 +553,7 @@ def test_groups_partition_the_runs(sample: list[RunValues]) -> None:
 
 def test_intervals_by_function() -> None:
     """Rates get Wilson, means Student-t, medians and numeric distributions the bootstrap,
-    counts none; in every group (SPEC §4.6, docs/results.md)."""
+    counts none; in every group (docs/spec.md §4.6, docs/results.md)."""
     config = _config(
         {"id": "pass-rate", "signal_id": "ok", "fn": "rate"},
         {"id": "mean-tokens", "signal_id": "tokens", "fn": "avg"},

@@ -1,5 +1,5 @@
-"""Failure clusters (SPEC §7): normaliser, signatures, naming rules, grouping, determinism, and
-a generated iteration with known failure families whose purity and completeness are printed."""
+"""Failure clusters (docs/spec.md §7): normaliser, signatures, naming rules, grouping, determinism,
+and a generated iteration with known failure families whose purity and completeness are printed."""
 
 from __future__ import annotations
 

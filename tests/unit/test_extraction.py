@@ -1,4 +1,5 @@
-"""Per-run extraction (SPEC §4.4–4.5): values, folds and evidence for each method and scope."""
+"""Per-run extraction (docs/spec.md §4.4–4.5): values, folds and evidence for each method and
+scope."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@
 cannot change a result, calls RE2 below its Python wrapper and cuts ASCII snippets in one
 slice. The reference below does none of that: it reads each message's text with
 `domain.sources.message_text`, each run source with `source_parts`, and matches with
-google-re2's public `search` / `finditer` (SPEC §3.1, §4.4, §4.5). Hypothesis generates the
+google-re2's public `search` / `finditer` (docs/spec.md §3.1, §4.4, §4.5). Hypothesis generates the
 transcripts (empty texts, unicode, newlines, fences, tool calls) and the configs (anchors,
 multi-line and dot-all flags, empty matches, matches across the newlines that join parts,
 `ignore_case`, every source, scope and fold), and every value and piece of evidence must be

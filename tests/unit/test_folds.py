@@ -1,4 +1,4 @@
-"""Message folds (SPEC §4.4) against simple reference definitions."""
+"""Message folds (docs/spec.md §4.4) against simple reference definitions."""
 
 from __future__ import annotations
 

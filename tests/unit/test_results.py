@@ -1,4 +1,4 @@
-"""Results (SPEC §7): scores, the environment comparison and iteration comparison."""
+"""Results (docs/spec.md §7): scores, the environment comparison and iteration comparison."""
 
 from __future__ import annotations
 

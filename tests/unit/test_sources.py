@@ -1,4 +1,4 @@
-"""Golden tests: the text each source reads from a hand-written transcript (SPEC §3.1)."""
+"""Golden tests: the text each source reads from a hand-written transcript (docs/spec.md §3.1)."""
 
 from __future__ import annotations
 

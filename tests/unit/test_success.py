@@ -1,4 +1,4 @@
-"""Task success (SPEC §6.1)."""
+"""Task success (docs/spec.md §6.1)."""
 
 from __future__ import annotations
 

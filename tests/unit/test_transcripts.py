@@ -1,4 +1,4 @@
-"""Parsing tpc transcript v1 (SPEC §3) and deriving stats (SPEC §3.2)."""
+"""Parsing tpc transcript v1 (docs/spec.md §3) and deriving stats (docs/spec.md §3.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Signal config validation (SPEC §4.1–4.3): every rule, one by one, with its located message."""
+"""Signal config validation (docs/spec.md §4.1–4.3): every rule, one by one, with its located
+message."""
 
 from __future__ import annotations
 
