@@ -3,12 +3,14 @@ HTTP API, watched to completion, its results printed.
 
 The experiment: three tasks of a fictional payments SDK × three environments (two scripted
 agents of different skill, and a replay of recorded Claude transcripts from `examples/`),
-repeated twice, with the example signal config (pattern and stats signals).
+repeated twice, with the example signal config (pattern and stats signals). It prints a short
+story (api/cli/demo_story.py) and, at a terminal or with --keep, serves until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import secrets
 import shutil
@@ -23,14 +25,17 @@ import click
 from rich.console import Console
 
 from api.cli.client import ApiClient, Connection
+from api.cli.demo_story import NextSteps, render_next_steps, render_story
 from api.cli.output import Output, current_output
-from api.cli.results_view import render_results
-from api.cli.signals_view import render_signals_report
 from infra.settings import Settings
 
 if TYPE_CHECKING:
     import uvicorn
 
+# Fixed, so the dashboard's address is the same from one demo to the next; not `tpc serve`'s
+# 8642, so a demo can run beside a server.
+DEFAULT_PORT = 8765
+EXPERIMENT_NAME = "Onboarding friction (demo)"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # The replayed environment's recorded runs: task name -> example transcript stem.
 REPLAYED = (
@@ -45,11 +50,44 @@ TASKS = [
 ]
 
 
+def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on `port` now. SO_REUSEADDR as uvicorn sets it, so the
+    port of a demo that just ended (its sockets in TIME_WAIT) counts as free."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as error:
+            if error.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+        return True
+
+
 def _free_port(host: str) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def choose_port(host: str, requested: int | None) -> tuple[int, str | None]:
+    """The port to serve on, and a note when it is not the default. A port asked for with
+    --port must be free; the default one falls back to any free port."""
+    if requested is not None:
+        if not port_is_free(host, requested):
+            raise click.ClickException(
+                f"port {requested} is in use on {host}: choose another with --port, or stop "
+                "what listens there"
+            )
+        return requested, None
+    if port_is_free(host, DEFAULT_PORT):
+        return DEFAULT_PORT, None
+    port = _free_port(host)
+    return port, (
+        f"Port {DEFAULT_PORT} is in use (another demo or server?): serving on {port} instead; "
+        "choose one with --port."
+    )
 
 
 class _EmbeddedServer:
@@ -109,7 +147,7 @@ def _setup(api: ApiClient) -> str:
     experiment = api.post(
         "/v1/experiments",
         {
-            "name": "Onboarding friction (demo)",
+            "name": EXPERIMENT_NAME,
             "task_ids": task_ids,
             "env_ids": env_ids,
             "repeats": 2,
@@ -137,7 +175,12 @@ def _run(api: ApiClient, exp_id: str, output: Output) -> dict[str, Any]:
 
 
 @click.command("demo")
-@click.option("--port", type=int, default=None, help="Port for the embedded server (a free one).")
+@click.option(
+    "--port",
+    type=int,
+    default=None,
+    help=f"Port for the embedded server (default {DEFAULT_PORT}, or a free one if it is taken).",
+)
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
@@ -146,53 +189,62 @@ def _run(api: ApiClient, exp_id: str, output: Output) -> dict[str, Any]:
     help="Where the demo's fresh SQLite store lives.",
 )
 @click.option(
-    "--keep-serving/--exit",
+    "--keep/--exit",
+    "--keep-serving/--no-keep-serving",
+    "keep",
     default=None,
-    help="Keep the server up after the results (default: when run at a terminal).",
+    help="Keep serving after the results until Ctrl-C (default: only at a terminal).",
 )
-def demo(port: int | None, data_dir: Path, keep_serving: bool | None) -> None:
-    """Start an embedded server, run a real experiment end to end and print its results.
+def demo(port: int | None, data_dir: Path, keep: bool | None) -> None:
+    """Start an embedded server, run a real experiment end to end and tell how it went: what
+    ran, who won, the top failure clusters, where to look next.
 
     No API keys needed: the agents are scripted (a deterministic simulation) and replayed.
 
-    Example: tpc demo
+    Example: tpc demo --keep
     """
     output = current_output()
-    shutil.rmtree(data_dir, ignore_errors=True)
     host = "127.0.0.1"
+    chosen, note = choose_port(host, port)
+    shutil.rmtree(data_dir, ignore_errors=True)
     token = f"tpc_demo_{secrets.token_urlsafe(12)}"
     settings = Settings(
         database_url=f"sqlite:///{data_dir / 'tpc.db'}",
         api_token=token,
         host=host,
-        port=port or _free_port(host),
+        port=chosen,
         credentials_path=data_dir / "credentials",
     )
+    if keep is None:
+        keep = sys.stdin.isatty() and sys.stdout.isatty()
+    if note:
+        output.errors.print(note)
     with _EmbeddedServer(settings), ApiClient(Connection(settings.api_url, token)) as api:
         output.errors.print(f"Embedded server at {settings.api_url} (store {data_dir}/tpc.db)")
         exp_id = _setup(api)
         status = _run(api, exp_id, output)
-        base = f"/v1/experiments/{exp_id}/iterations/{status['iteration']}"
-        results = api.get(f"{base}/results")
-        signals = api.get(f"{base}/signals")
+        results = api.get(f"/v1/experiments/{exp_id}/iterations/{status['iteration']}/results")
+        steps = NextSteps(
+            api_url=settings.api_url,
+            token=token,
+            experiment_id=exp_id,
+            iteration=status["iteration"],
+            tpc=tpc_command(),
+            database_url=settings.database_url,
+            port=chosen,
+            serving=keep,
+        )
 
         def render(console: Console) -> None:
-            render_results(console, results)
-            render_signals_report(console, {**signals, "runs": []}, False, by_environment=False)
+            render_story(console, EXPERIMENT_NAME, status, results, steps)
 
-        output.emit({"status": status, "results": results, "signals": signals}, render)
-        # Never wrapped: the command must survive a copy and paste from a narrow terminal.
-        output.errors.print(
-            f"\nDashboard: {settings.api_url}/ (sign in with the token below)\n"
-            f"API: {settings.api_url}/v1 (OpenAPI: {settings.api_url}/openapi.json)\n"
-            f"Explore: TPC_API_URL={settings.api_url} TPC_API_TOKEN={token} "
-            f"{tpc_command()} sim experiment results {exp_id}",
-            soft_wrap=True,
-        )
-        if keep_serving is None:
-            keep_serving = sys.stdin.isatty() and sys.stdout.isatty()
-        if keep_serving:
-            output.errors.print("Serving until Ctrl-C.")
+        output.emit({"status": status, "results": results}, render)
+        if output.is_json:
+            render_next_steps(output.errors, results, steps)
+        if keep:
+            # Flushed now: a reader of a pipe (`tpc demo --keep | tee`) sees the story while
+            # the server runs.
+            sys.stdout.flush()
             with contextlib.suppress(KeyboardInterrupt):
                 while True:
                     time.sleep(1)

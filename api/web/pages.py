@@ -17,7 +17,9 @@ from api.http.requests import call, iteration_number, service
 from api.web import charts
 from api.web.session import Endpoint, form_data, login, login_page, logout, signed_in
 from api.web.templating import render
+from api.web.units import aggregate_unit, signal_units
 from domain.errors import Conflict, DomainError, InvalidInput
+from domain.signals.config import SignalConfig
 from domain.signals.validation import SignalConfigSyntaxError, load_signal_config
 
 RUNS_PER_PAGE = 50
@@ -168,18 +170,33 @@ async def history(request: Request, owner: str) -> Response:
 # -- iterations -------------------------------------------------------------------------------
 
 
-def _aggregate_specs(experiment: dict[str, Any], config_hash: str | None) -> dict[str, Any]:
-    """Labels and functions of the iteration's aggregates, when its config is still current."""
+def _current_config(experiment: dict[str, Any], config_hash: str | None) -> SignalConfig | None:
+    """The experiment's signal config, when it is still the one an iteration froze."""
     config = experiment.get("signal_config") or {}
     if not config_hash or config.get("hash") != config_hash:
-        return {}
+        return None
     try:
-        report = load_signal_config(config["text"])
+        return load_signal_config(config["text"]).config
     except SignalConfigSyntaxError:
+        return None
+
+
+def _aggregate_specs(experiment: dict[str, Any], config_hash: str | None) -> dict[str, Any]:
+    """Labels, functions and units of the iteration's aggregates, when its config is still
+    current."""
+    config = _current_config(experiment, config_hash)
+    if config is None:
         return {}
-    if report.config is None:
-        return {}
-    return {a.id: {"label": a.label, "fn": a.fn} for a in report.config.aggregates}
+    units = signal_units(config)
+    return {
+        a.id: {"label": a.label, "fn": a.fn, "unit": aggregate_unit(a, units)}
+        for a in config.aggregates
+    }
+
+
+def _signal_units(experiment: dict[str, Any], config_hash: str | None) -> dict[str, str]:
+    config = _current_config(experiment, config_hash)
+    return signal_units(config) if config is not None else {}
 
 
 async def _aggregate_intervals(
@@ -213,8 +230,11 @@ def _aggregate_charts(
                 "id": aggregate_id,
                 "label": label,
                 "fn": spec.get("fn"),
-                "charts": charts.aggregate_chart(values, label, spec.get("fn"), intervals),
+                "charts": charts.aggregate_chart(
+                    values, label, spec.get("fn"), intervals, spec.get("unit")
+                ),
                 "values": values,
+                "unit": spec.get("unit"),
             }
         )
     return shown
@@ -320,7 +340,11 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
 async def run(request: Request, owner: str) -> Response:
     run_id = request.path_params["run_id"]
     found = await call(service(request).views.run, owner, run_id)
-    experiment = await call(service(request).views.experiment, owner, found["experiment_id"])
+    views = service(request).views
+    experiment = await call(views.experiment, owner, found["experiment_id"])
+    iteration_status = await call(
+        views.iteration_status, owner, found["experiment_id"], found["iteration"]
+    )
     tasks, environments = await _catalogue(request, owner)
     transcript: dict[str, Any] | None = None
     unavailable = None
@@ -354,6 +378,7 @@ async def run(request: Request, owner: str) -> Response:
         "live": live,
         "recorded_live": transcript is None and bool(messages),
         "cited": cited,
+        "units": await call(_signal_units, experiment, iteration_status.get("config_hash")),
     }
     return render(request, "run.html", context)
 

@@ -21,9 +21,9 @@ TOO_FEW_RUNS = "too few runs"
 
 
 def signed(value: Any, percent: bool = False) -> str:
-    """+0.25 → '+25%' (percent) or '+0.25'; None → '–'."""
+    """+0.25 → '+25%' (percent) or '+0.25'; None → '—'."""
     if not isinstance(value, int | float) or isinstance(value, bool):
-        return "–"
+        return "—"
     text = fmt(abs(value), percent)
     return ("+" if value > 0 else "−" if value < 0 else "±") + text
 
@@ -42,7 +42,7 @@ def signed_interval(ci: Any, percent: bool = False) -> str:
 
 def p_text(value: Any) -> str:
     if not isinstance(value, int | float):
-        return "–"
+        return "—"
     return "< 0.001" if value < 0.001 else f"{value:.3g}"
 
 
@@ -58,9 +58,9 @@ def tooltip(entry: Mapping[str, Any]) -> str:
 
 
 def delta_markup(entry: Mapping[str, Any] | None, percent: bool = False) -> Markup:
-    """One comparison entry as a `<span class="delta …">`; '–' when there is no entry."""
+    """One comparison entry as a `<span class="delta …">`; '—' when there is no entry."""
     if not entry:
-        return Markup('<span class="delta">–</span>')
+        return Markup('<span class="delta">—</span>')
     delta = entry.get("delta")
     verdict = entry.get("verdict")
     interval = signed_interval(entry.get("ci"), percent)

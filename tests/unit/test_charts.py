@@ -22,49 +22,91 @@ def test_an_interval_is_drawn_as_an_error_bar_with_end_caps_from_low_to_high() -
             intervals=[[0.48, 0.75], None],
         )
     )
-    (bar,) = svg.findall("g[@class='error-bar']")
-    # The value column widens for the interval: span = 420 - 130 - 110 = 180.
-    low, high = 130 + 180 * 0.48, 130 + 180 * 0.75
+    (bar,) = svg.findall("g/g[@class='error-bar']")
+    # The label is above the bar, which starts at 0; the value column widens for the
+    # interval: span = 420 - 110 = 310. The first bar is under one line of label (16).
+    low, high = 310 * 0.48, 310 * 0.75
     whisker, low_cap, high_cap = bar.findall("line")
     assert [float(whisker.get(k) or "nan") for k in ("x1", "y1", "x2", "y2")] == [
         round(low, 1),
-        13.0,
+        25.0,
         round(high, 1),
-        13.0,
+        25.0,
     ]
     assert [float(low_cap.get(k) or "nan") for k in ("x1", "y1", "x2", "y2")] == [
         round(low, 1),
-        7.0,
-        round(low, 1),
         19.0,
+        round(low, 1),
+        31.0,
     ]
     assert [float(high_cap.get(k) or "nan") for k in ("x1", "x2")] == [round(high, 1)] * 2
-    values = [t.text for t in svg.findall("text[@class='value']")]
+    values = [t.text for t in svg.findall("g/text[@class='value']")]
     assert values == ["62% [48–75%]", "30%"]
-    titles = [t.text for t in svg.findall("rect/title")]
+    titles = [t.text for t in svg.findall("g[@class='row']/title")]
     assert titles == ["Careful: 62% [48–75%]", "Hasty: 30%"]
 
 
-def test_bars_without_intervals_look_as_before() -> None:
+def test_bars_without_intervals_keep_a_narrow_value_column() -> None:
     svg = parse(charts.bars([("A", 0.5)], "Score", percent=True, maximum=1.0))
-    assert svg.findall("g[@class='error-bar']") == []
-    (value,) = svg.findall("text[@class='value']")
+    assert svg.findall(".//g[@class='error-bar']") == []
+    (value,) = svg.findall("g/text[@class='value']")
     assert value.text == "50%" and value.get("x") == str(420 - 60 + 6)
+
+
+def test_a_long_value_widens_its_column_so_it_is_not_cut() -> None:
+    svg = parse(charts.bars([("A", 12453.2)], "Tokens", intervals=[[2811.0, 22096.0]]))
+    (value,) = svg.findall("g/text[@class='value']")
+    assert value.text == "12,453 [2,811–22,096]"
+    assert 420 - float(value.get("x") or "nan") >= 8 * len(value.text)
 
 
 def test_an_interval_past_the_largest_value_widens_the_scale_so_the_bar_fits() -> None:
     svg = parse(charts.bars([("A", 2.0)], "Tokens", intervals=[[1.0, 4.0]]))
-    whisker = svg.findall("g[@class='error-bar']/line")[0]
-    assert float(whisker.get("x2") or "nan") == 130 + 180  # the high end is the scale's top
-    (bar,) = [r for r in svg.findall("rect") if r.get("fill")]
-    assert float(bar.get("width") or "nan") == 90.0  # 2 of 4
+    whisker = svg.findall("g/g[@class='error-bar']/line")[0]
+    assert float(whisker.get("x2") or "nan") == 420 - 110  # the high end is the scale's top
+    (bar,) = [r for r in svg.findall("g/rect") if r.get("fill")]
+    assert float(bar.get("width") or "nan") == 155.0  # 2 of 4
+
+
+def test_similar_long_names_are_written_whole_and_in_the_tooltip() -> None:
+    names = ["Claude Sonnet 4.5 + docs v1", "Claude Sonnet 4.5 + docs v2"]
+    long_name = "An environment whose name is far too long for a single line of the chart: v3"
+    svg = parse(charts.bars([(n, 0.5) for n in [*names, long_name]], "Score", percent=True))
+    rows = svg.findall("g[@class='row']")
+    written = [" ".join(t.text or "" for t in row.findall("text[@class='label']")) for row in rows]
+    assert written == [*names, long_name]
+    assert len(rows[2].findall("text[@class='label']")) == 2  # wrapped, not cut
+    assert [row.findtext("title") for row in rows] == [f"{n}: 50%" for n in [*names, long_name]]
+    stacked = parse(charts.stacked([(n, {"pass": 1, "fail": 2}) for n in names], "Outcomes"))
+    labels = [t.text for t in stacked.findall("g[@class='row']/text[@class='label']")]
+    assert labels == names
+
+
+def test_durations_and_costs_are_written_in_their_unit() -> None:
+    (duration,) = charts.aggregate_chart(
+        [("A", 0.207), ("B", 123.4)], "Time", "avg", unit="seconds"
+    )
+    assert "207 ms" in str(duration) and "2 min 3 s" in str(duration)
+    (cost,) = charts.aggregate_chart([("A", 0.0), ("B", 0.0326)], "Cost", "median", unit="usd")
+    assert "$0<" in str(cost) and "$0.0326" in str(cost)
+    distribution = {
+        "count": 2,
+        "p50": 0.2,
+        "p90": 61.0,
+        "histogram": [{"lo": 0.2, "hi": 30.0, "count": 1}, {"lo": 30.0, "hi": 61.0, "count": 1}],
+    }
+    (histogram,) = charts.aggregate_chart(
+        [("A", distribution)], "Time", "distribution", unit="seconds"
+    )
+    assert "A: 2 runs, median 200 ms, p90 1 min 1 s" in str(histogram)
+    assert "200 ms–30 s: 1 run" in str(histogram)
 
 
 def test_a_rate_aggregate_gets_its_intervals_and_a_distribution_interval_is_not_a_bar() -> None:
     (rate,) = charts.aggregate_chart(
         [("A", 0.5), ("B", None)], "Pass", "rate", [[0.2, 0.8], {"p50": [1, 2]}]
     )
-    assert parse(rate).findall("g[@class='error-bar']")
+    assert parse(rate).findall("g/g[@class='error-bar']")
     assert "50% [20–80%]" in str(rate)
 
 

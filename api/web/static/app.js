@@ -75,8 +75,23 @@
   }
 
   // -- iteration progress -------------------------------------------------------------------
+  // The run table under the card: when the counts change, the page is fetched again and its
+  // table and filters swapped in, so rows change status without a reload (the same markup the
+  // server renders, no second copy of it here).
+  async function refreshRuns() {
+    const response = await fetch(window.location.href, { credentials: "same-origin", cache: "no-store" });
+    if (!response.ok) return;
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    for (const selector of ["#runs-table tbody", ".filters", "#runs-table + .pager"]) {
+      const now = document.querySelector(selector);
+      const next = fresh.querySelector(selector);
+      if (now && next) now.replaceWith(document.importNode(next, true));
+    }
+  }
+
   function setUpProgress(card) {
     const url = card.dataset.progressUrl;
+    let seen = "";
     async function poll() {
       try {
         const response = await fetch(url, { credentials: "same-origin", cache: "no-store" });
@@ -99,6 +114,11 @@
         if (status.status !== "running") {
           window.location.reload();
           return;
+        }
+        const counts = JSON.stringify(runs);
+        if (counts !== seen) {
+          seen = counts;
+          await refreshRuns();
         }
       } catch (_) {
         // The server may be restarting: keep trying, a little slower.
