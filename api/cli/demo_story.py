@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 
 from api.readable import duration, plural
 
@@ -34,11 +33,15 @@ class NextSteps:
     serving: bool
 
 
-def say(console: Console, text: str, indent: int) -> None:
-    """Plain text wrapped to the terminal, indented (rich would pad every line to its width)."""
+def say(console: Console, text: str, indent: int, hanging: int | None = None) -> None:
+    """Plain text wrapped to the terminal, indented (rich would pad every line to its width);
+    lines after the first are indented by `hanging` when given (a numbered item's text)."""
     width = max(console.width, 40)
     wrapped = textwrap.fill(
-        text, width, initial_indent=" " * indent, subsequent_indent=" " * indent
+        text,
+        width,
+        initial_indent=" " * indent,
+        subsequent_indent=" " * (indent if hanging is None else hanging),
     )
     console.print(wrapped, markup=False, highlight=False, soft_wrap=True)
 
@@ -214,9 +217,12 @@ def _top_clusters(console: Console, clusters: Sequence[Mapping[str, Any]]) -> No
     )
     for rank, cluster in enumerate(ranked[:TOP_CLUSTERS], 1):
         area = (cluster.get("root_cause") or {}).get("area")
-        console.print(
-            f"  {rank}. [bold]{escape(str(cluster.get('category')))}[/]: "
-            f"{plural(cluster.get('size'), 'run')}" + (f", {escape(area)} issue" if area else "")
+        where = f", {area} issue" if area else ""
+        say(
+            console,
+            f"{rank}. {cluster.get('category')}: {plural(cluster.get('size'), 'run')}{where}",
+            2,
+            hanging=5,
         )
         if cluster.get("recommended_fix"):
             say(console, f"fix: {cluster['recommended_fix']}", 5)
