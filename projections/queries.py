@@ -262,6 +262,7 @@ class Views:
             "created_at": row["created_at"],
             "completed_at": row["completed_at"],
             "rescore_of": row["rescore_of"],
+            "imported": _loads(row["imported"]),
         }
 
     def iterations(self, product: str, exp_id: str) -> dict[str, Any]:
@@ -305,6 +306,7 @@ class Views:
             "status": row["status"],
             "config_hash": row["config_hash"],
             "rescore_of": row["rescore_of"],
+            "imported": _loads(row["imported"]),
             "confidence": confidence,
             "summary": summary,
             "failure_clusters": stored.get("failure_clusters", []),

@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS v_iterations (
     product_id TEXT NOT NULL, status TEXT NOT NULL, total {int} NOT NULL,
     cancel_requested {int} NOT NULL DEFAULT 0, config TEXT, config_hash TEXT,
     tasks TEXT NOT NULL, environments TEXT NOT NULL, created_at TEXT NOT NULL,
-    completed_at TEXT, results TEXT, clusters TEXT, rescore_of {int},
+    completed_at TEXT, results TEXT, clusters TEXT, rescore_of {int}, imported TEXT,
     PRIMARY KEY (experiment_id, number));
 CREATE TABLE IF NOT EXISTS v_runs (
     id TEXT PRIMARY KEY, stream TEXT, product_id TEXT NOT NULL, experiment_id TEXT NOT NULL,
@@ -420,6 +420,25 @@ def _iteration_rescores(db: Connection, e: Any, position: int) -> None:
         row,
         f"iteration {row['number']} is a re-score of iteration {e.source}: its recorded "
         "transcripts, extracted and judged again, no agent runs",
+    )
+
+
+@handles(Iteration.Imported)
+def _iteration_imported(db: Connection, e: Any, position: int) -> None:
+    row = _iteration(db, e)
+    files = len({source[0] for source in e.sources})
+    imported = {"format": e.format, "runs": len(e.transcripts), "files": files}
+    db.execute(
+        "UPDATE v_iterations SET imported = ? WHERE stream = ?",
+        (json_text(imported), row["stream"]),
+    )
+    _iteration_audit(
+        db,
+        e,
+        position,
+        row,
+        f"iteration {row['number']} is imported from {len(e.transcripts)} recorded transcripts "
+        f"({e.format}, {files} files): no agent runs",
     )
 
 
