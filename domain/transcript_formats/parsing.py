@@ -204,3 +204,28 @@ def json_line(line: str, where: str) -> Node | None:
     node = decode_json(line, where)
     node.obj()
     return node
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One transcript of a log file that may hold many (an Inspect log's samples)."""
+
+    sample: str | None  # which one (None when the file holds one)
+    parsed: ParsedOutput
+    metadata: dict[str, Any]
+
+
+def parse_lines(parser: OutputParser, text: str) -> ParsedOutput:
+    """Feed every line of `text`, then finish."""
+    for line in text.splitlines():
+        parser.feed(line)
+    return parser.finish()
+
+
+def decode_text(data: bytes, where: str) -> str:
+    """A log file's bytes as UTF-8 text (a byte-order mark is dropped)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        problem = f"not UTF-8 text (byte {error.start}): is this the right file?"
+        raise TranscriptFormatError(f"{where}: {problem}", (("", problem),)) from None

@@ -1,4 +1,7 @@
-"""`tpc`: the agent prints (or writes) a tpc transcript v1 JSON document (SPEC §3)."""
+"""`tpc`: the agent prints (or writes) a tpc transcript v1 JSON document (SPEC §3).
+
+A file may also hold an array of transcripts (the replay agent's files do).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,10 @@ from domain.transcript_formats.parsing import (
     DocumentParser,
     Node,
     ParsedOutput,
+    Sample,
     TranscriptFormatError,
+    decode_json,
+    decode_text,
 )
 from domain.transcripts import InvalidTranscript, transcript_from_object
 
@@ -23,3 +29,24 @@ class TpcParser(DocumentParser):
         except InvalidTranscript as error:
             raise TranscriptFormatError(str(error), error.problems) from None
         return ParsedOutput(transcript)
+
+
+def read_tpc_file(file_name: str, data: bytes) -> list[Sample]:
+    """One transcript, or an array of them (each is a sample named by its index)."""
+    document = decode_json(decode_text(data, file_name), file_name)
+    if not isinstance(document.value, list):
+        return [Sample(None, _transcript(document, file_name), {})]
+    if not document.value:
+        document.fail("an empty array (expected tpc transcripts)")
+    return [
+        Sample(str(index), _transcript(item, f"{file_name}[{index}]"), {})
+        for index, item in enumerate(document.items())
+    ]
+
+
+def _transcript(document: Node, name: str) -> ParsedOutput:
+    document.obj()
+    try:
+        return ParsedOutput(transcript_from_object(document.value, name))
+    except InvalidTranscript as error:
+        raise TranscriptFormatError(str(error), error.problems) from None

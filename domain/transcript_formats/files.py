@@ -1,0 +1,91 @@
+"""Recorded agent logs as tpc transcripts: one file (its name and bytes) -> every transcript in it.
+
+Pure: the caller reads the file; this module detects its format (`auto`) and parses it. A file
+may hold many transcripts (an Inspect log holds one per sample and epoch, a tpc file may hold
+an array); each comes back with the name of the file, which transcript it is, the format it
+was read as and the metadata the format records beside the messages (scores, model, session).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from domain.transcript_formats import FORMATS
+from domain.transcript_formats.detection import detect
+from domain.transcript_formats.parsing import (
+    OutputParser,
+    ParsedOutput,
+    Sample,
+    TranscriptFormatError,
+    decode_text,
+    parse_lines,
+)
+from domain.transcript_formats.tpc import read_tpc_file
+
+AUTO = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedTranscript:
+    """One transcript read from a log file."""
+
+    file: str  # the file name as given
+    sample: str | None  # which transcript inside the file; None when the file holds one
+    format: str  # the format it was read as (after detection)
+    parsed: ParsedOutput  # the transcript, and the agent's own report of failure
+    metadata: dict[str, Any]  # what the format records beside the messages (JSON-able)
+
+
+FileReader = Callable[[str, bytes], list[Sample]]
+
+
+def _one_transcript(factory: Callable[[str | None], OutputParser]) -> FileReader:
+    def read(file_name: str, data: bytes) -> list[Sample]:
+        return [Sample(None, parse_lines(factory(None), decode_text(data, file_name)), {})]
+
+    return read
+
+
+# Formats whose files hold many transcripts, or a shape of their own, read the whole file.
+FILE_READERS: dict[str, FileReader] = {
+    **{name: _one_transcript(factory) for name, factory in FORMATS.items()},
+    "tpc": read_tpc_file,
+}
+LOG_FORMATS: tuple[str, ...] = (AUTO, *FILE_READERS)
+
+
+def detect_format(file_name: str, data: bytes) -> str:
+    """The format of one file, told from its content; a file no format recognises raises
+    `TranscriptFormatError` naming it and what was seen."""
+    return detect(file_name, data)
+
+
+def read_logs(file_name: str, data: bytes, format: str = AUTO) -> list[LoggedTranscript]:
+    """Every transcript in one file, read as `format` (`auto` detects it).
+
+    A file that is not of the given format raises `TranscriptFormatError` naming the file,
+    the line (or field) and what the format expected there.
+    """
+    name = detect_format(file_name, data) if format == AUTO else format
+    reader = FILE_READERS.get(name)
+    if reader is None:
+        known = ", ".join(LOG_FORMATS)
+        problem = f"unknown format {name!r} (expected one of {known})"
+        raise TranscriptFormatError(f"{file_name}: {problem}", (("format", problem),))
+    try:
+        samples = reader(file_name, data)
+    except TranscriptFormatError as error:
+        raise _in_file(file_name, error) from None
+    return [
+        LoggedTranscript(file_name, item.sample, name, item.parsed, item.metadata)
+        for item in samples
+    ]
+
+
+def _in_file(file_name: str, error: TranscriptFormatError) -> TranscriptFormatError:
+    text = str(error)
+    if text.startswith(file_name):
+        return error
+    return TranscriptFormatError(f"{file_name}: {text}", error.problems)
