@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pyarrow.parquet as pq
 import pytest
 
@@ -135,6 +136,18 @@ def test_an_imported_folder_gives_the_results_of_its_replay(server: Server, home
     assert "imported" in table
     history = as_json(server, "sim", "experiment", "history", exp_id)["items"]
     assert any("imported from 6 recorded transcripts (tpc" in e["summary"] for e in history)
+    results = server.tpc("sim", "experiment", "results", exp_id, check=True).stdout
+    assert "imported from 6 recorded transcripts (tpc, 6 files)" in results
+
+    cookies = {"tpc_session": server.dashboard_session()}
+    for page, shown in (
+        (f"/experiments/{exp_id}", ">imported</span>"),
+        (f"/experiments/{exp_id}/iterations/2", "6 recorded transcripts from 6 tpc log files"),
+    ):
+        html = httpx.get(f"{server.url}{page}", cookies=cookies, timeout=30)
+        assert html.status_code == 200 and shown in html.text, page
+    first = httpx.get(f"{server.url}/experiments/{exp_id}/iterations/1", cookies=cookies)
+    assert 'id="imported"' not in first.text
 
 
 def test_bad_imports_say_what_to_fix_and_record_nothing(server: Server, home: Path) -> None:
