@@ -3,7 +3,13 @@
 Assistant content blocks `text`, `thinking` (and `redacted_thinking`), `tool_use` (and the
 server-side `server_tool_use`) map to text, thinking and tool calls; `tool_result` blocks inside
 a user message become a `tool` message of their own (placed before any text of that user
-message). An object may carry `model` and `usage` (`input_tokens`, `output_tokens`).
+message). An object may carry `model` and `usage` (`input_tokens`, `output_tokens`); without
+them, the `model` and `usage` recorded on each assistant message (lists built from API
+responses carry them) are summed, cached input tokens counted as read.
+
+Keys and blocks of other formats (OpenAI's `tool_calls`, `tool_call_id`, `image_url` or
+`input_text` parts, tpc's `tool_call` blocks, a `system` role) are refused, so a file in
+another format is not read as an empty or partial transcript.
 
 The block mapping is shared with `claude-stream-json`, whose lines carry the same messages.
 """
@@ -16,6 +22,21 @@ from domain.transcript_formats.parsing import DocumentParser, Node, ParsedOutput
 from domain.transcripts import Message, Transcript
 
 _MARKERS = {"image": "[image]", "document": "[document]", "search_result": "[search result]"}
+# Keys and content-part types that only other formats use.
+_FOREIGN_KEYS = ("tool_calls", "tool_call_id", "function_call", "reasoning_content")
+_FOREIGN_BLOCKS = frozenset(
+    {
+        "tool_call",
+        "image_url",
+        "input_text",
+        "output_text",
+        "input_image",
+        "input_audio",
+        "refusal",
+        "function_call",
+        "reasoning",
+    }
+)
 
 
 class AnthropicMessagesParser(DocumentParser):
@@ -34,10 +55,67 @@ class AnthropicMessagesParser(DocumentParser):
                 usage = document.get("usage")
                 token_in = usage.get("input_tokens").opt_int()
                 token_out = usage.get("output_tokens").opt_int()
-        for node in items.items():
+        nodes = list(items.items())
+        for node in nodes:
+            _refuse_foreign(node)
             messages.extend(api_message(node))
-        recorded = stats(model=model, token_in=token_in, token_out=token_out)
+        cache_read = cache_creation = None
+        if token_in is None and token_out is None:
+            model, token_in, token_out, cache_read, cache_creation = _per_message_usage(
+                nodes, model
+            )
+        recorded = stats(
+            model=model,
+            token_in=token_in,
+            token_out=token_out,
+            cache_read_tokens=cache_read,
+            cache_creation_tokens=cache_creation,
+        )
         return ParsedOutput(Transcript(messages=messages, stats=recorded))
+
+
+def _per_message_usage(
+    nodes: list[Node], model: str | None
+) -> tuple[str | None, int | None, int | None, int | None, int | None]:
+    """The model and token counts recorded on each assistant message, summed (None when no
+    message records usage). Input counts every token read: uncached, cache reads and writes."""
+    token_in = token_out = cache_read = cache_creation = 0
+    seen = False
+    for node in nodes:
+        if node.get("role").opt_text() != "assistant":
+            continue
+        model = model or node.get("model").opt_text()
+        if not node.has("usage"):
+            continue
+        seen = True
+        usage = node.get("usage")
+        read = usage.get("cache_read_input_tokens").opt_int() or 0
+        written = usage.get("cache_creation_input_tokens").opt_int() or 0
+        token_in += (usage.get("input_tokens").opt_int() or 0) + read + written
+        token_out += usage.get("output_tokens").opt_int() or 0
+        cache_read += read
+        cache_creation += written
+    if not seen:
+        return model, None, None, None, None
+    return model, token_in, token_out, cache_read, cache_creation
+
+
+def _refuse_foreign(node: Node) -> None:
+    for key in _FOREIGN_KEYS:
+        if node.has(key):
+            node.get(key).fail(
+                "an OpenAI Chat Completions key, not an Anthropic Messages one "
+                "(is this openai-messages?)"
+            )
+    content = node.get("content")
+    if isinstance(content.value, list):
+        for block in content.items():
+            kind = block.get("type").opt_text() if isinstance(block.value, dict) else None
+            if kind in _FOREIGN_BLOCKS:
+                block.get("type").fail(
+                    f"{kind!r} is not an Anthropic Messages content block (expected text, "
+                    "image, tool_use, tool_result, thinking, …)"
+                )
 
 
 def api_message(node: Node, default_role: str | None = None) -> list[Message]:
@@ -48,7 +126,10 @@ def api_message(node: Node, default_role: str | None = None) -> list[Message]:
     if role == "assistant":
         return [message("assistant", assistant_blocks(content), node)]
     if role != "user":
-        node.get("role").fail(f"unknown role {role!r} (expected user or assistant)")
+        node.get("role").fail(
+            f"unknown role {role!r} (expected user or assistant: the Messages API has no "
+            f"{role} messages)"
+        )
     if isinstance(content.value, str):
         return [message("user", [{"type": "text", "text": content.value}], node)]
     results: list[dict[str, Any]] = []

@@ -4,10 +4,11 @@ One JSON object per line: `system` (subtype `init` carries the `model`), `assist
 Messages API message with `usage`; Claude Code prints one line per content block, all with the
 same `message.id`, so consecutive lines of one id are merged into one step), `user` (tool
 results), and a final `result` with the run's duration, cost, usage, turn count and answer.
-Other line types (`stream_event`, hooks, status) are skipped.
+Other line types of the stream (`stream_event`, hooks, status) are skipped; a line of another
+format (a Claude Code session file's, Codex's) is refused.
 
-The prompt is not echoed by Claude Code: the parser adds the task's prompt as the first user
-message.
+Claude Code echoes the prompt only with `--replay-user-messages`: the parser adds the task's
+prompt as the first user message unless the stream's first message is the user's own text.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from domain.transcript_formats.parsing import (
 from domain.transcripts import Message, TerminationReason, Transcript
 
 NAME = "claude-stream-json"
+# Every line of the stream carries `session_id` (snake case); a session file's lines carry
+# `sessionId` and `parentUuid` instead.
+STREAM_TYPES = frozenset({"system", "assistant", "user", "result", "stream_event"})
 # `result.subtype` -> termination reason; any other `error_*` subtype is an error.
 REASONS: dict[str, TerminationReason] = {
     "success": "completed",
@@ -49,6 +53,7 @@ class _Open:
 class ClaudeStreamJsonParser:
     def __init__(self, prompt: str | None = None) -> None:
         self._prompt = prompt
+        self._prompt_pending = prompt is not None  # until the first message shows if it echoes
         self._line = 0
         self._messages: list[Message] = []
         self._open: _Open | None = None
@@ -62,20 +67,24 @@ class ClaudeStreamJsonParser:
         if node is None:
             return []
         done: list[Message] = []
-        if not self._messages:
-            self._start(done)
-        kind = node.get("type").text()
+        kind = _line_type(node)
         if kind == "system":
             if node.get("subtype").opt_text() == "init" and node.has("model"):
                 self._model = node.get("model").text()
         elif kind == "assistant":
+            self._start(done)
             self._assistant(node.get("message"), done)
         elif kind == "user":
             self._close(done)
-            for item in api_message(node.get("message"), default_role="user"):
+            items = api_message(node.get("message"), default_role="user")
+            if self._prompt_pending and any(item.role == "user" for item in items):
+                self._prompt_pending = False  # the prompt is echoed (--replay-user-messages)
+            self._start(done)
+            for item in items:
                 self._emit(item, done)
         elif kind == "result":
             self._close(done)
+            self._start(done)
             self._result = node
         return done
 
@@ -138,7 +147,8 @@ class ClaudeStreamJsonParser:
         return ParsedOutput(transcript, error)
 
     def _start(self, done: list[Message]) -> None:
-        if self._prompt is not None and not self._messages:
+        if self._prompt_pending and self._prompt is not None:
+            self._prompt_pending = False
             self._emit(message("user", [{"type": "text", "text": self._prompt}]), done)
 
     def _assistant(self, node: Node, done: list[Message]) -> None:
@@ -172,3 +182,19 @@ class ClaudeStreamJsonParser:
     def _emit(self, item: Message, done: list[Message]) -> None:
         self._messages.append(item)
         done.append(item)
+
+
+def _line_type(node: Node) -> str:
+    """The line's `type`, once the line is known to be of this stream."""
+    if node.has("parentUuid") or node.has("sessionId") or "parentUuid" in node.obj():
+        node.fail(
+            "a Claude Code session line (it has `sessionId`/`parentUuid`), not a "
+            f"{NAME} line (expected `type` and `session_id`)"
+        )
+    kind = node.get("type").text()
+    if kind not in STREAM_TYPES and not node.has("session_id"):
+        node.get("type").fail(
+            f"{kind!r} is not a {NAME} line type (expected one of "
+            f"{', '.join(sorted(STREAM_TYPES))}, with a `session_id`)"
+        )
+    return kind

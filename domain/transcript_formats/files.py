@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.transcript_formats import FORMATS
+from domain.transcript_formats.claude_code_session import read_claude_code_session
+from domain.transcript_formats.codex_session import read_codex_session
 from domain.transcript_formats.detection import detect
+from domain.transcript_formats.inspect_log import read_inspect_log
+from domain.transcript_formats.mini_swe_agent import MiniSweAgentParser
+from domain.transcript_formats.openai_responses import OpenAIResponsesParser
 from domain.transcript_formats.parsing import (
     OutputParser,
     ParsedOutput,
@@ -52,6 +57,11 @@ def _one_transcript(factory: Callable[[str | None], OutputParser]) -> FileReader
 FILE_READERS: dict[str, FileReader] = {
     **{name: _one_transcript(factory) for name, factory in FORMATS.items()},
     "tpc": read_tpc_file,
+    "claude-code-session": read_claude_code_session,
+    "codex-session": read_codex_session,
+    "inspect-log": read_inspect_log,
+    "openai-responses": _one_transcript(OpenAIResponsesParser),
+    "mini-swe-agent": _one_transcript(MiniSweAgentParser),
 }
 LOG_FORMATS: tuple[str, ...] = (AUTO, *FILE_READERS)
 
@@ -77,15 +87,23 @@ def read_logs(file_name: str, data: bytes, format: str = AUTO) -> list[LoggedTra
     try:
         samples = reader(file_name, data)
     except TranscriptFormatError as error:
-        raise _in_file(file_name, error) from None
+        raise _in_file(file_name, error, _looks_like(file_name, data, name)) from None
     return [
         LoggedTranscript(file_name, item.sample, name, item.parsed, item.metadata)
         for item in samples
     ]
 
 
-def _in_file(file_name: str, error: TranscriptFormatError) -> TranscriptFormatError:
+def _looks_like(file_name: str, data: bytes, tried: str) -> str:
+    """A hint naming the format the file seems to be in, when it is another one."""
+    try:
+        found = detect(file_name, data)
+    except TranscriptFormatError:
+        return ""
+    return f" (the file looks like {found}: try --from {found})" if found != tried else ""
+
+
+def _in_file(file_name: str, error: TranscriptFormatError, hint: str) -> TranscriptFormatError:
     text = str(error)
-    if text.startswith(file_name):
-        return error
-    return TranscriptFormatError(f"{file_name}: {text}", error.problems)
+    located = text if text.startswith(file_name) else f"{file_name}: {text}"
+    return TranscriptFormatError(f"{located}{hint}", error.problems)

@@ -4,6 +4,11 @@ Roles `system`/`developer` -> system, `user`, `assistant` (text, `reasoning_cont
 thinking, `tool_calls` -> tool calls whose JSON-string `arguments` become the input), `tool`
 (by `tool_call_id`) and the legacy `function` role -> tool results. An object may also carry
 `model` and `usage` (`prompt_tokens`, `completion_tokens`), which become stats.
+
+Blocks of other formats (Anthropic's `tool_use`, `tool_result`, `thinking`; tpc's `tool_call`;
+the Responses API's `input_text`/`output_text`) are refused, as is a mini-swe-agent trajectory
+(which has a reader of its own), so a file in another format is not read as a partial
+transcript.
 """
 
 from __future__ import annotations
@@ -16,6 +21,15 @@ from domain.transcripts import Message, Transcript
 
 # Non-text content parts are kept as a marker: the transcript records that they were there.
 _PART_MARKERS = {"image_url": "[image]", "input_audio": "[audio]", "file": "[file]"}
+_FOREIGN_PARTS = {
+    "tool_use": "anthropic-messages",
+    "tool_result": "anthropic-messages",
+    "thinking": "anthropic-messages",
+    "redacted_thinking": "anthropic-messages",
+    "tool_call": "tpc",
+    "input_text": "openai-responses",
+    "output_text": "openai-responses",
+}
 
 
 class OpenAIMessagesParser(DocumentParser):
@@ -24,6 +38,8 @@ class OpenAIMessagesParser(DocumentParser):
     def parse(self, document: Node) -> ParsedOutput:
         items, model, usage = document, None, None
         if isinstance(document.value, dict):
+            if document.has("trajectory_format") or document.get("info").has("exit_status"):
+                document.fail("a mini-swe-agent trajectory (read it as mini-swe-agent)")
             items = document.get("messages")
             model = document.get("model").opt_text()
             usage = document.get("usage") if document.has("usage") else None
@@ -121,6 +137,11 @@ def _text(node: Node) -> str:
     parts: list[str] = []
     for part in node.items():
         kind = part.get("type").opt_text() or "text"
+        if kind in _FOREIGN_PARTS:
+            part.get("type").fail(
+                f"{kind!r} is not a Chat Completions content part (it is "
+                f"{_FOREIGN_PARTS[kind]}'s; expected text, image_url, input_audio, file, refusal)"
+            )
         if kind == "text":
             parts.append(part.get("text").text())
         elif kind == "refusal":

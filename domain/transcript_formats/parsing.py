@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, NoReturn, Protocol
 
 from pydantic import ValidationError
@@ -229,3 +230,13 @@ def decode_text(data: bytes, where: str) -> str:
     except UnicodeDecodeError as error:
         problem = f"not UTF-8 text (byte {error.start}): is this the right file?"
         raise TranscriptFormatError(f"{where}: {problem}", (("", problem),)) from None
+
+
+def iso_time(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp as logs write it (`Z` for UTC); None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None

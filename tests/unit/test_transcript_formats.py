@@ -135,10 +135,11 @@ def test_claude_stream_json_reports_each_message_once_it_is_complete() -> None:
         [message.role for message in parser.feed(line)]
         for line in read("claude_stream_json.jsonl").splitlines()
     ]
-    # The first assistant message spans lines 2-4: it is complete when line 5 arrives.
+    # The prompt is added with the first message line (line 2: the stream could have echoed it
+    # there); the first assistant message spans lines 2-4: it is complete when line 5 arrives.
     assert emitted == [
-        ["user"],
         [],
+        ["user"],
         [],
         [],
         ["assistant", "tool"],
