@@ -68,8 +68,8 @@ def import_logs(
     its transcript's recorded outcome, and its signals, aggregates, clusters and results are
     made exactly as for a run iteration. Nothing is recorded if any file or key is wrong.
 
-    Example: tpc sim experiment import exp_789 logs/*.eval --from inspect-log
-    --task-key sample --env-key model
+    Example: tpc sim experiment import exp_789 logs/ --from inspect-log
+    --task-key metadata.sample_id --env-key model
     """
     if not files:
         raise click.UsageError("give the log files (or folders) to import")

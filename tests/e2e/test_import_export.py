@@ -269,3 +269,74 @@ def test_an_export_has_stable_columns_and_the_servers_values(server: Server, hom
 
     needs_file = server.tpc("sim", "experiment", "export", exp_id, "--to", "parquet")
     assert needs_file.returncode == 1 and "--output FILE" in needs_file.stderr
+
+
+def inspect_log() -> dict[str, Any]:
+    """An Inspect eval log (`.json`): two samples, two epochs each; `capital` fails once."""
+
+    def sample(sample_id: str, epoch: int, answer: str, score: str) -> dict[str, Any]:
+        return {
+            "id": sample_id,
+            "epoch": epoch,
+            "input": f"Solve {sample_id}",
+            "target": "ok",
+            "messages": [
+                {"role": "user", "content": f"Solve {sample_id}"},
+                {"role": "assistant", "content": answer},
+            ],
+            "output": {"completion": answer},
+            "scores": {"match": {"value": score, "answer": answer}},
+            "model_usage": {"openai/gpt-4o": {"input_tokens": 12, "output_tokens": 3}},
+        }
+
+    return {
+        "version": 2,
+        "status": "success",
+        "eval": {"task": "arith", "model": "openai/gpt-4o", "eval_id": "e1", "run_id": "r1"},
+        "results": {"total_samples": 4},
+        "samples": [
+            sample("add", 1, "4", "C"),
+            sample("capital", 1, "Paris", "C"),
+            sample("add", 2, "4", "C"),
+            sample("capital", 2, "I could not find it", "I"),
+        ],
+    }
+
+
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+def test_an_inspect_log_is_keyed_by_sample_and_model(server: Server, home: Path) -> None:
+    env = api(server, "POST", "/v1/environments", {"name": "gpt-4o", "agent": {"kind": "scripted"}})
+    tasks = [
+        api(
+            server,
+            "POST",
+            "/v1/tasks",
+            {"name": name, "prompt": f"Solve {name}", "success": {"final_answer_regex": "4|Paris"}},
+        )
+        for name in ("add", "capital")
+    ]
+    exp_id = api(
+        server,
+        "POST",
+        "/v1/experiments",
+        {"name": "Inspect", "task_ids": [t["id"] for t in tasks], "env_ids": [env["id"]]},
+    )["id"]
+    log = home / "arith.json"
+    log.write_text(json.dumps(inspect_log()))
+
+    status = as_json(
+        server, "sim", "experiment", "import", exp_id, str(log),
+        "--task-key", "metadata.sample_id", "--env-key", "model", "--wait",
+    )  # fmt: skip
+    assert status["imported"] == {"format": "inspect-log", "runs": 4, "files": 1}
+    assert (status["runs"]["passed"], status["runs"]["failed"]) == (3, 1)
+    runs = api(server, "GET", f"/v1/experiments/{exp_id}/iterations/1/runs")["items"]
+    by_task = {t["id"]: t["name"] for t in tasks}
+    assert sorted((by_task[r["task_id"]], r["repeat"], r["status"]) for r in runs) == [
+        ("add", 0, "passed"),
+        ("add", 1, "passed"),
+        ("capital", 0, "passed"),
+        ("capital", 1, "failed"),
+    ]
+    assert {r["stats"]["model"] for r in runs} == {"gpt-4o"}
+    assert {r["stats"]["token_total"] for r in runs} == {15}
