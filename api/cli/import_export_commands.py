@@ -30,6 +30,7 @@ from api.cli.run_table import EXPORT_FORMATS, run_rows, write_table
 from domain.errors import InvalidInput
 from domain.log_keys import SYNTAX, KeyExpression, LogPlace, parse_key
 from domain.transcript_formats.files import AUTO, LOG_FORMATS, LoggedTranscript, read_logs
+from domain.transcripts import Message, TextBlock
 
 KEY_HELP = (
     f"Which {{what}} each transcript belongs to: {SYNTAX}; matched to the id or exact name of "
@@ -151,9 +152,17 @@ def _only(experiment: dict[str, Any], field: str, what: str, option: str) -> Key
 
 def _posted(log: LoggedTranscript, task: KeyExpression, environment: KeyExpression) -> Any:
     transcript = log.parsed.transcript
-    if log.parsed.error is not None and transcript.termination_reason is None:
-        # The agent reported its own failure: the run ends in error, as a command agent's.
-        transcript = transcript.model_copy(update={"termination_reason": "error"})
+    if log.parsed.error is not None:
+        # The agent reported its own failure: the run is errored, with the agent's words as
+        # its last message, as a command agent's run is (infra/runners/command.py).
+        note = Message(role="system", content=[TextBlock(text=f"[agent error] {log.parsed.error}")])
+        transcript = transcript.model_copy(
+            update={
+                "messages": [*transcript.messages, note],
+                "status": "errored",
+                "termination_reason": "error",
+            }
+        )
     place = LogPlace(log.file, log.sample, transcript.stats.model, log.metadata)
     return {
         "task": task.key(place, "--task-key"),

@@ -272,7 +272,8 @@ def test_an_export_has_stable_columns_and_the_servers_values(server: Server, hom
 
 
 def inspect_log() -> dict[str, Any]:
-    """An Inspect eval log (`.json`): two samples, two epochs each; `capital` fails once."""
+    """An Inspect eval log (`.json`): two samples, two epochs each, `capital` failing once;
+    a third epoch of `add` that crashed."""
 
     def sample(sample_id: str, epoch: int, answer: str, score: str) -> dict[str, Any]:
         return {
@@ -299,6 +300,7 @@ def inspect_log() -> dict[str, Any]:
             sample("capital", 1, "Paris", "C"),
             sample("add", 2, "4", "C"),
             sample("capital", 2, "I could not find it", "I"),
+            {**sample("add", 3, "", "I"), "error": {"message": "sandbox crashed"}},
         ],
     }
 
@@ -328,15 +330,20 @@ def test_an_inspect_log_is_keyed_by_sample_and_model(server: Server, home: Path)
         server, "sim", "experiment", "import", exp_id, str(log),
         "--task-key", "metadata.sample_id", "--env-key", "model", "--wait",
     )  # fmt: skip
-    assert status["imported"] == {"format": "inspect-log", "runs": 4, "files": 1}
-    assert (status["runs"]["passed"], status["runs"]["failed"]) == (3, 1)
+    assert status["imported"] == {"format": "inspect-log", "runs": 5, "files": 1}
+    assert [status["runs"][s] for s in ("passed", "failed", "errored")] == [3, 1, 1]
     runs = api(server, "GET", f"/v1/experiments/{exp_id}/iterations/1/runs")["items"]
     by_task = {t["id"]: t["name"] for t in tasks}
     assert sorted((by_task[r["task_id"]], r["repeat"], r["status"]) for r in runs) == [
         ("add", 0, "passed"),
         ("add", 1, "passed"),
+        ("add", 2, "errored"),
         ("capital", 0, "passed"),
         ("capital", 1, "failed"),
     ]
     assert {r["stats"]["model"] for r in runs} == {"gpt-4o"}
     assert {r["stats"]["token_total"] for r in runs} == {15}
+    crashed = next(r for r in runs if r["status"] == "errored")
+    assert crashed["termination_reason"] == "error"
+    transcript = api(server, "GET", f"/v1/runs/{crashed['id']}/transcript")
+    assert transcript["messages"][-1]["content"][0]["text"] == "[agent error] sandbox crashed"
