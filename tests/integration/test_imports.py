@@ -131,6 +131,12 @@ def test_imported_transcripts_give_the_results_of_their_replay(service: Service)
     history = service.views.history(owner, exp_id, 500, None)["items"]
     assert any("imported from 12 recorded transcripts" in e["summary"] for e in history)
 
+    # An imported iteration is re-scored like any other: the same outcomes again.
+    rescored = service.rescore(owner, exp_id, 2)
+    assert (rescored["rescore_of"], rescored["imported"]) == (2, None)
+    execute_without_agents(service, owner, exp_id, 3)
+    assert comparable(service, owner, exp_id, 3) == imported
+
 
 def test_an_import_names_only_the_tasks_and_environments_its_logs_name(service: Service) -> None:
     owner, exp_id, tasks, envs = setup_replay(service)
