@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -112,11 +113,23 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+# A dated snapshot of a model (`claude-sonnet-4-5-20250929`, `gpt-4o-mini-2024-07-18`), as
+# API responses and logs name it, is priced as the model.
+_SNAPSHOT = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2})$")
+
+
+def price_of(model: str | None, prices: Mapping[str, ModelPrice]) -> ModelPrice | None:
+    """The model's price, or its dated snapshot's base model's; None when unknown."""
+    if not model:
+        return None
+    return prices.get(model) or prices.get(_SNAPSHOT.sub("", model))
+
+
 def _cost(transcript: Transcript, prices: Mapping[str, ModelPrice]) -> float | None:
     recorded = transcript.stats
     if recorded.cost is not None:
         return recorded.cost
-    price = prices.get(recorded.model or "")
+    price = price_of(recorded.model, prices)
     if price is None or recorded.token_in is None or recorded.token_out is None:
         return None
     return price.cost(recorded.token_in, recorded.token_out)

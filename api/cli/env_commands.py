@@ -2,6 +2,7 @@
 
 `env create --replay-dir DIR` embeds `DIR/*.json` as a replay agent's transcripts (SPEC §6,
 §8); every file is checked locally first, so a bad transcript fails before anything is sent.
+With `--from FORMAT`, the folder holds agent logs that are converted first (docs/formats.md).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from api.cli.inputs import paging_options, read_definition_file
 from api.cli.output import current_output
 from api.cli.results_view import compact, details_table, render_more, when
 from api.cli.signals_view import format_value
+from api.cli.transcript_commands import from_option, read_log_file, transcript_document
 from domain.errors import InvalidInput
+from domain.transcript_formats import TranscriptFormatError
 from domain.transcripts import InvalidTranscript, transcript_from_object
 
 
@@ -45,11 +48,16 @@ def env_group() -> None:
     type=click.Path(path_type=Path, exists=True, file_okay=False),
     help="A folder of tpc transcripts to replay: DIR/<task name or id>.json (object or array).",
 )
-def create(name: str | None, file: Path | None, replay_dir: Path | None) -> None:
+@from_option(default="tpc")
+def create(
+    name: str | None, file: Path | None, replay_dir: Path | None, source_format: str
+) -> None:
     """Create an environment from a YAML file, or a replay environment from a folder.
 
     With --replay-dir, each DIR/<key>.json holds one transcript or an array of them; the key
-    (file stem) is a task name or id, and repeat i of that task replays item i mod n.
+    (file stem) is a task name or id, and repeat i of that task replays item i mod n. With
+    --from, the folder holds agent logs of that format (*.json, *.jsonl, *.eval; or
+    auto-detected), converted here: every transcript of DIR/<key>.<ext> is replayed for <key>.
 
     Example: tpc sim env create --name recorded-sonnet --replay-dir runs/
     """
@@ -59,7 +67,12 @@ def create(name: str | None, file: Path | None, replay_dir: Path | None) -> None
         body = with_absolute_folders(read_definition_file(file, "environment"), file.parent)
     else:
         assert replay_dir is not None
-        body = {"agent": {"kind": "replay", "transcripts": read_replay_dir(replay_dir)}}
+        transcripts = (
+            read_replay_dir(replay_dir)
+            if source_format == "tpc"
+            else read_replay_logs(replay_dir, source_format)
+        )
+        body = {"agent": {"kind": "replay", "transcripts": transcripts}}
     if name is not None:
         body["name"] = name
     if "name" not in body:
@@ -108,6 +121,43 @@ def read_replay_dir(directory: Path) -> dict[str, Any]:
         raise InvalidInput(
             f"{bad_files} of {len(paths)} files in {directory} are not valid tpc transcripts "
             "(nothing was sent)",
+            tuple(problems),
+        )
+    return transcripts
+
+
+LOG_SUFFIXES = (".json", ".jsonl", ".eval")
+
+
+def read_replay_logs(directory: Path, source_format: str) -> dict[str, Any]:
+    """`{key: [transcripts]}` from the agent logs in DIR, converted from `source_format`; the
+    key is the file name without its suffixes (`fix-login.traj.json` -> `fix-login`)."""
+    paths = sorted(
+        path
+        for path in directory.iterdir()
+        if path.is_file() and path.suffix in LOG_SUFFIXES and not path.name.startswith(".")
+    )
+    if not paths:
+        raise click.BadParameter(
+            f"no *.json, *.jsonl or *.eval logs in {directory}", param_hint="'--replay-dir'"
+        )
+    transcripts: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    for path in paths:
+        key = path.name.split(".", 1)[0] if path.name.endswith(".traj.json") else path.stem
+        if key in transcripts:
+            problems.append(("", f"{path}: a second file for the key {key!r}"))
+            continue
+        try:
+            logged = read_log_file(path, source_format)
+        except TranscriptFormatError as error:
+            problems.append(("", str(error)))
+            continue
+        transcripts[key] = [transcript_document(item) for item in logged]
+    if problems:
+        raise InvalidInput(
+            f"{len(problems)} of {len(paths)} files in {directory} could not be read as "
+            f"{source_format} (nothing was sent)",
             tuple(problems),
         )
     return transcripts

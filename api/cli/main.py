@@ -22,6 +22,7 @@ from api.cli.server_commands import SERVER_COMMANDS
 from api.cli.signal_commands import signals_group, validate_signal_config
 from api.cli.task_commands import task_group
 from api.cli.token_commands import TOKEN_COMMANDS
+from api.cli.transcript_commands import transcript_group
 from api.error_mapping import exit_code
 from domain.errors import DomainError, InvalidInput
 
@@ -64,6 +65,7 @@ sim.add_command(task_group)
 sim.add_command(env_group)
 sim.add_command(run_group)
 sim.add_command(signals_group)
+sim.add_command(transcript_group)
 for command in [*SERVER_COMMANDS, *PRODUCT_COMMANDS, *TOKEN_COMMANDS]:
     cli.add_command(command)
 

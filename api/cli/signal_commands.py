@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from api.cli.output import current_output
 from api.cli.signals_view import render_signals_report
+from api.cli.transcript_commands import from_option, read_log_files
 from domain.errors import UnreadableDocument
 from domain.signals.config import json_schema
 from domain.signals.extraction import Extractor
@@ -117,14 +118,21 @@ def schema() -> None:
     is_flag=True,
     help="Skip transcripts that do not parse (with a warning) instead of failing.",
 )
+@from_option(default="tpc")
 @click.argument("transcripts", nargs=-1, required=True, type=click.Path(path_type=Path))
 def extract(
-    config_path: Path, evidence: bool, skip_invalid: bool, transcripts: tuple[Path, ...]
+    config_path: Path,
+    evidence: bool,
+    skip_invalid: bool,
+    source_format: str,
+    transcripts: tuple[Path, ...],
 ) -> None:
     """Extract signals from transcript files and aggregate them, with no server.
 
     Runs are grouped by each transcript's task_id and environment_id. llm signals need a
-    judge, so offline they are reported missing with the reason.
+    judge, so offline they are reported missing with the reason. With --from, the files are
+    agent logs of that format (or auto-detected); a file holding many transcripts (an Inspect
+    log) gives one run per transcript, named FILE#SAMPLE.
 
     Example: tpc sim signals extract --signal-config signals.yaml runs/*.json
     """
@@ -133,14 +141,46 @@ def extract(
     for warning in report.warnings:
         output.warn(f"{config_path}: {warning}")
     config = report.require_valid()
-    parsed = _parse_transcripts(transcripts, skip_invalid)
+    if source_format == "tpc":
+        parsed = [(str(path), t) for path, t in _parse_transcripts(transcripts, skip_invalid)]
+    else:
+        parsed = _read_logs(transcripts, source_format, skip_invalid)
     extractor = Extractor(config)
     runs: list[ExtractedRun] = [
-        extract_run(extractor, {"transcript": str(path)}, transcript, MODEL_PRICES)
-        for path, transcript in output.track(parsed, "Extracting", total=len(parsed))
+        extract_run(extractor, {"transcript": name}, transcript, MODEL_PRICES)
+        for name, transcript in output.track(parsed, "Extracting", total=len(parsed))
     ]
     document = signals_report(config, report.content_hash, runs)
     output.emit(document, lambda console: render_signals_report(console, document, evidence))
+
+
+def _read_logs(
+    paths: tuple[Path, ...], source_format: str, skip_invalid: bool
+) -> list[tuple[str, Transcript]]:
+    """Agent logs of `source_format`, each transcript named by its file (and sample)."""
+    output = current_output()
+    logged, problems = read_log_files(paths, source_format)
+    _report_problems(problems, len(paths), skip_invalid)
+    if not logged:
+        raise click.ClickException("no valid transcripts to extract from")
+    return [
+        (item.file if item.sample is None else f"{item.file}#{item.sample}", item.parsed.transcript)
+        for item in output.track(logged, "Reading transcripts", total=len(logged))
+    ]
+
+
+def _report_problems(problems: list[str], total: int, skip_invalid: bool) -> None:
+    output = current_output()
+    if problems and skip_invalid:
+        for problem in problems:
+            output.warn(f"skipped {problem}")
+    elif problems:
+        for problem in problems:
+            output.error(problem)
+        raise click.ClickException(
+            f"{len(problems)} of {total} transcripts could not be read "
+            "(fix them, or pass --skip-invalid to extract from the rest)"
+        )
 
 
 def _parse_transcripts(

@@ -78,7 +78,7 @@ class _Session:
 
 
 def read_claude_code_session(file_name: str, data: bytes) -> list[Sample]:
-    lines = _message_lines(decode_text(data, file_name))
+    lines = _message_lines(decode_text(data, NAME))
     only_sidechain = bool(lines) and all(line.get("isSidechain").flag() for line in lines)
     session = _Session()
     metadata: dict[str, Any] = {}

@@ -57,7 +57,7 @@ def read_codex_session(file_name: str, data: bytes) -> list[Sample]:
     final: str | None = None
     times: list[str] = []
     lines = 0
-    for number, raw in enumerate(decode_text(data, file_name).splitlines(), start=1):
+    for number, raw in enumerate(decode_text(data, NAME).splitlines(), start=1):
         line = json_line(raw, f"{NAME} line {number}")
         if line is None:
             continue

@@ -46,22 +46,37 @@ class LoggedTranscript:
 FileReader = Callable[[str, bytes], list[Sample]]
 
 
-def _one_transcript(factory: Callable[[str | None], OutputParser]) -> FileReader:
+def _one_transcript(name: str, factory: Callable[[str | None], OutputParser]) -> FileReader:
     def read(file_name: str, data: bytes) -> list[Sample]:
-        return [Sample(None, parse_lines(factory(None), decode_text(data, file_name)), {})]
+        return [Sample(None, parse_lines(factory(None), decode_text(data, name)), {})]
 
     return read
 
 
+def _tpc_file(file_name: str, data: bytes) -> list[Sample]:
+    """tpc files; a document of another known format without tpc's `version` is refused
+    (tpc accepts extra keys, so another format's object could otherwise pass as one)."""
+    samples = read_tpc_file(file_name, data)
+    if b'"version"' not in data:
+        try:
+            found = detect(file_name, data)
+        except TranscriptFormatError:
+            found = "tpc"
+        if found != "tpc":
+            problem = f"a {found} document, not a tpc transcript (which has `version: 1`)"
+            raise TranscriptFormatError(f"tpc: {problem}", (("version", problem),))
+    return samples
+
+
 # Formats whose files hold many transcripts, or a shape of their own, read the whole file.
 FILE_READERS: dict[str, FileReader] = {
-    **{name: _one_transcript(factory) for name, factory in FORMATS.items()},
-    "tpc": read_tpc_file,
+    **{name: _one_transcript(name, factory) for name, factory in FORMATS.items()},
+    "tpc": _tpc_file,
     "claude-code-session": read_claude_code_session,
     "codex-session": read_codex_session,
     "inspect-log": read_inspect_log,
-    "openai-responses": _one_transcript(OpenAIResponsesParser),
-    "mini-swe-agent": _one_transcript(MiniSweAgentParser),
+    "openai-responses": _one_transcript("openai-responses", OpenAIResponsesParser),
+    "mini-swe-agent": _one_transcript("mini-swe-agent", MiniSweAgentParser),
 }
 LOG_FORMATS: tuple[str, ...] = (AUTO, *FILE_READERS)
 

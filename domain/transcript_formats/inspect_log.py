@@ -51,7 +51,7 @@ def read_inspect_log(file_name: str, data: bytes) -> list[Sample]:
     if data.startswith(ZIP_MAGIC):
         header, samples = _eval_archive(file_name, data)
     else:
-        header = decode_json(decode_text(data, file_name), NAME)
+        header = decode_json(decode_text(data, NAME), NAME)
         if not header.get("eval").has("task") and not header.get("eval").has("model"):
             header.fail(
                 "expected an Inspect eval log (an object with `eval`, `samples`, `results`)"
@@ -87,10 +87,10 @@ def _member(archive: zipfile.ZipFile, name: str) -> Node:
     return decode_json(decode_text(archive.read(name), f"{NAME} {name}"), f"{NAME} {name}")
 
 
-def _sample_order(name: str) -> tuple[int, str]:
-    # `<id>_epoch_<n>.json`: epochs of one sample in numeric order.
+def _sample_order(name: str) -> tuple[str, int]:
+    # `<id>_epoch_<n>.json`: each sample's epochs in numeric order, as a `.json` log lists them.
     stem, _, epoch = name.removesuffix(".json").rpartition("_epoch_")
-    return (int(epoch), stem) if epoch.isdigit() else (0, name)
+    return (stem, int(epoch)) if epoch.isdigit() else (name, 0)
 
 
 def _sample(header: Node, sample: Node) -> Sample:
@@ -108,7 +108,7 @@ def _sample(header: Node, sample: Node) -> Sample:
     elif sample.has("limit"):
         kind = sample.get("limit").get("type").opt_text() or ""
         reason = _LIMITS.get(kind, "max_steps")
-    completion = sample.get("output").get("completion").value
+    completion = sample.path("output", "completion").value
     transcript = Transcript(
         messages=messages,
         stats=stats(
@@ -212,13 +212,13 @@ def _text(content: Node) -> str:
 
 
 def _model(sample: Node, eval_spec: Node) -> str | None:
-    name = sample.get("output").get("model").opt_text() or eval_spec.get("model").opt_text()
+    name = sample.path("output", "model").opt_text() or eval_spec.get("model").opt_text()
     return name.rpartition("/")[2] if name else None
 
 
 def _tokens(sample: Node) -> tuple[int | None, int | None]:
     if not sample.has("model_usage"):
-        usage = sample.get("output").get("usage")
+        usage = sample.path("output", "usage")
         if usage.value is None:
             return None, None
         return _usage_in(usage), usage.get("output_tokens").opt_int()

@@ -53,7 +53,7 @@ class MiniSweAgentParser(DocumentParser):
         counted = False
         for index, node in enumerate(document.get("messages").items()):
             role = node.get("role").text()
-            usage = node.get("extra").get("response").get("usage")
+            usage = node.path("extra", "response", "usage")
             if usage.value is not None:
                 counted = True
                 token_in += usage.get("prompt_tokens").opt_int() or 0
@@ -73,7 +73,7 @@ class MiniSweAgentParser(DocumentParser):
                 messages.append(message("tool", [result], node))
             elif role == "user":
                 text = _text(node.get("content"))
-                if not text and node.get("extra").has("exit_status"):
+                if not text and node.path("extra").has("exit_status"):
                     continue  # the exit record, not a message
                 if open_call is not None:
                     result = {
@@ -99,15 +99,14 @@ class MiniSweAgentParser(DocumentParser):
             reason = "max_steps"
         elif exit_status:
             reason, error = "error", f"mini-swe-agent exited with {exit_status}"
-        config_model = info.get("config").get("model")
-        model = config_model.get("model_name").opt_text() if config_model.value else None
+        model = info.path("config", "model", "model_name").opt_text()
         submission = info.get("submission").opt_text()
         recorded = stats(
             model=model.rpartition("/")[2] if model else None,
-            cost=info.get("model_stats").get("instance_cost").opt_number(),
+            cost=info.path("model_stats", "instance_cost").opt_number(),
             token_in=token_in if counted else None,
             token_out=token_out if counted else None,
-            api_calls=info.get("model_stats").get("api_calls").opt_int(),
+            api_calls=info.path("model_stats", "api_calls").opt_int(),
         )
         transcript = Transcript(
             messages=messages,
@@ -144,7 +143,7 @@ def _assistant(node: Node, index: int) -> tuple[list[dict[str, Any]], str | None
                 }
             )
         return blocks, None
-    actions = node.get("extra").get("actions").value
+    actions = node.path("extra", "actions").value
     commands = (
         [a.get("command") for a in actions if isinstance(a, dict) and "command" in a]
         if isinstance(actions, list)
@@ -160,7 +159,7 @@ def _assistant(node: Node, index: int) -> tuple[list[dict[str, Any]], str | None
 
 
 def _failed(node: Node) -> bool:
-    code = node.get("extra").get("returncode").value
+    code = node.path("extra", "returncode").value
     if isinstance(code, int) and not isinstance(code, bool):
         return code != 0
     match = _RETURN_CODE.search(_text(node.get("content")))

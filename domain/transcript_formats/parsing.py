@@ -76,6 +76,16 @@ class Node:
         data = self.obj()
         return Node(data.get(key), self.where, f"{self.loc}.{key}" if self.loc else key)
 
+    def path(self, *keys: str) -> Node:
+        """The member at `keys`, None when any object on the way is absent or null (optional
+        nested records); a non-object on the way still fails."""
+        node = self
+        for key in keys:
+            if node.value is None:
+                return Node(None, self.where, f"{node.loc}.{key}" if node.loc else key)
+            node = node.get(key)
+        return node
+
     def has(self, key: str) -> bool:
         return isinstance(self.value, dict) and self.value.get(key) is not None
 

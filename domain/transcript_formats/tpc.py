@@ -33,7 +33,7 @@ class TpcParser(DocumentParser):
 
 def read_tpc_file(file_name: str, data: bytes) -> list[Sample]:
     """One transcript, or an array of them (each is a sample named by its index)."""
-    document = decode_json(decode_text(data, file_name), file_name)
+    document = decode_json(decode_text(data, "tpc"), "tpc")
     if not isinstance(document.value, list):
         return [Sample(None, _transcript(document, file_name), {})]
     if not document.value:
