@@ -27,9 +27,10 @@ from api.cli.experiment_commands import (
 from api.cli.output import current_output
 from api.cli.results_view import render_iteration_status
 from api.cli.run_table import EXPORT_FORMATS, run_rows, write_table
+from api.cli.transcript_commands import from_option, read_log_files
 from domain.errors import InvalidInput
 from domain.log_keys import SYNTAX, KeyExpression, LogPlace, parse_key
-from domain.transcript_formats.files import AUTO, LOG_FORMATS, LoggedTranscript, read_logs
+from domain.transcript_formats.files import LoggedTranscript
 from domain.transcripts import Message, TextBlock
 
 KEY_HELP = (
@@ -44,21 +45,14 @@ KEY_HELP = (
 @click.command("import")
 @click.argument("exp_id", metavar="EXP")
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))
-@click.option(
-    "--from",
-    "log_format",
-    type=click.Choice(LOG_FORMATS),
-    default=AUTO,
-    show_default=True,
-    help="The files' format (`auto`: told from each file's content).",
-)
+@from_option()
 @click.option("--task-key", help=KEY_HELP.format(what="task"))
 @click.option("--env-key", help=KEY_HELP.format(what="environment"))
 @click.option("--wait", is_flag=True, help="Wait until the iteration completes.")
 def import_logs(
     exp_id: str,
     files: tuple[Path, ...],
-    log_format: str,
+    source_format: str,
     task_key: str | None,
     env_key: str | None,
     wait: bool,
@@ -76,7 +70,14 @@ def import_logs(
         raise click.UsageError("give the log files (or folders) to import")
     task_expression = parse_key(task_key, "--task-key") if task_key is not None else None
     env_expression = parse_key(env_key, "--env-key") if env_key is not None else None
-    logs = [log for path in _log_files(files) for log in _read(path, log_format)]
+    paths = _log_files(files)
+    logs, problems = read_log_files(tuple(paths), source_format)
+    if problems:
+        for problem in problems:
+            current_output().error(problem)
+        raise InvalidInput(
+            f"{len(problems)} of {len(paths)} files could not be read: nothing was imported"
+        )
     if not logs:
         raise InvalidInput(
             f"no transcripts found in {', '.join(str(f) for f in files)}",
@@ -94,8 +95,6 @@ def import_logs(
             "in its own iteration",
             (("from", "one format per import"),),
         )
-    if log_format == AUTO:
-        current_output().warn(f"detected format: {formats[0]}")
     body = {
         "format": formats[0],
         "runs": [_posted(log, task_expression, env_expression) for log in logs],
@@ -126,16 +125,6 @@ def _log_files(paths: tuple[Path, ...]) -> list[Path]:
         else:
             raise InvalidInput(f"{path}: no such file or folder", (("files", f"{path} not found"),))
     return found
-
-
-def _read(path: Path, log_format: str) -> list[LoggedTranscript]:
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise InvalidInput(
-            f"{path}: cannot be read: {error.strerror}", (("files", str(path)),)
-        ) from None
-    return read_logs(str(path), data, log_format)
 
 
 def _only(experiment: dict[str, Any], field: str, what: str, option: str) -> KeyExpression:

@@ -121,7 +121,7 @@ def test_an_imported_folder_gives_the_results_of_its_replay(server: Server, home
         "--task-key", "file-stem", "--env-key", "dir", "--wait",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "detected format: tpc" in done.stderr
+    assert "install-sdk.json: detected tpc" in done.stderr
     imported = json.loads(done.stdout)
     assert imported["iteration"] == 2 and imported["status"] == "completed"
     assert imported["imported"] == {"format": "tpc", "runs": 6, "files": 6}
@@ -347,3 +347,31 @@ def test_an_inspect_log_is_keyed_by_sample_and_model(server: Server, home: Path)
     assert crashed["termination_reason"] == "error"
     transcript = api(server, "GET", f"/v1/runs/{crashed['id']}/transcript")
     assert transcript["messages"][-1]["content"][0]["text"] == "[agent error] sandbox crashed"
+
+
+CORPUS = sorted(
+    path for path in (ROOT / "tests" / "fixtures" / "formats").iterdir() if path.suffix != ".md"
+)
+
+
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+def test_every_format_of_the_corpus_imports(server: Server, home: Path) -> None:
+    """Each log of the corpus, its format detected, becomes a completed iteration of the
+    experiment's only task and environment, one run per transcript read from it."""
+    env = api(server, "POST", "/v1/environments", {"name": "logs", "agent": {"kind": "scripted"}})
+    task = api(server, "POST", "/v1/tasks", {"name": "recorded", "prompt": "Do the task"})
+    exp_id = api(
+        server,
+        "POST",
+        "/v1/experiments",
+        {"name": "Corpus", "task_ids": [task["id"]], "env_ids": [env["id"]]},
+    )["id"]
+    converted = {
+        path.name: as_json(server, "sim", "transcript", "convert", str(path)) for path in CORPUS
+    }
+    for number, path in enumerate(CORPUS, start=1):
+        status = as_json(server, "sim", "experiment", "import", exp_id, str(path), "--wait")
+        assert status["iteration"] == number and status["status"] == "completed", path.name
+        read = converted[path.name]
+        assert status["imported"] == {"format": read[0]["format"], "runs": len(read), "files": 1}
+        assert status["runs"]["total"] == len(read)
