@@ -375,3 +375,30 @@ def test_every_format_of_the_corpus_imports(server: Server, home: Path) -> None:
         read = converted[path.name]
         assert status["imported"] == {"format": read[0]["format"], "runs": len(read), "files": 1}
         assert status["runs"]["total"] == len(read)
+
+
+def test_an_import_over_the_body_limit_is_refused_whole(tmp_path: Path) -> None:
+    server = Server(tmp_path, environ={"TPC_MAX_BODY_BYTES": "6000"}).start()
+    try:
+        env = api(server, "POST", "/v1/environments", {"name": "e", "agent": {"kind": "scripted"}})
+        task = api(server, "POST", "/v1/tasks", {"name": "refund-payment", "prompt": "p"})
+        exp_id = api(
+            server,
+            "POST",
+            "/v1/experiments",
+            {"name": "Small", "task_ids": [task["id"]], "env_ids": [env["id"]]},
+        )["id"]
+        logs = tmp_path / "logs"
+        logs.mkdir()
+        for i in range(10):  # about 13 kB in all
+            document = (EXAMPLES / "transcripts" / "refund__gpt-nodocs.json").read_text()
+            (logs / f"refund-payment-{i}.json").write_text(document)
+        done = server.tpc("sim", "experiment", "import", exp_id, str(logs))
+        assert done.returncode == 1
+        assert "TPC_MAX_BODY_BYTES" in done.stderr
+        assert iterations(server, exp_id) == 0
+        one = server.tpc("sim", "experiment", "import", exp_id, str(logs / "refund-payment-0.json"))
+        assert one.returncode == 0, one.stderr
+        assert iterations(server, exp_id) == 1
+    finally:
+        server.stop()
