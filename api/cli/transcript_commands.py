@@ -6,6 +6,7 @@ transcripts, with no server. The `--from` option and the file reading here are s
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,10 +35,10 @@ def from_option(default: str = AUTO) -> Callable[[F], F]:
 
 
 def read_log_file(path: Path, source_format: str) -> list[LoggedTranscript]:
-    """Every transcript in one file; an unreadable or wrong-format file raises
-    `TranscriptFormatError` naming it."""
+    """Every transcript in one file (`-`: standard input); an unreadable or wrong-format file
+    raises `TranscriptFormatError` naming it."""
     try:
-        data = path.read_bytes()
+        data = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
     except OSError as error:
         problem = f"cannot read {path}: {error.strerror or error}"
         raise TranscriptFormatError(problem, (("", problem),)) from None
@@ -84,6 +85,7 @@ def transcript_group() -> None:
 def convert(source_format: str, files: tuple[Path, ...]) -> None:
     """Convert agent logs to tpc transcript v1 JSON on stdout.
 
+    FILE `-` reads standard input (e.g. piped from `claude -p … --output-format stream-json`).
     One transcript prints as a JSON document, several (an Inspect log holds one per sample)
     as a JSON array of them. With --format json: an array of {"file", "sample", "format",
     "metadata", "transcript"}. A file that is not of the given format exits 1 naming the file,

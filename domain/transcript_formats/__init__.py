@@ -2,7 +2,8 @@
 
 Pure: parsers take text and return values, with errors that name the line and field. Each
 format lives in its own module; `parser_for` picks one by the name an environment gives in
-`agent.transcript_format`.
+`agent.transcript_format`. `files` reads recorded log files (those formats, and the ones only
+found in files: Claude Code and Codex sessions, Inspect logs, …) for convert, extract and import.
 """
 
 from __future__ import annotations

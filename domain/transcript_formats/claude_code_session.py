@@ -7,7 +7,8 @@ maps it; an assistant message is written one line per content block, all with th
 `message.id`, merged into one step and its usage counted once). Skipped: `summary`,
 `file-history-snapshot`, `system`, `progress` and `queue-operation` lines, `isMeta` user lines
 (caveats Claude Code adds), slash-command lines (`<command-name>`, `<local-command-stdout>`)
-and compaction summaries (`isCompactSummary`).
+and compaction summaries (`isCompactSummary`). Assistant messages Claude Code writes itself
+(model `<synthetic>`: API errors, "No response requested.") become system notes, not steps.
 
 Sidechains (`isSidechain`: the work of a sub-agent started by the `Task` tool) are nested
 agent work: their steps, tool calls and results stay in order, but the sub-agent's prompt is
@@ -40,6 +41,7 @@ from domain.transcripts import Message, Transcript
 
 NAME = "claude-code-session"
 MESSAGE_TYPES = frozenset({"user", "assistant"})
+SYNTHETIC = "<synthetic>"  # the model Claude Code names for messages it writes itself
 SKIPPED_TYPES = frozenset(
     {"summary", "file-history-snapshot", "system", "progress", "queue-operation"}
 )
@@ -162,7 +164,14 @@ def _assistant(session: _Session, line: Node, sidechain: bool) -> None:
     node = line.get("message")
     message_id = node.get("id").opt_text()
     model = node.get("model").opt_text()
-    if model and model != "<synthetic>":
+    if model == SYNTHETIC:
+        # Written by Claude Code, not the model (an API error, "No response requested."):
+        # a system note, not a step.
+        session.close()
+        texts = [b["text"] for b in assistant_blocks(node.get("content")) if b["type"] == "text"]
+        session.messages.append(message("system", ["[Claude Code] " + "\n".join(texts)], node))
+        return
+    if model:
         session.model = session.model or model
     if message_id is not None and node.has("usage"):
         usage = node.get("usage")

@@ -186,7 +186,7 @@ class ClaudeStreamJsonParser:
 
 def _line_type(node: Node) -> str:
     """The line's `type`, once the line is known to be of this stream."""
-    if node.has("parentUuid") or node.has("sessionId") or "parentUuid" in node.obj():
+    if "parentUuid" in node.obj() or node.has("sessionId"):
         node.fail(
             "a Claude Code session line (it has `sessionId`/`parentUuid`), not a "
             f"{NAME} line (expected `type` and `session_id`)"

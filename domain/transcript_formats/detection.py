@@ -100,13 +100,14 @@ def _document_format(document: Any) -> str | None:
         return "mini-swe-agent"
     if document.get("object") == "response" and isinstance(document.get("output"), list):
         return "openai-responses"
-    for key in ("messages", "input"):
-        if isinstance(document.get(key), list):
-            found = _message_list_format(document[key])
-            if found == "openai-responses" or (found is not None and key == "messages"):
-                if found != "openai-responses" and "system" in document:
-                    return "anthropic-messages"
-                return found
+    io_lists = [document[key] for key in ("input", "output") if isinstance(document.get(key), list)]
+    if any(_message_list_format(items) == "openai-responses" for items in io_lists):
+        return "openai-responses"
+    if isinstance(document.get("messages"), list):
+        found = _message_list_format(document["messages"])
+        if found == "openai-messages" and "system" in document:
+            return "anthropic-messages"  # only Anthropic's wrapper has a top-level system
+        return found
     return None
 
 

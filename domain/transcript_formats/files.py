@@ -53,16 +53,20 @@ def _one_transcript(name: str, factory: Callable[[str | None], OutputParser]) ->
     return read
 
 
+# Documents whose own top-level keys a tpc transcript would ignore (tpc accepts extra keys):
+# read as tpc, their messages could pass while what the format records beside them is lost.
+_WRAPPED_DOCUMENTS = frozenset({"mini-swe-agent", "inspect-log", "openai-responses"})
+
+
 def _tpc_file(file_name: str, data: bytes) -> list[Sample]:
-    """tpc files; a document of another known format without tpc's `version` is refused
-    (tpc accepts extra keys, so another format's object could otherwise pass as one)."""
+    """tpc files; another format's document that merely validates is refused."""
     samples = read_tpc_file(file_name, data)
-    if b'"version"' not in data:
+    if len(samples) == 1:
         try:
             found = detect(file_name, data)
         except TranscriptFormatError:
             found = "tpc"
-        if found != "tpc":
+        if found in _WRAPPED_DOCUMENTS:
             problem = f"a {found} document, not a tpc transcript (which has `version: 1`)"
             raise TranscriptFormatError(f"tpc: {problem}", (("version", problem),))
     return samples

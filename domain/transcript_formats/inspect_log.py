@@ -6,7 +6,8 @@ header's fields and a `samples` array. Every sample becomes a transcript, named
 `<id>_epoch_<n>` as Inspect names its files, with its scores (value, answer, explanation),
 target, sample metadata and the eval's task and model kept as metadata.
 
-Messages: `system`, `user` (text; images and other media as a marker), `assistant` (text,
+Large texts Inspect stores once per sample (`attachment://<hash>`, in `attachments`) are
+resolved. Messages: `system`, `user` (text; images and other media as a marker), `assistant` (text,
 `reasoning` content -> thinking, `tool_calls` with their `function` and `arguments`), `tool`
 (its `error` makes the result an error). Tokens sum the sample's `model_usage` (cache reads
 and writes counted as input read); the model is the eval's without its provider prefix
@@ -44,6 +45,7 @@ _LIMITS: dict[str, TerminationReason] = {
     "working": "timeout",
     "cost": "budget_exceeded",
 }
+_ATTACHMENT = "attachment://"
 _MEDIA = {"image": "[image]", "audio": "[audio]", "video": "[video]", "document": "[document]"}
 
 
@@ -94,6 +96,7 @@ def _sample_order(name: str) -> tuple[str, int]:
 
 
 def _sample(header: Node, sample: Node) -> Sample:
+    sample = _with_attachments(sample)
     eval_spec = header.get("eval")
     sample_id = sample.get("id").value
     epoch = sample.get("epoch").opt_int() or 1
@@ -135,6 +138,29 @@ def _sample(header: Node, sample: Node) -> Sample:
     }
     plain = json.loads(json.dumps(metadata, default=str))
     return Sample(f"{sample_id}_epoch_{epoch}", ParsedOutput(transcript, error), plain)
+
+
+def _with_attachments(sample: Node) -> Node:
+    """The sample with Inspect's `attachment://<hash>` references (large texts it stores once,
+    in the sample's `attachments`) replaced by their text."""
+    attachments = sample.get("attachments").value
+    if not isinstance(attachments, dict) or not attachments:
+        return sample
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(_ATTACHMENT):
+            found = attachments.get(value.removeprefix(_ATTACHMENT))
+            return found if isinstance(found, str) else value
+        if isinstance(value, list):
+            return [resolve(item) for item in value]
+        if isinstance(value, dict):
+            return {key: resolve(item) for key, item in value.items()}
+        return value
+
+    data = dict(sample.obj())
+    for key in ("messages", "output"):
+        data[key] = resolve(data.get(key))
+    return Node(data, sample.where, sample.loc)
 
 
 def _message(node: Node) -> list[Message]:

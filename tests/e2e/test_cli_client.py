@@ -855,3 +855,65 @@ def test_a_malformed_fail_on_makes_no_request(home: Path, api: StubApi) -> None:
     assert done.returncode == 2
     assert "'signal:x.rate ~ 2'" in done.stderr and "OP is one of" in done.stderr
     assert api.requests == []
+
+
+def test_replay_dir_from_agent_logs_converts_each_file_under_its_key(
+    home: Path, tmp_path: Path, api: StubApi
+) -> None:
+    corpus = FIXTURES / "formats"
+    folder = tmp_path / "replay"
+    folder.mkdir()
+    shutil.copy(corpus / "claude_code_session.jsonl", folder / "count-customers.jsonl")
+    shutil.copy(corpus / "inspect_log.eval", folder / "install-cli.eval")
+    shutil.copy(corpus / "mini_swe_agent.traj.json", folder / "fix-slug.traj.json")
+    (folder / "notes.txt").write_text("not a log")
+    api.answer(
+        "POST",
+        "/v1/environments",
+        201,
+        {
+            "id": "env_1",
+            "name": "recorded",
+            "agent": {
+                "kind": "replay",
+                "transcripts": {"count-customers": 1, "fix-slug": 1, "install-cli": 3},
+            },
+            "limits": {"timeout_s": 600.0, "max_cost_usd": None},
+            "created_at": "2026-11-21T10:00:00+00:00",
+        },
+    )
+    done = tpc(
+        "sim", "env", "create", "--name", "recorded", "--replay-dir", str(folder),
+        "--from", "auto", home=home, url=api.url,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    sent = api.requests[0].body["agent"]["transcripts"]
+    assert {key: len(value) for key, value in sent.items()} == {
+        "count-customers": 1,
+        "fix-slug": 1,
+        "install-cli": 3,
+    }
+    first = sent["count-customers"][0]
+    assert first["version"] == 1
+    assert first["stats"]["model"] == "claude-sonnet-4-5-20250929"
+    assert f"{folder / 'install-cli.eval'}: detected inspect-log (3 transcripts)" in done.stderr
+
+
+def test_replay_dir_from_a_wrong_format_names_the_file_and_sends_nothing(
+    home: Path, tmp_path: Path, api: StubApi
+) -> None:
+    corpus = FIXTURES / "formats"
+    folder = tmp_path / "replay"
+    folder.mkdir()
+    shutil.copy(corpus / "codex_exec.jsonl", folder / "good.jsonl")
+    shutil.copy(corpus / "claude_stream_json.jsonl", folder / "claude.jsonl")
+    done = tpc(
+        "sim", "env", "create", "--name", "recorded", "--replay-dir", str(folder),
+        "--from", "codex-jsonl", home=home, url=api.url,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stdout == ""
+    stderr = " ".join(done.stderr.split())
+    assert f"1 of 2 files in {folder} could not be read as codex-jsonl" in stderr
+    assert f"{folder / 'claude.jsonl'}: codex-jsonl line 1: `type` 'system'" in stderr
+    assert api.requests == []

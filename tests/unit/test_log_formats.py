@@ -385,3 +385,124 @@ def test_a_tpc_array_gives_one_sample_per_transcript(tmp_path: Path) -> None:
     document = json.loads((CORPUS / "tpc.json").read_text())
     logged = read_logs("two.json", json.dumps([document, document]).encode())
     assert [(item.sample, item.format) for item in logged] == [("0", "tpc"), ("1", "tpc")]
+
+
+@pytest.mark.parametrize(
+    ("document", "fmt"),
+    [
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": "hello"},
+                ]
+            },
+            "openai-messages",
+        ),
+        (
+            {"system": "Be brief.", "messages": [{"role": "user", "content": "hi"}]},
+            "anthropic-messages",
+        ),
+        (
+            {
+                "model": "gpt-4.1",
+                "input": [{"role": "user", "content": "hi"}],
+                "output": [
+                    {
+                        "type": "message",
+                        "role": "assistant",
+                        "content": [{"type": "output_text", "text": "hello"}],
+                    }
+                ],
+            },
+            "openai-responses",
+        ),
+        (
+            [
+                {
+                    "role": "assistant",
+                    "content": [{"type": "tool_use", "id": "t", "name": "x", "input": {}}],
+                }
+            ],
+            "anthropic-messages",
+        ),
+    ],
+)
+def test_auto_detects_the_wrapper_shapes(document: Any, fmt: str) -> None:
+    (logged,) = read_logs("wrapped.json", json.dumps(document).encode())
+    assert logged.format == fmt
+    assert logged.parsed.transcript.messages
+
+
+def test_codex_session_files_from_before_the_payload_wrapper_are_read() -> None:
+    lines = [
+        {
+            "id": "5973b6c0-94b8-487b-a530-2aeb6098ae0e",
+            "timestamp": "2025-05-12T10:00:00.000Z",
+            "instructions": None,
+        },
+        {"record_type": "state"},
+        {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "List the files."}],
+        },
+        {
+            "type": "function_call",
+            "name": "shell",
+            "arguments": '{"command": ["ls"]}',
+            "call_id": "call_1",
+        },
+        {
+            "type": "function_call_output",
+            "call_id": "call_1",
+            "output": '{"output": "README.md\\n", "metadata": {"exit_code": 0}}',
+        },
+        {
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "One file: README.md."}],
+        },
+    ]
+    data = "\n".join(json.dumps(line) for line in lines).encode()
+    (logged,) = read_logs("rollout-2025-05-12.jsonl", data, "codex-session")
+    assert [m.role for m in logged.parsed.transcript.messages] == [
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+    ]
+    assert logged.metadata == {"id": "5973b6c0-94b8-487b-a530-2aeb6098ae0e"}
+
+
+def test_inspect_attachments_are_resolved_to_their_text() -> None:
+    log = json.loads((CORPUS / "inspect_log.json").read_text())
+    sample = log["samples"][0]
+    sample["attachments"] = {"0f3a9c": "acme 2.1.0\n" + "log line\n" * 3}
+    sample["messages"][3]["content"] = "attachment://0f3a9c"
+    log["samples"] = [sample]
+    (logged,) = read_logs("attached.json", json.dumps(log).encode())
+    result = logged.parsed.transcript.messages[3].content[0]
+    assert isinstance(result, ToolResultBlock)
+    assert result.content.startswith("acme 2.1.0\nlog line")
+
+
+def test_claude_codes_own_assistant_messages_are_notes_not_steps() -> None:
+    lines = (CORPUS / "claude_code_session.jsonl").read_text().splitlines()
+    error = json.loads(lines[-1])
+    error["uuid"], error["isApiErrorMessage"] = "u-10", True
+    error["message"] = {
+        "id": "1b2c",
+        "model": "<synthetic>",
+        "role": "assistant",
+        "type": "message",
+        "content": [{"type": "text", "text": "API Error: 529 Overloaded"}],
+        "usage": {"input_tokens": 0, "output_tokens": 0},
+    }
+    data = "\n".join([*lines, json.dumps(error)]).encode()
+    (logged,) = read_logs("session.jsonl", data)
+    transcript = logged.parsed.transcript
+    last = transcript.messages[-1]
+    assert last.role == "system"
+    assert last.content[0].model_dump()["text"] == "[Claude Code] API Error: 529 Overloaded"
+    assert derive_stats(transcript).steps == 6

@@ -101,6 +101,20 @@ def test_stats_are_counted_and_derived(golden: Transcript) -> None:
     assert (stats.status, stats.termination_reason) == ("failed", "max_steps")
 
 
+def test_a_dated_model_snapshot_is_priced_as_its_model(golden: Transcript) -> None:
+    prices = {"claude-sonnet-4-5": ModelPrice(3.0, 15.0), "gpt-4o-mini": ModelPrice(0.15, 0.6)}
+    for model in ("claude-sonnet-4-5-20250929", "gpt-4o-mini-2024-07-18"):
+        price = prices[model.rsplit("-", 1 if model.startswith("claude") else 3)[0]]
+        dated = golden.model_copy(
+            update={"stats": golden.stats.model_copy(update={"model": model})}
+        )
+        assert derive_stats(dated, prices).cost == pytest.approx(price.cost(1200, 300))
+    unknown = golden.model_copy(
+        update={"stats": golden.stats.model_copy(update={"model": "claude-unknown-20250929"})}
+    )
+    assert derive_stats(unknown, prices).cost is None
+
+
 def test_recorded_stats_win_over_derived_ones(golden: Transcript) -> None:
     recorded = golden.model_copy(
         update={"stats": golden.stats.model_copy(update={"duration": 3.0, "cost": 0.5})}
