@@ -82,8 +82,8 @@ class Iteration(Aggregate):
 
     class Imported(Aggregate.Event):
         """This iteration was imported from recorded logs (`format`): its runs run no agent,
-        run `runs[i]` takes the stored transcript `transcripts[i]`, read from the log
-        `sources[i]` ([file, sample or null]). Saved with ConfigFrozen, like RescoreOf."""
+        run `runs[i]` takes the stored transcript `transcripts[i]`, read where `sources[i]`
+        says ([run id, file, sample or null]). Saved with ConfigFrozen, like RescoreOf."""
 
         TOPIC = "tpc:Iteration.Imported"
         format: str
@@ -171,13 +171,15 @@ class Iteration(Aggregate):
 
     def import_logs(self, format: str, transcripts: list[str], sources: list[list[Any]]) -> None:
         """Make this new iteration an import of recorded logs: `transcripts[i]` (a stored
-        transcript) is run `i`'s, read from `sources[i]`; saved with its ConfigFrozen."""
+        transcript) is run `i`'s, read from `sources[i]` ([file, sample or null]); saved
+        with its ConfigFrozen."""
         self.check_open()
         if self.rescore_of is not None or self.imported_from is not None:
             raise Conflict(f"{self.label} already takes its runs from elsewhere")
         if not len(transcripts) == len(sources) == len(self.runs):
             raise ValueError("an import needs one transcript and one source per run")
-        self._imported_event(format, transcripts, sources)
+        placed = [[run.run_id, *source] for run, source in zip(self.runs, sources, strict=True)]
+        self._imported_event(format, transcripts, placed)
 
     def check_open(self) -> None:
         if self.status != "running":

@@ -31,6 +31,8 @@ RUN_COLUMNS = (
     "error",
     "started_at",
     "ended_at",
+    "source_file",
+    "source_sample",
 )
 STATS_COLUMNS = (
     "duration",
@@ -90,6 +92,8 @@ def run_rows(
             "error": run.get("error"),
             "started_at": run.get("started_at"),
             "ended_at": run.get("ended_at"),
+            "source_file": (run.get("source") or {}).get("file"),
+            "source_sample": (run.get("source") or {}).get("sample"),
         }
         row.update({f"stats.{name}": stats.get(name) for name in STATS_COLUMNS})
         row.update({SIGNAL_PREFIX + sid: (values.get(sid) or {}).get("value") for sid in signals})

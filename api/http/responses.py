@@ -133,7 +133,10 @@ RESPONSES: dict[str, dict[str, Any]] = {
             "stats": nullable(OBJECT),
             "error": nullable(STRING),
             "signals": nullable(OBJECT),
-        }
+            # Only for a run of an imported iteration: where its transcript was read.
+            "source": shape({"file": nullable(STRING), "sample": nullable(STRING)}),
+        },
+        optional=("source",),
     ),
     "RunLog": shape(
         {

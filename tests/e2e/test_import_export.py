@@ -348,6 +348,18 @@ def test_an_inspect_log_is_keyed_by_sample_and_model(server: Server, home: Path)
     transcript = api(server, "GET", f"/v1/runs/{crashed['id']}/transcript")
     assert transcript["messages"][-1]["content"][0]["text"] == "[agent error] sandbox crashed"
 
+    # The export says which sample of which file each run was read from.
+    table = server.tpc("sim", "experiment", "export", exp_id, check=True).stdout
+    rows = [json.loads(line) for line in table.splitlines()]
+    assert sorted((r["task_name"], r["repeat"], r["source_sample"]) for r in rows) == [
+        ("add", 0, "add_epoch_1"),
+        ("add", 1, "add_epoch_2"),
+        ("add", 2, "add_epoch_3"),
+        ("capital", 0, "capital_epoch_1"),
+        ("capital", 1, "capital_epoch_2"),
+    ]
+    assert {r["source_file"] for r in rows} == {str(log)}
+
 
 CORPUS = sorted(
     path for path in (ROOT / "tests" / "fixtures" / "formats").iterdir() if path.suffix != ".md"

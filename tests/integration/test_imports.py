@@ -128,6 +128,16 @@ def test_imported_transcripts_give_the_results_of_their_replay(service: Service)
 
     iteration = service.load_iteration(exp_id, 2)
     assert iteration.imported_from == "tpc" and iteration.rescore_of is None
+    # Each run says where its transcript was read; a run that was not imported does not.
+    runs = service.views.runs(owner, exp_id, 2, None, 500, None)["items"]
+    names = {t["task_id"]: t["name"] for t in results["summary"]["tasks"]}
+    for run in runs:
+        file, sample = run["source"]["file"], run["source"]["sample"]
+        assert file.endswith(f"/{TASKS[names[run['task_id']]]}.json")
+        assert sample == str(run["repeat"])
+        assert service.views.run(owner, run["id"])["source"] == run["source"]
+    replayed = service.views.runs(owner, exp_id, 1, None, 1, None)["items"][0]
+    assert "source" not in replayed and "source" not in service.views.run(owner, replayed["id"])
     history = service.views.history(owner, exp_id, 500, None)["items"]
     assert any("imported from 12 recorded transcripts" in e["summary"] for e in history)
 
