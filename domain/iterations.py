@@ -155,6 +155,8 @@ class Iteration(Aggregate):
         self.check_open()
         if self.rescore_of is not None:
             raise Conflict(f"{self.label} already re-scores iteration {self.rescore_of}")
+        if self.imported_from is not None:
+            raise Conflict(f"{self.label} is imported from {self.imported_from} logs")
         if source.status == "running":
             raise Conflict(
                 f"{source.label} is still running: only a completed or cancelled iteration "

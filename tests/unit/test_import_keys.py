@@ -1,6 +1,7 @@
-"""The import key language (`domain.log_keys`) and the import plan (`domain.imports`): each
-source read from where a transcript was found, regexes, literal keys, located errors; keys
-resolved by id or exact name, unknown and ambiguous ones named; runs in a trigger's order."""
+"""The import key language (`domain.log_keys`), the import plan (`domain.imports`) and the
+Iteration's Imported event: each source read from where a transcript was found, regexes,
+literal keys, located errors; keys resolved by id or exact name, unknown and ambiguous ones
+named; runs in a trigger's order; each run's transcript and source recorded once."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import re
 
 import pytest
 
-from domain.errors import InvalidInput
+from domain.errors import Conflict, InvalidInput
 from domain.imports import LogKeys, plan_import, resolve_keys
+from domain.iterations import Iteration, plan_runs
 from domain.log_keys import LogPlace, parse_key
 
 PLACE = LogPlace(
@@ -136,3 +138,42 @@ def test_runs_are_planned_in_a_triggers_order_with_repeats_in_the_logs_order() -
         ("task_b", "env_2", 1, 2),
     ]
     assert [run.run_id for run, _ in planned] == list("wxyz")
+
+
+def frozen_iteration(number: int = 1) -> Iteration:
+    runs = plan_runs(["task_a"], ["env_1"], 2, ["r1", "r2"])
+    return Iteration(
+        experiment_id="exp_1",
+        product_id="prd_1",
+        number=number,
+        signal_config=None,
+        tasks={},
+        environments={},
+        runs=[run.to_json() for run in runs],
+    )
+
+
+def test_an_imported_iteration_names_each_runs_transcript_and_source() -> None:
+    iteration = frozen_iteration()
+    iteration.import_logs(
+        "inspect-log", ["ref1", "ref2"], [["a.eval", "s_epoch_1"], ["a.eval", None]]
+    )
+    assert iteration.imported_from == "inspect-log"
+    assert [iteration.imported_transcript(r) for r in ("r1", "r2")] == ["ref1", "ref2"]
+    events = iteration.collect_events()
+    assert [type(e).__name__ for e in events] == ["ConfigFrozen", "Imported"]
+    assert events[1].sources == [["r1", "a.eval", "s_epoch_1"], ["r2", "a.eval", None]]  # type: ignore[attr-defined]
+    # Replayed from its events, it is the same iteration.
+    replayed = None
+    for event in events:
+        replayed = event.mutate(replayed)
+    assert isinstance(replayed, Iteration) and replayed.imported_transcript("r2") == "ref2"
+
+    with pytest.raises(Conflict, match="already takes its runs from elsewhere"):
+        iteration.import_logs("tpc", ["x", "y"], [["f", None], ["g", None]])
+    source = frozen_iteration(2)
+    source.complete()
+    with pytest.raises(Conflict, match="is imported from inspect-log logs"):
+        iteration.derive_from(source)
+    with pytest.raises(ValueError, match="one transcript and one source per run"):
+        frozen_iteration().import_logs("tpc", ["x"], [["f", None]])
