@@ -5,6 +5,7 @@ aggregates, clusters) with no agent run; bad input is a located 422 and records 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from domain.imports import LogKeys, LogToImport
 from infra.executor import Executor
 from infra.service import Service
 from infra.settings import Limits, Settings
+from tests.conftest import FIXTURES
 from tests.integration.test_service import (
     TASKS,
     run_iteration,
@@ -21,6 +23,7 @@ from tests.integration.test_service import (
     setup_replay,
     transcript,
 )
+from tests.integration.test_stored_events_golden import insert_stored_events
 
 __all__ = ["service"]  # the fixture, on each store
 
@@ -243,3 +246,37 @@ def test_the_operators_limits_apply(service: Service, store_url: str) -> None:
         assert limited.views.experiment(owner, exp_id)["iterations"] == 1
     finally:
         limited.close()
+
+
+# An imported iteration's stream as stored (ConfigFrozen + Imported): it must keep loading.
+IMPORT_GOLDEN: dict[str, Any] = json.loads((FIXTURES / "stored_events_import_v1.json").read_text())
+
+
+def test_a_stored_import_still_loads(store_url: str) -> None:
+    service = Service(Settings(database_url=store_url))
+    try:
+        insert_stored_events(service, IMPORT_GOLDEN["events"])
+        store = service.store
+        notifications = list(store.notifications(0, 100))
+        mapped = [store.mapper.to_domain_event(n) for n in notifications]
+        assert [vars(store.to_event(n)) for n in notifications] == [vars(e) for e in mapped]
+        exp_id, number = IMPORT_GOLDEN["experiment_id"], IMPORT_GOLDEN["number"]
+        iteration = service.load_iteration(exp_id, number)
+        assert iteration.imported_from == IMPORT_GOLDEN["format"]
+        assert [iteration.imported_transcript(r.run_id) for r in iteration.runs] == IMPORT_GOLDEN[
+            "transcripts"
+        ]
+        service.projector.catch_up()
+        row = service.database.read_one(
+            "SELECT imported, import_sources FROM v_iterations"
+            " WHERE experiment_id = ? AND number = ?",
+            (exp_id, number),
+        )
+        assert row is not None
+        assert json.loads(row["imported"]) == {"format": "inspect-log", "runs": 3, "files": 2}
+        assert json.loads(row["import_sources"]) == {
+            run_id: {"file": file, "sample": sample}
+            for run_id, file, sample in IMPORT_GOLDEN["sources"]
+        }
+    finally:
+        service.close()
