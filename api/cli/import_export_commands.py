@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from api.cli.client import ApiClient, ApiConflict, api_client, segment
+from api.cli.env_commands import LOG_SUFFIXES
 from api.cli.experiment_commands import (
     experiment_path,
     iteration_path,
@@ -59,7 +60,8 @@ def import_logs(
 ) -> None:
     """Import recorded agent logs as the experiment's next iteration: one run per transcript.
 
-    FILES are log files or folders (read whole, in name order). No agent runs: each run keeps
+    FILES are log files or folders (their *.json, *.jsonl and *.eval files at any depth, in
+    name order). No agent runs: each run keeps
     its transcript's recorded outcome, and its signals, aggregates, clusters and results are
     made exactly as for a run iteration. Nothing is recorded if any file or key is wrong.
 
@@ -108,7 +110,8 @@ def import_logs(
 
 
 def _log_files(paths: tuple[Path, ...]) -> list[Path]:
-    """The files named, and every file under the folders named (hidden ones skipped)."""
+    """The files named, and the logs under the folders named, at any depth (Codex keeps its
+    sessions by date): *.json, *.jsonl and *.eval files, hidden ones skipped."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -117,6 +120,7 @@ def _log_files(paths: tuple[Path, ...]) -> list[Path]:
                     p
                     for p in path.rglob("*")
                     if p.is_file()
+                    and p.suffix in LOG_SUFFIXES
                     and not any(part.startswith(".") for part in p.relative_to(path).parts)
                 )
             )

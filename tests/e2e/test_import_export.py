@@ -37,6 +37,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for name, stem in TASKS.items():
             document = (EXAMPLES / "transcripts" / f"{stem}__{label}.json").read_text()
             (folder / f"{name}.json").write_text(document)
+        (folder / "notes.txt").write_text("not a log: a folder's other files are skipped\n")
     (home / "empty").mkdir()
     (home / "session.jsonl").write_text(
         json.dumps({"type": "thread.started", "thread_id": "t1"}) + "\n"
