@@ -80,6 +80,16 @@ class Iteration(Aggregate):
         source: int
         source_runs: list[str]
 
+    class Imported(Aggregate.Event):
+        """This iteration was imported from recorded logs (`format`): its runs run no agent,
+        run `runs[i]` takes the stored transcript `transcripts[i]`, read where `sources[i]`
+        says ([run id, file, sample or null]). Saved with ConfigFrozen, like RescoreOf."""
+
+        TOPIC = "tpc:Iteration.Imported"
+        format: str
+        transcripts: list[str]
+        sources: list[list[Any]]
+
     class CancelRequested(Aggregate.Event):
         TOPIC = "tpc:Iteration.CancelRequested"
 
@@ -121,6 +131,8 @@ class Iteration(Aggregate):
         self.status = "running"
         self.rescore_of: int | None = None
         self._source_runs: dict[str, str] = {}
+        self.imported_from: str | None = None  # the format of the logs it was imported from
+        self._imported: dict[str, str] = {}
 
     @cached_property
     def _runs_by_id(self) -> dict[str, PlannedRun]:
@@ -143,6 +155,8 @@ class Iteration(Aggregate):
         self.check_open()
         if self.rescore_of is not None:
             raise Conflict(f"{self.label} already re-scores iteration {self.rescore_of}")
+        if self.imported_from is not None:
+            raise Conflict(f"{self.label} is imported from {self.imported_from} logs")
         if source.status == "running":
             raise Conflict(
                 f"{source.label} is still running: only a completed or cancelled iteration "
@@ -152,6 +166,22 @@ class Iteration(Aggregate):
         if mirrored != [(r.task_id, r.environment_id, r.repeat) for r in source.runs]:
             raise ValueError("a re-score's runs must mirror its source's (plan_rescore)")
         self._rescore_of(source.number, [run.run_id for run in source.runs])
+
+    def imported_transcript(self, run_id: str) -> str:
+        """The stored transcript an imported iteration's run takes."""
+        return self._imported[run_id]
+
+    def import_logs(self, format: str, transcripts: list[str], sources: list[list[Any]]) -> None:
+        """Make this new iteration an import of recorded logs: `transcripts[i]` (a stored
+        transcript) is run `i`'s, read from `sources[i]` ([file, sample or null]); saved
+        with its ConfigFrozen."""
+        self.check_open()
+        if self.rescore_of is not None or self.imported_from is not None:
+            raise Conflict(f"{self.label} already takes its runs from elsewhere")
+        if not len(transcripts) == len(sources) == len(self.runs):
+            raise ValueError("an import needs one transcript and one source per run")
+        placed = [[run.run_id, *source] for run, source in zip(self.runs, sources, strict=True)]
+        self._imported_event(format, transcripts, placed)
 
     def check_open(self) -> None:
         if self.status != "running":
@@ -181,6 +211,13 @@ class Iteration(Aggregate):
         self._source_runs = {
             run.run_id: source_run for run, source_run in zip(self.runs, source_runs, strict=True)
         }
+
+    @event(Imported)
+    def _imported_event(
+        self, format: str, transcripts: list[str], sources: list[list[Any]]
+    ) -> None:
+        self.imported_from = format
+        self._imported = {run.run_id: ref for run, ref in zip(self.runs, transcripts, strict=True)}
 
     @event(CancelRequested)
     def _cancel_requested(self) -> None:

@@ -33,6 +33,7 @@ from infra.live_log import LiveLogWriter
 from infra.llm.prices import MODEL_PRICES
 from infra.llm.run_judging import JudgeSpend, judge_signals, judge_success
 from infra.runners.base import Runner, RunnerError, RunOutcome, RunRequest
+from infra.runners.imported import ImportedRunner
 from infra.runners.rescore import RecordedOutcome, RescoreRunner
 from infra.service import Service
 
@@ -85,8 +86,14 @@ class RunExecution:
             progress=live,
             secrets=secrets,
         )
+        # An imported iteration's runs take their recorded transcripts, whatever the kind.
+        runner = (
+            ImportedRunner(service.blobs.get, iteration.imported_transcript(planned.run_id))
+            if iteration.imported_from is not None
+            else None
+        )
         try:
-            result = await self._attempt(request)
+            result = await self._attempt(request, runner)
         finally:
             await live.close()
         # Cleaned first (a NUL an agent printed becomes U+FFFD), so that what is judged,
@@ -171,11 +178,12 @@ class RunExecution:
             )
         return self._extractors[key]
 
-    async def _attempt(self, request: RunRequest) -> Attempt:
-        """The runner's result under the environment's time limit, judged."""
+    async def _attempt(self, request: RunRequest, runner: Runner | None = None) -> Attempt:
+        """The runner's result under the environment's time limit, judged; `runner`: the
+        environment kind's unless given."""
         kind = request.environment["agent"]["kind"]
         limit = float(request.environment.get("limits", {}).get("timeout_s", 600))
-        runner = self._runners.get(kind)
+        runner = runner or self._runners.get(kind)
         spend = JudgeSpend()
         if runner is None:
             return "errored", None, f"no runner for agent kind {kind!r}", spend

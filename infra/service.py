@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -23,6 +23,7 @@ from domain.definitions import parse_environment, parse_task, secret_references
 from domain.errors import Conflict, InvalidInput, NotFound, StorageFull, TooManyRequests
 from domain.experiments import Experiment
 from domain.ids import has_prefix, iteration_stream_id, stream_id
+from domain.imports import LogToImport, plan_import, resolve_keys
 from domain.iterations import Iteration, plan_rescore, plan_runs
 from domain.network_policy import check_network
 from domain.runs import Run
@@ -626,6 +627,125 @@ class Service:
         created = self._retrying(command)
         status = self.views.iteration_status(product, exp_id, created)
         return {**status, "warnings": sorted(set(warnings))} if warnings else status
+
+    def import_logs(
+        self, product: str, exp_id: str, format: str, logs: Sequence[LogToImport]
+    ) -> dict[str, Any]:
+        """A new iteration (the next number, as a trigger takes it) whose runs are recorded
+        transcripts (`format` names what they were read from): one run per log, its task and
+        environment those of the experiment its keys name (an id or exact name; 422 naming
+        every unknown key). No agent runs: the executors give each run its transcript, then
+        judge, extract, cluster and aggregate as for any iteration. The runs and
+        running-iterations limits apply as to a trigger; nothing is recorded on any error."""
+        self._require_import_size(len(logs))
+        documents = self._import_documents(logs)
+
+        def command() -> int:
+            experiment = self._experiment(product, exp_id)
+            tasks = {tid: self.views.task(product, tid) for tid in experiment.task_ids}
+            environments = {
+                eid: self.views.environment_definition(product, eid) for eid in experiment.env_ids
+            }
+            resolved = resolve_keys(
+                [log.keys for log in logs],
+                {tid: task["name"] for tid, task in tasks.items()},
+                {eid: env["name"] for eid, env in environments.items()},
+                exp_id,
+            )
+            number = experiment.start_iteration()
+            self._require_running_iterations_within_limit(product)
+            used_tasks = {tid for tid, _ in resolved}
+            used_envs = {eid for _, eid in resolved}
+            frozen_config = None
+            config = None
+            if experiment.config_text is not None:
+                config = load_signal_config(experiment.config_text).require_valid()
+                frozen_config = {
+                    "text": experiment.config_text,
+                    "parsed": config.to_json(),
+                    "hash": experiment.config_hash,
+                }
+            # No agent, success judge or simulated user runs: only the signals' judges.
+            warnings[:] = check_credentials([], config, [], self._environ)
+            planned = plan_import(
+                resolved,
+                experiment.task_ids,
+                experiment.env_ids,
+                [new_id("run") for _ in logs],
+            )
+            refs = [self.blobs.put(document) for document in documents]
+            iteration = Iteration(
+                experiment_id=exp_id,
+                product_id=product,
+                number=number,
+                signal_config=frozen_config,
+                # Only what the logs name: an import says nothing of the others.
+                tasks={t: self._frozen(d) for t, d in tasks.items() if t in used_tasks},
+                environments={
+                    e: self._frozen(d) for e, d in environments.items() if e in used_envs
+                },
+                runs=[run.to_json() for run, _ in planned],
+            )
+            iteration.import_logs(
+                format,
+                [refs[index] for _, index in planned],
+                [[logs[index].file, logs[index].sample] for _, index in planned],
+            )
+            self._save(experiment, iteration)
+            return number
+
+        warnings: list[str] = []
+        created = self._retrying(command)
+        status = self.views.iteration_status(product, exp_id, created)
+        return {**status, "warnings": sorted(set(warnings))} if warnings else status
+
+    def _require_import_size(self, count: int) -> None:
+        """422 for an import of nothing, or of more runs than the operator allows."""
+        limit = self.limits.max_runs_per_iteration
+        if count == 0:
+            raise InvalidInput(
+                "nothing to import: give at least one transcript", (("runs", "must not be empty"),)
+            )
+        if count > limit:
+            raise InvalidInput(
+                f"the import would plan {count} runs, over the server's limit of {limit} "
+                "(TPC_MAX_RUNS_PER_ITERATION): import the logs in several iterations",
+                (("runs", f"{count} runs per iteration > {limit}"),),
+            )
+
+    @staticmethod
+    def _import_documents(logs: Sequence[LogToImport]) -> list[bytes]:
+        """Each log's transcript validated (every problem located at `runs[i].transcript`)
+        and as it will be stored. Uploaded by a product, so a request: text no store can keep
+        is refused (transcripts become blobs, which the event store's guard never sees)."""
+        documents: list[bytes] = []
+        problems: list[tuple[str, str]] = []
+        for index, log in enumerate(logs):
+            where = f"runs[{index}].transcript"
+            posted = {
+                "task": log.keys.task,
+                "environment": log.keys.environment,
+                "file": log.file,
+                "sample": log.sample,
+                "transcript": log.transcript,
+            }
+            unsafe = unsafe_text_problems(posted, ("runs", index))
+            if unsafe:
+                problems.extend(unsafe)
+                continue
+            try:
+                transcript = transcript_from_object(log.transcript, where)
+            except InvalidTranscript as error:
+                problems.extend(
+                    (f"{where}.{loc}" if loc else where, msg) for loc, msg in error.problems
+                )
+                continue
+            documents.append(transcript.model_dump_json(exclude_none=True).encode())
+        if problems:
+            summary = "; ".join(f"{loc}: {msg}" for loc, msg in problems[:3])
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise InvalidInput(f"invalid transcripts to import: {summary}{more}", tuple(problems))
+        return documents
 
     def _require_rescore_within_limit(self, count: int) -> None:
         """422 when a re-score would plan more runs than the operator allows (its source

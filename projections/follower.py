@@ -41,7 +41,7 @@ log = logging.getLogger("tpc.projections")
 
 TRACKING_NAME = "views"
 # Bump when a view's shape changes: stores built with another version rebuild on start.
-VIEWS_VERSION = 6
+VIEWS_VERSION = 7
 SCHEMA_MARK = "views_schema"
 BATCH = 500
 # The rebuild is one transaction: it reads bigger batches, and lets the rows of iterations

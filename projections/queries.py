@@ -262,6 +262,7 @@ class Views:
             "created_at": row["created_at"],
             "completed_at": row["completed_at"],
             "rescore_of": row["rescore_of"],
+            "imported": _loads(row["imported"]),
         }
 
     def iterations(self, product: str, exp_id: str) -> dict[str, Any]:
@@ -305,6 +306,7 @@ class Views:
             "status": row["status"],
             "config_hash": row["config_hash"],
             "rescore_of": row["rescore_of"],
+            "imported": _loads(row["imported"]),
             "confidence": confidence,
             "summary": summary,
             "failure_clusters": stored.get("failure_clusters", []),
@@ -389,10 +391,21 @@ class Views:
             sql += " AND status = ?"
             params = (*params, status)
         rows, next_cursor = self._page(sql, params, limit, cursor)
-        return {"items": [_run_json(r) for r in rows], "next_cursor": next_cursor}
+        sources = _loads(row["import_sources"]) or {}
+        return {
+            "items": [_run_json(r, sources.get(r["id"])) for r in rows],
+            "next_cursor": next_cursor,
+        }
 
     def run(self, product: str, run_id: str) -> dict[str, Any]:
-        return _run_json(self._run_row(product, run_id))
+        row = self._run_row(product, run_id)
+        found = self._database.read_one(
+            "SELECT import_sources FROM v_iterations WHERE experiment_id = ? AND number = ?",
+            (row["experiment_id"], row["number"]),
+        )
+        sources = _loads(found["import_sources"]) if found else None
+        source = sources.get(run_id) if sources else None
+        return _run_json(row, source)
 
     def _run_row(self, product: str, run_id: str) -> Row:
         row: Row | None = self._database.read_one(
@@ -503,7 +516,8 @@ def _experiment_json(row: Row) -> dict[str, Any]:
     }
 
 
-def _run_json(row: Row) -> dict[str, Any]:
+def _run_json(row: Row, source: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A run; `source` (where an imported run's transcript was read) only when it has one."""
     return {
         "id": row["id"],
         "experiment_id": row["experiment_id"],
@@ -519,6 +533,7 @@ def _run_json(row: Row) -> dict[str, Any]:
         "signals": _loads(row["signals"]) or {},
         "started_at": row["started_at"],
         "ended_at": row["ended_at"],
+        **({"source": source} if source is not None else {}),
     }
 
 

@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS v_iterations (
     product_id TEXT NOT NULL, status TEXT NOT NULL, total {int} NOT NULL,
     cancel_requested {int} NOT NULL DEFAULT 0, config TEXT, config_hash TEXT,
     tasks TEXT NOT NULL, environments TEXT NOT NULL, created_at TEXT NOT NULL,
-    completed_at TEXT, results TEXT, clusters TEXT, rescore_of {int},
+    completed_at TEXT, results TEXT, clusters TEXT, rescore_of {int}, imported TEXT,
+    import_sources TEXT,
     PRIMARY KEY (experiment_id, number));
 CREATE TABLE IF NOT EXISTS v_runs (
     id TEXT PRIMARY KEY, stream TEXT, product_id TEXT NOT NULL, experiment_id TEXT NOT NULL,
@@ -420,6 +421,27 @@ def _iteration_rescores(db: Connection, e: Any, position: int) -> None:
         row,
         f"iteration {row['number']} is a re-score of iteration {e.source}: its recorded "
         "transcripts, extracted and judged again, no agent runs",
+    )
+
+
+@handles(Iteration.Imported)
+def _iteration_imported(db: Connection, e: Any, position: int) -> None:
+    row = _iteration(db, e)
+    files = len({file for _, file, _ in e.sources})
+    imported = {"format": e.format, "runs": len(e.transcripts), "files": files}
+    # Where each run's transcript was read, for the runs' answers (`Views.runs`).
+    sources = {run_id: {"file": file, "sample": sample} for run_id, file, sample in e.sources}
+    db.execute(
+        "UPDATE v_iterations SET imported = ?, import_sources = ? WHERE stream = ?",
+        (json_text(imported), json_text(sources), row["stream"]),
+    )
+    _iteration_audit(
+        db,
+        e,
+        position,
+        row,
+        f"iteration {row['number']} is imported from {len(e.transcripts)} recorded transcripts "
+        f"({e.format}, {files} files): no agent runs",
     )
 
 

@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from api.cli.env_commands import env_group
 from api.cli.experiment_commands import EXPERIMENT_COMMANDS
+from api.cli.import_export_commands import IMPORT_EXPORT_COMMANDS
 from api.cli.output import Output, hoist_format
 from api.cli.product_commands import PRODUCT_COMMANDS
 from api.cli.run_commands import run_group
@@ -58,6 +59,8 @@ def experiment() -> None:
 for command in EXPERIMENT_COMMANDS:
     experiment.add_command(command)
 experiment.add_command(validate_signal_config)
+for command in IMPORT_EXPORT_COMMANDS:
+    experiment.add_command(command)
 sim.add_command(task_group)
 sim.add_command(env_group)
 sim.add_command(run_group)

@@ -178,6 +178,19 @@ def finished_runs(status: Mapping[str, Any]) -> int:
     return sum(int(runs.get(key, 0)) for key in TERMINAL)
 
 
+def origin_note(document: Mapping[str, Any]) -> str:
+    """Where an iteration's runs came from when no agent ran for them ("" when they ran)."""
+    imported = document.get("imported")
+    if imported:
+        return (
+            f"imported from {imported.get('runs')} recorded transcripts "
+            f"({imported.get('format')}, {imported.get('files')} files): no agent ran"
+        )
+    if document.get("rescore_of"):
+        return f"re-score of iteration {document['rescore_of']}: no agent ran"
+    return ""
+
+
 def render_iteration_status(console: Console, status: Mapping[str, Any]) -> None:
     runs = status.get("runs", {})
     total = int(runs.get("total", 0))
@@ -190,6 +203,8 @@ def render_iteration_status(console: Console, status: Mapping[str, Any]) -> None
         table.add_column(styled(key), justify="right")
     table.add_row(*(str(runs.get(key, 0)) for key in RUN_COUNTS))
     console.print(table)
+    if origin_note(status):
+        console.print(f"[dim]{escape(origin_note(status))}[/]")
     if status.get("config_hash"):
         console.print(f"[dim]config {escape(str(status['config_hash']))}[/]", soft_wrap=True)
 
@@ -216,6 +231,8 @@ def render_results(console: Console, results: Mapping[str, Any]) -> None:
         e["environment_id"]: str(e.get("name") or e["environment_id"])
         for e in summary.get("environments", [])
     }
+    if origin_note(results):
+        console.print(f"[dim]{escape(origin_note(results))}[/]")
     _render_task_scores(console, summary.get("tasks", []), env_names)
     _render_environments(console, summary.get("environments", []))
     _render_stability(console, summary.get("stability"), env_names)
@@ -514,7 +531,9 @@ def render_iterations(console: Console, page: Mapping[str, Any]) -> None:
     for status in items:
         runs = status.get("runs", {})
         table.add_row(
-            str(status["iteration"]),
+            str(status["iteration"])
+            + (" (imported)" if status.get("imported") else "")
+            + (f" (re-score of {status['rescore_of']})" if status.get("rescore_of") else ""),
             styled(status["status"]),
             str(runs.get("total", 0)),
             str(finished_runs(status)),

@@ -107,5 +107,26 @@ class RescoreRequest(Body):
     )
 
 
+class ImportedTranscript(Body):
+    """One recorded transcript to import and the task and environment it belongs to."""
+
+    task: str = Field(min_length=1, description="A task of the experiment: its id or exact name.")
+    environment: str = Field(
+        min_length=1, description="An environment of the experiment: its id or exact name."
+    )
+    transcript: dict[str, Any] = Field(description="The transcript, as tpc transcript v1.")
+    file: str | None = Field(None, description="The log file it was read from.")
+    sample: str | None = Field(None, description="Which transcript of that file it is.")
+
+
+class ImportRequest(Body):
+    """Recorded transcripts, one run each, imported as the experiment's next iteration."""
+
+    format: str = Field(description="The format the transcripts were read from (`tpc`, …).")
+    runs: list[ImportedTranscript] = Field(
+        description="At least one; at most the server's runs-per-iteration limit."
+    )
+
+
 class SecretValue(Body):
     value: str = Field(min_length=1, description="The secret's value; never returned by any route.")

@@ -87,6 +87,7 @@ RESPONSES: dict[str, dict[str, Any]] = {
             "created_at": STRING,
             "completed_at": nullable(STRING),
             "rescore_of": nullable(INTEGER),
+            "imported": nullable(shape({"format": STRING, "runs": INTEGER, "files": INTEGER})),
             "warnings": STRINGS,
         },
         optional=("warnings",),
@@ -98,6 +99,7 @@ RESPONSES: dict[str, dict[str, Any]] = {
             "status": STRING,
             "config_hash": nullable(STRING),
             "rescore_of": nullable(INTEGER),
+            "imported": nullable(shape({"format": STRING, "runs": INTEGER, "files": INTEGER})),
             "summary": OBJECT,
             "failure_clusters": {"type": "array", "items": OBJECT},
             "suggestions": {"type": "array"},
@@ -131,7 +133,10 @@ RESPONSES: dict[str, dict[str, Any]] = {
             "stats": nullable(OBJECT),
             "error": nullable(STRING),
             "signals": nullable(OBJECT),
-        }
+            # Only for a run of an imported iteration: where its transcript was read.
+            "source": shape({"file": nullable(STRING), "sample": nullable(STRING)}),
+        },
+        optional=("source",),
     ),
     "RunLog": shape(
         {

@@ -16,6 +16,7 @@ from api.http.bodies import (
     EnvironmentCreate,
     ExperimentCreate,
     ExperimentUpdate,
+    ImportRequest,
     RescoreRequest,
     SecretValue,
     SignalConfigUpload,
@@ -36,8 +37,10 @@ from api.http.requests import (
     service,
 )
 from domain.errors import InvalidInput, PayloadTooLarge
+from domain.imports import LogKeys, LogToImport
 from domain.signals.validation import SignalConfigSyntaxError, load_signal_config
 from domain.statistics import CONFIDENCES, DEFAULT_CONFIDENCE, confidence_key
+from domain.transcript_formats.files import AUTO, LOG_FORMATS
 
 
 def ok(document: Any, status: int = 200) -> JSONResponse:
@@ -339,6 +342,45 @@ async def rescore(request: Request) -> JSONResponse:
 
 
 @documented(
+    summary="Import recorded transcripts as the next iteration: one run each, no agent runs",
+    description=(
+        "The next iteration number, with one run per transcript: its task and environment "
+        "are those of the experiment that `task` and `environment` name (an id or exact "
+        "name; every unknown key is named in one 422). Runs are planned in a trigger's order "
+        "(tasks, environments, then the transcripts of each pair as repeats, in the order "
+        "given). Each run keeps its transcript's recorded status (or is judged from the "
+        "task's success criteria), termination reason and stats; signals are extracted, "
+        "judged and aggregated, and failures clustered, as for any iteration. Transcripts "
+        "that do not validate are located 422s; nothing is recorded on any error."
+    ),
+    body=ImportRequest,
+    returns="IterationStatus",
+    status=201,
+    answer="The new iteration's status (`imported`: its format and counts), with `warnings` "
+    "when llm signals lack a key",
+    errors=(404, 409, 413, 429, 507),
+)
+async def import_logs(request: Request) -> JSONResponse:
+    """Import recorded transcripts."""
+    owner = await product(request)
+    exp_id = request.path_params["exp_id"]
+    body = parse(ImportRequest, await json_body(request), "invalid import")
+    formats = [name for name in LOG_FORMATS if name != AUTO]
+    if body.format not in formats:
+        problem = f"must be one of {', '.join(formats)}"
+        raise InvalidInput(f"format {body.format[:40]!r} {problem}", (("format", problem),))
+    logs = [
+        LogToImport(LogKeys(run.task, run.environment), run.transcript, run.file, run.sample)
+        for run in body.runs
+    ]
+    status = await call(service(request).import_logs, owner, exp_id, body.format, logs)
+    executor = request.app.state.executor
+    if executor is not None:
+        await executor.submit(exp_id, status["iteration"])
+    return ok(status, 201)
+
+
+@documented(
     summary="Every iteration's status", returns="IterationStatus", paged=True, errors=(404,)
 )
 async def list_iterations(request: Request) -> JSONResponse:
@@ -571,6 +613,7 @@ ROUTES = [
     Route("/v1/experiments/{exp_id}/history", history, methods=["GET"]),
     Route("/v1/experiments/{exp_id}/iterations", trigger, methods=["POST"]),
     Route("/v1/experiments/{exp_id}/iterations", list_iterations, methods=["GET"]),
+    Route("/v1/experiments/{exp_id}/imports", import_logs, methods=["POST"]),
     Route("/v1/experiments/{exp_id}/iterations/{n}", iteration_status, methods=["GET"]),
     Route("/v1/experiments/{exp_id}/iterations/{n}/cancel", cancel, methods=["POST"]),
     Route("/v1/experiments/{exp_id}/iterations/{n}/rescore", rescore, methods=["POST"]),
