@@ -17,7 +17,7 @@ from rich.table import Table
 
 from api.cli.client import api_client, segment
 from api.cli.inputs import paging_options, read_definition_file
-from api.cli.output import current_output
+from api.cli.output import current_output, plural
 from api.cli.results_view import compact, details_table, render_more, when
 from api.cli.signals_view import format_value
 from domain.errors import InvalidInput
@@ -159,7 +159,7 @@ def _agent_summary(agent: dict[str, Any]) -> str:
     if kind == "replay":
         counts = agent.get("transcripts") or {}
         total = sum(v if isinstance(v, int) else 1 for v in counts.values())
-        return f"replay: {total} transcripts for {len(counts)} keys"
+        return f"replay: {plural(total, 'transcript')} for {plural(len(counts), 'key')}"
     model = agent.get("model")
     return f"{kind} ({model})" if model else kind
 

@@ -17,8 +17,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from api.cli.client import ApiClient, api_client, segment
+from api.cli.exit_codes import ExitCode
 from api.cli.inputs import id_list, paging_options, read_signal_config
-from api.cli.output import current_output
+from api.cli.output import current_output, plural
 from api.cli.results_view import (
     finished_runs,
     render_experiment,
@@ -30,7 +31,6 @@ from api.cli.results_view import (
     render_runs,
 )
 from api.cli.signals_view import render_signals_report
-from api.error_mapping import EXIT_GATE_FAILED
 from domain.gate import Condition, GateResult, GateSyntaxError, evaluate, parse_condition
 
 DEFAULT_POLL_INTERVAL_S = 5.0
@@ -258,7 +258,7 @@ def trigger(exp_id: str) -> None:
         total = status.get("runs", {}).get("total", 0)
         console.print(
             f"Triggered iteration {status['iteration']} of "
-            f"{escape(str(status['experiment_id']))}: {total} runs."
+            f"{escape(str(status['experiment_id']))}: {plural(total, 'run')}."
         )
         console.print(
             f"[dim]Follow it: tpc sim experiment run status {escape(str(status['experiment_id']))} "
@@ -371,7 +371,7 @@ def rescore(exp_id: str, iteration: int, config_path: Path | None) -> None:
         exp = escape(str(status["experiment_id"]))
         console.print(
             f"Iteration {status['iteration']} of {exp} re-scores iteration "
-            f"{status.get('rescore_of')}: {total} runs, no agent runs."
+            f"{status.get('rescore_of')}: {plural(total, 'run')}, no agent runs."
         )
         console.print(
             f"[dim]Follow it: tpc sim experiment run status {exp} "
@@ -539,7 +539,7 @@ def _report_gate(gate: GateResult) -> None:
         elif check.value is None:
             click.echo(f"gate note: {check.expr}: {check.detail}", err=True)
     if not gate.passed:
-        sys.exit(EXIT_GATE_FAILED)
+        sys.exit(ExitCode.GATE_FAILED)
 
 
 @click.command("signals")

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from api.cli.output import plural
 from api.cli.signals_view import format_value, with_interval
 
 RUN_COUNTS = ("queued", "running", "passed", "failed", "errored", "timed_out", "cancelled")
@@ -181,7 +182,7 @@ def render_iteration_status(console: Console, status: Mapping[str, Any]) -> None
     total = int(runs.get("total", 0))
     console.print(
         f"[bold]{escape(str(status['experiment_id']))}[/] iteration {status['iteration']}: "
-        f"{styled(status['status'])} — {finished_runs(status)}/{total} runs finished"
+        f"{styled(status['status'])} — {finished_runs(status)}/{plural(total, 'run')} finished"
     )
     table = Table(show_header=True, box=None, padding=(0, 2))
     for key in RUN_COUNTS:
@@ -207,7 +208,7 @@ def render_results(console: Console, results: Mapping[str, Any]) -> None:
     counts = summary.get("runs", {})
     total = sum(int(v) for v in counts.values())
     console.print(
-        f"{total} runs: "
+        f"{plural(total, 'run')}: "
         + ", ".join(f"{styled(status)} {count}" for status, count in counts.items())
     )
     env_names = {
@@ -360,7 +361,7 @@ def _render_clusters(console: Console, clusters: list[dict[str, Any]]) -> None:
         root = cluster.get("root_cause") or {}
         console.print(
             f"\n[bold red]{escape(str(cluster.get('category', '?')))}[/] "
-            f"[dim]({cluster.get('size', len(cluster.get('run_ids', [])))} runs, "
+            f"[dim]({plural(int(cluster.get('size', len(cluster.get('run_ids', [])))), 'run')}, "
             f"{escape(str(cluster.get('id', '')))})[/]"
         )
         if root:
@@ -458,7 +459,7 @@ def _signed(delta: Any) -> str:
 
 def render_history(console: Console, page: Mapping[str, Any]) -> None:
     items = page["items"]
-    table = Table(title=f"History ({len(items)} events)", title_justify="left")
+    table = Table(title=f"History ({plural(len(items), 'event')})", title_justify="left")
     table.add_column("position", justify="right")
     table.add_column("time", no_wrap=True)
     table.add_column("type", no_wrap=True)

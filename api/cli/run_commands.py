@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from api.cli.client import ApiClient, api_client, segment
+from api.cli.exit_codes import ExitCode
 from api.cli.experiment_commands import poll_interval
 from api.cli.output import Output, current_output
 from api.cli.results_view import compact, details_table, dollars, seconds, styled
@@ -118,7 +119,7 @@ def follow_run(client: ApiClient, run_id: str, output: Output, interval: float) 
         run = client.get(run_path(run_id))
     except KeyboardInterrupt:
         output.errors.print(f"stopped following {escape(run_id)}")
-        raise SystemExit(130) from None  # as a shell reports Ctrl-C; no traceback
+        raise SystemExit(ExitCode.INTERRUPTED) from None  # as a shell reports Ctrl-C; no traceback
     if output.is_json:
         click.echo(json.dumps(run, ensure_ascii=False))
     else:

@@ -6,6 +6,7 @@ import click
 from rich.console import Console
 
 from api.cli.demo import demo
+from api.cli.output import plural
 from api.cli.worker_commands import worker
 from infra.settings import Settings
 
@@ -52,8 +53,8 @@ def serve(host: str, port: int, concurrency: int | None, no_workers: bool) -> No
         service.close()
     if stale:
         click.echo(
-            f"tpc serve: warning: {stale} live API token(s) were issued under another token "
-            "key and cannot authenticate: was TPC_TOKEN_KEY changed? (`tpc token list` says "
+            f"tpc serve: warning: {plural(stale, 'live API token')} issued under another token "
+            "key cannot authenticate: was TPC_TOKEN_KEY changed? (`tpc token list` says "
             "which)",
             err=True,
         )
@@ -101,7 +102,8 @@ def rebuild() -> None:
         console.print(f"Rebuilt every view up to position {position}.")
         if failures:
             console.print(
-                f"{failures} event(s) could not be applied and were skipped: "
+                f"{plural(failures, 'event')} could not be applied and "
+                f"{'was' if failures == 1 else 'were'} skipped: "
                 "see `tpc projections status`."
             )
 
@@ -138,7 +140,10 @@ def status() -> None:
         if not count:
             console.print("No event failed to apply.")
             return
-        console.print(f"{count:,} event(s) could not be applied and were skipped:")
+        console.print(
+            f"{plural(count, 'event')} could not be applied and "
+            f"{'was' if count == 1 else 'were'} skipped:"
+        )
         for failure in report["failures"]:
             console.print(
                 f"  {failure['position']}  {failure['topic']}  {failure['error']}"

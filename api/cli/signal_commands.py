@@ -9,9 +9,10 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from api.cli.output import current_output
+from api.cli.exit_codes import ExitCode
+from api.cli.output import current_output, plural
 from api.cli.signals_view import render_signals_report
-from domain.errors import UnreadableDocument
+from domain.errors import InvalidInput, UnreadableDocument
 from domain.signals.config import json_schema
 from domain.signals.extraction import Extractor
 from domain.signals.report import ExtractedRun, extract_run, signals_report
@@ -76,17 +77,18 @@ def validate_signal_config(file: Path) -> None:
         output.emit(report.to_json(), lambda _: None)
     elif report.valid:
         assert report.config is not None
+        signals = plural(len(report.config.signals), "signal")
+        aggregates = plural(len(report.config.aggregates), "aggregate")
         output.console.print(
-            f"[green]✓[/] {escape(str(file))} is valid: {len(report.config.signals)} signals, "
-            f"{len(report.config.aggregates)} aggregates ({report.content_hash})"
+            f"[green]✓[/] {escape(str(file))} is valid: {signals}, {aggregates} "
+            f"({report.content_hash})"
         )
     else:
         for problem in report.errors:
             output.errors.print(f"[red]✗[/] {escape(str(file))}: {escape(str(problem))}")
-        noun = "problem" if len(report.errors) == 1 else "problems"
-        output.errors.print(f"{len(report.errors)} {noun} found")
+        output.errors.print(f"{plural(len(report.errors), 'problem')} found")
     if not report.valid:
-        sys.exit(1)
+        sys.exit(ExitCode.FAILED)
 
 
 @click.group("signals")
@@ -149,27 +151,31 @@ def _parse_transcripts(
     """Parse every file; report all bad ones together (or skip them) so nothing is half done."""
     output = current_output()
     parsed: list[tuple[Path, Transcript]] = []
-    problems: list[str] = []
+    unreadable: list[str] = []
+    invalid: list[str] = []
     for path in output.track(paths, "Reading transcripts", total=len(paths)):
         try:
             data = path.read_bytes()
         except OSError as error:
-            problems.append(f"cannot read {path}: {_reason(error)}")
+            unreadable.append(f"cannot read {path}: {_reason(error)}")
             continue
         try:
             parsed.append((path, parse_transcript(data, str(path))))
         except InvalidTranscript as error:
-            problems.append(str(error))
+            invalid.append(str(error))
+    problems = unreadable + invalid
     if problems and skip_invalid:
         for problem in problems:
             output.warn(f"skipped {problem}")
     elif problems:
         for problem in problems:
             output.error(problem)
-        raise click.ClickException(
-            f"{len(problems)} of {len(paths)} transcripts could not be read "
+        summary = (
+            f"{len(problems)} of {plural(len(paths), 'transcript')} could not be read "
             "(fix them, or pass --skip-invalid to extract from the rest)"
         )
+        # A file that is not there is an input error (exit 2); bad content is invalid (exit 1).
+        raise UnreadableDocument(summary) if unreadable else InvalidInput(summary)
     if not parsed:
-        raise click.ClickException("no valid transcripts to extract from")
+        raise InvalidInput("no valid transcripts to extract from")
     return parsed
