@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
+import socket
+
 import click
 from rich.console import Console
 
 from api.cli.demo import demo
 from api.cli.output import plural
 from api.cli.worker_commands import worker
+from domain.errors import DomainError
 from infra.settings import Settings
+
+
+class AddressInUse(DomainError):
+    """Another process listens on the address `tpc serve` was asked to use."""
+
+
+def refuse_a_taken_address(host: str, port: int) -> None:
+    """Fail before anything is created (a store, a product, credentials) when the address is
+    taken: a server that cannot listen must leave the running one's token where it was."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as error:
+        raise AddressInUse(f"cannot serve on {host}:{port}: {error.strerror}") from None
+    with socket.socket(family, kind, proto) as probe:
+        # As uvicorn binds: a port whose last connections are still closing is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise AddressInUse(
+                f"cannot serve on {host}:{port}: {error.strerror or error} (is another "
+                "`tpc serve` running there? choose another --port). Nothing was created or "
+                "changed."
+            ) from None
 
 
 @click.command("serve")
@@ -31,7 +58,8 @@ def serve(host: str, port: int, concurrency: int | None, no_workers: bool) -> No
     The store is TPC_DATABASE_URL (default sqlite:///.tpc/tpc.db). On PostgreSQL, runs go
     through a job queue that this server and any `tpc worker` share. On an empty store the
     first product is created with TPC_API_TOKEN as its token, or a generated one that is
-    printed and saved to ~/.tpc/credentials.
+    printed and saved to ~/.tpc/credentials under this server's URL. A taken --port fails
+    before anything is created or changed.
 
     Example: tpc serve --port 8642
     """
@@ -40,6 +68,7 @@ def serve(host: str, port: int, concurrency: int | None, no_workers: bool) -> No
     from api.http.app import bootstrap, create_app
     from infra.service import Service
 
+    refuse_a_taken_address(host, port)
     settings = Settings.from_env(
         host=host, port=port, concurrency=concurrency, run_workers=not no_workers
     )
