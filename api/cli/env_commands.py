@@ -16,10 +16,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from api.cli.client import api_client, segment
-from api.cli.inputs import paging_options, read_definition_file
+from api.cli.inputs import check_definition, paging_options, read_definition_file
 from api.cli.output import current_output, plural
 from api.cli.results_view import compact, details_table, render_more, when
 from api.cli.signals_view import format_value
+from api.http.bodies import EnvironmentCreate
 from domain.errors import InvalidInput
 from domain.transcripts import InvalidTranscript, transcript_from_object
 
@@ -62,8 +63,7 @@ def create(name: str | None, file: Path | None, replay_dir: Path | None) -> None
         body = {"agent": {"kind": "replay", "transcripts": read_replay_dir(replay_dir)}}
     if name is not None:
         body["name"] = name
-    if "name" not in body:
-        raise click.UsageError("missing --name (give the flag or set name in --file)")
+    check_definition(EnvironmentCreate, body, "environment", {"name": "--name"})
     environment = api_client().post("/v1/environments", body)
     current_output().emit(environment, lambda console: render_environment(console, environment))
 
