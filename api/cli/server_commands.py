@@ -40,7 +40,14 @@ def refuse_a_taken_address(host: str, port: int) -> None:
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8642, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--port",
+    default=8642,
+    show_default=True,
+    type=int,
+    envvar="TPC_PORT",
+    help="Port to listen on (or TPC_PORT).",
+)
 @click.option(
     "--concurrency",
     type=int,
