@@ -203,7 +203,8 @@ def render_environments(console: Console, page: dict[str, Any]) -> None:
         return
     table = Table(title=f"Environments ({len(items)})", title_justify="left")
     for column in ("id", "name", "agent", "limits", "created"):
-        table.add_column(column, overflow="fold")
+        # An id never wraps (it is copied into other commands); the rest folds when narrow.
+        table.add_column(column, no_wrap=column == "id", overflow="fold")
     for env in items:
         table.add_row(
             escape(str(env["id"])),

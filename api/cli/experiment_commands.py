@@ -19,6 +19,7 @@ from rich.markup import escape
 from api.cli.client import ApiClient, api_client, segment
 from api.cli.exit_codes import ExitCode
 from api.cli.inputs import id_list, paging_options, read_signal_config
+from api.cli.names import catalog_names
 from api.cli.output import current_output, plural
 from api.cli.results_view import (
     finished_runs,
@@ -411,11 +412,12 @@ def runs(
 
     Example: tpc sim experiment runs exp_789 --status failed
     """
-    page = api_client().get(
+    client = api_client()
+    page = client.get(
         f"{iteration_path(exp_id, iteration)}/runs",
         {"status": run_status, "limit": limit, "cursor": cursor},
     )
-    current_output().emit(page, lambda console: render_runs(console, page))
+    current_output().emit(page, lambda console: render_runs(console, page, catalog_names(client)))
 
 
 # -- results --------------------------------------------------------------------------------
@@ -552,12 +554,18 @@ def signals(exp_id: str, iteration: int | None, evidence: bool, confidence: str 
 
     Example: tpc sim experiment signals exp_789 --iteration 2 --evidence
     """
-    document = api_client().get(
+    client = api_client()
+    document = client.get(
         f"{iteration_path(exp_id, iteration)}/signals", {"confidence": confidence}
     )
-    current_output().emit(
-        document, lambda console: render_signals_report(console, document, evidence)
-    )
+
+    def render(console: Console) -> None:
+        names = catalog_names(client)
+        render_signals_report(
+            console, document, evidence, names.environments, task_names=names.tasks
+        )
+
+    current_output().emit(document, render)
 
 
 @click.command("history")
@@ -569,8 +577,11 @@ def history(exp_id: str) -> None:
 
     Example: tpc sim experiment history exp_789
     """
-    page = api_client().list_all(f"{experiment_path(exp_id)}/history")
-    current_output().emit(page, lambda console: render_history(console, page))
+    client = api_client()
+    page = client.list_all(f"{experiment_path(exp_id)}/history")
+    current_output().emit(
+        page, lambda console: render_history(console, page, catalog_names(client))
+    )
 
 
 EXPERIMENT_COMMANDS: tuple[click.Command, ...] = (

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from api.cli.names import Names
 from api.cli.output import plural
 from api.cli.signals_view import format_value, with_interval
 
@@ -153,7 +154,11 @@ def render_experiments(console: Console, page: Mapping[str, Any]) -> None:
         return
     table = Table(title=f"Experiments ({len(items)})", title_justify="left")
     for column in ("id", "name", "tasks", "environments", "repeats", "iterations", "config"):
-        table.add_column(column, justify="right" if column in {"repeats", "iterations"} else "left")
+        table.add_column(
+            column,
+            justify="right" if column in {"repeats", "iterations"} else "left",
+            no_wrap=column == "id",
+        )
     for exp in items:
         config = exp.get("signal_config")
         table.add_row(
@@ -457,7 +462,8 @@ def _signed(delta: Any) -> str:
 # -- history ------------------------------------------------------------------------------------
 
 
-def render_history(console: Console, page: Mapping[str, Any]) -> None:
+def render_history(console: Console, page: Mapping[str, Any], names: Names | None = None) -> None:
+    names = names or Names()
     items = page["items"]
     table = Table(title=f"History ({plural(len(items), 'event')})", title_justify="left")
     table.add_column("position", justify="right")
@@ -469,7 +475,7 @@ def render_history(console: Console, page: Mapping[str, Any]) -> None:
             str(event.get("position", "")),
             escape(when(event.get("time"))),
             escape(str(event.get("type", ""))),
-            escape(str(event.get("summary", ""))),
+            escape(names.in_text(str(event.get("summary", "")))),
         )
     console.print(table)
 
@@ -495,20 +501,25 @@ def render_iterations(console: Console, page: Mapping[str, Any]) -> None:
     console.print(table)
 
 
-def render_runs(console: Console, page: Mapping[str, Any]) -> None:
+def render_runs(console: Console, page: Mapping[str, Any], names: Names | None = None) -> None:
+    names = names or Names()
     items = page["items"]
     if not items:
         console.print("No runs match.")
         return
     table = Table(title=f"Runs ({len(items)})", title_justify="left")
-    for column in ("run", "task", "environment", "repeat", "status", "reason", "duration"):
+    # The run's id never wraps (it is copied into `tpc sim run …`); names fold when narrow.
+    table.add_column("run", no_wrap=True)
+    table.add_column("task", overflow="fold")
+    table.add_column("environment", overflow="fold")
+    for column in ("repeat", "status", "reason", "duration"):
         table.add_column(column, justify="right" if column in {"repeat", "duration"} else "left")
     for run in items:
         stats = run.get("stats") or {}
         table.add_row(
             escape(str(run["id"])),
-            escape(str(run.get("task_id", ""))),
-            escape(str(run.get("environment_id", ""))),
+            escape(names.task(run.get("task_id", ""))),
+            escape(names.environment(run.get("environment_id", ""))),
             str(run.get("repeat", "")),
             styled(run.get("status")),
             escape(str(run.get("termination_reason") or "—")),

@@ -91,7 +91,8 @@ def render_tasks(console: Console, page: dict[str, Any]) -> None:
         return
     table = Table(title=f"Tasks ({len(items)})", title_justify="left")
     for column in ("id", "name", "prompt", "tags", "created"):
-        table.add_column(column, overflow="fold")
+        # An id never wraps (it is copied into other commands); the rest folds when narrow.
+        table.add_column(column, no_wrap=column == "id", overflow="fold")
     for task in items:
         table.add_row(
             escape(str(task["id"])),
