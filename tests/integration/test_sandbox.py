@@ -370,7 +370,7 @@ def test_an_environment_asking_for_more_than_the_cap_is_refused_at_creation() ->
     check_network(full_llm, "full")
     command = environment({"kind": "command", "command": "x"})
     check_network(command, "none")  # unset: whatever the operator allows
-    with pytest.raises(InvalidInput, match=r"agent\.command\.network"):
+    with pytest.raises(InvalidInput, match=r"agent\.network"):
         check_network(environment({"kind": "command", "command": "x", "network": "full"}), "none")
 
 
