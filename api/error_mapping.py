@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from api.cli.exit_codes import ExitCode
 from domain.errors import (
     Conflict,
     DomainError,
@@ -15,21 +16,18 @@ from domain.errors import (
     UnreadableDocument,
 )
 
-# Exit codes that are not errors: the command worked and reports a verdict.
-EXIT_GATE_FAILED = 4  # `results --fail-on`: a condition holds (docs/ci.md)
-
 # Most specific first: the first class an error is an instance of decides.
-_MAPPING: tuple[tuple[type[DomainError], int, int], ...] = (
-    (UnreadableDocument, 400, 2),
-    (InvalidInput, 422, 1),
-    (NotFound, 404, 1),
-    (Conflict, 409, 1),
-    (Unauthorized, 401, 1),
-    (Forbidden, 403, 1),
-    (PayloadTooLarge, 413, 1),
-    (TooManyRequests, 429, 1),
-    (StorageFull, 507, 1),
-    (DomainError, 400, 1),
+_MAPPING: tuple[tuple[type[DomainError], int, ExitCode], ...] = (
+    (UnreadableDocument, 400, ExitCode.UNUSABLE_INPUT),
+    (InvalidInput, 422, ExitCode.FAILED),
+    (NotFound, 404, ExitCode.FAILED),
+    (Conflict, 409, ExitCode.FAILED),
+    (Unauthorized, 401, ExitCode.FAILED),
+    (Forbidden, 403, ExitCode.FAILED),
+    (PayloadTooLarge, 413, ExitCode.FAILED),
+    (TooManyRequests, 429, ExitCode.FAILED),
+    (StorageFull, 507, ExitCode.FAILED),
+    (DomainError, 400, ExitCode.FAILED),
 )
 
 
@@ -37,5 +35,5 @@ def http_status(error: DomainError) -> int:
     return next(status for kind, status, _ in _MAPPING if isinstance(error, kind))
 
 
-def exit_code(error: DomainError) -> int:
+def exit_code(error: DomainError) -> ExitCode:
     return next(code for kind, _, code in _MAPPING if isinstance(error, kind))

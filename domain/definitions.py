@@ -243,7 +243,7 @@ def _parse(model: type[_M], data: Any, what: str) -> _M:
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        problems = problems_from_pydantic(error)
+        problems = problems_from_pydantic(error, document=data)
         summary = "; ".join(str(p) for p in problems[:3])
         located = tuple((p.loc, p.message) for p in problems)
         raise InvalidInput(f"{what}: {summary}", located) from None

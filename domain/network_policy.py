@@ -53,12 +53,12 @@ def requested_network(environment: EnvironmentDefinition) -> NetworkMode | None:
 
 
 def check_network(environment: EnvironmentDefinition, cap: NetworkMode) -> None:
-    """Refuse (InvalidInput, located at `agent.<kind>.network`) an environment asking for more
-    network than `cap`."""
+    """Refuse (InvalidInput, located at `agent.network`, where the user wrote it) an
+    environment asking for more network than `cap`."""
     requested = requested_network(environment)
     if requested is not None and exceeds(requested, cap):
         message = refusal(requested, cap)
-        where = f"agent.{environment.agent.kind}.network"
+        where = "agent.network"
         raise InvalidInput(f"invalid environment: {where}: {message}", ((where, message),))
 
 

@@ -44,12 +44,21 @@ def join_loc(prefix: str, *parts: LocPart) -> str:
     return format_loc([prefix, *parts]) if prefix else format_loc(parts)
 
 
-def problems_from_pydantic(error: ValidationError, prefix: str = "") -> list[Problem]:
-    """Turn pydantic's errors into located problems with messages a user can act on."""
+def problems_from_pydantic(
+    error: ValidationError, prefix: str = "", document: Any = None
+) -> list[Problem]:
+    """Turn pydantic's errors into located problems with messages a user can act on.
+
+    Given the validated `document`, the tags pydantic adds for a discriminated union's member
+    (`agent.llm.model`) are dropped too: they are the only parts that name no key of it.
+    """
     problems: list[Problem] = []
     seen: set[tuple[str, str]] = set()
     for item in error.errors(include_url=False):
-        loc = join_loc(prefix, *_visible_loc(item["loc"]))
+        parts = _visible_loc(item["loc"])
+        if document is not None:
+            parts = _written_loc(parts, document)
+        loc = join_loc(prefix, *parts)
         message = _message(item)
         if (loc, message) not in seen:
             seen.add((loc, message))
@@ -61,6 +70,25 @@ def _visible_loc(loc: Sequence[Any]) -> list[LocPart]:
     # Pydantic adds the tag of a discriminated-union member (`text`, `tool_call`) and
     # function-validator names to the location; users never wrote those.
     return [part for part in loc if isinstance(part, int) or not _is_internal(part)]
+
+
+def _written_loc(parts: list[LocPart], document: Any) -> list[LocPart]:
+    """`parts` without those that name no key of `document` on the way (union tags); the
+    last part stays, as a missing field names no key either."""
+    written: list[LocPart] = []
+    node = document
+    for position, part in enumerate(parts):
+        last = position == len(parts) - 1
+        if isinstance(node, dict) and isinstance(part, str) and part not in node and not last:
+            continue  # a tag: the member is the same node
+        written.append(part)
+        if isinstance(node, dict) and isinstance(part, str):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return written
 
 
 def _is_internal(part: str) -> bool:

@@ -21,7 +21,12 @@ from domain.catalog import LEGACY_TOKEN_NAME, Environment, Product, Task
 from domain.clusters import FailingRun, cluster_failures, suggestions
 from domain.definitions import parse_environment, parse_task, secret_references
 from domain.errors import Conflict, InvalidInput, NotFound, StorageFull, TooManyRequests
-from domain.experiments import Experiment
+from domain.experiments import (
+    Experiment,
+    name_problems,
+    repeats_problems,
+    require_no_problems,
+)
 from domain.ids import has_prefix, iteration_stream_id, stream_id
 from domain.imports import LogToImport, plan_import, resolve_keys
 from domain.iterations import Iteration, plan_rescore, plan_runs
@@ -423,7 +428,14 @@ class Service:
         repeats: int = 1,
         signal_config: str | None = None,
     ) -> dict[str, Any]:
-        # The aggregate checks name and repeats first: a bad name is reported as such.
+        # Every problem of the name, the repeats and the config at once (one pass fixes
+        # them all); the aggregate checks name and repeats again.
+        config = load_signal_config(signal_config) if signal_config else None
+        require_no_problems(
+            name_problems(name)
+            + repeats_problems(repeats)
+            + [(p.loc, p.message) for p in (config.errors if config else ())]
+        )
         experiment = Experiment.new(
             public_id=new_id("exp"), product_id=product, name=name, repeats=repeats
         )
@@ -431,7 +443,7 @@ class Service:
             self._check_task(product, task_id)
         for env_id in env_ids:
             self._check_environment(product, env_id)
-        config_hash = self._validated_config(signal_config) if signal_config else None
+        config_hash = config.content_hash if config else None
         for task_id in dict.fromkeys(task_ids):
             experiment.attach_task(task_id)
         for env_id in dict.fromkeys(env_ids):

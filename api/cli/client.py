@@ -1,14 +1,13 @@
 """The `tpc` CLI's HTTP client: where the server is, which token to send, and what its errors mean.
 
 The server is `TPC_API_URL` (default http://127.0.0.1:8642) and the token `TPC_API_TOKEN`;
-either may instead come from `~/.tpc/credentials` (JSON `{"api_url", "token"}`), which
-`tpc serve` writes on its first start. Every failure becomes a `DomainError`, so the central
-handler in `api.cli.main` prints it on stderr and exits non-zero.
+either may instead come from `~/.tpc/credentials` (the default server and each server's token,
+api/credentials.py), which `tpc serve` writes when it creates a product. Every failure becomes
+a `DomainError`, so the central handler in `api.cli.main` prints it on stderr and exits non-zero.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from urllib.parse import quote
 import click
 import httpx
 
+from api.credentials import CredentialsError, read_credentials
 from domain.api_tokens import token_problem
 from domain.errors import Conflict, DomainError, InvalidInput, NotFound, Unauthorized
 
@@ -31,11 +31,6 @@ Problems = tuple[tuple[str, str], ...]
 
 class ServerUnreachable(DomainError):
     """Nothing answers at the API address (connection refused, unknown host, timeout)."""
-
-
-class CredentialsError(DomainError):
-    """`~/.tpc/credentials` exists but cannot be read as `{"api_url", "token"}`, or the API
-    address is not an http(s) URL."""
 
 
 class ApiError(DomainError):
@@ -82,8 +77,9 @@ class Connection:
         token = env.get("TPC_API_TOKEN", "").strip()
         if not url or not token:
             saved = read_credentials(credentials_path(env))
-            url = url or saved.get("api_url", "")
-            token = token or saved.get("token", "")
+            url = url or saved.default_url or ""
+            # Only the token saved for this very server: another server's would be rejected.
+            token = token or saved.token_for(url or DEFAULT_API_URL) or ""
         problem = token_problem(token) if token else None
         if problem is not None:
             # The server would only answer 401: say what is wrong with the token instead.
@@ -102,28 +98,6 @@ class Connection:
 def credentials_path(environ: Mapping[str, str]) -> Path:
     home = environ.get("HOME")
     return (Path(home) if home else Path.home()) / ".tpc" / "credentials"
-
-
-def read_credentials(path: Path) -> dict[str, str]:
-    """The saved `{"api_url", "token"}`; empty when there is no file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError) as error:
-        raise CredentialsError(f"cannot read {path}: {error}") from None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = None
-    if not isinstance(data, dict) or not all(
-        isinstance(data.get(key, ""), str) for key in ("api_url", "token")
-    ):
-        raise CredentialsError(
-            f'{path} is not a JSON object {{"api_url", "token"}}: fix or delete it, '
-            "or set TPC_API_URL and TPC_API_TOKEN"
-        )
-    return {key: str(data[key]) for key in ("api_url", "token") if data.get(key)}
 
 
 class ApiClient:

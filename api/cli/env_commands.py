@@ -17,12 +17,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from api.cli.client import api_client, segment
-from api.cli.inputs import paging_options, read_definition_file
-from api.cli.output import current_output
+from api.cli.inputs import check_definition, paging_options, read_definition_file
+from api.cli.output import current_output, plural
 from api.cli.results_view import compact, details_table, render_more, when
 from api.cli.signals_view import format_value
 from api.cli.transcript_commands import from_option, read_log_file, transcript_document
-from domain.errors import InvalidInput
+from api.http.bodies import EnvironmentCreate
+from domain.errors import InvalidInput, UnreadableDocument
 from domain.transcript_formats import TranscriptFormatError
 from domain.transcripts import InvalidTranscript, transcript_from_object
 
@@ -75,8 +76,7 @@ def create(
         body = {"agent": {"kind": "replay", "transcripts": transcripts}}
     if name is not None:
         body["name"] = name
-    if "name" not in body:
-        raise click.UsageError("missing --name (give the flag or set name in --file)")
+    check_definition(EnvironmentCreate, body, "environment", {"name": "--name"})
     environment = api_client().post("/v1/environments", body)
     current_output().emit(environment, lambda console: render_environment(console, environment))
 
@@ -150,7 +150,7 @@ def read_replay_logs(directory: Path, source_format: str) -> dict[str, Any]:
             continue
         try:
             logged = read_log_file(path, source_format)
-        except TranscriptFormatError as error:
+        except (TranscriptFormatError, UnreadableDocument) as error:
             problems.append(("", str(error)))
             continue
         transcripts[key] = [transcript_document(item) for item in logged]
@@ -209,7 +209,7 @@ def _agent_summary(agent: dict[str, Any]) -> str:
     if kind == "replay":
         counts = agent.get("transcripts") or {}
         total = sum(v if isinstance(v, int) else 1 for v in counts.values())
-        return f"replay: {total} transcripts for {len(counts)} keys"
+        return f"replay: {plural(total, 'transcript')} for {plural(len(counts), 'key')}"
     model = agent.get("model")
     return f"{kind} ({model})" if model else kind
 
@@ -253,7 +253,8 @@ def render_environments(console: Console, page: dict[str, Any]) -> None:
         return
     table = Table(title=f"Environments ({len(items)})", title_justify="left")
     for column in ("id", "name", "agent", "limits", "created"):
-        table.add_column(column, overflow="fold")
+        # An id never wraps (it is copied into other commands); the rest folds when narrow.
+        table.add_column(column, no_wrap=column == "id", overflow="fold")
     for env in items:
         table.add_row(
             escape(str(env["id"])),

@@ -17,8 +17,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from api.cli.client import ApiClient, api_client, segment
+from api.cli.exit_codes import ExitCode
 from api.cli.inputs import id_list, paging_options, read_signal_config
-from api.cli.output import current_output
+from api.cli.names import catalog_names
+from api.cli.output import current_output, plural
 from api.cli.results_view import (
     finished_runs,
     render_experiment,
@@ -30,7 +32,6 @@ from api.cli.results_view import (
     render_runs,
 )
 from api.cli.signals_view import render_signals_report
-from api.error_mapping import EXIT_GATE_FAILED
 from domain.gate import Condition, GateResult, GateSyntaxError, evaluate, parse_condition
 
 DEFAULT_POLL_INTERVAL_S = 5.0
@@ -258,7 +259,7 @@ def trigger(exp_id: str) -> None:
         total = status.get("runs", {}).get("total", 0)
         console.print(
             f"Triggered iteration {status['iteration']} of "
-            f"{escape(str(status['experiment_id']))}: {total} runs."
+            f"{escape(str(status['experiment_id']))}: {plural(total, 'run')}."
         )
         console.print(
             f"[dim]Follow it: tpc sim experiment run status {escape(str(status['experiment_id']))} "
@@ -371,7 +372,7 @@ def rescore(exp_id: str, iteration: int, config_path: Path | None) -> None:
         exp = escape(str(status["experiment_id"]))
         console.print(
             f"Iteration {status['iteration']} of {exp} re-scores iteration "
-            f"{status.get('rescore_of')}: {total} runs, no agent runs."
+            f"{status.get('rescore_of')}: {plural(total, 'run')}, no agent runs."
         )
         console.print(
             f"[dim]Follow it: tpc sim experiment run status {exp} "
@@ -411,11 +412,12 @@ def runs(
 
     Example: tpc sim experiment runs exp_789 --status failed
     """
-    page = api_client().get(
+    client = api_client()
+    page = client.get(
         f"{iteration_path(exp_id, iteration)}/runs",
         {"status": run_status, "limit": limit, "cursor": cursor},
     )
-    current_output().emit(page, lambda console: render_runs(console, page))
+    current_output().emit(page, lambda console: render_runs(console, page, catalog_names(client)))
 
 
 # -- results --------------------------------------------------------------------------------
@@ -540,7 +542,7 @@ def _report_gate(gate: GateResult) -> None:
         elif check.value is None:
             click.echo(f"gate note: {check.expr}: {check.detail}", err=True)
     if not gate.passed:
-        sys.exit(EXIT_GATE_FAILED)
+        sys.exit(ExitCode.GATE_FAILED)
 
 
 @click.command("signals")
@@ -553,12 +555,18 @@ def signals(exp_id: str, iteration: int | None, evidence: bool, confidence: str 
 
     Example: tpc sim experiment signals exp_789 --iteration 2 --evidence
     """
-    document = api_client().get(
+    client = api_client()
+    document = client.get(
         f"{iteration_path(exp_id, iteration)}/signals", {"confidence": confidence}
     )
-    current_output().emit(
-        document, lambda console: render_signals_report(console, document, evidence)
-    )
+
+    def render(console: Console) -> None:
+        names = catalog_names(client)
+        render_signals_report(
+            console, document, evidence, names.environments, task_names=names.tasks
+        )
+
+    current_output().emit(document, render)
 
 
 @click.command("history")
@@ -570,8 +578,11 @@ def history(exp_id: str) -> None:
 
     Example: tpc sim experiment history exp_789
     """
-    page = api_client().list_all(f"{experiment_path(exp_id)}/history")
-    current_output().emit(page, lambda console: render_history(console, page))
+    client = api_client()
+    page = client.list_all(f"{experiment_path(exp_id)}/history")
+    current_output().emit(
+        page, lambda console: render_history(console, page, catalog_names(client))
+    )
 
 
 EXPERIMENT_COMMANDS: tuple[click.Command, ...] = (

@@ -75,9 +75,7 @@ def import_logs(
     paths = _log_files(files)
     logs, problems = read_log_files(tuple(paths), source_format)
     if problems:
-        for problem in problems:
-            current_output().error(problem)
-        raise InvalidInput(
+        raise problems.report(
             f"{len(problems)} of {len(paths)} files could not be read: nothing was imported"
         )
     if not logs:

@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from pydantic import BaseModel, ValidationError
 
-from api.cli.output import current_output
+from api.cli.output import current_output, plural
 from api.cli.signal_commands import load_config_file, read_text
 from domain.errors import InvalidInput, UnreadableDocument
+from domain.problems import problems_from_pydantic
 from domain.signals.validation import (
     InvalidSignalConfig,
     parse_yaml,
@@ -30,12 +32,37 @@ def read_definition_file(path: Path, what: str) -> dict[str, Any]:
         raise UnreadableDocument(
             message if message.startswith(f"cannot read {path}") else f"{path}: {message}"
         ) from None
+    if data is None:  # an empty file: the check below names what is required
+        return {}
     if not isinstance(data, dict):
         raise InvalidInput(
             f"{path}: a {what} file is a YAML mapping of its fields",
             (("", f"expected a mapping, got {type(data).__name__}"),),
         )
     return data
+
+
+def check_definition(
+    model: type[BaseModel], body: dict[str, Any], what: str, flags: dict[str, str]
+) -> None:
+    """Check a task or environment as the server will, before sending it: every problem at
+    once (exit 1). `flags` maps a field to the option that also sets it, for the hint."""
+    try:
+        model.model_validate(body)
+    except ValidationError as error:
+        problems = [
+            (
+                problem.loc,
+                f"required (give {flags[problem.loc]} or set {problem.loc} in the file)"
+                if problem.message == "required" and problem.loc in flags
+                else problem.message,
+            )
+            for problem in problems_from_pydantic(error, document=body)
+        ]
+        raise InvalidInput(
+            f"invalid {what} ({plural(len(problems), 'problem')}; nothing was sent)",
+            tuple(problems),
+        ) from None
 
 
 def read_signal_config(path: Path) -> str:

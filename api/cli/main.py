@@ -13,6 +13,7 @@ import click
 from rich.markup import escape
 
 from api.cli.env_commands import env_group
+from api.cli.exit_codes import ExitCode
 from api.cli.experiment_commands import EXPERIMENT_COMMANDS
 from api.cli.import_export_commands import IMPORT_EXPORT_COMMANDS
 from api.cli.output import Output, hoist_format
@@ -71,7 +72,7 @@ for command in [*SERVER_COMMANDS, *PRODUCT_COMMANDS, *TOKEN_COMMANDS]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: run `tpc` and map failures to exit codes."""
+    """Console-script entry point: run `tpc` and map failures to exit codes (exit_codes.py)."""
     args = hoist_format(list(sys.argv[1:] if argv is None else argv))
     errors = Output("table").errors
     try:
@@ -80,10 +81,18 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(stop.exit_code)
     except click.Abort:
         errors.print("aborted")
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
+    except click.UsageError as failure:
+        # click's own layout (usage, then a hint), with our lower-case `error:` prefix.
+        if failure.ctx is not None:
+            click.echo(failure.ctx.get_usage(), err=True)
+            command = failure.ctx.command_path
+            click.echo(f"Try '{command} {failure.ctx.help_option_names[0]}' for help.", err=True)
+        errors.print(f"[red]error:[/] {escape(failure.format_message())}")
+        sys.exit(ExitCode.UNUSABLE_INPUT)
     except click.ClickException as failure:
-        failure.show()
-        sys.exit(failure.exit_code)
+        errors.print(f"[red]error:[/] {escape(failure.format_message())}")
+        sys.exit(ExitCode.FAILED)
     except DomainError as failure:
         errors.print(f"[red]error:[/] {escape(str(failure))}")
         if isinstance(failure, InvalidInput):

@@ -68,6 +68,11 @@ class Output:
                 advance()
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """`1 run`, `2 runs`, `3 dashboard sessions`: a count with its noun agreeing."""
+    return f"{count:,} {noun if count == 1 else (nouns or noun + 's')}"
+
+
 def current_output() -> Output:
     """The Output of the running command (set up by the root `tpc` group)."""
     output = click.get_current_context().find_object(Output)

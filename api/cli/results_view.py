@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from api.cli.names import Names
+from api.cli.output import plural
 from api.cli.signals_view import format_value, with_interval
 
 RUN_COUNTS = ("queued", "running", "passed", "failed", "errored", "timed_out", "cancelled")
@@ -154,7 +156,11 @@ def render_experiments(console: Console, page: Mapping[str, Any]) -> None:
         return
     table = Table(title=f"Experiments ({len(items)})", title_justify="left")
     for column in ("id", "name", "tasks", "environments", "repeats", "iterations", "config"):
-        table.add_column(column, justify="right" if column in {"repeats", "iterations"} else "left")
+        table.add_column(
+            column,
+            justify="right" if column in {"repeats", "iterations"} else "left",
+            no_wrap=column == "id",
+        )
     for exp in items:
         config = exp.get("signal_config")
         table.add_row(
@@ -196,7 +202,7 @@ def render_iteration_status(console: Console, status: Mapping[str, Any]) -> None
     total = int(runs.get("total", 0))
     console.print(
         f"[bold]{escape(str(status['experiment_id']))}[/] iteration {status['iteration']}: "
-        f"{styled(status['status'])} — {finished_runs(status)}/{total} runs finished"
+        f"{styled(status['status'])} — {finished_runs(status)}/{plural(total, 'run')} finished"
     )
     table = Table(show_header=True, box=None, padding=(0, 2))
     for key in RUN_COUNTS:
@@ -224,7 +230,7 @@ def render_results(console: Console, results: Mapping[str, Any]) -> None:
     counts = summary.get("runs", {})
     total = sum(int(v) for v in counts.values())
     console.print(
-        f"{total} runs: "
+        f"{plural(total, 'run')}: "
         + ", ".join(f"{styled(status)} {count}" for status, count in counts.items())
     )
     env_names = {
@@ -379,7 +385,7 @@ def _render_clusters(console: Console, clusters: list[dict[str, Any]]) -> None:
         root = cluster.get("root_cause") or {}
         console.print(
             f"\n[bold red]{escape(str(cluster.get('category', '?')))}[/] "
-            f"[dim]({cluster.get('size', len(cluster.get('run_ids', [])))} runs, "
+            f"[dim]({plural(int(cluster.get('size', len(cluster.get('run_ids', [])))), 'run')}, "
             f"{escape(str(cluster.get('id', '')))})[/]"
         )
         if root:
@@ -503,9 +509,10 @@ def _signed(delta: Any) -> str:
 # -- history ------------------------------------------------------------------------------------
 
 
-def render_history(console: Console, page: Mapping[str, Any]) -> None:
+def render_history(console: Console, page: Mapping[str, Any], names: Names | None = None) -> None:
+    names = names or Names()
     items = page["items"]
-    table = Table(title=f"History ({len(items)} events)", title_justify="left")
+    table = Table(title=f"History ({plural(len(items), 'event')})", title_justify="left")
     table.add_column("position", justify="right")
     table.add_column("time", no_wrap=True)
     table.add_column("type", no_wrap=True)
@@ -515,7 +522,7 @@ def render_history(console: Console, page: Mapping[str, Any]) -> None:
             str(event.get("position", "")),
             escape(when(event.get("time"))),
             escape(str(event.get("type", ""))),
-            escape(str(event.get("summary", ""))),
+            escape(names.in_text(str(event.get("summary", "")))),
         )
     console.print(table)
 
@@ -543,20 +550,25 @@ def render_iterations(console: Console, page: Mapping[str, Any]) -> None:
     console.print(table)
 
 
-def render_runs(console: Console, page: Mapping[str, Any]) -> None:
+def render_runs(console: Console, page: Mapping[str, Any], names: Names | None = None) -> None:
+    names = names or Names()
     items = page["items"]
     if not items:
         console.print("No runs match.")
         return
     table = Table(title=f"Runs ({len(items)})", title_justify="left")
-    for column in ("run", "task", "environment", "repeat", "status", "reason", "duration"):
+    # The run's id never wraps (it is copied into `tpc sim run …`); names fold when narrow.
+    table.add_column("run", no_wrap=True)
+    table.add_column("task", overflow="fold")
+    table.add_column("environment", overflow="fold")
+    for column in ("repeat", "status", "reason", "duration"):
         table.add_column(column, justify="right" if column in {"repeat", "duration"} else "left")
     for run in items:
         stats = run.get("stats") or {}
         table.add_row(
             escape(str(run["id"])),
-            escape(str(run.get("task_id", ""))),
-            escape(str(run.get("environment_id", ""))),
+            escape(names.task(run.get("task_id", ""))),
+            escape(names.environment(run.get("environment_id", ""))),
             str(run.get("repeat", "")),
             styled(run.get("status")),
             escape(str(run.get("termination_reason") or "—")),

@@ -15,7 +15,9 @@ from rich.table import Table
 from rich.text import Text
 
 from api.cli.client import ApiClient, api_client, segment
+from api.cli.exit_codes import ExitCode
 from api.cli.experiment_commands import poll_interval
+from api.cli.names import Names, names_of
 from api.cli.output import Output, current_output
 from api.cli.results_view import compact, details_table, dollars, seconds, styled
 from api.cli.signals_view import format_value
@@ -48,8 +50,13 @@ def get(run_id: str) -> None:
 
     Example: tpc sim run get run_k3x9
     """
-    run = api_client().get(run_path(run_id))
-    current_output().emit(run, lambda console: render_run(console, run))
+    client = api_client()
+    run = client.get(run_path(run_id))
+
+    def render(console: Console) -> None:
+        render_run(console, run, names_of(client, run.get("task_id"), run.get("environment_id")))
+
+    current_output().emit(run, render)
 
 
 @run_group.command("logs")
@@ -74,7 +81,12 @@ def logs(run_id: str, follow: bool) -> None:
         follow_run(client, run_id, current_output(), follow_interval())
         return
     transcript = client.get(f"{run_path(run_id)}/transcript")
-    current_output().emit(transcript, lambda console: render_transcript(console, transcript))
+
+    def render(console: Console) -> None:
+        names = names_of(client, transcript.get("task_id"), transcript.get("environment_id"))
+        render_transcript(console, transcript, names)
+
+    current_output().emit(transcript, render)
 
 
 def follow_interval() -> float:
@@ -89,7 +101,8 @@ def follow_run(client: ApiClient, run_id: str, output: Output, interval: float) 
     try:
         if not output.is_json:
             run = client.get(run_path(run_id))
-            render_follow_header(output.console, run)
+            names = names_of(client, run.get("task_id"), run.get("environment_id"))
+            render_follow_header(output.console, run, names)
         after, attempt = 0, None
         while True:
             page = client.get(path, {"after": after})
@@ -118,7 +131,7 @@ def follow_run(client: ApiClient, run_id: str, output: Output, interval: float) 
         run = client.get(run_path(run_id))
     except KeyboardInterrupt:
         output.errors.print(f"stopped following {escape(run_id)}")
-        raise SystemExit(130) from None  # as a shell reports Ctrl-C; no traceback
+        raise SystemExit(ExitCode.INTERRUPTED) from None  # as a shell reports Ctrl-C; no traceback
     if output.is_json:
         click.echo(json.dumps(run, ensure_ascii=False))
     else:
@@ -157,12 +170,17 @@ def _stats_line(stats: dict[str, Any]) -> str:
     return ", ".join(parts) or "—"
 
 
-def render_run(console: Console, run: dict[str, Any]) -> None:
+def render_run(console: Console, run: dict[str, Any], names: Names | None = None) -> None:
+    names = names or Names()
+    task, env = str(run.get("task_id")), str(run.get("environment_id"))
     rows = [
         ("id", escape(str(run["id"]))),
         ("experiment", f"{escape(str(run.get('experiment_id')))} iteration {run.get('iteration')}"),
-        ("task", escape(str(run.get("task_id")))),
-        ("environment", escape(str(run.get("environment_id")))),
+        ("task", escape(task if names.task(task) == task else f"{names.task(task)} ({task})")),
+        (
+            "environment",
+            escape(env if names.environment(env) == env else f"{names.environment(env)} ({env})"),
+        ),
         ("repeat", str(run.get("repeat", 0))),
         ("status", styled(run.get("status"))),
         ("termination", escape(str(run.get("termination_reason") or "—"))),
@@ -187,9 +205,15 @@ def render_run(console: Console, run: dict[str, Any]) -> None:
         console.print(table)
 
 
-def render_follow_header(console: Console, run: dict[str, Any]) -> None:
+def _pair(names: Names, document: dict[str, Any]) -> str:
+    """`install-sdk × Claude + docs`: the task and the environment, by name."""
+    task, env = document.get("task_id"), document.get("environment_id")
+    return f"{names.task(task) if task else '?'} × {names.environment(env) if env else '?'}"
+
+
+def render_follow_header(console: Console, run: dict[str, Any], names: Names | None = None) -> None:
     header = Text()
-    header.append(f"{run.get('task_id') or '?'} × {run.get('environment_id') or '?'}")
+    header.append(_pair(names or Names(), run))
     header.append("  ")
     header.append_text(Text.from_markup(styled(run.get("status"))))
     console.print(header, style="bold")
@@ -207,9 +231,11 @@ def render_final_status(console: Console, run: dict[str, Any]) -> None:
     console.print(line)
 
 
-def render_transcript(console: Console, transcript: dict[str, Any]) -> None:
+def render_transcript(
+    console: Console, transcript: dict[str, Any], names: Names | None = None
+) -> None:
     header = Text()
-    header.append(f"{transcript.get('task_id') or '?'} × {transcript.get('environment_id') or '?'}")
+    header.append(_pair(names or Names(), transcript))
     header.append("  ")
     header.append_text(Text.from_markup(styled(transcript.get("status"))))
     if transcript.get("termination_reason"):

@@ -2,17 +2,52 @@
 
 from __future__ import annotations
 
+import socket
+
 import click
 from rich.console import Console
 
 from api.cli.demo import demo
+from api.cli.output import plural
 from api.cli.worker_commands import worker
+from domain.errors import DomainError
 from infra.settings import Settings
+
+
+class AddressInUse(DomainError):
+    """Another process listens on the address `tpc serve` was asked to use."""
+
+
+def refuse_a_taken_address(host: str, port: int) -> None:
+    """Fail before anything is created (a store, a product, credentials) when the address is
+    taken: a server that cannot listen must leave the running one's token where it was."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as error:
+        raise AddressInUse(f"cannot serve on {host}:{port}: {error.strerror}") from None
+    with socket.socket(family, kind, proto) as probe:
+        # As uvicorn binds: a port whose last connections are still closing is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise AddressInUse(
+                f"cannot serve on {host}:{port}: {error.strerror or error} (is another "
+                "`tpc serve` running there? choose another --port). Nothing was created or "
+                "changed."
+            ) from None
 
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8642, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--port",
+    default=8642,
+    show_default=True,
+    type=int,
+    envvar="TPC_PORT",
+    help="Port to listen on (or TPC_PORT).",
+)
 @click.option(
     "--concurrency",
     type=int,
@@ -30,7 +65,8 @@ def serve(host: str, port: int, concurrency: int | None, no_workers: bool) -> No
     The store is TPC_DATABASE_URL (default sqlite:///.tpc/tpc.db). On PostgreSQL, runs go
     through a job queue that this server and any `tpc worker` share. On an empty store the
     first product is created with TPC_API_TOKEN as its token, or a generated one that is
-    printed and saved to ~/.tpc/credentials.
+    printed and saved to ~/.tpc/credentials under this server's URL. A taken --port fails
+    before anything is created or changed.
 
     Example: tpc serve --port 8642
     """
@@ -39,6 +75,7 @@ def serve(host: str, port: int, concurrency: int | None, no_workers: bool) -> No
     from api.http.app import bootstrap, create_app
     from infra.service import Service
 
+    refuse_a_taken_address(host, port)
     settings = Settings.from_env(
         host=host, port=port, concurrency=concurrency, run_workers=not no_workers
     )
@@ -52,8 +89,8 @@ def serve(host: str, port: int, concurrency: int | None, no_workers: bool) -> No
         service.close()
     if stale:
         click.echo(
-            f"tpc serve: warning: {stale} live API token(s) were issued under another token "
-            "key and cannot authenticate: was TPC_TOKEN_KEY changed? (`tpc token list` says "
+            f"tpc serve: warning: {plural(stale, 'live API token')} issued under another token "
+            "key cannot authenticate: was TPC_TOKEN_KEY changed? (`tpc token list` says "
             "which)",
             err=True,
         )
@@ -101,7 +138,8 @@ def rebuild() -> None:
         console.print(f"Rebuilt every view up to position {position}.")
         if failures:
             console.print(
-                f"{failures} event(s) could not be applied and were skipped: "
+                f"{plural(failures, 'event')} could not be applied and "
+                f"{'was' if failures == 1 else 'were'} skipped: "
                 "see `tpc projections status`."
             )
 
@@ -138,7 +176,10 @@ def status() -> None:
         if not count:
             console.print("No event failed to apply.")
             return
-        console.print(f"{count:,} event(s) could not be applied and were skipped:")
+        console.print(
+            f"{plural(count, 'event')} could not be applied and "
+            f"{'was' if count == 1 else 'were'} skipped:"
+        )
         for failure in report["failures"]:
             console.print(
                 f"  {failure['position']}  {failure['topic']}  {failure['error']}"

@@ -9,10 +9,11 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from api.cli.output import current_output
+from api.cli.exit_codes import ExitCode
+from api.cli.output import current_output, plural
 from api.cli.signals_view import render_signals_report
-from api.cli.transcript_commands import from_option, read_log_files
-from domain.errors import UnreadableDocument
+from api.cli.transcript_commands import FileProblems, from_option, read_log_files
+from domain.errors import InvalidInput, UnreadableDocument
 from domain.signals.config import json_schema
 from domain.signals.extraction import Extractor
 from domain.signals.report import ExtractedRun, extract_run, signals_report
@@ -77,17 +78,18 @@ def validate_signal_config(file: Path) -> None:
         output.emit(report.to_json(), lambda _: None)
     elif report.valid:
         assert report.config is not None
+        signals = plural(len(report.config.signals), "signal")
+        aggregates = plural(len(report.config.aggregates), "aggregate")
         output.console.print(
-            f"[green]✓[/] {escape(str(file))} is valid: {len(report.config.signals)} signals, "
-            f"{len(report.config.aggregates)} aggregates ({report.content_hash})"
+            f"[green]✓[/] {escape(str(file))} is valid: {signals}, {aggregates} "
+            f"({report.content_hash})"
         )
     else:
         for problem in report.errors:
             output.errors.print(f"[red]✗[/] {escape(str(file))}: {escape(str(problem))}")
-        noun = "problem" if len(report.errors) == 1 else "problems"
-        output.errors.print(f"{len(report.errors)} {noun} found")
+        output.errors.print(f"{plural(len(report.errors), 'problem')} found")
     if not report.valid:
-        sys.exit(1)
+        sys.exit(ExitCode.FAILED)
 
 
 @click.group("signals")
@@ -158,27 +160,23 @@ def _read_logs(
     paths: tuple[Path, ...], source_format: str, skip_invalid: bool
 ) -> list[tuple[str, Transcript]]:
     """Agent logs of `source_format`, each transcript named by its file (and sample)."""
-    output = current_output()
     logged, problems = read_log_files(paths, source_format)
-    _report_problems(problems, len(paths), skip_invalid)
+    _settle(problems, len(paths), skip_invalid)
     if not logged:
-        raise click.ClickException("no valid transcripts to extract from")
+        raise InvalidInput("no valid transcripts to extract from")
     return [
         (item.file if item.sample is None else f"{item.file}#{item.sample}", item.parsed.transcript)
-        for item in output.track(logged, "Reading transcripts", total=len(logged))
+        for item in current_output().track(logged, "Reading transcripts", total=len(logged))
     ]
 
 
-def _report_problems(problems: list[str], total: int, skip_invalid: bool) -> None:
-    output = current_output()
+def _settle(problems: FileProblems, total: int, skip_invalid: bool) -> None:
+    """Skip the bad files with a warning, or report them all and stop: nothing half done."""
     if problems and skip_invalid:
-        for problem in problems:
-            output.warn(f"skipped {problem}")
+        problems.warn_skipped()
     elif problems:
-        for problem in problems:
-            output.error(problem)
-        raise click.ClickException(
-            f"{len(problems)} of {total} transcripts could not be read "
+        raise problems.report(
+            f"{len(problems)} of {plural(total, 'transcript')} could not be read "
             "(fix them, or pass --skip-invalid to extract from the rest)"
         )
 
@@ -189,27 +187,18 @@ def _parse_transcripts(
     """Parse every file; report all bad ones together (or skip them) so nothing is half done."""
     output = current_output()
     parsed: list[tuple[Path, Transcript]] = []
-    problems: list[str] = []
+    problems = FileProblems()
     for path in output.track(paths, "Reading transcripts", total=len(paths)):
         try:
             data = path.read_bytes()
         except OSError as error:
-            problems.append(f"cannot read {path}: {_reason(error)}")
+            problems.unreadable.append(f"cannot read {path}: {_reason(error)}")
             continue
         try:
             parsed.append((path, parse_transcript(data, str(path))))
         except InvalidTranscript as error:
-            problems.append(str(error))
-    if problems and skip_invalid:
-        for problem in problems:
-            output.warn(f"skipped {problem}")
-    elif problems:
-        for problem in problems:
-            output.error(problem)
-        raise click.ClickException(
-            f"{len(problems)} of {len(paths)} transcripts could not be read "
-            "(fix them, or pass --skip-invalid to extract from the rest)"
-        )
+            problems.invalid.append(str(error))
+    _settle(problems, len(paths), skip_invalid)
     if not parsed:
-        raise click.ClickException("no valid transcripts to extract from")
+        raise InvalidInput("no valid transcripts to extract from")
     return parsed

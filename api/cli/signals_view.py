@@ -30,8 +30,16 @@ def format_value(value: Any, fn: str | None = None) -> str:
     if isinstance(value, dict) and "histogram" in value and "p50" in value:
         return _distribution(value)
     if isinstance(value, dict):
-        return "\n".join(f"{key} {format_value(item)}" for key, item in value.items())
-    return str(value)
+        # One line: a value spread over several lines would push a table's later rows down.
+        return ", ".join(f"{one_line(str(k))} {format_value(item)}" for k, item in value.items())
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(format_value(item) for item in value) + "]"
+    return one_line(str(value))
+
+
+def one_line(text: str) -> str:
+    """`text` with every run of whitespace (newlines included) as one space."""
+    return " ".join(text.split())
 
 
 def with_interval(text: str, ci: Any, digits: int = 2) -> str:
@@ -74,6 +82,7 @@ def render_signals_report(
     evidence: bool,
     env_names: dict[str, str] | None = None,
     by_environment: bool = True,
+    task_names: dict[str, str] | None = None,
 ) -> None:
     aggregates = report["aggregates"]
     runs = report["runs"]
@@ -100,7 +109,7 @@ def render_signals_report(
     else:
         console.print("[dim]The config defines no aggregates.[/]")
     if runs:
-        _render_runs(console, runs)
+        _render_runs(console, runs, env_names or {}, task_names or {})
     if evidence:
         _render_evidence(console, runs)
     if report.get("config_hash"):
@@ -132,35 +141,46 @@ def _run_name(run: dict[str, Any]) -> str:
     return Path(str(run.get("transcript"))).stem
 
 
-def _render_runs(console: Console, runs: list[dict[str, Any]]) -> None:
+def _render_runs(
+    console: Console,
+    runs: list[dict[str, Any]],
+    env_names: dict[str, str],
+    task_names: dict[str, str],
+) -> None:
     shown = runs[:MAX_RUN_ROWS]
     title = (
         f"Runs ({len(runs)})"
         if len(shown) == len(runs)
         else (f"Runs (first {len(shown)} of {len(runs)}; --format json lists them all)")
     )
-    table = Table(title=title, title_justify="left", show_lines=True)
-    for column in ("run", "task", "environment", "status"):
-        table.add_column(column, overflow="fold")
-    # One line per signal in both columns: they must not wrap, or names and values drift apart.
-    table.add_column("signal", no_wrap=True, overflow="ellipsis", max_width=28)
-    table.add_column("value", no_wrap=True, overflow="ellipsis")
+    table = Table(title=title, title_justify="left")
+    # Ids never wrap (a wrapped id cannot be copied); names and values fold when narrow.
+    table.add_column("run", no_wrap=True)
+    table.add_column("task", overflow="fold")
+    table.add_column("environment", overflow="fold")
+    table.add_column("status")
+    table.add_column("signal", no_wrap=True)
+    table.add_column("value", overflow="fold")
     for run in shown:
-        names, values = [], []
-        for signal_id, item in run["signals"].items():
-            names.append(escape(signal_id))
-            values.append(
-                "[red]missing[/]" if item.get("error") else escape(format_value(item["value"]))
+        # One row per signal, so a long value only makes its own row taller.
+        items = list(run["signals"].items()) or [("—", {"value": None})]
+        for position, (signal_id, item) in enumerate(items):
+            first = position == 0
+            table.add_row(
+                escape(_run_name(run)) if first else "",
+                escape(_named(task_names, run["task_id"])) if first else "",
+                escape(_named(env_names, run["environment_id"])) if first else "",
+                escape(str(run["status"] or "—")) if first else "",
+                escape(signal_id),
+                "[red]missing[/]" if item.get("error") else escape(format_value(item["value"])),
+                end_section=position == len(items) - 1,
             )
-        table.add_row(
-            escape(_run_name(run)),
-            escape(run["task_id"]),
-            escape(run["environment_id"]),
-            escape(str(run["status"] or "—")),
-            "\n".join(names),
-            "\n".join(values),
-        )
     console.print(table)
+
+
+def _named(names: dict[str, str], key: Any) -> str:
+    """A name when one is known, else the id itself."""
+    return names.get(str(key), str(key))
 
 
 def _render_evidence(console: Console, runs: list[dict[str, Any]]) -> None:

@@ -11,9 +11,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from api.cli.client import api_client, segment
-from api.cli.inputs import paging_options, read_definition_file
+from api.cli.inputs import check_definition, paging_options, read_definition_file
 from api.cli.output import current_output
 from api.cli.results_view import compact, details_table, render_more, when
+from api.http.bodies import TaskCreate
 
 
 @click.group("task")
@@ -43,13 +44,7 @@ def create(name: str | None, prompt: str | None, file: Path | None) -> None:
         body["name"] = name
     if prompt is not None:
         body["prompt"] = prompt
-    missing = [
-        flag for flag, key in (("--name", "name"), ("--prompt", "prompt")) if key not in body
-    ]
-    if missing:
-        raise click.UsageError(
-            f"missing {' and '.join(missing)} (give the flag or set it in --file)"
-        )
+    check_definition(TaskCreate, body, "task", {"name": "--name", "prompt": "--prompt"})
     task = api_client().post("/v1/tasks", body)
     current_output().emit(task, lambda console: render_task(console, task))
 
@@ -96,7 +91,8 @@ def render_tasks(console: Console, page: dict[str, Any]) -> None:
         return
     table = Table(title=f"Tasks ({len(items)})", title_justify="left")
     for column in ("id", "name", "prompt", "tags", "created"):
-        table.add_column(column, overflow="fold")
+        # An id never wraps (it is copied into other commands); the rest folds when narrow.
+        table.add_column(column, no_wrap=column == "id", overflow="fold")
     for task in items:
         table.add_row(
             escape(str(task["id"])),

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from api.cli.operator import operator_service
-from api.cli.output import current_output
+from api.cli.output import current_output, plural
 
 
 @click.group("token")
@@ -80,9 +80,10 @@ def revoke(token_id: str) -> None:
         revoked: dict[str, Any] = service.revoke_token(token_id)
 
     def render(console: Console) -> None:
+        sessions = plural(revoked["sessions_ended"], "dashboard session")
         console.print(
             f"Revoked token {revoked['id']} ({escape(revoked['name'])}) of "
-            f"{revoked['product_id']}; {revoked['sessions_ended']} dashboard session(s) ended."
+            f"{revoked['product_id']}; {sessions} ended."
         )
 
     current_output().emit(revoked, render)

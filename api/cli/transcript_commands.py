@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from api.cli.output import current_output
-from domain.errors import InvalidInput
+from domain.errors import DomainError, InvalidInput, UnreadableDocument
 from domain.transcript_formats import TranscriptFormatError
 from domain.transcript_formats.files import AUTO, LOG_FORMATS, LoggedTranscript, read_logs
 
@@ -35,13 +36,13 @@ def from_option(default: str = AUTO) -> Callable[[F], F]:
 
 
 def read_log_file(path: Path, source_format: str) -> list[LoggedTranscript]:
-    """Every transcript in one file (`-`: standard input); an unreadable or wrong-format file
-    raises `TranscriptFormatError` naming it."""
+    """Every transcript in one file (`-`: standard input); an unreadable file raises
+    `UnreadableDocument`, a wrong-format one `TranscriptFormatError`, each naming it."""
     try:
         data = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
     except OSError as error:
         problem = f"cannot read {path}: {error.strerror or error}"
-        raise TranscriptFormatError(problem, (("", problem),)) from None
+        raise UnreadableDocument(problem, (("", problem),)) from None
     logged = read_logs(str(path), data, source_format)
     if source_format == AUTO:
         noun = "transcript" if len(logged) == 1 else "transcripts"
@@ -53,18 +54,43 @@ def read_log_file(path: Path, source_format: str) -> list[LoggedTranscript]:
     return logged
 
 
+@dataclass
+class FileProblems:
+    """What went wrong with the files of one command, all of them, so one pass fixes them all."""
+
+    unreadable: list[str] = field(default_factory=list)  # missing or unreadable (exit 2)
+    invalid: list[str] = field(default_factory=list)  # not of the format (exit 1)
+
+    def __bool__(self) -> bool:
+        return bool(self.unreadable or self.invalid)
+
+    def report(self, summary: str) -> DomainError:
+        """Print each problem on stderr; the error to raise, with the exit code it deserves."""
+        for problem in self.unreadable + self.invalid:
+            current_output().error(problem)
+        return UnreadableDocument(summary) if self.unreadable else InvalidInput(summary)
+
+    def warn_skipped(self) -> None:
+        for problem in self.unreadable + self.invalid:
+            current_output().warn(f"skipped {problem}")
+
+    def __len__(self) -> int:
+        return len(self.unreadable) + len(self.invalid)
+
+
 def read_log_files(
     paths: tuple[Path, ...], source_format: str
-) -> tuple[list[LoggedTranscript], list[str]]:
-    """Every transcript of every file, and the problems of the files that could not be read
-    (all of them, so one pass fixes them all)."""
+) -> tuple[list[LoggedTranscript], FileProblems]:
+    """Every transcript of every file, and the problems of the files that could not be read."""
     logged: list[LoggedTranscript] = []
-    problems: list[str] = []
+    problems = FileProblems()
     for path in paths:
         try:
             logged.extend(read_log_file(path, source_format))
+        except UnreadableDocument as error:
+            problems.unreadable.append(str(error))
         except TranscriptFormatError as error:
-            problems.append(str(error))
+            problems.invalid.append(str(error))
     return logged, problems
 
 
@@ -96,10 +122,8 @@ def convert(source_format: str, files: tuple[Path, ...]) -> None:
     output = current_output()
     logged, problems = read_log_files(files, source_format)
     if problems:
-        for problem in problems:
-            output.error(problem)
         noun = "file" if len(files) == 1 else "files"
-        raise InvalidInput(
+        raise problems.report(
             f"{len(problems)} of {len(files)} {noun} could not be converted (nothing was printed)"
         )
     if output.is_json:

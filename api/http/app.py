@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -17,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from api.credentials import save_token
 from api.http.body_limit import BodyLimit
 from api.http.errors import EXCEPTION_HANDLERS, InternalErrors
 from api.http.openapi import openapi_document
@@ -56,21 +56,15 @@ async def openapi(request: Request) -> JSONResponse:
     return JSONResponse(state.openapi)
 
 
-def save_credentials(settings: Settings, token: str) -> None:
-    path = settings.credentials_path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"api_url": settings.api_url, "token": token}) + "\n")
-    path.chmod(0o600)
-
-
 def bootstrap(service: Service, settings: Settings) -> None:
     """Create the first product on an empty store; tell the user its token if we made it."""
     created = service.bootstrap(settings.api_token)
     if created is not None and created.token is not None:
-        save_credentials(settings, created.token)
+        note = save_token(settings.credentials_path, settings.api_url, created.token)
         print(
             f"Created product {created.product_id}; its API token is {created.token}\n"
-            f"(saved to {settings.credentials_path}, where `tpc` finds it)",
+            f"(saved to {settings.credentials_path} for {settings.api_url}, where `tpc` finds it)"
+            + (f"\n{note}" if note else ""),
             file=sys.stderr,
             flush=True,
         )

@@ -122,7 +122,7 @@ def parse(model: type[M], body: dict[str, Any], what: str) -> M:
     try:
         return model.model_validate(body)
     except ValidationError as error:
-        problems = problems_from_pydantic(error)
+        problems = problems_from_pydantic(error, document=body)
         summary = "; ".join(str(p) for p in problems[:3])
         raise InvalidInput(
             f"{what}: {summary}", tuple((p.loc, p.message) for p in problems)

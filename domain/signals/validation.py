@@ -112,18 +112,44 @@ def validate_signal_config(data: Any) -> ValidationReport:
     )
 
 
+# Put in place of a missing or wrong free-text field to check the rest of its item.
+STAND_IN = "x"
+
+
+def _repairs(model: type[Any], error: ValidationError) -> tuple[set[str], set[str]] | None:
+    """(plain-text fields that failed, unknown fields) when nothing else failed; else None."""
+    texts: set[str] = set()
+    unknown: set[str] = set()
+    for item in error.errors(include_url=False):
+        loc = item["loc"]
+        if len(loc) != 1:
+            return None
+        if item["type"] == "extra_forbidden":
+            unknown.add(str(loc[0]))
+            continue
+        field_info = model.model_fields.get(loc[0])
+        if field_info is None or field_info.annotation is not str:
+            return None
+        texts.add(str(loc[0]))
+    return texts, unknown
+
+
 @dataclass
 class _Checker:
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    # Locations of fields checked with a stand-in text (their problem is already reported).
+    stand_ins: set[str] = field(default_factory=set)
 
     def error(self, loc: str, message: str) -> None:
         self.errors.append(Problem(loc, message))
 
     def check_document(self, data: Any) -> SignalConfig | None:
+        if data is None:  # an empty file: it lacks what is required, nothing else
+            data = {}
         if not isinstance(data, Mapping):
             self.error(
-                "", "a signal config is a mapping with 'version', 'signals' and 'aggregates'"
+                "", "a signal config is a mapping with 'version' and 'signals' (and 'aggregates')"
             )
             return None
         for key in data:
@@ -179,20 +205,42 @@ class _Checker:
             else:
                 first[ident] = i
 
-    def _parse(self, model: type[Any], raw: Any, loc: str) -> Any:
+    def _parse(self, model: type[Any], raw: Any, loc: str) -> tuple[Any, bool]:
+        """The typed item (None when its shape is wrong) and whether it holds stand-ins.
+
+        When only free-text fields (a name, a label, an id) are missing or wrong, or unknown
+        fields are present, the item is still checked against the rules below (with a
+        stand-in text, without the unknown fields), so one pass reports every problem;
+        problems on the stand-ins are dropped (their own problem is already reported), and
+        the item counts as invalid."""
         if not isinstance(raw, Mapping):
             self.error(loc, f"must be a mapping (got {type(raw).__name__})")
-            return None
+            return None, False
         try:
-            return model.model_validate(raw)
+            return model.model_validate(raw), False
         except ValidationError as error:
             self.errors.extend(problems_from_pydantic(error, loc))
-            return None
+            repairs = _repairs(model, error)
+            if repairs is None:
+                return None, False
+            texts, unknown = repairs
+            self.stand_ins.update(f"{loc}.{name}" for name in texts)
+            repaired = {k: v for k, v in raw.items() if k not in unknown}
+            try:
+                return model.model_validate({**repaired, **dict.fromkeys(texts, STAND_IN)}), True
+            except ValidationError:
+                return None, False
+
+    def _drop_stand_in_problems(self, before: int) -> None:
+        """Forget the problems found since `before` that sit on a stand-in text."""
+        kept = [p for p in self.errors[before:] if p.loc not in self.stand_ins]
+        self.errors[before:] = kept
 
     # -- signals (§4.1) -------------------------------------------------------------------
 
     def _signal(self, raw: Any, loc: str) -> Signal | None:
-        signal: Signal | None = self._parse(Signal, raw, loc)
+        signal: Signal | None
+        signal, stood_in = self._parse(Signal, raw, loc)
         if signal is None:
             return None
         before = len(self.errors)
@@ -203,7 +251,8 @@ class _Checker:
         {"pattern": self._pattern, "stats": self._stats, "llm": self._llm}[signal.extract.method](
             signal, loc
         )
-        return signal if len(self.errors) == before else None
+        self._drop_stand_in_problems(before)
+        return signal if len(self.errors) == before and not stood_in else None
 
     def _signal_identity(self, signal: Signal, loc: str) -> None:
         if not KEBAB_CASE.match(signal.id):
@@ -341,7 +390,8 @@ class _Checker:
     def _aggregate(
         self, raw: Any, loc: str, signals: Mapping[str, Signal], known: set[Any]
     ) -> Aggregate | None:
-        aggregate: Aggregate | None = self._parse(Aggregate, raw, loc)
+        aggregate: Aggregate | None
+        aggregate, stood_in = self._parse(Aggregate, raw, loc)
         if aggregate is None:
             return None
         before = len(self.errors)
@@ -353,7 +403,8 @@ class _Checker:
         if aggregate.signal_id not in known:
             self.error(f"{loc}.signal_id", f"unknown signal {aggregate.signal_id!r}")
         self._aggregate_options(aggregate, loc, signal, signals, known)
-        return aggregate if len(self.errors) == before else None
+        self._drop_stand_in_problems(before)
+        return aggregate if len(self.errors) == before and not stood_in else None
 
     def _aggregate_options(
         self,

@@ -203,3 +203,20 @@ def test_bad_settings_are_one_clear_error(
     assert done.returncode == 1
     assert message in " ".join(done.stderr.split())
     assert "Traceback" not in done.stderr
+
+
+def test_an_experiments_name_repeats_and_config_problems_come_in_one_answer(
+    server: Server,
+) -> None:
+    config = (Path(__file__).parents[2] / "examples" / "seed-signals.yaml").read_text()
+    broken = config.replace("    fold:\n      fn: count\n", "")
+    with server.client() as api:
+        response = api.post(
+            "/v1/experiments", json={"name": " ", "repeats": 0, "signal_config": broken}
+        )
+        assert response.status_code == 422
+        assert [p["loc"] for p in response.json()["error"]["problems"]] == [
+            "name",
+            "repeats",
+            "signals[0].fold",
+        ]

@@ -95,7 +95,7 @@ def test_a_store_poisoned_by_an_older_version_serves_migrates_rebuilds_and_repor
     assert failure["error"] and failure["recorded_at"]
     shown = server.tpc("projections", "status")
     assert shown.returncode == 0, shown.stderr
-    assert "tpc:Task.Created" in shown.stdout and "1 event(s) could not be applied" in shown.stdout
+    assert "tpc:Task.Created" in shown.stdout and "1 event could not be applied" in shown.stdout
 
     server.start()
     try:

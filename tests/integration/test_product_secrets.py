@@ -290,7 +290,7 @@ def test_more_network_than_the_operator_allows_is_refused_at_creation(store_url:
         with pytest.raises(InvalidInput) as refused:
             service.create_environment(product, asking)
         assert "TPC_AGENT_NETWORK_MAX" in str(refused.value)
-        assert refused.value.problems[0][0] == "agent.command.network"
+        assert refused.value.problems[0][0] == "agent.network"
         within = command_env({}, name="within")
         within["agent"]["network"] = "loopback"
         assert service.create_environment(product, within)["name"] == "within"

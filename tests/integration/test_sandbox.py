@@ -365,12 +365,12 @@ def test_an_environment_asking_for_more_than_the_cap_is_refused_at_creation() ->
     assert full_llm.agent.network == "full"  # the original boolean still means full / none
     with pytest.raises(InvalidInput) as caught:
         check_network(full_llm, "loopback")
-    assert caught.value.problems[0][0] == "agent.llm.network"
+    assert caught.value.problems[0][0] == "agent.network"
     assert "TPC_AGENT_NETWORK_MAX=loopback" in caught.value.problems[0][1]
     check_network(full_llm, "full")
     command = environment({"kind": "command", "command": "x"})
     check_network(command, "none")  # unset: whatever the operator allows
-    with pytest.raises(InvalidInput, match=r"agent\.command\.network"):
+    with pytest.raises(InvalidInput, match=r"agent\.network"):
         check_network(environment({"kind": "command", "command": "x", "network": "full"}), "none")
 
 

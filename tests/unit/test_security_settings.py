@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from api.cli.client import Connection, CredentialsError
+from api.cli.client import Connection
+from api.credentials import CredentialsError
 from infra.settings import Settings, SettingsError
 
 

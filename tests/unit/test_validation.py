@@ -597,7 +597,7 @@ def test_status_stats_take_their_categories_by_default() -> None:
 
 def test_not_a_mapping_is_one_error() -> None:
     assert errors_of(["version", 1]) == [
-        "a signal config is a mapping with 'version', 'signals' and 'aggregates'"
+        "a signal config is a mapping with 'version' and 'signals' (and 'aggregates')"
     ]
 
 
