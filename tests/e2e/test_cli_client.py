@@ -679,6 +679,8 @@ def test_signals_print_the_server_report(home: Path, api: StubApi) -> None:
         ],
     }
     api.answer("GET", "/v1/experiments/exp_1/iterations/latest/signals", 200, report)
+    api.answer("GET", "/v1/tasks", 200, {"items": [{"id": "task_a", "name": "install-sdk"}]})
+    api.answer("GET", "/v1/environments", 200, {"items": [{"id": "env_x", "name": "sonnet"}]})
     as_json = tpc(
         "--format", "json", "sim", "experiment", "signals", "exp_1", home=home, url=api.url
     )
@@ -686,6 +688,7 @@ def test_signals_print_the_server_report(home: Path, api: StubApi) -> None:
     human = tpc("sim", "experiment", "signals", "exp_1", home=home, url=api.url)
     assert "Runs (1)" in human.stdout
     assert "docs-lookups" in human.stdout
+    assert "install-sdk" in human.stdout and "sonnet" in human.stdout  # names, not ids
 
 
 def test_history_reads_every_page(home: Path, api: StubApi) -> None:

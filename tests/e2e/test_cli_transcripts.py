@@ -114,7 +114,7 @@ def test_signals_extract_from_a_wrong_format_names_the_file_and_line(tmp_path: P
     assert done.stdout == ""
     stderr = " ".join(done.stderr.split())
     assert f"{session}: claude-code-session line 1: expected a Claude Code session line" in stderr
-    assert "1 of 1 transcripts could not be read" in stderr
+    assert "1 of 1 transcript could not be read" in stderr
 
 
 def test_convert_reads_standard_input_as_the_file_named_dash() -> None:
