@@ -208,7 +208,7 @@ def measure(
                 if monitor:
                     monitor.stop_sampling()
                 unfinished = wait_completed(client, load.triggered, 300)
-                listed = set()
+                listed: set[str] = set()
                 cursor = None
                 while True:
                     params = {"limit": 200, **({"cursor": cursor} if cursor else {})}
@@ -305,11 +305,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             url = f"sqlite:///{Path(folder) / 'store.db'}"
             figures["sqlite"] = measure("sqlite", url, args.clients, args.seconds, None)
     if not args.no_postgres:
-        with postgres_database(args.postgres) as url:
-            if url is not None:
-                print(f"PostgreSQL ({url}), {args.clients} clients × {args.seconds:.0f} s:")
+        with postgres_database(args.postgres) as pg_url:
+            if pg_url is not None:
+                print(f"PostgreSQL ({pg_url}), {args.clients} clients × {args.seconds:.0f} s:")
                 figures["postgres"] = measure(
-                    "postgres", url, args.clients, args.seconds, args.postgres
+                    "postgres", pg_url, args.clients, args.seconds, args.postgres
                 )
     if "sqlite" in figures and "postgres" in figures:
         figures["compare"] = compare(figures["sqlite"], figures["postgres"])

@@ -136,9 +136,11 @@ class Service:
 
     def _save(self, *aggregates: Any) -> None:
         """Save, then bring the views up to date: the caller reads its own write."""
-        self.store.save(*aggregates)
+        recordings = self.store.save(*aggregates)
         try:
-            self.projector.catch_up()
+            self.projector.catch_up(
+                until=max((r.notification.id for r in recordings), default=None)
+            )
         except StorageFull:
             # The events are in the log, whole; only the views (written next) found no room.
             raise StorageFull(VIEWS_FULL) from None

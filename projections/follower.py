@@ -64,6 +64,9 @@ class Projector:
         self._watcher_lock = threading.Lock()
         self._closed = False
         self._health: tuple[float, dict[str, int]] | None = None
+        # The views' position this process last saw them at (they never go back, except
+        # through `rebuild`, which sets it again).
+        self._reached = 0
         with database.write() as db:
             database.lock(db, TRACKING_NAME)
             create_schema(db, database)
@@ -75,16 +78,26 @@ class Projector:
             # The views are derived data: when their shape changes, rebuild them from the log.
             self.rebuild()
 
-    def catch_up(self) -> int:
+    def catch_up(self, until: int | None = None) -> int:
         """Apply every event not yet in the views; returns the position reached. Events that
-        cannot be applied are recorded and skipped (see the module's docstring)."""
+        cannot be applied are recorded and skipped (see the module's docstring).
+
+        `until`: the caller needs the views only up to this position (its own save). Under
+        load many threads save at once and each asks for a catch-up; the first one applies
+        every save, and the others, finding the views there already, return at once instead
+        of each opening a transaction that finds nothing to do."""
+        if until is not None and self._reached >= until:
+            return self._reached
         with self._lock:
+            if until is not None and self._reached >= until:
+                return self._reached
             while True:
                 try:
                     with self._database.write() as db:
                         self._database.lock(db, TRACKING_NAME)
                         position = _position(db)
                         if not self._apply_batch(db, position):
+                            self._reached = max(self._reached, position)
                             return position
                     continue
                 except Exception as error:
@@ -108,12 +121,14 @@ class Projector:
         Every event is tried again; those that still cannot be applied are recorded again."""
         with self._lock, _old_objects_frozen():
             try:
-                return self._rebuild_fast()
+                self._reached = self._rebuild_fast()
+                return self._reached
             except Exception as error:
                 if self._database.is_transient(error):
                     raise
                 log.warning("rebuild: an event cannot be applied (%s); replaying with care", error)
-            return self._rebuild_with_care()
+            self._reached = self._rebuild_with_care()
+            return self._reached
 
     def _rebuild_fast(self) -> int:
         with self._database.write() as db:

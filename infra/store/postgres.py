@@ -207,9 +207,11 @@ class PostgresDatabase(Database):
             "POSTGRES_CONNECT_TIMEOUT": str(pool.connect_timeout_s),
             # Without it a save would wait for the table lock forever behind a stuck writer.
             "POSTGRES_LOCK_TIMEOUT": str(pool.lock_timeout_s),
-            # Never the database functions: they drop the table lock that keeps the log
-            # gap-free for followers when several processes write.
+            # Never eventsourcing's database functions: they drop the table lock that keeps the
+            # log gap-free for followers when several processes write. Ours keeps it, and
+            # takes it for one statement only (`pg_recorder`).
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+            "APPLICATION_RECORDER_TOPIC": "infra.store.pg_recorder:PostgresEventRecorder",
         }
 
     def log_watcher(self, channel: str | None) -> PostgresLogWatcher:
