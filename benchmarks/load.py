@@ -42,6 +42,7 @@ from benchmarks.workers import (  # noqa: E402
     TOKEN,
     PostgresMonitor,
     Processes,
+    cpu_seconds,
     write_replay_dirs,
 )
 
@@ -204,9 +205,14 @@ def measure(
                 catalog = set_up(processes, client, work)
                 if monitor:
                     monitor.start()
+                assert processes.server is not None
+                server_cpu = cpu_seconds(processes.server.pid) or 0.0
                 load = asyncio.run(drive(processes.url, catalog, clients, seconds))
+                server_cpu = (cpu_seconds(processes.server.pid) or 0.0) - server_cpu
+                database_cpu = None
                 if monitor:
                     monitor.stop_sampling()
+                    database_cpu = monitor.backend_cpu()
                 unfinished = wait_completed(client, load.triggered, 300)
                 listed: set[str] = set()
                 cursor = None
@@ -239,6 +245,9 @@ def measure(
         "errors": dict(load.errors),
         "experiments_lost": lost,
         "iterations_unfinished": unfinished,
+        # CPU seconds used during the load, by the server and by PostgreSQL's backends.
+        "server_cpu_s": server_cpu,
+        "database_cpu_s": database_cpu,
         "costs": costs,
     }
     print_figures(figures)
@@ -250,6 +259,12 @@ def print_figures(f: dict[str, Any]) -> None:
         f"  {f['requests']:,} requests in {f['seconds']:.1f} s: {f['rate']:.0f} requests/s"
         f" ({f['clients']} clients); lost experiments {f['experiments_lost']},"
         f" unfinished iterations {f['iterations_unfinished']}, errors {f['errors'] or 'none'}"
+    )
+    database = f["database_cpu_s"]
+    print(
+        f"    CPU: server {f['server_cpu_s']:.1f} s"
+        + (f", PostgreSQL {database:.1f} s" if database is not None else "")
+        + f" in {f['seconds']:.1f} s"
     )
     for op, o in f["ops"].items():
         print(

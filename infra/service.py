@@ -692,7 +692,7 @@ class Service:
     def complete_iteration_if_done(self, exp_id: str, number: int) -> bool:
         """Close the iteration when no run is left queued or running: its failing runs are
         clustered and the clusters recorded in the same save as the completion."""
-        self.projector.catch_up()
+        self.projector.catch_up_to_head()
         if self.views.count_unfinished_runs(exp_id, number):
             return False
         iteration = self._iteration(exp_id, number)
