@@ -24,6 +24,7 @@ import asyncio
 import json
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.store import EXAMPLES, LABELS, POSTGRES_ADMIN_URL, postgres_database  # noqa: E402
 from benchmarks.workers import (  # noqa: E402
+    PY_SPY,
     TOKEN,
     PostgresMonitor,
     Processes,
@@ -190,8 +192,26 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[round(q) - 1]
 
 
+def profiled(
+    pid: int, seconds: float, folder: Path | None, name: str
+) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling the server during the load, waiting threads included (`--idle`), so
+    that the profile says where a request's time goes, not only its CPU."""
+    if folder is None or PY_SPY is None:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    output = folder / f"serve-{name}.txt"
+    args = [PY_SPY, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "40", "--idle"]
+    return subprocess.Popen([*args, "--nonblocking", "-f", "raw", "-o", str(output)])
+
+
 def measure(
-    name: str, database_url: str, clients: int, seconds: float, admin_url: str | None
+    name: str,
+    database_url: str,
+    clients: int,
+    seconds: float,
+    admin_url: str | None,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tpc-load-") as folder:
         work = Path(folder)
@@ -207,8 +227,11 @@ def measure(
                     monitor.start()
                 assert processes.server is not None
                 server_cpu = cpu_seconds(processes.server.pid) or 0.0
+                spy = profiled(processes.server.pid, seconds, profile, name)
                 load = asyncio.run(drive(processes.url, catalog, clients, seconds))
                 server_cpu = (cpu_seconds(processes.server.pid) or 0.0) - server_cpu
+                if spy is not None:
+                    spy.wait(timeout=60)
                 database_cpu = None
                 if monitor:
                     monitor.stop_sampling()
@@ -310,6 +333,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the server during each load (raw stacks here)"
+    )
     args = parser.parse_args(argv)
     if args.clients < 1 or args.seconds <= 0:
         parser.error("--clients must be at least 1 and --seconds more than 0")
@@ -318,13 +344,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="tpc-load-db-") as folder:
             print(f"SQLite, {args.clients} clients × {args.seconds:.0f} s:")
             url = f"sqlite:///{Path(folder) / 'store.db'}"
-            figures["sqlite"] = measure("sqlite", url, args.clients, args.seconds, None)
+            figures["sqlite"] = measure(
+                "sqlite", url, args.clients, args.seconds, None, args.profile
+            )
     if not args.no_postgres:
         with postgres_database(args.postgres) as pg_url:
             if pg_url is not None:
                 print(f"PostgreSQL ({pg_url}), {args.clients} clients × {args.seconds:.0f} s:")
                 figures["postgres"] = measure(
-                    "postgres", pg_url, args.clients, args.seconds, args.postgres
+                    "postgres", pg_url, args.clients, args.seconds, args.postgres, args.profile
                 )
     if "sqlite" in figures and "postgres" in figures:
         figures["compare"] = compare(figures["sqlite"], figures["postgres"])
