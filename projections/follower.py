@@ -102,11 +102,10 @@ class Projector:
                     with self._database.write() as db:
                         if until is None:
                             self._database.lock(db, TRACKING_NAME)
-                        elif not self._database.try_lock(db, TRACKING_NAME):
-                            busy = True
+                            locked = True
                         else:
-                            busy = False
-                        if until is None or not busy:
+                            locked = self._database.try_lock(db, TRACKING_NAME)
+                        if locked:
                             position = _position(db)
                             # Pipelined: the views' writes do not each wait for a round trip
                             # while the lock is held (an error fails the batch, retried below).
