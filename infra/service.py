@@ -142,9 +142,11 @@ class Service:
 
     def _save(self, *aggregates: Any) -> None:
         """Save, then bring the views up to date: the caller reads its own write."""
-        self.store.save(*aggregates)
+        recordings = self.store.save(*aggregates)
         try:
-            self.projector.catch_up()
+            self.projector.catch_up(
+                until=max((r.notification.id for r in recordings), default=None)
+            )
         except StorageFull:
             # The events are in the log, whole; only the views (written next) found no room.
             raise StorageFull(VIEWS_FULL) from None
@@ -822,7 +824,7 @@ class Service:
     def complete_iteration_if_done(self, exp_id: str, number: int) -> bool:
         """Close the iteration when no run is left queued or running: its failing runs are
         clustered and the clusters recorded in the same save as the completion."""
-        self.projector.catch_up()
+        self.projector.catch_up_to_head()
         if self.views.count_unfinished_runs(exp_id, number):
             return False
         iteration = self._iteration(exp_id, number)

@@ -53,6 +53,8 @@ REBUILD_OPEN_ROWS = 20_000
 LISTED_FAILURES = 100
 MAX_ERROR_TEXT = 2000
 HEALTH_MAX_AGE_S = 1.0
+# How often a catch-up that found another process applying the log looks at its progress.
+BUSY_WAIT_S = 0.005
 
 
 class Projector:
@@ -64,6 +66,9 @@ class Projector:
         self._watcher_lock = threading.Lock()
         self._closed = False
         self._health: tuple[float, dict[str, int]] | None = None
+        # The views' position this process last saw them at (they never go back, except
+        # through `rebuild`, which sets it again).
+        self._reached = 0
         with database.write() as db:
             database.lock(db, TRACKING_NAME)
             create_schema(db, database)
@@ -75,22 +80,58 @@ class Projector:
             # The views are derived data: when their shape changes, rebuild them from the log.
             self.rebuild()
 
-    def catch_up(self) -> int:
+    def catch_up(self, until: int | None = None) -> int:
         """Apply every event not yet in the views; returns the position reached. Events that
-        cannot be applied are recorded and skipped (see the module's docstring)."""
+        cannot be applied are recorded and skipped (see the module's docstring).
+
+        `until`: the caller needs the views only up to this position (its own save, or the
+        log's head when it looked). Under load many threads save at once and each asks for a
+        catch-up; the first one applies every save, and the others, finding the views there
+        already, return at once instead of each opening a transaction that finds nothing to
+        do. While another process holds the projector's lock, such a caller does not queue
+        behind it (holding a connection, then catching up alone in turn): it watches the
+        views' position, and returns as soon as the other process's catch-up reached
+        `until`, or applies what is left once the lock is free."""
+        if until is not None and self._reached >= until:
+            return self._reached
         with self._lock:
+            if until is not None and self._reached >= until:
+                return self._reached
             while True:
                 try:
                     with self._database.write() as db:
-                        self._database.lock(db, TRACKING_NAME)
-                        position = _position(db)
-                        if not self._apply_batch(db, position):
-                            return position
+                        if until is None:
+                            self._database.lock(db, TRACKING_NAME)
+                            locked = True
+                        else:
+                            locked = self._database.try_lock(db, TRACKING_NAME)
+                        if locked:
+                            position = _position(db)
+                            # Pipelined: the views' writes do not each wait for a round trip
+                            # while the lock is held (an error fails the batch, retried below).
+                            with self._database.pipelined(db):
+                                applied = self._apply_batch(db, position)
+                            if not applied:
+                                self._reached = max(self._reached, position)
+                                return position
+                            continue
+                    # Another process is applying the log: let it, and watch the position.
+                    assert until is not None
+                    position = self.position()
+                    if position >= until:
+                        self._reached = max(self._reached, position)
+                        return position
+                    time.sleep(BUSY_WAIT_S)
                     continue
                 except Exception as error:
                     if self._database.is_transient(error):
                         raise
                 self._apply_next_batch_one_by_one()
+
+    def catch_up_to_head(self) -> int:
+        """`catch_up` until the log's last event as of now: what a follower woken by news of
+        other processes' events, or a worker about to read the views, needs."""
+        return self.catch_up(until=self._store.last_position())
 
     def _apply_next_batch_one_by_one(self) -> None:
         """The next batch holds an event that cannot be applied: apply it again, one event at
@@ -108,12 +149,14 @@ class Projector:
         Every event is tried again; those that still cannot be applied are recorded again."""
         with self._lock, _old_objects_frozen():
             try:
-                return self._rebuild_fast()
+                self._reached = self._rebuild_fast()
+                return self._reached
             except Exception as error:
                 if self._database.is_transient(error):
                     raise
                 log.warning("rebuild: an event cannot be applied (%s); replaying with care", error)
-            return self._rebuild_with_care()
+            self._reached = self._rebuild_with_care()
+            return self._reached
 
     def _rebuild_fast(self) -> int:
         with self._database.write() as db:

@@ -162,7 +162,7 @@ async def _follow_log(service: Service, interval: float) -> None:
         while True:
             try:
                 await loop.run_in_executor(waiter, service.projector.wait_for_events, interval)
-                await asyncio.to_thread(service.projector.catch_up)
+                await asyncio.to_thread(service.projector.catch_up_to_head)
             except Exception:
                 log.exception("projection catch-up failed; retrying")
                 await asyncio.sleep(interval)

@@ -15,6 +15,7 @@ The seam is small on purpose:
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -103,10 +104,23 @@ class Database(ABC):
     def write(self) -> AbstractContextManager[Connection]:
         """A connection in a write transaction: committed on exit, rolled back on error."""
 
+    def pipelined(self, db: Connection) -> AbstractContextManager[None]:
+        """Within the block, statements whose results nobody reads are sent without waiting
+        for the server's answer; a read waits for what was sent before it, and an error
+        surfaces at the latest when the block ends (the transaction then fails whole).
+        Nothing to do where the database is in the process (SQLite)."""
+        return contextlib.nullcontext()
+
     @abstractmethod
     def lock(self, db: Connection, name: str) -> None:
         """Serialise, across processes, the transactions that take the lock `name`; held
         until the transaction ends."""
+
+    def try_lock(self, db: Connection, name: str) -> bool:
+        """Take the lock `name` if no other transaction holds it (True), else return at once
+        (False). Where `write` already serialises every writer (SQLite), it is always free."""
+        self.lock(db, name)
+        return True
 
     @abstractmethod
     def schema_lock(self) -> AbstractContextManager[None]:

@@ -99,6 +99,12 @@ class PgConnection:
     def insert_rows(
         self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], /
     ) -> None:
+        if self.connection.pgconn.pipeline_status:
+            # COPY cannot run in a pipeline; pipelined INSERTs do not wait either.
+            placeholders = ", ".join("?" * len(columns))
+            names = ", ".join(columns)
+            self.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders})", rows)
+            return
         copy_rows = sql.SQL("COPY {} ({}) FROM STDIN").format(
             sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
         )
@@ -179,8 +185,17 @@ class PostgresDatabase(Database):
                 raise StorageFull(STORAGE_FULL) from error
             raise
 
+    @contextlib.contextmanager
+    def pipelined(self, db: Any) -> Iterator[None]:
+        with db.connection.pipeline():
+            yield
+
     def lock(self, db: Any, name: str) -> None:
         db.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(name),))
+
+    def try_lock(self, db: Any, name: str) -> bool:
+        row = db.execute("SELECT pg_try_advisory_xact_lock(?)", (lock_key(name),)).fetchone()
+        return bool(row[0])
 
     @contextlib.contextmanager
     def schema_lock(self) -> Iterator[None]:
@@ -207,9 +222,11 @@ class PostgresDatabase(Database):
             "POSTGRES_CONNECT_TIMEOUT": str(pool.connect_timeout_s),
             # Without it a save would wait for the table lock forever behind a stuck writer.
             "POSTGRES_LOCK_TIMEOUT": str(pool.lock_timeout_s),
-            # Never the database functions: they drop the table lock that keeps the log
-            # gap-free for followers when several processes write.
+            # Never eventsourcing's database functions: they drop the table lock that keeps the
+            # log gap-free for followers when several processes write. Ours keeps it, and
+            # takes it for one statement only (`pg_recorder`).
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+            "APPLICATION_RECORDER_TOPIC": "infra.store.pg_recorder:PostgresEventRecorder",
         }
 
     def log_watcher(self, channel: str | None) -> PostgresLogWatcher:

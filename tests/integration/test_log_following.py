@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +16,7 @@ from api.http.app import _follow_log
 from domain.catalog import Product
 from infra.service import Service, token_hash
 from infra.settings import Settings
+from projections.follower import TRACKING_NAME
 from tests.conftest import store_kind
 
 DEADLINE_S = 30.0  # how long a test waits for what must happen (never a measured time)
@@ -133,3 +135,42 @@ def test_wait_for_events_wakes_on_a_save_where_the_store_notifies(
         assert reader.projector.wait_for_events(0.01) is False  # SQLite only polls
     reader.projector.catch_up()
     assert reader.projector.position() == writer.store.last_position()
+
+
+def test_a_catch_up_watches_another_process_hold_the_projector_lock(
+    postgres_pair: tuple[Service, Service],
+) -> None:
+    """A catch-up that needs the views only up to a position does not queue for the
+    projector's lock another process holds: when the views are there already it returns at
+    once (this test would hang otherwise), and when they are not it applies the rest as soon
+    as the lock is free."""
+    reader, writer = postgres_pair
+    seen = save_product(writer, reader)
+    head = reader.projector.catch_up()
+    assert seen()
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold_the_lock() -> None:
+        with writer.database.write() as db:
+            writer.database.lock(db, TRACKING_NAME)
+            held.set()
+            release.wait(DEADLINE_S)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert held.wait(DEADLINE_S)
+        assert reader.projector.catch_up(until=head) == head
+        later = save_product(writer, reader)
+        reached: list[int] = []
+        follower = threading.Thread(
+            target=lambda: reached.append(reader.projector.catch_up_to_head())
+        )
+        follower.start()
+        assert not later()  # nothing could apply it while the lock is held
+    finally:
+        release.set()
+        holder.join()
+    follower.join(DEADLINE_S)
+    assert reached == [writer.store.last_position()] and later()

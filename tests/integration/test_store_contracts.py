@@ -190,6 +190,52 @@ def test_a_conflicting_save_is_rejected_whole(service: Service) -> None:
     assert store.load(Experiment, exp.id, "exp").name == "theirs"
 
 
+def test_concurrent_saves_land_whole_with_their_own_positions(service: Service) -> None:
+    """Many threads save at once (on PostgreSQL they share transactions: group commit): each
+    save gets the positions of its own events, and of saves that change one stream from the
+    same version exactly one lands, whole, while the others land nothing, not even their
+    other aggregates."""
+    store = service.store
+    contested = experiment("contested")
+    store.save(contested)
+    base = store.last_position()
+    threads = 12
+    start = threading.Barrier(threads)
+    landed: dict[int, list[tuple[int, Any]]] = {}
+    refused: list[int] = []
+    failures: list[BaseException] = []
+
+    def save(i: int) -> None:
+        try:
+            copy = store.load(Experiment, contested.id, "exp")
+            copy.rename(f"by {i}")
+            mine = experiment(f"mine {i}")
+            start.wait()
+            try:
+                recordings = store.save(mine, copy)
+            except IntegrityError:
+                refused.append(i)
+            else:
+                landed[i] = [(r.notification.id, r.notification.originator_id) for r in recordings]
+            alone = store.save(experiment(f"alone {i}"))
+            landed[100 + i] = [(r.notification.id, r.notification.originator_id) for r in alone]
+        except BaseException as error:  # surfaced below, in the test's thread
+            failures.append(error)
+
+    workers = [threading.Thread(target=save, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert failures == []
+    assert len(refused) == threads - 1 and len(landed) == threads + 1
+    in_log = [(n.id, n.originator_id) for n in store.notifications(base, 1000)]
+    assert sorted(pair for pairs in landed.values() for pair in pairs) == in_log
+    (winner,) = set(range(threads)) - set(refused)
+    assert store.load(Experiment, contested.id, "exp").name == f"by {winner}"
+    assert service.projector.catch_up() == store.last_position()
+
+
 # -- the blob store ---------------------------------------------------------------------------
 
 

@@ -1,0 +1,365 @@
+"""Mixed load: many clients at once against one real `tpc serve`, on SQLite and on PostgreSQL in
+the same run, so that the two stores are compared on the same machine at the same moment.
+
+    .venv/bin/python benchmarks/load.py                         # 30 clients × 60 s on each store
+    .venv/bin/python benchmarks/load.py --clients 10 --seconds 10   # a short run
+    .venv/bin/python benchmarks/load.py --no-sqlite             # PostgreSQL only
+
+Each client loops until the time is up, choosing at random (weights in `MIX`): a list of
+experiments, an iteration's results, an experiment's creation, or the trigger of a small
+iteration of one of its own experiments (4 scripted runs of a few milliseconds, or 4 replay
+runs). Everything is loopback: the server runs the iterations with its own executor (on
+PostgreSQL: its in-process queue worker) and the fake agents need no provider.
+
+It prints, per store, requests/s and p50/p99 per operation, then PostgreSQL ÷ SQLite; on
+PostgreSQL, what the database's backends were doing (pg_stat_activity sampled every 50 ms:
+`benchmarks/workers.py`'s classes), and the transactions per request. Nothing may be lost:
+every experiment created is in the list afterwards, and every iteration triggered completes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.store import EXAMPLES, LABELS, POSTGRES_ADMIN_URL, postgres_database  # noqa: E402
+from benchmarks.workers import (  # noqa: E402
+    PY_SPY,
+    TOKEN,
+    PostgresMonitor,
+    Processes,
+    cpu_seconds,
+    write_replay_dirs,
+)
+
+# Operation → weight: mostly reads, as a team's dashboards and CLIs make them.
+MIX = {"list": 4, "results": 3, "create": 2, "trigger": 1}
+TASKS = 4
+SIGNALS = (EXAMPLES / "signals.yaml").read_text()
+
+
+@dataclass
+class Catalog:
+    task_ids: list[str]
+    env_ids: list[str]
+    exp_id: str  # with a completed iteration 1, whose results the readers read
+
+
+@dataclass
+class Load:
+    seconds: float
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    created: list[str] = field(default_factory=list)
+    triggered: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def requests(self) -> int:
+        return sum(len(v) for v in self.latencies.values())
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+
+def set_up(processes: Processes, client: httpx.Client, work: Path) -> Catalog:
+    task_ids = []
+    for i in range(TASKS):
+        body = {
+            "name": f"task-{i}",
+            "prompt": f"question {i}",
+            "success": {"final_answer_regex": "^Done"},
+        }
+        response = client.post("/v1/tasks", json=body)
+        response.raise_for_status()
+        task_ids.append(response.json()["id"])
+    # One scripted environment (steps of 5 ms) and one replayed.
+    agent = {"kind": "scripted", "skill": 0.8, "step_latency_s": 0.005}
+    response = client.post("/v1/environments", json={"name": "scripted", "agent": agent})
+    response.raise_for_status()
+    folder = write_replay_dirs(work, TASKS)[LABELS[0]]
+    replay = processes.tpc("sim", "env", "create", "--name", "replay", "--replay-dir", str(folder))
+    env_ids = [response.json()["id"], replay["id"]]
+    exp_id = create_body_experiment(client, task_ids, env_ids, "readers' experiment")
+    number = client.post(f"/v1/experiments/{exp_id}/iterations").json()["iteration"]
+    wait_completed(client, [(exp_id, number)], 120)
+    return Catalog(task_ids, env_ids, exp_id)
+
+
+def experiment_body(task_ids: list[str], env_ids: list[str], name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "task_ids": task_ids[:2],
+        "env_ids": env_ids,
+        "repeats": 1,
+        "signal_config": SIGNALS,
+    }
+
+
+def create_body_experiment(
+    client: httpx.Client, task_ids: list[str], env_ids: list[str], name: str
+) -> str:
+    response = client.post("/v1/experiments", json=experiment_body(task_ids, env_ids, name))
+    response.raise_for_status()
+    exp_id: str = response.json()["id"]
+    return exp_id
+
+
+def wait_completed(client: httpx.Client, iterations: list[tuple[str, int]], timeout: float) -> int:
+    """Waits until every iteration left `running`; returns how many did not complete."""
+    deadline = time.monotonic() + timeout
+    pending = list(iterations)
+    while pending and time.monotonic() < deadline:
+        still = []
+        for exp_id, number in pending:
+            status = client.get(f"/v1/experiments/{exp_id}/iterations/{number}").json()
+            if status["status"] == "running":
+                still.append((exp_id, number))
+            elif status["status"] != "completed":
+                raise RuntimeError(f"iteration {exp_id}/{number}: {status['status']}")
+        pending = still
+        if pending:
+            time.sleep(0.2)
+    return len(pending)
+
+
+async def client_loop(
+    http: httpx.AsyncClient, catalog: Catalog, load: Load, deadline: float, seed: int
+) -> None:
+    rng = random.Random(seed)
+    ops, weights = zip(*MIX.items(), strict=True)
+    mine: list[str] = []
+    while time.monotonic() < deadline:
+        op = rng.choices(ops, weights)[0]
+        if op == "trigger" and not mine:
+            op = "create"
+        started = time.perf_counter()
+        if op == "list":
+            response = await http.get("/v1/experiments", params={"limit": 20})
+        elif op == "results":
+            response = await http.get(f"/v1/experiments/{catalog.exp_id}/iterations/1/results")
+        elif op == "create":
+            body = experiment_body(catalog.task_ids, catalog.env_ids, f"load {seed}-{len(mine)}")
+            response = await http.post("/v1/experiments", json=body)
+        else:
+            exp_id = mine.pop(rng.randrange(len(mine)))
+            response = await http.post(f"/v1/experiments/{exp_id}/iterations")
+        elapsed = time.perf_counter() - started
+        if response.status_code >= 400:
+            load.errors[f"{op} {response.status_code}"] += 1
+            continue
+        load.latencies[op].append(elapsed)
+        if op == "create":
+            mine.append(response.json()["id"])
+            load.created.append(mine[-1])
+        elif op == "trigger":
+            load.triggered.append((exp_id, response.json()["iteration"]))
+
+
+async def drive(url: str, catalog: Catalog, clients: int, seconds: float) -> Load:
+    load = Load(seconds)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=120) as http:
+        started = time.monotonic()
+        deadline = started + seconds
+        await asyncio.gather(
+            *(client_loop(http, catalog, load, deadline, seed) for seed in range(clients))
+        )
+        load.seconds = time.monotonic() - started
+    return load
+
+
+def percentile(values: list[float], q: float) -> float:
+    if len(values) < 2:
+        return values[0] if values else 0.0
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q) - 1]
+
+
+def profiled(
+    pid: int, seconds: float, folder: Path | None, name: str
+) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling the server during the load, waiting threads included (`--idle`), so
+    that the profile says where a request's time goes, not only its CPU."""
+    if folder is None or PY_SPY is None:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    output = folder / f"serve-{name}.txt"
+    args = [PY_SPY, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "40", "--idle"]
+    return subprocess.Popen([*args, "--nonblocking", "-f", "raw", "-o", str(output)])
+
+
+def measure(
+    name: str,
+    database_url: str,
+    clients: int,
+    seconds: float,
+    admin_url: str | None,
+    profile: Path | None = None,
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="tpc-load-") as folder:
+        work = Path(folder)
+        processes = Processes(work, database_url, concurrency=16)
+        processes.env["TPC_MAX_RUNNING_ITERATIONS"] = "1000"
+        monitor = PostgresMonitor(admin_url, database_url) if admin_url else None
+        try:
+            processes.serve(no_workers=False)
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            with httpx.Client(base_url=processes.url, headers=headers, timeout=120) as client:
+                catalog = set_up(processes, client, work)
+                if monitor:
+                    monitor.start()
+                assert processes.server is not None
+                server_cpu = cpu_seconds(processes.server.pid) or 0.0
+                spy = profiled(processes.server.pid, seconds, profile, name)
+                load = asyncio.run(drive(processes.url, catalog, clients, seconds))
+                server_cpu = (cpu_seconds(processes.server.pid) or 0.0) - server_cpu
+                if spy is not None:
+                    spy.wait(timeout=60)
+                database_cpu = None
+                if monitor:
+                    monitor.stop_sampling()
+                    database_cpu = monitor.backend_cpu()
+                unfinished = wait_completed(client, load.triggered, 300)
+                listed: set[str] = set()
+                cursor = None
+                while True:
+                    params = {"limit": 200, **({"cursor": cursor} if cursor else {})}
+                    page = client.get("/v1/experiments", params=params).json()
+                    listed.update(item["id"] for item in page["items"])
+                    cursor = page.get("next_cursor")
+                    if not cursor:
+                        break
+        finally:
+            processes.stop()
+        costs = monitor.finish(max(1, load.requests)) if monitor else {}
+    lost = len(set(load.created) - listed)
+    figures = {
+        "store": name,
+        "clients": clients,
+        "seconds": load.seconds,
+        "requests": load.requests,
+        "rate": load.rate,
+        "ops": {
+            op: {
+                "count": len(values),
+                "rate": len(values) / load.seconds,
+                "p50_ms": 1000 * percentile(values, 50),
+                "p99_ms": 1000 * percentile(values, 99),
+            }
+            for op, values in sorted(load.latencies.items())
+        },
+        "errors": dict(load.errors),
+        "experiments_lost": lost,
+        "iterations_unfinished": unfinished,
+        # CPU seconds used during the load, by the server and by PostgreSQL's backends.
+        "server_cpu_s": server_cpu,
+        "database_cpu_s": database_cpu,
+        "costs": costs,
+    }
+    print_figures(figures)
+    return figures
+
+
+def print_figures(f: dict[str, Any]) -> None:
+    print(
+        f"  {f['requests']:,} requests in {f['seconds']:.1f} s: {f['rate']:.0f} requests/s"
+        f" ({f['clients']} clients); lost experiments {f['experiments_lost']},"
+        f" unfinished iterations {f['iterations_unfinished']}, errors {f['errors'] or 'none'}"
+    )
+    database = f["database_cpu_s"]
+    print(
+        f"    CPU: server {f['server_cpu_s']:.1f} s"
+        + (f", PostgreSQL {database:.1f} s" if database is not None else "")
+        + f" in {f['seconds']:.1f} s"
+    )
+    for op, o in f["ops"].items():
+        print(
+            f"    {op:8} {o['count']:6,} ({o['rate']:5.0f}/s)  p50 {o['p50_ms']:7.1f} ms"
+            f"  p99 {o['p99_ms']:7.1f} ms"
+        )
+    costs = f["costs"]
+    if costs:
+        print(
+            f"    per request: {costs['commits']:.1f} commits, {costs['inserted']:.1f} rows"
+            f" inserted, {costs['updated']:.1f} updated"
+        )
+        print("    backends (average number at a sample):")
+        for kind, share in costs["activity"].items():
+            print(f"      {share:5.2f}  {kind}")
+        for query, share in costs["holders"]:
+            print(f"      {share:5.2f}  idle in transaction after: {query}")
+
+
+def compare(sqlite: dict[str, Any], postgres: dict[str, Any]) -> dict[str, Any]:
+    ratio = postgres["rate"] / sqlite["rate"]
+    print(f"PostgreSQL ÷ SQLite requests/s: {ratio:.2f}")
+    for op in sqlite["ops"]:
+        if op in postgres["ops"]:
+            s, p = sqlite["ops"][op], postgres["ops"][op]
+            print(
+                f"  {op:8} p50 {p['p50_ms']:.0f} vs {s['p50_ms']:.0f} ms,"
+                f" p99 {p['p99_ms']:.0f} vs {s['p99_ms']:.0f} ms"
+            )
+    return {"rate_ratio": ratio}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=30)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--postgres",
+        default=POSTGRES_ADMIN_URL,
+        help="a PostgreSQL role that may create databases (default TPC_BENCH_POSTGRES_URL or "
+        "postgresql://postgres@127.0.0.1:5432/postgres)",
+    )
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the server during each load (raw stacks here)"
+    )
+    args = parser.parse_args(argv)
+    if args.clients < 1 or args.seconds <= 0:
+        parser.error("--clients must be at least 1 and --seconds more than 0")
+    figures: dict[str, Any] = {}
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory(prefix="tpc-load-db-") as folder:
+            print(f"SQLite, {args.clients} clients × {args.seconds:.0f} s:")
+            url = f"sqlite:///{Path(folder) / 'store.db'}"
+            figures["sqlite"] = measure(
+                "sqlite", url, args.clients, args.seconds, None, args.profile
+            )
+    if not args.no_postgres:
+        with postgres_database(args.postgres) as pg_url:
+            if pg_url is not None:
+                print(f"PostgreSQL ({pg_url}), {args.clients} clients × {args.seconds:.0f} s:")
+                figures["postgres"] = measure(
+                    "postgres", pg_url, args.clients, args.seconds, args.postgres, args.profile
+                )
+    if "sqlite" in figures and "postgres" in figures:
+        figures["compare"] = compare(figures["sqlite"], figures["postgres"])
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return figures
+
+
+if __name__ == "__main__":
+    main()
