@@ -57,22 +57,22 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from application.executor import Executor  # noqa: E402
+from application.live_log import LiveBatch  # noqa: E402
+from application.queue_worker import QueueDispatcher  # noqa: E402
+from application.run_execution import RunExecution  # noqa: E402
+from application.service import Service  # noqa: E402
 from benchmarks.store import POSTGRES_ADMIN_URL, postgres_database  # noqa: E402
 from domain.definitions import LlmAgent  # noqa: E402
 from domain.iterations import Iteration  # noqa: E402
 from domain.runs import Run  # noqa: E402
-from infra.executor import Executor  # noqa: E402
-from infra.live_log import LiveBatch  # noqa: E402
 from infra.llm.chat import ChatMessage, ChatRequest, ToolOutput  # noqa: E402
 from infra.llm.judge import LlmJudge  # noqa: E402
 from infra.llm.providers import Providers, ProviderSettings  # noqa: E402
-from infra.queue_worker import QueueDispatcher  # noqa: E402
-from infra.run_execution import RunExecution  # noqa: E402
 from infra.run_queue import open_queue  # noqa: E402
 from infra.runners.llm import LlmRunner  # noqa: E402
 from infra.runners.tools import build_toolbox  # noqa: E402
 from infra.runners.workspace import Workspace  # noqa: E402
-from infra.service import Service  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 
 EXAMPLES = ROOT / "examples"

@@ -46,6 +46,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from application.executor import Executor  # noqa: E402
+from application.service import Service  # noqa: E402
 from domain.experiments import Experiment  # noqa: E402
 from domain.ids import stream_id  # noqa: E402
 from domain.iterations import Iteration, plan_runs  # noqa: E402
@@ -54,12 +56,10 @@ from domain.signals.extraction import Extractor  # noqa: E402
 from domain.signals.validation import load_signal_config  # noqa: E402
 from domain.stats import derive_stats  # noqa: E402
 from domain.transcripts import parse_transcript  # noqa: E402
-from infra.executor import Executor  # noqa: E402
 from infra.ids import new_id  # noqa: E402
 from infra.llm.prices import MODEL_PRICES  # noqa: E402
 from infra.runners.replay import ReplayRunner  # noqa: E402
 from infra.runners.scripted import ScriptedRunner  # noqa: E402
-from infra.service import Service  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from infra.store.blobs import content_ref  # noqa: E402
 from infra.store.database import Database, open_database  # noqa: E402

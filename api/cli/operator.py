@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 from infra.settings import Settings
 
 if TYPE_CHECKING:
-    from infra.service import Service
+    from application.service import Service
 
 
 @contextmanager
 def operator_service() -> Iterator[Service]:
     """The application service on the store TPC_DATABASE_URL names, closed afterwards."""
-    from infra.service import Service  # opening the store is heavy: only when a command runs
+    from application.service import Service  # opening the store is heavy: only when a command runs
 
     service = Service(Settings.from_env())
     try:

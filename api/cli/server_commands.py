@@ -73,7 +73,7 @@ def serve(host: str, port: int, concurrency: int | None, no_workers: bool) -> No
     import uvicorn
 
     from api.http.app import bootstrap, create_app
-    from infra.service import Service
+    from application.service import Service
 
     refuse_a_taken_address(host, port)
     settings = Settings.from_env(
@@ -124,7 +124,7 @@ def rebuild() -> None:
     Example: tpc projections rebuild
     """
     from api.cli.output import current_output
-    from infra.service import Service
+    from application.service import Service
 
     settings = Settings.from_env()
     service = Service(settings)
@@ -158,7 +158,7 @@ def status() -> None:
     Example: tpc projections status --format json
     """
     from api.cli.output import current_output
-    from infra.service import Service
+    from application.service import Service
 
     settings = Settings.from_env()
     service = Service(settings)
@@ -211,7 +211,7 @@ def migrate() -> None:
     Example: TPC_DATABASE_URL=postgresql://tpc@db:5432/tpc tpc db migrate
     """
     from api.cli.output import current_output
-    from infra.service import Service
+    from application.service import Service
 
     settings = Settings.from_env()
     service = Service(settings)

@@ -27,7 +27,7 @@ def worker(concurrency: int | None) -> None:
 
     Example: TPC_DATABASE_URL=postgresql://tpc@db/tpc tpc worker --concurrency 32
     """
-    from infra.worker_process import run_worker
+    from application.worker_process import run_worker
 
     settings = Settings.from_env(concurrency=concurrency)
     if not settings.is_postgres:

@@ -23,14 +23,14 @@ from api.http.openapi import openapi_document
 from api.http.routes import ROUTES
 from api.web.pages import web_routes
 from api.web.security_headers import SecurityHeaders
-from infra.executor import Executor
+from application.executor import Executor
+from application.queue_worker import QueueDispatcher
+from application.service import Service
+from application.worker_process import build_worker
 from infra.llm.judge import LlmJudge
-from infra.queue_worker import QueueDispatcher
 from infra.run_queue import ensure_queue_schema, open_queue
 from infra.runners.registry import build_runners
-from infra.service import Service
 from infra.settings import Settings
-from infra.worker_process import build_worker
 
 log = logging.getLogger("tpc.server")
 

@@ -12,10 +12,10 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from application.service import Service
 from domain.errors import InvalidInput, Unauthorized
 from domain.problems import problems_from_pydantic
 from domain.safe_text import require_safe_text
-from infra.service import Service
 from infra.settings import Limits
 
 T = TypeVar("T")

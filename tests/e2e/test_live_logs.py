@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from api.web.session import COOKIE
+from application.service import Service, token_hash
 from domain.catalog import Product
 from domain.transcripts import transcript_from_object
-from infra.service import Service, token_hash
 from infra.settings import Settings
 from tests.e2e.server import TPC, Server
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 
+from application.service import Service
 from domain.catalog import Task
-from infra.service import Service
 from infra.settings import Settings
 from tests.conftest import store_kind
 from tests.e2e.server import Server, as_json

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from infra.service import Service
+from application.service import Service
 from infra.settings import Settings
 from tests.e2e.server import Server
 from tests.fakes.provider import TEST_KEY, FakeProvider, Reply, serving

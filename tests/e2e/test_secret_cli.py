@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.service import Service
+from application.service import Service
 from infra.settings import Settings
 from tests.e2e.server import TPC
 

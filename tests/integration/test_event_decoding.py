@@ -13,8 +13,8 @@ from uuid import uuid4
 import pytest
 from eventsourcing.persistence import StoredEvent
 
+from application.service import Service
 from domain.runs import Run
-from infra.service import Service
 from projections.views import handled
 from tests.integration.test_stored_events_golden import load_golden_store
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from application.service import Service
 from domain.errors import InvalidInput
-from infra.service import Service
 from infra.settings import Limits, Settings
 
 SLOW = {"name": "slow", "agent": {"kind": "scripted", "step_latency_s": 60, "max_steps": 200}}

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
+from application.executor import Executor
+from application.service import Service
 from domain.errors import NotFound
 from domain.iterations import Iteration
 from domain.transcripts import transcript_from_object
-from infra.executor import Executor
 from infra.runners.base import RunRequest
 from infra.runners.scripted import ScriptedRunner
-from infra.service import Service
 from infra.settings import Settings
 from tests.integration.test_store_contracts import dump_views
 

@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
+from application.executor import Executor
+from application.run_execution import NO_JUDGE_IN_SERVER
+from application.service import Service
 from domain.signals.judging import Judge
-from infra.executor import Executor
 from infra.llm.judge import VERDICT_TOOL, LlmJudge
 from infra.llm.providers import Providers, ProviderSettings
 from infra.llm.retry import RetryPolicy
-from infra.run_execution import NO_JUDGE_IN_SERVER
 from infra.runners.llm import LlmRunner
-from infra.service import Service
 from infra.settings import Settings
 from tests.fakes.provider import FakeProvider, Recorded, Reply, forced, has_tools, serving
 

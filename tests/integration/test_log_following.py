@@ -13,8 +13,8 @@ from contextlib import asynccontextmanager
 import pytest
 
 from api.http.app import _follow_log
+from application.service import Service, token_hash
 from domain.catalog import Product
-from infra.service import Service, token_hash
 from infra.settings import Settings
 from projections.follower import TRACKING_NAME
 from tests.conftest import store_kind

@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
+from application.executor import Executor
+from application.service import Service
 from domain.catalog import Product, Task
 from domain.errors import InvalidInput
 from domain.ids import stream_id
 from domain.iterations import Iteration, PlannedRun
 from domain.runs import Run
 from domain.transcripts import transcript_from_object
-from infra.executor import Executor
 from infra.runners.base import RunnerError, RunOutcome, RunRequest
-from infra.service import Service
 from infra.settings import Settings
 from projections import follower
 from projections.views import VIEW_TABLES

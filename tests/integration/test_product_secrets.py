@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
+from application.executor import Executor
+from application.service import Service
 from domain.errors import Forbidden, InvalidInput, NotFound
 from domain.secrets import MAX_VALUE_BYTES
 from infra.command_policy import CommandPolicy
-from infra.executor import Executor
 from infra.runners.command import CommandRunner
-from infra.service import Service
 from infra.settings import Settings, SettingsError
 
 ALLOW_ALL = {"TPC_ALLOW_COMMANDS": "all"}

@@ -10,9 +10,9 @@ import zlib
 
 import pytest
 
+from application.service import Service, token_hash
 from domain.catalog import Product
 from domain.errors import Conflict, InvalidInput, NotFound
-from infra.service import Service, token_hash
 from infra.settings import Settings
 
 KEY_A = "a" * 64

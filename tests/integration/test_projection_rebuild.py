@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from eventsourcing.domain import Aggregate
 
+from application.service import Service
 from domain.iterations import Iteration, PlannedRun
 from domain.runs import Run
-from infra.service import Service
 from infra.settings import Settings
 from projections import follower
 from tests.integration.test_store_contracts import dump_views

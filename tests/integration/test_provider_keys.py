@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from application.service import Service
 from domain.errors import InvalidInput
 from infra.llm.chat import ChatMessage, ChatRequest, Provider
 from infra.llm.key_policy import KeyNotAllowed, ProviderKeyPolicy, endpoint
@@ -20,7 +21,6 @@ from infra.llm.providers import Providers, ProviderSettings
 from infra.llm.retry import RetryPolicy
 from infra.runners.base import RunnerError, RunOutcome, RunRequest
 from infra.runners.llm import LlmRunner
-from infra.service import Service
 from infra.settings import Settings, SettingsError
 from tests.fakes.provider import TEST_KEY, FakeProvider, Recorded, Reply, serving
 

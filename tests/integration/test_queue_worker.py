@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from infra.queue_worker import QueueDispatcher, QueueWorker, WorkerOptions
-from infra.run_execution import RunExecution
+from application.queue_worker import QueueDispatcher, QueueWorker, WorkerOptions
+from application.run_execution import RunExecution
+from application.service import Service
 from infra.run_queue import (
     ANALYZE_AFTER_JOBS,
     enqueue_runs,
@@ -22,7 +23,6 @@ from infra.run_queue import (
 from infra.runners.base import Runner
 from infra.runners.replay import ReplayRunner
 from infra.runners.scripted import ScriptedRunner
-from infra.service import Service
 from infra.settings import Settings
 from tests.integration.test_service import setup_replay
 

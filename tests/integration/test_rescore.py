@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from application.executor import Executor
+from application.service import Service
 from domain.errors import Conflict, InvalidInput, TooManyRequests
-from infra.executor import Executor
 from infra.runners.registry import build_runners
-from infra.service import Service
 from infra.settings import Limits, Settings
 from tests.conftest import FIXTURES
 from tests.integration.test_service import run_iteration, service, setup_replay

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
+from application.executor import Executor
+from application.service import Service
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.signals.validation import load_signal_config
-from infra.executor import Executor
 from infra.runners.replay import ReplayRunner
 from infra.runners.scripted import ScriptedRunner
-from infra.service import Service
 from infra.settings import Settings
 from tests.conftest import ROOT
 from tests.offline import offline_report

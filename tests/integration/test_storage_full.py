@@ -24,9 +24,9 @@ import uvicorn
 from eventsourcing.persistence import OperationalError
 
 from api.http.app import create_app
+from application.service import Service
 from domain.catalog import Task
 from domain.errors import StorageFull
-from infra.service import Service
 from infra.settings import Settings
 from tests.e2e.server import free_port
 

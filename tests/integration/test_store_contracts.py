@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import IntegrityError
 
+from application.service import Service
 from domain.catalog import Product, Task
 from domain.errors import NotFound
 from domain.experiments import Experiment
 from domain.ids import stream_id
-from infra.service import Service
 from infra.settings import Settings
 from infra.store.database import Database
 from infra.store.migrations import MIGRATIONS

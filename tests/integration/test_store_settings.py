@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.service import Service
+from application.service import Service
 from infra.settings import PostgresPool, Settings, SettingsError
 from infra.store.database import open_database
 from tests.conftest import ROOT
@@ -79,7 +79,7 @@ def test_pool_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch
 
 def test_a_small_pool_is_enough(postgres_url: str) -> None:
     """One connection per pool still serves a command (the schema lock has its own)."""
-    from infra.service import Service
+    from application.service import Service
 
     service = Service(Settings(database_url=postgres_url, postgres=PostgresPool(1, 0)))
     try:

@@ -15,10 +15,10 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
+from application.service import Service
 from domain.catalog import Product
 from domain.experiments import Experiment
 from domain.ids import stream_id
-from infra.service import Service
 from infra.settings import Settings
 from tests.conftest import FIXTURES
 

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
+from application.executor import Executor
+from application.service import Service
 from domain.errors import InvalidInput
-from infra.executor import Executor
 from infra.llm.cluster_writer import ANSWER_TOOL, ClusterWriter
 from infra.llm.providers import ProviderSettings
 from infra.llm.retry import RetryPolicy
 from infra.runners.registry import build_runners
-from infra.service import Service
 from infra.settings import Settings
 from tests.conftest import ROOT
 from tests.fakes.provider import FakeProvider, Recorded, Reply, forced, serving

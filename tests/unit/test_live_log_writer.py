@@ -8,7 +8,7 @@ import asyncio
 import threading
 from typing import Any
 
-from infra.live_log import MAX_LIVE_TEXT, LiveBatch, LiveLogWriter
+from application.live_log import MAX_LIVE_TEXT, LiveBatch, LiveLogWriter
 
 
 class Store:

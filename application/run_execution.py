@@ -1,6 +1,6 @@
 """One attempt of one run, from start to recorded outcome: what every executor does per run,
-whether it schedules runs in this process (`infra/executor.py`) or takes them from the
-PostgreSQL queue (`infra/queue_worker.py`).
+whether it schedules runs in this process (`application/executor.py`) or takes them from the
+PostgreSQL queue (`application/queue_worker.py`).
 
 The attempt is started (an event), handed to its environment's runner under the environment's
 time limit while the runner's messages go to the live log, judged against the task's success
@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from application.live_log import LiveLogWriter
+from application.service import Service
 from domain.definitions import secret_references
 from domain.iterations import Iteration, PlannedRun
 from domain.signals.config import SignalConfig
@@ -29,13 +31,11 @@ from domain.transcripts import (
     storable_transcript,
     transcript_from_object,
 )
-from infra.live_log import LiveLogWriter
 from infra.llm.prices import MODEL_PRICES
 from infra.llm.run_judging import JudgeSpend, judge_signals, judge_success
 from infra.runners.base import Runner, RunnerError, RunOutcome, RunRequest
 from infra.runners.imported import ImportedRunner
 from infra.runners.rescore import RecordedOutcome, RescoreRunner
-from infra.service import Service
 
 log = logging.getLogger("tpc.run_execution")
 

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 
-from infra.service import Service
+from application.service import Service
 
 log = logging.getLogger("tpc.worker")
 

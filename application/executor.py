@@ -1,5 +1,5 @@
 """The in-process executor: runs an iteration's runs in parallel inside `tpc serve` on the
-embedded SQLite store (on PostgreSQL, the job queue's workers do it: `infra/queue_worker.py`).
+embedded SQLite store (on PostgreSQL, the job queue's workers do it: `application/queue_worker.py`).
 
 Concurrency is bounded by a semaphore; each run is one `RunExecution`; the iteration is
 completed when its last run is terminal. On start, iterations left running by a previous
@@ -13,11 +13,11 @@ import logging
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
+from application.run_execution import RunExecution
+from application.service import Service
 from domain.iterations import Iteration, PlannedRun
 from domain.signals.judging import Judge
-from infra.run_execution import RunExecution
 from infra.runners.base import Runner
-from infra.service import Service
 
 log = logging.getLogger("tpc.executor")
 T = TypeVar("T")

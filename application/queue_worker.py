@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import procrastinate
 from procrastinate.worker import Worker
 
+from application.iteration_closer import IterationCloser
+from application.run_execution import RunExecution
+from application.service import Service
 from domain.iterations import Iteration, PlannedRun
-from infra.iteration_closer import IterationCloser
-from infra.run_execution import RunExecution
 from infra.run_queue import (
     QUEUE_NAME,
     TASK_NAME,
@@ -31,7 +32,6 @@ from infra.run_queue import (
     mark_dispatched,
     requeue_stalled,
 )
-from infra.service import Service
 
 log = logging.getLogger("tpc.worker")
 

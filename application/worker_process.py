@@ -7,12 +7,12 @@ import os
 
 import procrastinate
 
+from application.queue_worker import QueueWorker, WorkerOptions
+from application.run_execution import RunExecution
+from application.service import Service
 from infra.llm.judge import LlmJudge
-from infra.queue_worker import QueueWorker, WorkerOptions
-from infra.run_execution import RunExecution
 from infra.run_queue import open_queue
 from infra.runners.registry import build_runners
-from infra.service import Service
 from infra.settings import Settings, SettingsError
 
 

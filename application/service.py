@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from eventsourcing.persistence import IntegrityError
 
+from application.live_log import LiveBatch
 from domain.api_tokens import check_label, normalise_token, token_problem
 from domain.catalog import LEGACY_TOKEN_NAME, Environment, Product, Task
 from domain.clusters import FailingRun, cluster_failures, suggestions
@@ -39,7 +40,6 @@ from domain.transcripts import InvalidTranscript, parse_transcript, transcript_f
 from infra.command_policy import CommandPolicy
 from infra.dashboard_sessions import DashboardSessions
 from infra.ids import new_id
-from infra.live_log import LiveBatch
 from infra.llm.cluster_writer import ClusterWriter, configured_model
 from infra.llm.credentials import check_credentials
 from infra.llm.key_policy import ProviderKeyPolicy
