@@ -14,7 +14,7 @@ from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
 from application.run_execution import RunExecution
-from application.service import Service
+from application.run_recording import RunRecording
 from domain.iterations import Iteration, PlannedRun
 from domain.signals.judging import Judge
 from infra.runners.base import Runner
@@ -28,13 +28,13 @@ class Executor:
 
     def __init__(
         self,
-        service: Service,
+        runs: RunRecording,
         runners: Mapping[str, Runner],
         concurrency: int,
         judge: Judge | None = None,
     ) -> None:
-        self._service = service
-        self._execution = RunExecution(service, runners, judge)
+        self._runs = runs
+        self._execution = RunExecution(runs, runners, judge)
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: dict[tuple[str, int], set[asyncio.Task[None]]] = {}
         self._iterations: dict[tuple[str, int], Iteration] = {}
@@ -46,17 +46,17 @@ class Executor:
 
     async def resume(self) -> None:
         """Pick up every iteration a previous process left running."""
-        for row in await asyncio.to_thread(self._service.views.open_iterations):
+        for row in await asyncio.to_thread(self._runs.views.open_iterations):
             await self.submit(row["experiment_id"], row["number"])
 
     async def submit(self, exp_id: str, number: int) -> None:
         """Schedule every unfinished run of an iteration."""
         key = (exp_id, number)
-        iteration = await asyncio.to_thread(self._service.load_iteration, exp_id, number)
+        iteration = await asyncio.to_thread(self._runs.load_iteration, exp_id, number)
         self._iterations[key] = iteration
-        unfinished = await asyncio.to_thread(self._service.views.unfinished_runs, exp_id, number)
+        unfinished = await asyncio.to_thread(self._runs.views.unfinished_runs, exp_id, number)
         if not unfinished:
-            await asyncio.to_thread(self._service.complete_iteration_if_done, exp_id, number)
+            await asyncio.to_thread(self._runs.complete_iteration_if_done, exp_id, number)
             return
         planned = {run.run_id: run for run in iteration.runs}
         tasks = self._tasks.setdefault(key, set())
@@ -90,7 +90,7 @@ class Executor:
         await asyncio.gather(*pending, return_exceptions=True)
 
     async def _execute(self, iteration: Iteration, planned: PlannedRun) -> None:
-        service = self._service
+        runs = self._runs
         key = (iteration.experiment_id, iteration.number)
         executing = self._executing.setdefault(key, set())
         current = asyncio.current_task()
@@ -114,7 +114,7 @@ class Executor:
             executing.discard(current)
         try:
             if cancelled:
-                cancel = asyncio.to_thread(service.cancel_run, iteration, planned.run_id)
+                cancel = asyncio.to_thread(runs.cancel_run, iteration, planned.run_id)
                 await self._to_the_end(cancel)
         finally:
             # Counted only once this run's outcome is saved, so the last one to finish sees
@@ -122,7 +122,7 @@ class Executor:
             self._remaining[key] -= 1
         if self._remaining[key] == 0:
             check = asyncio.to_thread(
-                service.complete_iteration_if_done, iteration.experiment_id, iteration.number
+                runs.complete_iteration_if_done, iteration.experiment_id, iteration.number
             )
             await self._to_the_end(check)
 

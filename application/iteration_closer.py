@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 
-from application.service import Service
+from application.run_recording import RunRecording
 
 log = logging.getLogger("tpc.worker")
 
@@ -22,8 +22,8 @@ IterationKey = tuple[str, int]  # (experiment id, iteration number)
 
 
 class IterationCloser:
-    def __init__(self, service: Service, interval_s: float = 1.0) -> None:
-        self._service = service
+    def __init__(self, runs: RunRecording, interval_s: float = 1.0) -> None:
+        self._runs = runs
         self._interval = interval_s
         self._due: set[IterationKey] = set()
         self._wake = asyncio.Event()
@@ -58,7 +58,7 @@ class IterationCloser:
             key = min(self._due)
             self._due.discard(key)
             try:
-                await asyncio.to_thread(self._service.complete_iteration_if_done, *key)
+                await asyncio.to_thread(self._runs.complete_iteration_if_done, *key)
             except Exception:
                 # The database away, a conflicting save: the next poke or sweep tries again.
                 log.exception("could not check whether iteration %s #%d is done", *key)

@@ -21,7 +21,7 @@ from procrastinate.worker import Worker
 
 from application.iteration_closer import IterationCloser
 from application.run_execution import RunExecution
-from application.service import Service
+from application.run_recording import RunRecording
 from domain.iterations import Iteration, PlannedRun
 from infra.run_queue import (
     QUEUE_NAME,
@@ -55,14 +55,14 @@ class WorkerOptions:
 class QueueDispatcher:
     """The API side: an iteration's runs become jobs; a cancel is an event the jobs see."""
 
-    def __init__(self, service: Service, queue: procrastinate.App) -> None:
-        self._service = service
+    def __init__(self, runs: RunRecording, queue: procrastinate.App) -> None:
+        self._runs = runs
         self.queue = queue
 
     async def submit(self, exp_id: str, number: int) -> None:
-        unfinished = await asyncio.to_thread(self._service.views.unfinished_runs, exp_id, number)
+        unfinished = await asyncio.to_thread(self._runs.views.unfinished_runs, exp_id, number)
         if not unfinished:
-            await asyncio.to_thread(self._service.complete_iteration_if_done, exp_id, number)
+            await asyncio.to_thread(self._runs.complete_iteration_if_done, exp_id, number)
             return
         await enqueue_runs(self.queue, exp_id, number, [row["id"] for row in unfinished])
         await mark_dispatched(self.queue, exp_id, number)
@@ -72,7 +72,7 @@ class QueueDispatcher:
         come up, running ones notice within `cancel_poll_s`."""
 
     async def resume(self) -> None:
-        await dispatch_forgotten(self._service, self.queue)
+        await dispatch_forgotten(self._runs, self.queue)
 
     async def stop(self) -> None:
         pass
@@ -83,19 +83,19 @@ class QueueWorker:
 
     def __init__(
         self,
-        service: Service,
+        runs: RunRecording,
         execution: RunExecution,
         queue: procrastinate.App,
         options: WorkerOptions,
         *,
         install_signal_handlers: bool = True,
     ) -> None:
-        self._service = service
+        self._runs = runs
         self._execution = execution
         self.queue = queue
         self._options = options
         self._iterations: dict[tuple[str, int], Iteration] = {}
-        self._closer = IterationCloser(service, options.completion_check_s)
+        self._closer = IterationCloser(runs, options.completion_check_s)
         queue.task(
             name=TASK_NAME,
             queue=QUEUE_NAME,
@@ -130,24 +130,24 @@ class QueueWorker:
         self._worker.stop()  # type: ignore[no-untyped-call]
 
     async def _execute_job(self, experiment_id: str, number: int, run_id: str) -> None:
-        service = self._service
+        runs = self._runs
         key = (experiment_id, number)
         if key not in self._iterations:
             self._iterations[key] = await asyncio.to_thread(
-                service.load_iteration, experiment_id, number
+                runs.load_iteration, experiment_id, number
             )
         iteration = self._iterations[key]
         # A duplicate job, or a retry of a run that finished meanwhile, only pokes the closer:
         # the worker that finished the run may have died before the iteration was checked.
-        if not await asyncio.to_thread(service.run_is_terminal, iteration, run_id):
+        if not await asyncio.to_thread(runs.run_is_terminal, iteration, run_id):
             await self._work_on(iteration, iteration.planned(run_id))
         self._closer.poke(key)
 
     async def _work_on(self, iteration: Iteration, planned: PlannedRun) -> None:
-        service = self._service
+        runs = self._runs
         key = (iteration.experiment_id, iteration.number)
-        if await asyncio.to_thread(service.views.cancel_requested, *key):
-            await asyncio.to_thread(service.cancel_run, iteration, planned.run_id)
+        if await asyncio.to_thread(runs.views.cancel_requested, *key):
+            await asyncio.to_thread(runs.cancel_run, iteration, planned.run_id)
             return
         execution = asyncio.create_task(self._execution.execute(iteration, planned))
         watcher = asyncio.create_task(self._cancel_on_request(iteration, execution))
@@ -160,12 +160,12 @@ class QueueWorker:
                     await execution
                 raise
             # Cancelled by the iteration's cancel request.
-            await asyncio.to_thread(service.cancel_run, iteration, planned.run_id)
+            await asyncio.to_thread(runs.cancel_run, iteration, planned.run_id)
         finally:
             watcher.cancel()
 
     async def _cancel_on_request(self, iteration: Iteration, execution: asyncio.Task[None]) -> None:
-        views = self._service.views
+        views = self._runs.views
         while not execution.done():
             await asyncio.sleep(self._options.cancel_poll_s)
             requested = await asyncio.to_thread(
@@ -179,22 +179,22 @@ class QueueWorker:
         while True:
             try:
                 await requeue_stalled(self.queue, silent_for_s=self._options.stalled_after_s)
-                await dispatch_forgotten(self._service, self.queue)
-                for row in await asyncio.to_thread(self._service.views.open_iterations):
+                await dispatch_forgotten(self._runs, self.queue)
+                for row in await asyncio.to_thread(self._runs.views.open_iterations):
                     self._closer.poke((row["experiment_id"], row["number"]))
             except Exception:
                 log.exception("queue sweep failed; trying again")
             await asyncio.sleep(self._options.sweep_interval_s)
 
 
-async def dispatch_forgotten(service: Service, queue: procrastinate.App) -> int:
+async def dispatch_forgotten(runs: RunRecording, queue: procrastinate.App) -> int:
     """Queue the runs of every running iteration never marked as dispatched."""
     dispatched = await dispatched_iterations(queue)
     count = 0
-    for row in await asyncio.to_thread(service.views.open_iterations):
+    for row in await asyncio.to_thread(runs.views.open_iterations):
         key = (row["experiment_id"], row["number"])
         if key in dispatched:
             continue
-        await QueueDispatcher(service, queue).submit(*key)
+        await QueueDispatcher(runs, queue).submit(*key)
         count += 1
     return count

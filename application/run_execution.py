@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from application.live_log import LiveLogWriter
-from application.service import Service
+from application.run_recording import RunRecording
 from domain.definitions import secret_references
 from domain.iterations import Iteration, PlannedRun
 from domain.signals.config import SignalConfig
@@ -54,21 +54,21 @@ class RunExecution:
     errored."""
 
     def __init__(
-        self, service: Service, runners: Mapping[str, Runner], judge: Judge | None = None
+        self, runs: RunRecording, runners: Mapping[str, Runner], judge: Judge | None = None
     ) -> None:
-        self._service = service
+        self._runs = runs
         self._runners = runners
         self._judge = judge
         self._extractors: dict[tuple[str, int], Extractor | None] = {}
         self._live_writer: tuple[asyncio.AbstractEventLoop, LiveLogWriter] | None = None
         # The runs of a re-score (`Iteration.rescore_of`) run no agent, whatever their kind.
-        self._rescorer = RescoreRunner(service.recorded_run, service.blobs.get)
+        self._rescorer = RescoreRunner(runs.recorded_run, runs.blobs.get)
 
     async def execute(self, iteration: Iteration, planned: PlannedRun) -> None:
         """Start a new attempt of the run and record its outcome. Cancelled while the outcome
         is being saved, it lets the save land before it gives way."""
-        service = self._service
-        run = await asyncio.to_thread(service.start_run, iteration, planned.run_id)
+        runs = self._runs
+        run = await asyncio.to_thread(runs.start_run, iteration, planned.run_id)
         if iteration.rescore_of is not None:
             await self._rescore(iteration, run, planned)
             return
@@ -88,7 +88,7 @@ class RunExecution:
         )
         # An imported iteration's runs take their recorded transcripts, whatever the kind.
         runner = (
-            ImportedRunner(service.blobs.get, iteration.imported_transcript(planned.run_id))
+            ImportedRunner(runs.blobs.get, iteration.imported_transcript(planned.run_id))
             if iteration.imported_from is not None
             else None
         )
@@ -142,7 +142,7 @@ class RunExecution:
         if transcript is not None:
             stats = derive_stats(transcript, MODEL_PRICES)
             signals = self._signals(iteration, transcript, stats, verdicts)
-        self._service.finish_run(
+        self._runs.finish_run(
             run,
             recorded.status,
             recorded.termination_reason,
@@ -159,14 +159,14 @@ class RunExecution:
         names = {name for _, name in secret_references(environment)}
         if not names:
             return {}
-        values = await asyncio.to_thread(self._service.product_secrets, product)
+        values = await asyncio.to_thread(self._runs.product_secrets, product)
         return {name: value for name, value in values.items() if name in names}
 
     def _live_logs(self) -> LiveLogWriter:
         """This event loop's writer (one for all runs; asyncio objects belong to one loop)."""
         loop = asyncio.get_running_loop()
         if self._live_writer is None or self._live_writer[0] is not loop:
-            self._live_writer = (loop, LiveLogWriter(self._service.record_live_messages))
+            self._live_writer = (loop, LiveLogWriter(self._runs.record_live_messages))
         return self._live_writer[1]
 
     def _extractor(self, iteration: Iteration) -> Extractor | None:
@@ -254,7 +254,7 @@ class RunExecution:
         status, _, error, spend = result
         stats = derive_stats(transcript, MODEL_PRICES)
         signals = self._signals(iteration, transcript, stats, verdicts)
-        self._service.finish_run(
+        self._runs.finish_run(
             run,
             status,
             transcript.termination_reason,

@@ -9,6 +9,7 @@ import procrastinate
 
 from application.queue_worker import QueueWorker, WorkerOptions
 from application.run_execution import RunExecution
+from application.run_recording import RunRecording
 from application.service import Service
 from infra.llm.judge import LlmJudge
 from infra.run_queue import open_queue
@@ -44,16 +45,17 @@ def open_worker_queue(settings: Settings) -> procrastinate.App:
 
 
 def build_worker(
-    service: Service,
+    runs: RunRecording,
     settings: Settings,
     queue: procrastinate.App,
     *,
     install_signal_handlers: bool,
 ) -> QueueWorker:
-    """A queue worker over `service`; `queue` must be open (`open_async`) when it runs."""
-    execution = RunExecution(service, build_runners(service.blobs.get), LlmJudge())
+    """A queue worker recording through `runs`; `queue` must be open (`open_async`) when it
+    runs."""
+    execution = RunExecution(runs, build_runners(runs.blobs.get), LlmJudge())
     worker = QueueWorker(
-        service,
+        runs,
         execution,
         queue,
         worker_options(settings),
@@ -68,7 +70,7 @@ async def run_worker(settings: Settings) -> None:
     try:
         queue = open_worker_queue(settings)
         async with queue.open_async():
-            worker = build_worker(service, settings, queue, install_signal_handlers=True)
+            worker = build_worker(service.runs, settings, queue, install_signal_handlers=True)
             await worker.run()
     finally:
         await asyncio.to_thread(service.close)

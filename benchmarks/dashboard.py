@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         settings = Settings(database_url=f"sqlite:///{path}", api_token=TOKEN, run_workers=False)
         with TestClient(create_app(settings)) as client:
             service = client.app.state.service  # type: ignore[attr-defined]
-            product = service.product_for_token(TOKEN)
+            product = service.catalog.product_for_token(TOKEN)
             experiment = service.views.experiments(product)["items"][0]["id"]
             status = service.views.iteration_status(product, experiment, "latest")
             assert status["runs"]["total"] == runs, status

@@ -61,6 +61,7 @@ from application.executor import Executor  # noqa: E402
 from application.live_log import LiveBatch  # noqa: E402
 from application.queue_worker import QueueDispatcher  # noqa: E402
 from application.run_execution import RunExecution  # noqa: E402
+from application.run_recording import RunRecording  # noqa: E402
 from application.service import Service  # noqa: E402
 from benchmarks.store import POSTGRES_ADMIN_URL, postgres_database  # noqa: E402
 from domain.definitions import LlmAgent  # noqa: E402
@@ -79,7 +80,7 @@ EXAMPLES = ROOT / "examples"
 MODEL = "claude-sonnet-4-6"
 PROMPT = "Install the SDK."
 QUERY = "install the sdk"
-MAX_REPEATS = 1000  # Service.create_experiment's limit: more runs are spread over tasks
+MAX_REPEATS = 1000  # ExperimentCommands.create_experiment's limit: more runs are spread over tasks
 
 # The fake provider's process: the scripted model calls `search_docs` until it has answered
 # `steps - 1` times, then says it is done. The recorded requests are not kept (tens of
@@ -210,11 +211,11 @@ class Clock:
         return self.timings.get(name, Timing())
 
 
-class TimedService(Service):
-    """The service, timing the saves a run makes (the calls themselves are unchanged)."""
+class TimedRunRecording(RunRecording):
+    """The run recording, timing the saves a run makes (the calls themselves are unchanged)."""
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
+    def __init__(self, runs: RunRecording) -> None:
+        vars(self).update(vars(runs))  # the same parts, the methods below timed
         self.clock = Clock()
         self.durations: list[float] = []
 
@@ -231,6 +232,16 @@ class TimedService(Service):
             super().finish_run(run, status, *args)
         self.durations.append(float(args[1].get("duration") or 0.0))  # the agent loop's time
 
+
+class TimedService(Service):
+    """The service, its run recording timed."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.runs: TimedRunRecording = TimedRunRecording(self.runs)
+        self.clock = self.runs.clock
+        self.durations = self.runs.durations
+
     def timed_catch_up(self) -> None:
         with self.clock.timing("catch_up"):
             self.projector.catch_up()
@@ -239,9 +250,9 @@ class TimedService(Service):
 class TimedRunExecution(RunExecution):
     """Times recording an outcome: stats, extraction, the transcript's JSON, then finish_run."""
 
-    def __init__(self, service: TimedService, *args: Any) -> None:
-        super().__init__(service, *args)
-        self._clock = service.clock
+    def __init__(self, runs: TimedRunRecording, *args: Any) -> None:
+        super().__init__(runs, *args)
+        self._clock = runs.clock
 
     def _record(self, *args: Any) -> None:
         with self._clock.timing("record"):
@@ -345,18 +356,18 @@ def agent_definition(setup: Setup, docs: Path) -> dict[str, Any]:
 
 def prepare(service: Service, setup: Setup, docs: Path) -> tuple[str, str]:
     """A product, its tasks, one `llm` environment and an experiment of `setup.runs` runs."""
-    bootstrap = service.bootstrap("benchmark-token")
+    bootstrap = service.catalog.bootstrap("benchmark-token")
     assert bootstrap is not None
     product = bootstrap.product_id
     tasks, repeats = _layout(setup.runs)
     task_ids = [
-        service.create_task(product, {"name": f"install-{i}", "prompt": PROMPT})["id"]
+        service.catalog.create_task(product, {"name": f"install-{i}", "prompt": PROMPT})["id"]
         for i in range(tasks)
     ]
     agent = agent_definition(setup, docs)
-    env_id = service.create_environment(product, {"name": "bench", "agent": agent})["id"]
+    env_id = service.catalog.create_environment(product, {"name": "bench", "agent": agent})["id"]
     config = (EXAMPLES / "signals.yaml").read_text()
-    experiment = service.create_experiment(
+    experiment = service.experiments.create_experiment(
         product, "Orchestration", task_ids, [env_id], repeats, config
     )
     return product, experiment["id"]
@@ -397,16 +408,18 @@ async def _iterate(
 ) -> Measured:
     providers = Providers(ProviderSettings(concurrency=setup.concurrency))
     runners: dict[str, Any] = {"llm": LlmRunner(providers)}
-    executor = Executor(service, runners, setup.concurrency, judge=LlmJudge(providers))
+    executor = Executor(service.runs, runners, setup.concurrency, judge=LlmJudge(providers))
     # The same RunExecution, timing how long recording each outcome takes.
-    executor._execution = TimedRunExecution(service, runners, LlmJudge(providers))
+    executor._execution = TimedRunExecution(service.runs, runners, LlmJudge(providers))
     follower = asyncio.create_task(_follow_log(service, setup.poll_s)) if setup.poll_s else None
     fake_cpu = _process_cpu(fake_pid)
     machine_busy, machine_total = _machine_cpu()
     loop_cpu, process_cpu = time.thread_time(), time.process_time()
     started = time.perf_counter()
     try:
-        number = (await asyncio.to_thread(service.trigger, product, exp_id))["iteration"]
+        number = (await asyncio.to_thread(service.experiments.trigger, product, exp_id))[
+            "iteration"
+        ]
         await executor.submit(exp_id, number)
         await executor.drain()
         makespan = time.perf_counter() - started
@@ -602,7 +615,7 @@ async def _dispatch(service: Service, url: str, exp_id: str, number: int) -> Non
     """What `tpc serve --no-workers` does after a trigger: a job per run."""
     queue = open_queue(url)
     async with queue.open_async():
-        await QueueDispatcher(service, queue).submit(exp_id, number)
+        await QueueDispatcher(service.runs, queue).submit(exp_id, number)
     with psycopg.connect(url, autocommit=True) as db:
         # The workers planned their fetch on an empty queue; autovacuum would analyze it later
         # (benchmarks/workers.py, `--no-analyze`).
@@ -623,7 +636,7 @@ def distribute(url: str, setup: Setup, fake: Fake, docs: Path, workers: int) -> 
             fake_cpu = _process_cpu(fake.process.pid)
             busy, total = _machine_cpu()
             started = time.perf_counter()
-            number = service.trigger(product, exp_id)["iteration"]
+            number = service.experiments.trigger(product, exp_id)["iteration"]
             asyncio.run(_dispatch(service, url, exp_id, number))
             while True:
                 time.sleep(0.05)  # the makespan to within this

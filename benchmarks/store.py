@@ -307,12 +307,12 @@ def build_log(
     }
     service = Service(Settings(database_url=store_url(where)))
     try:
-        bootstrap = service.bootstrap("benchmark-token")
+        bootstrap = service.catalog.bootstrap("benchmark-token")
         assert bootstrap is not None
         product = bootstrap.product_id
         task_ids, env_ids = create_catalog(service, product, tasks)
         experiments = [
-            service.create_experiment(
+            service.experiments.create_experiment(
                 product, f"Experiment {i}", task_ids, env_ids, repeats, config_text
             )["id"]
             for i in range(5)
@@ -373,7 +373,7 @@ def build_log(
 
 
 def _frozen(definition: dict[str, Any]) -> dict[str, Any]:
-    """As `Service.trigger` freezes a definition into an iteration."""
+    """As `ExperimentCommands.trigger` freezes a definition into an iteration."""
     return {k: v for k, v in definition.items() if k not in ("id", "created_at")}
 
 
@@ -382,7 +382,7 @@ def create_catalog(service: Service, product: str, tasks: int) -> tuple[list[str
     for every task (keyed by the task's name)."""
     names = [f"task-{i:04d}" for i in range(tasks)]
     task_ids = [
-        service.create_task(
+        service.catalog.create_task(
             product, {"name": name, "prompt": f"{TASK_KINDS[i % len(TASK_KINDS)]}: {name}"}
         )["id"]
         for i, name in enumerate(names)
@@ -391,7 +391,7 @@ def create_catalog(service: Service, product: str, tasks: int) -> tuple[list[str
         (kind, label): transcript_object(kind, label) for kind in TASK_KINDS for label in LABELS
     }
     env_ids = [
-        service.create_environment(
+        service.catalog.create_environment(
             product,
             {
                 "name": label,
@@ -480,12 +480,12 @@ async def _run_iteration(
     started = time.perf_counter()
     follower = asyncio.create_task(_follow_log(service, poll)) if poll > 0 else None
     try:
-        status = await asyncio.to_thread(service.trigger, product, exp_id)
+        status = await asyncio.to_thread(service.experiments.trigger, product, exp_id)
         runners: dict[str, Any] = {
             "replay": ReplayRunner(service.blobs.get),
             "scripted": ScriptedRunner(),
         }
-        executor = Executor(service, runners, concurrency)
+        executor = Executor(service.runs, runners, concurrency)
         await executor.submit(exp_id, status["iteration"])
         await executor.drain()
         final = await asyncio.to_thread(
@@ -503,11 +503,11 @@ def end_to_end(
 ) -> tuple[float, dict[str, Any]]:
     service = Service(Settings(database_url=store_url(where)))
     try:
-        bootstrap = service.bootstrap("benchmark-token")
+        bootstrap = service.catalog.bootstrap("benchmark-token")
         assert bootstrap is not None
         product = bootstrap.product_id
         task_ids, env_ids = create_catalog(service, product, tasks)
-        exp_id = service.create_experiment(
+        exp_id = service.experiments.create_experiment(
             product, "End to end", task_ids, env_ids, repeats, signal_config_text()
         )["id"]
         return asyncio.run(_run_iteration(service, product, exp_id, concurrency, poll))

@@ -433,7 +433,7 @@ class Views:
 
     def live_log(self, product: str, run_id: str, after: int, limit: int) -> dict[str, Any]:
         """The run's state and up to `limit` live messages of its current attempt from index
-        `after` on, each `{"index", …message}`, with `next` and `done` as `Service.run_logs`
+        `after` on, each `{"index", …message}`, with `next` and `done` as `TranscriptReads.run_logs`
         gives them. `transcript_ref` is set once the run has its transcript, whose messages
         then supersede the live ones (the caller reads them)."""
         row = self._run_row(product, run_id)

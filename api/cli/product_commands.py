@@ -32,7 +32,7 @@ def create(name: str) -> None:
     Example: tpc product create --name "Payments team"
     """
     with operator_service() as service:
-        created = service.create_product(name)
+        created = service.catalog.create_product(name)
 
     def render(console: Console) -> None:
         product, token = created["product"], created["token"]

@@ -64,7 +64,7 @@ def set_secret(product: str, name: str, value_from_env: str | None) -> None:
 
     value = _read_value(value_from_env)
     with operator_service() as service:
-        saved = service.set_secret(product, name, value)
+        saved = service.catalog.set_secret(product, name, value)
     current_output().emit(
         {"product_id": product, **saved},
         lambda console: console.print(
@@ -83,7 +83,7 @@ def list_secrets(product: str) -> None:
     from api.cli.output import current_output
 
     with operator_service() as service:
-        listed = service.list_secrets(product)
+        listed = service.catalog.list_secrets(product)
 
     def render(console: Console) -> None:
         if not listed["items"]:
@@ -108,7 +108,7 @@ def remove_secret(product: str, name: str) -> None:
     from api.cli.output import current_output
 
     with operator_service() as service:
-        removed = service.remove_secret(product, name)
+        removed = service.catalog.remove_secret(product, name)
     current_output().emit(
         {"product_id": product, **removed},
         lambda console: console.print(f"Secret {escape(name)} of {escape(product)} removed."),

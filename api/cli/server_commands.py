@@ -84,7 +84,7 @@ def serve(host: str, port: int, concurrency: int | None, no_workers: bool) -> No
     service = Service(settings)
     try:
         bootstrap(service, settings)
-        stale = service.tokens_under_other_keys()
+        stale = service.catalog.tokens_under_other_keys()
     finally:
         service.close()
     if stale:

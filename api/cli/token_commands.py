@@ -31,7 +31,7 @@ def create(product_id: str, name: str) -> None:
     Example: tpc token create prd_abc --name ci
     """
     with operator_service() as service:
-        issued = service.issue_token(product_id, name)
+        issued = service.catalog.issue_token(product_id, name)
 
     def render(console: Console) -> None:
         console.print(
@@ -51,7 +51,7 @@ def list_tokens(product_id: str) -> None:
     Example: tpc token list prd_abc
     """
     with operator_service() as service:
-        tokens = service.tokens(product_id)
+        tokens = service.catalog.tokens(product_id)
 
     def render(console: Console) -> None:
         table = Table("id", "name", "created", "ends with", "revoked", "key", box=None)
@@ -77,7 +77,7 @@ def revoke(token_id: str) -> None:
     Example: tpc token revoke tok_abc
     """
     with operator_service() as service:
-        revoked: dict[str, Any] = service.revoke_token(token_id)
+        revoked: dict[str, Any] = service.catalog.revoke_token(token_id)
 
     def render(console: Console) -> None:
         sessions = plural(revoked["sessions_ended"], "dashboard session")

@@ -58,7 +58,7 @@ async def openapi(request: Request) -> JSONResponse:
 
 def bootstrap(service: Service, settings: Settings) -> None:
     """Create the first product on an empty store; tell the user its token if we made it."""
-    created = service.bootstrap(settings.api_token)
+    created = service.catalog.bootstrap(settings.api_token)
     if created is not None and created.token is not None:
         note = save_token(settings.credentials_path, settings.api_url, created.token)
         print(
@@ -119,7 +119,7 @@ async def _execute_in_process(
     executor = None
     if settings.run_workers:
         runners = build_runners(service.blobs.get)
-        executor = Executor(service, runners, settings.concurrency, judge=LlmJudge())
+        executor = Executor(service.runs, runners, settings.concurrency, judge=LlmJudge())
         await executor.resume()
     app.state.executor = executor
     try:
@@ -136,12 +136,12 @@ async def _queue_runs(app: Starlette, service: Service, settings: Settings) -> A
     queue = open_queue(settings.database_url)
     async with queue.open_async():
         await ensure_queue_schema(queue)
-        dispatcher = QueueDispatcher(service, queue)
+        dispatcher = QueueDispatcher(service.runs, queue)
         app.state.executor = dispatcher
         await dispatcher.resume()
         worker = None
         if settings.run_workers:
-            worker = build_worker(service, settings, queue, install_signal_handlers=False)
+            worker = build_worker(service.runs, settings, queue, install_signal_handlers=False)
             working = asyncio.create_task(worker.run())
         try:
             yield

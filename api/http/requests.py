@@ -48,7 +48,7 @@ async def product(request: Request) -> str:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
-    found = await run_in_threadpool(service(request).product_for_token, token.strip())
+    found = await run_in_threadpool(service(request).catalog.product_for_token, token.strip())
     if found is None:
         raise Unauthorized("unknown API token")
     require_safe_parameters(request)

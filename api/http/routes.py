@@ -124,7 +124,7 @@ async def create_task(request: Request) -> JSONResponse:
     owner = await product(request)
     body = await json_body(request)
     parse(TaskCreate, body, "invalid task")
-    return ok(await call(service(request).create_task, owner, body), 201)
+    return ok(await call(service(request).catalog.create_task, owner, body), 201)
 
 
 @documented(summary="List tasks", returns="Task", query=PAGING, paged=True)
@@ -154,7 +154,7 @@ async def create_environment(request: Request) -> JSONResponse:
     owner = await product(request)
     body = await json_body(request)
     parse(EnvironmentCreate, body, "invalid environment")
-    return ok(await call(service(request).create_environment, owner, body), 201)
+    return ok(await call(service(request).catalog.create_environment, owner, body), 201)
 
 
 @documented(summary="List environments", returns="Environment", query=PAGING, paged=True)
@@ -191,7 +191,7 @@ async def create_experiment(request: Request) -> JSONResponse:
     body = parse(ExperimentCreate, await json_body(request), "invalid experiment")
     with _config_syntax_located():
         created = await call(
-            service(request).create_experiment,
+            service(request).experiments.create_experiment,
             owner,
             body.name,
             body.task_ids,
@@ -222,7 +222,7 @@ async def get_experiment(request: Request) -> JSONResponse:
     exp_id = request.path_params["exp_id"]
     as_of = query_number(request, "as_of")
     if as_of is not None:
-        return ok(await call(service(request).experiment_as_of, owner, exp_id, as_of))
+        return ok(await call(service(request).experiments.experiment_as_of, owner, exp_id, as_of))
     return ok(await call(service(request).views.experiment, owner, exp_id))
 
 
@@ -241,7 +241,9 @@ async def update_experiment(request: Request) -> JSONResponse:
     _within_config_limit(request, body.signal_config)
     exp_id = request.path_params["exp_id"]
     with _config_syntax_located():
-        return ok(await call(service(request).update_experiment, owner, exp_id, changes))
+        return ok(
+            await call(service(request).experiments.update_experiment, owner, exp_id, changes)
+        )
 
 
 def _membership(kind: str, attach: bool) -> Any:
@@ -253,9 +255,9 @@ def _membership(kind: str, attach: bool) -> Any:
         exp_id = request.path_params["exp_id"]
         if attach:
             item = getattr(parse(model, await json_body(request), f"invalid {kind}"), key)
-            return ok(await call(service(request).attach, owner, exp_id, kind, item))
+            return ok(await call(service(request).experiments.attach, owner, exp_id, kind, item))
         item = request.path_params[key]
-        return ok(await call(service(request).detach, owner, exp_id, kind, item))
+        return ok(await call(service(request).experiments.detach, owner, exp_id, kind, item))
 
     verb = "Attach" if attach else "Detach"
     endpoint.__doc__ = f"{verb} a {kind}."
@@ -298,7 +300,7 @@ async def trigger(request: Request) -> JSONResponse:
     """Trigger an iteration."""
     owner = await product(request)
     exp_id = request.path_params["exp_id"]
-    status = await call(service(request).trigger, owner, exp_id)
+    status = await call(service(request).experiments.trigger, owner, exp_id)
     executor = request.app.state.executor
     if executor is not None:
         await executor.submit(exp_id, status["iteration"])
@@ -329,7 +331,7 @@ async def rescore(request: Request) -> JSONResponse:
     source = iteration_number(request)
     with _config_syntax_located():
         status = await call(
-            service(request).rescore,
+            service(request).experiments.rescore,
             owner,
             exp_id,
             source,
@@ -373,7 +375,7 @@ async def import_logs(request: Request) -> JSONResponse:
         LogToImport(LogKeys(run.task, run.environment), run.transcript, run.file, run.sample)
         for run in body.runs
     ]
-    status = await call(service(request).import_logs, owner, exp_id, body.format, logs)
+    status = await call(service(request).experiments.import_logs, owner, exp_id, body.format, logs)
     executor = request.app.state.executor
     if executor is not None:
         await executor.submit(exp_id, status["iteration"])
@@ -414,7 +416,9 @@ async def cancel(request: Request) -> JSONResponse:
     """Cancel an iteration."""
     owner = await product(request)
     exp_id = request.path_params["exp_id"]
-    status = await call(service(request).cancel, owner, exp_id, iteration_number(request))
+    status = await call(
+        service(request).experiments.cancel, owner, exp_id, iteration_number(request)
+    )
     executor = request.app.state.executor
     if executor is not None:
         await executor.cancel(exp_id, status["iteration"])
@@ -505,7 +509,9 @@ async def get_run(request: Request) -> JSONResponse:
 async def run_transcript(request: Request) -> JSONResponse:
     """A run's transcript."""
     owner = await product(request)
-    return ok(await call(service(request).transcript, owner, request.path_params["run_id"]))
+    return ok(
+        await call(service(request).transcripts.transcript, owner, request.path_params["run_id"])
+    )
 
 
 @documented(
@@ -521,7 +527,7 @@ async def run_logs(request: Request) -> JSONResponse:
     owner = await product(request)
     after = query_number(request, "after") or 0
     run_id = request.path_params["run_id"]
-    return ok(await call(service(request).run_logs, owner, run_id, after))
+    return ok(await call(service(request).transcripts.run_logs, owner, run_id, after))
 
 
 @documented(
@@ -534,7 +540,7 @@ async def run_actions(request: Request) -> JSONResponse:
     """A run's tool calls with their results."""
     owner = await product(request)
     run_id = request.path_params["run_id"]
-    transcript = await call(service(request).transcript, owner, run_id)
+    transcript = await call(service(request).transcripts.transcript, owner, run_id)
     return ok({"run_id": run_id, "actions": actions_of(transcript)})
 
 
@@ -643,7 +649,7 @@ async def put_secret(request: Request) -> JSONResponse:
     owner = await product(request)
     body = parse(SecretValue, await json_body(request), "invalid secret")
     name = request.path_params["name"]
-    return ok(await call(service(request).set_secret, owner, name, body.value))
+    return ok(await call(service(request).catalog.set_secret, owner, name, body.value))
 
 
 @documented(
@@ -655,7 +661,7 @@ async def put_secret(request: Request) -> JSONResponse:
 async def list_secrets(request: Request) -> JSONResponse:
     """List the product's secrets."""
     owner = await product(request)
-    return ok(await call(service(request).list_secrets, owner))
+    return ok(await call(service(request).catalog.list_secrets, owner))
 
 
 @documented(
@@ -667,7 +673,9 @@ async def list_secrets(request: Request) -> JSONResponse:
 async def delete_secret(request: Request) -> JSONResponse:
     """Erase one of the product's secrets."""
     owner = await product(request)
-    return ok(await call(service(request).remove_secret, owner, request.path_params["name"]))
+    return ok(
+        await call(service(request).catalog.remove_secret, owner, request.path_params["name"])
+    )
 
 
 ROUTES += [

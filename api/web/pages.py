@@ -88,7 +88,7 @@ async def create_experiment(request: Request, owner: str) -> Response:
         return await _index(request, owner, form, ["repeats: must be a whole number"])
     try:
         created = await call(
-            service(request).create_experiment,
+            service(request).experiments.create_experiment,
             owner,
             form["name"],
             form["task_ids"],
@@ -137,7 +137,7 @@ async def update_config(request: Request, owner: str) -> Response:
     text = _first(await form_data(request), "signal_config")
     changes = {"signal_config": text if text.strip() else None}
     try:
-        await call(service(request).update_experiment, owner, exp_id, changes)
+        await call(service(request).experiments.update_experiment, owner, exp_id, changes)
     except DomainError as error:
         return await _experiment_page(request, owner, exp_id, text, problems_of(error))
     return RedirectResponse(f"/experiments/{exp_id}?saved=1", status_code=303)
@@ -147,7 +147,7 @@ async def update_config(request: Request, owner: str) -> Response:
 async def trigger(request: Request, owner: str) -> Response:
     exp_id = request.path_params["exp_id"]
     try:
-        status = await call(service(request).trigger, owner, exp_id)
+        status = await call(service(request).experiments.trigger, owner, exp_id)
     except DomainError as error:
         return await _experiment_page(request, owner, exp_id, None, problems_of(error))
     executor = request.app.state.executor
@@ -350,11 +350,11 @@ async def run(request: Request, owner: str) -> Response:
     unavailable = None
     live = False
     try:
-        transcript = await call(service(request).transcript, owner, run_id)
+        transcript = await call(service(request).transcripts.transcript, owner, run_id)
         shown = list(enumerate(transcript.get("messages", [])))
     except Conflict as error:
         # No transcript yet (or ever, for a cancelled run): the messages recorded live.
-        log = await call(service(request).run_logs, owner, run_id)
+        log = await call(service(request).transcripts.run_logs, owner, run_id)
         shown = [(m["index"], m) for m in log["messages"]]
         live = log["status"] in ("queued", "running")
         unavailable = None if live or shown else str(error)

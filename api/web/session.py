@@ -39,7 +39,7 @@ async def product_from_cookie(request: Request) -> str | None:
     session_id = request.cookies.get(COOKIE, "").strip()
     if not session_id:
         return None
-    return await run_in_threadpool(service(request).product_for_session, session_id)
+    return await run_in_threadpool(service(request).catalog.product_for_session, session_id)
 
 
 def _cross_site(request: Request) -> bool:
@@ -113,7 +113,9 @@ async def login(request: Request) -> Response:
     form = await form_data(request)
     token = (form.get("token") or [""])[0].strip()
     target = _safe_next((form.get("next") or ["/"])[0])
-    opened = await run_in_threadpool(service(request).open_session, token) if token else None
+    opened = (
+        await run_in_threadpool(service(request).catalog.open_session, token) if token else None
+    )
     if opened is None:
         message = "That token does not belong to any product." if token else "Enter a token."
         return render(request, "login.html", {"next": target, "error": message})
@@ -122,7 +124,7 @@ async def login(request: Request) -> Response:
     response.set_cookie(
         COOKIE,
         session_id,
-        max_age=service(request).sessions.max_age_s,
+        max_age=service(request).catalog.sessions.max_age_s,
         httponly=True,
         samesite="lax",
         secure=request.url.scheme == "https",
@@ -137,7 +139,7 @@ async def logout(request: Request) -> Response:
         return _refused()
     session_id = request.cookies.get(COOKIE, "").strip()
     if session_id:
-        await run_in_threadpool(service(request).end_session, session_id)
+        await run_in_threadpool(service(request).catalog.end_session, session_id)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response

@@ -30,7 +30,7 @@ def required_credentials(
     agents, llm signals with a supported judge model, task success judges with a supported
     judge model, and simulated users. An llm agent with its own `api_key` needs no server
     key, and `${VAR}`s (command agents' env) name product secrets, not server variables: the
-    service checks those (`Service.trigger`).
+    service checks those (`ExperimentCommands.trigger`).
     """
     needs: list[Need] = []
 

@@ -1,6 +1,6 @@
-"""The runner of an imported iteration (`Service.import_logs`): no agent runs; each run gets
-the transcript stored for it when the logs were imported, exactly as the replay runner gives
-a replay environment's (so an import and a replay of the same transcripts agree)."""
+"""The runner of an imported iteration (`ExperimentCommands.import_logs`): no agent runs; each
+run gets the transcript stored for it when the logs were imported, exactly as the replay runner
+gives a replay environment's (so an import and a replay of the same transcripts agree)."""
 
 from __future__ import annotations
 

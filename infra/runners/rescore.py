@@ -1,5 +1,5 @@
-"""The runner of a re-score (`Service.rescore`): no agent runs; each run gets its source run's
-recorded transcript and outcome, to be extracted, judged and aggregated again."""
+"""The runner of a re-score (`ExperimentCommands.rescore`): no agent runs; each run gets its
+source run's recorded transcript and outcome, to be extracted, judged and aggregated again."""
 
 from __future__ import annotations
 

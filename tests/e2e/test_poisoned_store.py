@@ -73,7 +73,7 @@ def test_a_store_poisoned_by_an_older_version_serves_migrates_rebuilds_and_repor
     bad_text = "a\x00b" if store_kind(store_url) == "postgresql" else "a\ud800b"
     service = Service(Settings(database_url=store_url))
     try:
-        boot = service.bootstrap(TOKEN)
+        boot = service.catalog.bootstrap(TOKEN)
         assert boot is not None
         [bad] = save_around_the_guard(
             service.store,

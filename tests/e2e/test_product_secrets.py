@@ -70,7 +70,7 @@ def add_product(database_url: str) -> str:
     """A second product, as `tpc product create` makes it; returns its token."""
     service = Service(Settings(database_url=database_url), environ={})
     try:
-        token: str = service.create_product("b")["token"]["token"]
+        token: str = service.catalog.create_product("b")["token"]["token"]
         return token
     finally:
         service.close()

@@ -22,7 +22,7 @@ def store(tmp_path: Path) -> tuple[str, str]:
     url = f"sqlite:///{tmp_path / 'tpc.db'}"
     service = Service(Settings(database_url=url), environ={})
     try:
-        created = service.bootstrap("token")
+        created = service.catalog.bootstrap("token")
         assert created is not None
         return url, created.product_id
     finally:
@@ -52,7 +52,7 @@ def tpc(
 def values(url: str, product: str) -> dict[str, str]:
     service = Service(Settings(database_url=url), environ={})
     try:
-        return service.product_secrets(product)
+        return service.runs.product_secrets(product)
     finally:
         service.close()
 

@@ -1,6 +1,7 @@
-"""Recorded transcripts imported as an iteration (`Service.import_logs`), on each store: the
-same transcripts run as a replay iteration and imported give equal results (summary, signals,
-aggregates, clusters) with no agent run; bad input is a located 422 and records nothing."""
+"""Recorded transcripts imported as an iteration (`ExperimentCommands.import_logs`), on each
+store: the same transcripts run as a replay iteration and imported give equal results (summary,
+signals, aggregates, clusters) with no agent run; bad input is a located 422 and records
+nothing."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def execute_without_agents(service: Service, owner: str, exp_id: str, number: in
     ("no runner for agent kind"), so equal outcomes prove that no agent ran."""
 
     async def go() -> None:
-        executor = Executor(service, {}, concurrency=4)
+        executor = Executor(service.runs, {}, concurrency=4)
         await executor.submit(exp_id, number)
         await executor.drain()
 
@@ -96,7 +97,7 @@ def comparable(service: Service, owner: str, exp_id: str, number: int) -> dict[s
                 r["stats"],
                 r["error"],
                 r["signals"],
-                service.transcript(owner, r["id"]),
+                service.transcripts.transcript(owner, r["id"]),
             )
             for r in runs
         ),
@@ -113,7 +114,7 @@ def test_imported_transcripts_give_the_results_of_their_replay(service: Service)
     owner, exp_id, _, _ = setup_replay(service)
     assert run_iteration(service, owner, exp_id)["status"] == "completed"
 
-    started = service.import_logs(owner, exp_id, "tpc", replayed_logs())
+    started = service.experiments.import_logs(owner, exp_id, "tpc", replayed_logs())
     assert (started["iteration"], started["status"]) == (2, "running")
     assert started["imported"] == {"format": "tpc", "runs": 12, "files": 6}
     assert started["runs"]["total"] == 12
@@ -129,7 +130,7 @@ def test_imported_transcripts_give_the_results_of_their_replay(service: Service)
     assert results["imported"] == {"format": "tpc", "runs": 12, "files": 6}
     assert service.views.results(owner, exp_id, 1)["imported"] is None
 
-    iteration = service.load_iteration(exp_id, 2)
+    iteration = service.runs.load_iteration(exp_id, 2)
     assert iteration.imported_from == "tpc" and iteration.rescore_of is None
     # Each run says where its transcript was read; a run that was not imported does not.
     runs = service.views.runs(owner, exp_id, 2, None, 500, None)["items"]
@@ -145,7 +146,7 @@ def test_imported_transcripts_give_the_results_of_their_replay(service: Service)
     assert any("imported from 12 recorded transcripts" in e["summary"] for e in history)
 
     # An imported iteration is re-scored like any other: the same outcomes again.
-    rescored = service.rescore(owner, exp_id, 2)
+    rescored = service.experiments.rescore(owner, exp_id, 2)
     assert (rescored["rescore_of"], rescored["imported"]) == (2, None)
     execute_without_agents(service, owner, exp_id, 3)
     assert comparable(service, owner, exp_id, 3) == imported
@@ -154,7 +155,7 @@ def test_imported_transcripts_give_the_results_of_their_replay(service: Service)
 def test_an_import_names_only_the_tasks_and_environments_its_logs_name(service: Service) -> None:
     owner, exp_id, tasks, envs = setup_replay(service)
     logs = [LogToImport(LogKeys(tasks[1], "gpt-nodocs"), transcript("webhook__gpt-nodocs"))]
-    service.import_logs(owner, exp_id, "openai-messages", logs)
+    service.experiments.import_logs(owner, exp_id, "openai-messages", logs)
     execute_without_agents(service, owner, exp_id, 1)
     results = service.views.results(owner, exp_id, 1)
     assert [t["task_id"] for t in results["summary"]["tasks"]] == [tasks[1]]
@@ -174,7 +175,7 @@ def test_unknown_keys_are_named_and_nothing_is_recorded(service: Service) -> Non
         LogToImport(LogKeys("deploy", "claude-9"), transcript("install-sdk__sonnet-docs")),
     ]
     with pytest.raises(InvalidInput) as refused:
-        service.import_logs(owner, exp_id, "tpc", logs)
+        service.experiments.import_logs(owner, exp_id, "tpc", logs)
     message = str(refused.value)
     assert "unknown task keys 'deploy'" in message
     assert "unknown environment keys 'claude-9'" in message
@@ -189,14 +190,14 @@ def test_unknown_keys_are_named_and_nothing_is_recorded(service: Service) -> Non
 
 def test_an_ambiguous_name_asks_for_the_id(service: Service) -> None:
     owner, exp_id, _, _ = setup_replay(service)
-    twin = service.create_task(owner, {"name": "install-sdk", "prompt": "again"})["id"]
-    service.attach(owner, exp_id, "task", twin)
+    twin = service.catalog.create_task(owner, {"name": "install-sdk", "prompt": "again"})["id"]
+    service.experiments.attach(owner, exp_id, "task", twin)
     logs = [LogToImport(LogKeys("install-sdk", "sonnet-docs"), transcript("refund__gpt-nodocs"))]
     with pytest.raises(InvalidInput, match=r"names 2 tasks .*give the id"):
-        service.import_logs(owner, exp_id, "tpc", logs)
+        service.experiments.import_logs(owner, exp_id, "tpc", logs)
     assert recorded_nothing(service, owner, exp_id)
     logs = [LogToImport(LogKeys(twin, "sonnet-docs"), transcript("refund__gpt-nodocs"))]
-    assert service.import_logs(owner, exp_id, "tpc", logs)["iteration"] == 1
+    assert service.experiments.import_logs(owner, exp_id, "tpc", logs)["iteration"] == 1
 
 
 def test_bad_transcripts_are_located_and_nothing_is_recorded(service: Service) -> None:
@@ -208,23 +209,23 @@ def test_bad_transcripts_are_located_and_nothing_is_recorded(service: Service) -
         LogToImport(LogKeys("refund-payment", "gpt-nodocs"), {**good, "final_answer": "a\x00b"}),
     ]
     with pytest.raises(InvalidInput) as refused:
-        service.import_logs(owner, exp_id, "tpc", logs)
+        service.experiments.import_logs(owner, exp_id, "tpc", logs)
     locations = [loc for loc, _ in refused.value.problems]
     assert locations[0].startswith("runs[1].transcript.messages")
     assert "runs[2].transcript.final_answer" in locations
     assert recorded_nothing(service, owner, exp_id)
 
     with pytest.raises(InvalidInput, match="nothing to import"):
-        service.import_logs(owner, exp_id, "tpc", [])
+        service.experiments.import_logs(owner, exp_id, "tpc", [])
     assert recorded_nothing(service, owner, exp_id)
 
 
 def test_another_products_experiment_is_not_found(service: Service) -> None:
     owner, exp_id, _, _ = setup_replay(service)
-    other = service.create_product("other")["product"]["id"]
+    other = service.catalog.create_product("other")["product"]["id"]
     logs = [LogToImport(LogKeys("refund-payment", "gpt-nodocs"), transcript("refund__gpt-nodocs"))]
     with pytest.raises(NotFound):
-        service.import_logs(other, exp_id, "tpc", logs)
+        service.experiments.import_logs(other, exp_id, "tpc", logs)
     assert recorded_nothing(service, owner, exp_id)
 
 
@@ -239,10 +240,10 @@ def test_the_operators_limits_apply(service: Service, store_url: str) -> None:
     try:
         logs = replayed_logs()
         with pytest.raises(InvalidInput, match="TPC_MAX_RUNS_PER_ITERATION"):
-            limited.import_logs(owner, exp_id, "tpc", logs[:4])
-        limited.import_logs(owner, exp_id, "tpc", logs[:3])
+            limited.experiments.import_logs(owner, exp_id, "tpc", logs[:4])
+        limited.experiments.import_logs(owner, exp_id, "tpc", logs[:3])
         with pytest.raises(TooManyRequests, match="TPC_MAX_RUNNING_ITERATIONS"):
-            limited.import_logs(owner, exp_id, "tpc", logs[:3])
+            limited.experiments.import_logs(owner, exp_id, "tpc", logs[:3])
         assert limited.views.experiment(owner, exp_id)["iterations"] == 1
     finally:
         limited.close()
@@ -261,7 +262,7 @@ def test_a_stored_import_still_loads(store_url: str) -> None:
         mapped = [store.mapper.to_domain_event(n) for n in notifications]
         assert [vars(store.to_event(n)) for n in notifications] == [vars(e) for e in mapped]
         exp_id, number = IMPORT_GOLDEN["experiment_id"], IMPORT_GOLDEN["number"]
-        iteration = service.load_iteration(exp_id, number)
+        iteration = service.runs.load_iteration(exp_id, number)
         assert iteration.imported_from == IMPORT_GOLDEN["format"]
         assert [iteration.imported_transcript(r.run_id) for r in iteration.runs] == IMPORT_GOLDEN[
             "transcripts"

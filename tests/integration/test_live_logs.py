@@ -1,5 +1,5 @@
 """Live run logs on each store: `Run.MessagesRecorded` folded into the live-message view, read
-through `Service.run_logs` (the `GET /v1/runs/{id}/logs` answer), superseded by the stored
+through `TranscriptReads.run_logs` (the `GET /v1/runs/{id}/logs` answer), superseded by the stored
 transcript, started afresh by a new attempt; and the scripted runner reporting its story."""
 
 from __future__ import annotations
@@ -34,14 +34,16 @@ def say(role: str, text: str) -> dict[str, Any]:
 
 
 def setup(service: Service, repeats: int = 2) -> tuple[str, str, Iteration]:
-    boot = service.bootstrap("live-token")
+    boot = service.catalog.bootstrap("live-token")
     assert boot is not None
     owner = boot.product_id
-    task = service.create_task(owner, {"name": "Live", "prompt": "Do it"})["id"]
-    env = service.create_environment(owner, {"name": "scripted", "agent": {"kind": "scripted"}})
-    exp = service.create_experiment(owner, "live", [task], [env["id"]], repeats)["id"]
-    service.trigger(owner, exp)
-    return owner, exp, service.load_iteration(exp, 1)
+    task = service.catalog.create_task(owner, {"name": "Live", "prompt": "Do it"})["id"]
+    env = service.catalog.create_environment(
+        owner, {"name": "scripted", "agent": {"kind": "scripted"}}
+    )
+    exp = service.experiments.create_experiment(owner, "live", [task], [env["id"]], repeats)["id"]
+    service.experiments.trigger(owner, exp)
+    return owner, exp, service.runs.load_iteration(exp, 1)
 
 
 def transcript_bytes(messages: list[dict[str, Any]]) -> bytes:
@@ -60,7 +62,7 @@ def live_rows(service: Service, run_id: str) -> list[tuple[Any, ...]]:
 def test_live_messages_are_followed_then_superseded_by_the_transcript(service: Service) -> None:
     owner, exp, iteration = setup(service)
     run_id = iteration.runs[0].run_id
-    queued = service.run_logs(owner, run_id)
+    queued = service.transcripts.run_logs(owner, run_id)
     assert queued == {
         "run_id": run_id,
         "status": "queued",
@@ -70,46 +72,49 @@ def test_live_messages_are_followed_then_superseded_by_the_transcript(service: S
         "done": False,
     }
 
-    run = service.start_run(iteration, run_id)
+    run = service.runs.start_run(iteration, run_id)
     assert (
-        service.record_live_messages([(run, 0, [say("system", "sys"), say("user", "Do it")])]) == []
+        service.runs.record_live_messages([(run, 0, [say("system", "sys"), say("user", "Do it")])])
+        == []
     )
-    assert service.record_live_messages([(run, 2, [say("assistant", "working")])]) == []
+    assert service.runs.record_live_messages([(run, 2, [say("assistant", "working")])]) == []
     service.projector.catch_up()  # the executor's saves leave it to the log follower
-    live = service.run_logs(owner, run_id)
+    live = service.transcripts.run_logs(owner, run_id)
     assert (live["status"], live["attempt"], live["next"], live["done"]) == ("running", 1, 3, False)
     assert live["messages"] == [
         {"index": 0, "role": "system", "content": "sys"},
         {"index": 1, "role": "user", "content": "Do it"},
         {"index": 2, "role": "assistant", "content": "working"},
     ]
-    later = service.run_logs(owner, run_id, after=2)
+    later = service.transcripts.run_logs(owner, run_id, after=2)
     assert ([m["index"] for m in later["messages"]], later["next"]) == ([2], 3)
-    assert service.run_logs(owner, run_id, after=3)["messages"] == []
-    assert service.run_logs(owner, run_id, after=3)["next"] == 3
+    assert service.transcripts.run_logs(owner, run_id, after=3)["messages"] == []
+    assert service.transcripts.run_logs(owner, run_id, after=3)["next"] == 3
     with pytest.raises(NotFound):
-        service.run_logs("prd_other", run_id)
+        service.transcripts.run_logs("prd_other", run_id)
 
     # The process died; attempt 2 starts its log afresh, and attempt 1 can save no more. In a
     # batch with another run's, only the stale attempt's messages are refused.
-    retried = service.start_run(iteration, run_id)
+    retried = service.runs.start_run(iteration, run_id)
     other = iteration.runs[1].run_id
-    cancelled = service.start_run(iteration, other)
+    cancelled = service.runs.start_run(iteration, other)
     stale = (run, 3, [say("assistant", "too late")])
-    assert service.record_live_messages([stale, (cancelled, 0, [say("system", "sys")])]) == [run]
+    assert service.runs.record_live_messages([stale, (cancelled, 0, [say("system", "sys")])]) == [
+        run
+    ]
     service.projector.catch_up()
-    assert service.run_logs(owner, run_id, after=3)["attempt"] == 2
-    assert service.run_logs(owner, run_id)["messages"] == []
-    assert [m["content"] for m in service.run_logs(owner, other)["messages"]] == ["sys"]
-    service.record_live_messages([(retried, 0, [say("system", "sys"), say("user", "Do it")])])
+    assert service.transcripts.run_logs(owner, run_id, after=3)["attempt"] == 2
+    assert service.transcripts.run_logs(owner, run_id)["messages"] == []
+    assert [m["content"] for m in service.transcripts.run_logs(owner, other)["messages"]] == ["sys"]
+    service.runs.record_live_messages([(retried, 0, [say("system", "sys"), say("user", "Do it")])])
     service.projector.catch_up()
     assert live_rows(service, run_id) == [(2, 0), (2, 1)]
 
     final = [say("system", "sys"), say("user", "Do it"), say("assistant", "done")]
-    service.finish_run(retried, "passed", "completed", {}, transcript_bytes(final), None, None)
+    service.runs.finish_run(retried, "passed", "completed", {}, transcript_bytes(final), None, None)
     service.projector.catch_up()
     assert live_rows(service, run_id) == []  # the transcript supersedes them
-    rest = service.run_logs(owner, run_id, after=2)
+    rest = service.transcripts.run_logs(owner, run_id, after=2)
     assert rest == {
         "run_id": run_id,
         "status": "passed",
@@ -118,14 +123,14 @@ def test_live_messages_are_followed_then_superseded_by_the_transcript(service: S
         "next": 3,
         "done": True,
     }
-    whole = service.run_logs(owner, run_id)
+    whole = service.transcripts.run_logs(owner, run_id)
     assert [m["content"] for m in whole["messages"]] == ["sys", "Do it", "done"]
-    assert service.run_logs(owner, run_id, after=9)["done"] is True
+    assert service.transcripts.run_logs(owner, run_id, after=9)["done"] is True
 
     # A cancelled run has no transcript: what it recorded live is what remains, and stays.
-    service.cancel_run(iteration, other)
+    service.runs.cancel_run(iteration, other)
     service.projector.catch_up()
-    gone = service.run_logs(owner, other)
+    gone = service.transcripts.run_logs(owner, other)
     assert (gone["status"], gone["messages"], gone["done"]) == (
         "cancelled",
         [{"index": 0, "role": "system", "content": "sys"}],
@@ -175,18 +180,18 @@ def test_the_scripted_runner_reports_its_transcript_as_it_goes() -> None:
 
 
 def test_a_slow_scripted_run_is_recorded_live_by_the_executor(service: Service) -> None:
-    boot = service.bootstrap(None)
+    boot = service.catalog.bootstrap(None)
     assert boot is not None
     owner = boot.product_id
-    task = service.create_task(owner, {"name": "Slow", "prompt": "Take your time"})["id"]
-    env = service.create_environment(
+    task = service.catalog.create_task(owner, {"name": "Slow", "prompt": "Take your time"})["id"]
+    env = service.catalog.create_environment(
         owner, {"name": "slow", "agent": {"kind": "scripted", "skill": 1, "step_latency_s": 0.1}}
     )["id"]
-    exp = service.create_experiment(owner, "slow", [task], [env], 1)["id"]
-    status = service.trigger(owner, exp)
+    exp = service.experiments.create_experiment(owner, "slow", [task], [env], 1)["id"]
+    status = service.experiments.trigger(owner, exp)
 
     async def execute() -> None:
-        executor = Executor(service, {"scripted": ScriptedRunner()}, 1)
+        executor = Executor(service.runs, {"scripted": ScriptedRunner()}, 1)
         await executor.submit(exp, status["iteration"])
         await executor.drain()
 
@@ -198,8 +203,8 @@ def test_a_slow_scripted_run_is_recorded_live_by_the_executor(service: Service) 
         ("tpc:Run.MessagesRecorded",),
     )
     assert recorded[0][0] >= 1
-    logs = service.run_logs(owner, run_id)
-    transcript = service.transcript(owner, run_id)
+    logs = service.transcripts.run_logs(owner, run_id)
+    transcript = service.transcripts.transcript(owner, run_id)
     assert logs["done"] is True and logs["status"] == "passed"
     assert [{k: v for k, v in m.items() if k != "index"} for m in logs["messages"]] == transcript[
         "messages"
@@ -208,19 +213,19 @@ def test_a_slow_scripted_run_is_recorded_live_by_the_executor(service: Service) 
 
 
 def test_a_run_cut_off_by_its_time_limit_keeps_what_it_reported(service: Service) -> None:
-    boot = service.bootstrap(None)
+    boot = service.catalog.bootstrap(None)
     assert boot is not None
     owner = boot.product_id
-    task = service.create_task(owner, {"name": "Slow", "prompt": "Take your time"})["id"]
+    task = service.catalog.create_task(owner, {"name": "Slow", "prompt": "Take your time"})["id"]
     agent = {"kind": "scripted", "skill": 1, "step_latency_s": 0.3}
-    env = service.create_environment(
+    env = service.catalog.create_environment(
         owner, {"name": "too slow", "agent": agent, "limits": {"timeout_s": 0.8}}
     )["id"]
-    exp = service.create_experiment(owner, "cut off", [task], [env], 1)["id"]
-    status = service.trigger(owner, exp)
+    exp = service.experiments.create_experiment(owner, "cut off", [task], [env], 1)["id"]
+    status = service.experiments.trigger(owner, exp)
 
     async def execute() -> None:
-        executor = Executor(service, {"scripted": ScriptedRunner()}, 1)
+        executor = Executor(service.runs, {"scripted": ScriptedRunner()}, 1)
         await executor.submit(exp, status["iteration"])
         await executor.drain()
 
@@ -228,7 +233,7 @@ def test_a_run_cut_off_by_its_time_limit_keeps_what_it_reported(service: Service
     service.projector.catch_up()
     run = service.views.runs(owner, exp, 1)["items"][0]
     assert run["status"] == "timed_out"
-    transcript = service.transcript(owner, run["id"])
+    transcript = service.transcripts.transcript(owner, run["id"])
     # More than the instruction: the steps the agent took before the limit, as reported live.
     assert len(transcript["messages"]) > 2
     assert "scripted agent" in json.dumps(transcript["messages"][0])

@@ -64,27 +64,27 @@ def experiment(
     repeats: int = 1,
     config: str | None = SIGNALS,
 ) -> tuple[str, str]:
-    product = service.bootstrap("token")
+    product = service.catalog.bootstrap("token")
     assert product is not None
     owner = product.product_id
-    task_id = service.create_task(owner, task)["id"]
-    env_id = service.create_environment(
+    task_id = service.catalog.create_task(owner, task)["id"]
+    env_id = service.catalog.create_environment(
         owner, {"name": "Haiku", "agent": agent, "limits": limits or {}}
     )["id"]
-    exp = service.create_experiment(owner, "LLM", [task_id], [env_id], repeats, config)
+    exp = service.experiments.create_experiment(owner, "LLM", [task_id], [env_id], repeats, config)
     return owner, exp["id"]
 
 
 def execute(
     service: Service, fake: FakeProvider, owner: str, exp_id: str, judged: bool = True
 ) -> list[dict[str, Any]]:
-    number = service.trigger(owner, exp_id)["iteration"]
+    number = service.experiments.trigger(owner, exp_id)["iteration"]
 
     async def go() -> None:
         settings = ProviderSettings(retry=RetryPolicy(max_retries=1, base_delay_s=0.01))
         providers = Providers(settings, environ=fake.env())
         judge: Judge | None = LlmJudge(providers) if judged else None
-        executor = Executor(service, {"llm": LlmRunner(providers)}, 4, judge=judge)
+        executor = Executor(service.runs, {"llm": LlmRunner(providers)}, 4, judge=judge)
         await executor.submit(exp_id, number)
         await executor.drain()
         await providers.aclose()
@@ -213,7 +213,7 @@ def test_a_provider_failure_errors_the_run_with_its_message(
     (run,) = execute(service, fake, owner, exp_id)
     assert (run["status"], run["termination_reason"]) == ("errored", "error")
     assert run["error"] == "anthropic API error 401: invalid x-api-key (authentication_error)"
-    transcript = service.transcript(owner, run["id"])
+    transcript = service.transcripts.transcript(owner, run["id"])
     assert [m["role"] for m in transcript["messages"]] == ["system", "user", "assistant", "tool"]
 
 

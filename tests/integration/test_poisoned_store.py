@@ -59,7 +59,7 @@ def dump_views(service: Service) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def owner_of(service: Service) -> str:
-    boot = service.bootstrap("poison-token")
+    boot = service.catalog.bootstrap("poison-token")
     assert boot is not None
     return boot.product_id
 
@@ -96,10 +96,10 @@ def test_a_command_with_unstorable_text_is_refused_and_the_next_one_works(
     owner = owner_of(service)
     head = service.store.last_position()
     with pytest.raises(InvalidInput) as refused:
-        service.create_task(owner, {"name": text, "prompt": "p"})
+        service.catalog.create_task(owner, {"name": text, "prompt": "p"})
     assert refused.value.problems[0][0] == "definition.name"
     assert service.store.last_position() == head
-    created = service.create_task(owner, {"name": "fine", "prompt": "p"})
+    created = service.catalog.create_task(owner, {"name": "fine", "prompt": "p"})
     assert service.views.task(owner, created["id"])["name"] == "fine"
     assert task_names(service, owner) == ["fine"]
     assert service.projector.status()["failures"] == []
@@ -114,7 +114,7 @@ def test_uploaded_replay_transcripts_are_a_request_refused_with_their_location(
     bad = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": text}]}
     blobs = service.database.read("SELECT count(*) FROM blobs")[0][0]
     with pytest.raises(InvalidInput) as refused:
-        service.create_environment(
+        service.catalog.create_environment(
             owner,
             {"name": "replayed", "agent": {"kind": "replay", "transcripts": {"t": [good, bad]}}},
         )
@@ -128,13 +128,13 @@ def test_the_views_record_and_skip_an_event_they_cannot_apply(
     service: Service, store_url: str
 ) -> None:
     owner = owner_of(service)
-    service.create_task(owner, {"name": "before", "prompt": "p"})
+    service.catalog.create_task(owner, {"name": "before", "prompt": "p"})
     bad_positions = []
     for i, text in enumerate(unapplicable_texts(store_url)):
         bad = Task(public_id=f"task_bad{i}", product_id=owner, definition={"name": text})
         bad_positions += save_around_the_guard(service.store, bad)
     # The next command saves and reads its own write: the bad events do not stall it.
-    service.create_task(owner, {"name": "after", "prompt": "p"})
+    service.catalog.create_task(owner, {"name": "after", "prompt": "p"})
     assert task_names(service, owner) == ["before", "after"]
 
     status = service.projector.status()
@@ -219,7 +219,7 @@ def test_a_store_poisoned_by_an_older_version_opens_and_rebuilds(store_url: str)
     reopened = Service(settings)
     try:
         assert [f["position"] for f in reopened.projector.status()["failures"]] == [bad]
-        created = reopened.create_task(owner, {"name": "after", "prompt": "p"})
+        created = reopened.catalog.create_task(owner, {"name": "after", "prompt": "p"})
         assert reopened.views.task(owner, created["id"])["name"] == "after"
         with reopened.database.write() as db:
             db.execute("UPDATE tracking SET position = 1 WHERE name = ?", (follower.SCHEMA_MARK,))
@@ -259,13 +259,15 @@ class PrintsUnstorableText:
 
 def test_what_an_agent_prints_is_cleaned_and_its_runs_are_recorded(service: Service) -> None:
     owner = owner_of(service)
-    task = service.create_task(owner, {"name": "t", "prompt": "p"})["id"]
-    env = service.create_environment(owner, {"name": "dirty", "agent": {"kind": "scripted"}})["id"]
-    exp = service.create_experiment(owner, "dirty output", [task], [env], 2)["id"]
-    number = service.trigger(owner, exp)["iteration"]
+    task = service.catalog.create_task(owner, {"name": "t", "prompt": "p"})["id"]
+    env = service.catalog.create_environment(
+        owner, {"name": "dirty", "agent": {"kind": "scripted"}}
+    )["id"]
+    exp = service.experiments.create_experiment(owner, "dirty output", [task], [env], 2)["id"]
+    number = service.experiments.trigger(owner, exp)["iteration"]
 
     async def execute() -> None:
-        executor = Executor(service, {"scripted": PrintsUnstorableText()}, 2)
+        executor = Executor(service.runs, {"scripted": PrintsUnstorableText()}, 2)
         await executor.submit(exp, number)
         await executor.drain()
 
@@ -275,7 +277,7 @@ def test_what_an_agent_prints_is_cleaned_and_its_runs_are_recorded(service: Serv
     assert runs[0]["status"] == "failed"
     assert runs[1]["status"] == "errored"
     assert runs[1]["error"] == "the agent crashed: \ufffd\ufffd"
-    transcript = service.transcript(owner, runs[0]["id"])
+    transcript = service.transcripts.transcript(owner, runs[0]["id"])
     assert transcript["messages"][1]["content"][0]["text"] == "out\ufffdput \ufffd here"
     assert transcript["final_answer"] == "done\ufffd"
     assert transcript["stats"]["model"] == "m\ufffdodel"

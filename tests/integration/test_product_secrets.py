@@ -52,13 +52,13 @@ def service(store_url: str) -> Iterator[Service]:
 
 
 def first_product(service: Service) -> str:
-    created = service.bootstrap("token-a")
+    created = service.catalog.bootstrap("token-a")
     assert created is not None
     return created.product_id
 
 
 def second_product(service: Service) -> str:
-    product_id: str = service.create_product("b")["product"]["id"]
+    product_id: str = service.catalog.create_product("b")["product"]["id"]
     return product_id
 
 
@@ -69,25 +69,25 @@ def test_secrets_are_set_listed_without_values_rotated_and_erased_per_product(
     service: Service,
 ) -> None:
     a, b = first_product(service), second_product(service)
-    first = service.set_secret(a, "API_TOKEN", "sv-one")
+    first = service.catalog.set_secret(a, "API_TOKEN", "sv-one")
     assert set(first) == {"name", "updated_at"}
-    service.set_secret(a, "OTHER", "x")
-    service.set_secret(b, "API_TOKEN", "b's own")
-    rotated = service.set_secret(a, "API_TOKEN", "sv-two")
+    service.catalog.set_secret(a, "OTHER", "x")
+    service.catalog.set_secret(b, "API_TOKEN", "b's own")
+    rotated = service.catalog.set_secret(a, "API_TOKEN", "sv-two")
     assert rotated["updated_at"] >= first["updated_at"]
 
-    listed = service.list_secrets(a)
+    listed = service.catalog.list_secrets(a)
     assert [item["name"] for item in listed["items"]] == ["API_TOKEN", "OTHER"]
     assert "sv-two" not in json.dumps(listed)
-    assert service.product_secrets(a) == {"API_TOKEN": "sv-two", "OTHER": "x"}
-    assert service.product_secrets(b) == {"API_TOKEN": "b's own"}
+    assert service.runs.product_secrets(a) == {"API_TOKEN": "sv-two", "OTHER": "x"}
+    assert service.runs.product_secrets(b) == {"API_TOKEN": "b's own"}
 
-    assert service.remove_secret(a, "OTHER") == {"name": "OTHER", "removed": True}
-    assert service.product_secrets(a) == {"API_TOKEN": "sv-two"}
+    assert service.catalog.remove_secret(a, "OTHER") == {"name": "OTHER", "removed": True}
+    assert service.runs.product_secrets(a) == {"API_TOKEN": "sv-two"}
     with pytest.raises(NotFound, match="secret OTHER not found"):
-        service.remove_secret(a, "OTHER")
+        service.catalog.remove_secret(a, "OTHER")
     with pytest.raises(NotFound, match="product prd_nobody not found"):
-        service.set_secret("prd_nobody", "X", "y")
+        service.catalog.set_secret("prd_nobody", "X", "y")
     # Not events: nothing of a value is in the log.
     with service.database.write() as db:
         rows = db.execute(f"SELECT state FROM {service.store.events_table}").fetchall()
@@ -113,9 +113,9 @@ def test_bad_names_and_values_are_refused(
 ) -> None:
     product = first_product(service)
     with pytest.raises(InvalidInput) as refused:
-        service.set_secret(product, name, value)
+        service.catalog.set_secret(product, name, value)
     assert [loc for loc, _ in refused.value.problems] == [where]
-    assert service.list_secrets(product) == {"items": []}
+    assert service.catalog.list_secrets(product) == {"items": []}
 
 
 # -- `${VAR}` comes only from the product's secrets -------------------------------------------
@@ -130,7 +130,7 @@ def test_a_server_variable_is_refused_at_creation_naming_it_and_how_to_set_it(
     try:
         product = first_product(service)
         with pytest.raises(InvalidInput) as refused:
-            service.create_environment(product, command_env({"S": "${TPC_API_TOKEN}"}))
+            service.catalog.create_environment(product, command_env({"S": "${TPC_API_TOKEN}"}))
         message = str(refused.value)
         assert "${TPC_API_TOKEN}" in message
         assert "tpc product secret set PRODUCT TPC_API_TOKEN" in message
@@ -143,29 +143,29 @@ def test_a_server_variable_is_refused_at_creation_naming_it_and_how_to_set_it(
 
 def test_another_products_secret_cannot_be_used(service: Service) -> None:
     a, b = first_product(service), second_product(service)
-    service.set_secret(a, "S", "a's secret")
-    service.create_environment(a, command_env({"S": "${S}"}))
+    service.catalog.set_secret(a, "S", "a's secret")
+    service.catalog.create_environment(a, command_env({"S": "${S}"}))
     with pytest.raises(InvalidInput, match=r"\$\{S\}, which is not a secret of this product"):
-        service.create_environment(b, command_env({"S": "${S}"}))
+        service.catalog.create_environment(b, command_env({"S": "${S}"}))
 
 
 def experiment_with(service: Service, product: str, env: dict[str, Any], **task: Any) -> str:
-    task_id = service.create_task(product, {"name": "t", "prompt": "hi", **task})["id"]
-    env_id = service.create_environment(product, env)["id"]
-    exp_id: str = service.create_experiment(product, "e", [task_id], [env_id])["id"]
+    task_id = service.catalog.create_task(product, {"name": "t", "prompt": "hi", **task})["id"]
+    env_id = service.catalog.create_environment(product, env)["id"]
+    exp_id: str = service.experiments.create_experiment(product, "e", [task_id], [env_id])["id"]
     return exp_id
 
 
 def test_a_secret_removed_since_creation_is_refused_at_trigger(service: Service) -> None:
     product = first_product(service)
-    service.set_secret(product, "S", "value")
+    service.catalog.set_secret(product, "S", "value")
     exp_id = experiment_with(service, product, command_env({"S": "x-${S}", "L": "$${S}"}))
-    service.remove_secret(product, "S")
+    service.catalog.remove_secret(product, "S")
     with pytest.raises(InvalidInput, match=r"agent.env.S uses \$\{S\}") as refused:
-        service.trigger(product, exp_id)
+        service.experiments.trigger(product, exp_id)
     assert "tpc product secret set PRODUCT S" in str(refused.value)
-    service.set_secret(product, "S", "again")
-    assert service.trigger(product, exp_id)["iteration"] == 1
+    service.catalog.set_secret(product, "S", "again")
+    assert service.experiments.trigger(product, exp_id)["iteration"] == 1
 
 
 def test_the_run_sees_the_products_secret_and_never_the_servers_environment(
@@ -173,20 +173,20 @@ def test_the_run_sees_the_products_secret_and_never_the_servers_environment(
 ) -> None:
     monkeypatch.setenv("TPC_API_TOKEN", "the-operators-token")
     a, b = first_product(service), second_product(service)
-    service.set_secret(a, "S", "a's secret")
-    service.set_secret(b, "S", "b's secret")
+    service.catalog.set_secret(a, "S", "a's secret")
+    service.catalog.set_secret(b, "S", "b's secret")
     exp_id = experiment_with(service, a, command_env({"S": "${S}"}))
-    service.set_secret(a, "S", "rotated")  # read when the run starts, not frozen at trigger
-    number = service.trigger(a, exp_id)["iteration"]
+    service.catalog.set_secret(a, "S", "rotated")  # read when the run starts, not frozen at trigger
+    number = service.experiments.trigger(a, exp_id)["iteration"]
 
     async def go() -> None:
-        executor = Executor(service, {"command": CommandRunner()}, 2)
+        executor = Executor(service.runs, {"command": CommandRunner()}, 2)
         await executor.submit(exp_id, number)
         await executor.drain()
 
     asyncio.run(go())
     [run] = service.views.runs(a, exp_id, number)["items"]
-    transcript = json.dumps(service.transcript(a, run["id"]))
+    transcript = json.dumps(service.transcripts.transcript(a, run["id"]))
     assert "S=rotated server=none" in transcript
     assert "the-operators-token" not in transcript
     assert "secret" not in transcript  # neither a's old value nor b's
@@ -203,11 +203,11 @@ SHELL_ENV = {
 @pytest.mark.parametrize(
     ("what", "create"),
     [
-        ("a `command` agent", lambda s, p: s.create_environment(p, command_env({}))),
-        ("the llm agent's `shell` tool", lambda s, p: s.create_environment(p, SHELL_ENV)),
+        ("a `command` agent", lambda s, p: s.catalog.create_environment(p, command_env({}))),
+        ("the llm agent's `shell` tool", lambda s, p: s.catalog.create_environment(p, SHELL_ENV)),
         (
             "a `success.command`",
-            lambda s, p: s.create_task(
+            lambda s, p: s.catalog.create_task(
                 p, {"name": "t", "prompt": "p", "success": {"command": "true"}}
             ),
         ),
@@ -241,7 +241,7 @@ def test_plain_definitions_need_no_consent(store_url: str) -> None:
         product = first_product(service)
         scripted = {"name": "s", "agent": {"kind": "scripted"}}
         exp_id = experiment_with(service, product, scripted)
-        assert service.trigger(product, exp_id)["iteration"] == 1
+        assert service.experiments.trigger(product, exp_id)["iteration"] == 1
     finally:
         service.close()
 
@@ -259,11 +259,11 @@ def test_a_trigger_is_refused_once_the_operator_withdrew_consent(
     withdrawn = open_service(store_url, {})
     try:
         with pytest.raises(Forbidden, match=r"task 't' uses a `success.command`"):
-            withdrawn.trigger(product, exp_id)
+            withdrawn.experiments.trigger(product, exp_id)
         assert withdrawn.views.iterations(product, exp_id)["items"] == []
     finally:
         withdrawn.close()
-    assert service.trigger(product, exp_id)["iteration"] == 1
+    assert service.experiments.trigger(product, exp_id)["iteration"] == 1
 
 
 @pytest.mark.parametrize("raw", ["all,prd_x", "prd x", ",", "none,prd_y"])
@@ -288,11 +288,11 @@ def test_more_network_than_the_operator_allows_is_refused_at_creation(store_url:
         asking = command_env({})
         asking["agent"]["network"] = "full"
         with pytest.raises(InvalidInput) as refused:
-            service.create_environment(product, asking)
+            service.catalog.create_environment(product, asking)
         assert "TPC_AGENT_NETWORK_MAX" in str(refused.value)
         assert refused.value.problems[0][0] == "agent.network"
         within = command_env({}, name="within")
         within["agent"]["network"] = "loopback"
-        assert service.create_environment(product, within)["name"] == "within"
+        assert service.catalog.create_environment(product, within)["name"] == "within"
     finally:
         service.close()

@@ -31,12 +31,12 @@ def stored_states(service: Service) -> list[dict[str, object]]:
 def test_products_have_several_tokens_stored_only_as_keyed_hashes(store_url: str) -> None:
     service = Service(Settings(database_url=store_url))
     try:
-        created = service.create_product("Payments")
+        created = service.catalog.create_product("Payments")
         product_id = created["product"]["id"]
         first = created["token"]
-        second = service.issue_token(product_id, "ci")
-        assert service.authenticate(first["token"]) == (product_id, first["id"])
-        assert service.authenticate(second["token"]) == (product_id, second["id"])
+        second = service.catalog.issue_token(product_id, "ci")
+        assert service.catalog.authenticate(first["token"]) == (product_id, first["id"])
+        assert service.catalog.authenticate(second["token"]) == (product_id, second["id"])
         listed = service.views.tokens(product_id)
         assert [(t["name"], t["hint"], t["revoked"]) for t in listed] == [
             ("default", first["token"][-4:], False),
@@ -57,30 +57,30 @@ def test_products_have_several_tokens_stored_only_as_keyed_hashes(store_url: str
 def test_the_store_key_is_made_once_and_an_operator_key_replaces_it(store_url: str) -> None:
     service = Service(Settings(database_url=store_url))
     try:
-        product_id = service.create_product("P")["product"]["id"]
-        with_store_key = service.issue_token(product_id, "store")["token"]
+        product_id = service.catalog.create_product("P")["product"]["id"]
+        with_store_key = service.catalog.issue_token(product_id, "store")["token"]
     finally:
         service.close()
     reopened = Service(Settings(database_url=store_url))
     try:
-        assert reopened.product_for_token(with_store_key) == product_id  # same key, kept
+        assert reopened.catalog.product_for_token(with_store_key) == product_id  # same key, kept
     finally:
         reopened.close()
     keyed = Service(Settings(database_url=store_url, token_key=KEY_A))
     try:
         # Hashes made with the store's key mean nothing under the operator's key, and the
         # server can tell the operator so.
-        assert keyed.product_for_token(with_store_key) is None
-        assert keyed.tokens_under_other_keys() == 2
-        assert [t["current_key"] for t in keyed.tokens(product_id)] == [False, False]
-        with_key_a = keyed.issue_token(product_id, "operator")["token"]
-        assert keyed.product_for_token(with_key_a) == product_id
+        assert keyed.catalog.product_for_token(with_store_key) is None
+        assert keyed.catalog.tokens_under_other_keys() == 2
+        assert [t["current_key"] for t in keyed.catalog.tokens(product_id)] == [False, False]
+        with_key_a = keyed.catalog.issue_token(product_id, "operator")["token"]
+        assert keyed.catalog.product_for_token(with_key_a) == product_id
     finally:
         keyed.close()
     other_key = Service(Settings(database_url=store_url, token_key=KEY_B))
     try:
-        assert other_key.product_for_token(with_key_a) is None
-        assert [t["current_key"] for t in other_key.tokens(product_id)] == [False] * 3
+        assert other_key.catalog.product_for_token(with_key_a) is None
+        assert [t["current_key"] for t in other_key.catalog.tokens(product_id)] == [False] * 3
     finally:
         other_key.close()
 
@@ -88,15 +88,18 @@ def test_the_store_key_is_made_once_and_an_operator_key_replaces_it(store_url: s
 def test_legacy_plain_hashes_authenticate_and_can_be_revoked(store_url: str) -> None:
     service = Service(Settings(database_url=store_url))
     try:
-        service._save(Product(public_id="prd_oldaaaa", name="old", token_hash=token_hash("old")))
-        assert service.authenticate(" old ") == ("prd_oldaaaa", "tok_oldaaaa")
+        service.store.save(
+            Product(public_id="prd_oldaaaa", name="old", token_hash=token_hash("old"))
+        )
+        service.projector.catch_up()
+        assert service.catalog.authenticate(" old ") == ("prd_oldaaaa", "tok_oldaaaa")
         (legacy,) = service.views.tokens("prd_oldaaaa")
         assert (legacy["id"], legacy["name"], legacy["hint"]) == ("tok_oldaaaa", "bootstrap", None)
-        revoked = service.revoke_token("tok_oldaaaa")
+        revoked = service.catalog.revoke_token("tok_oldaaaa")
         assert revoked["revoked"] is True
-        assert service.authenticate("old") is None
+        assert service.catalog.authenticate("old") is None
         with pytest.raises(Conflict, match="already revoked"):
-            service.revoke_token("tok_oldaaaa")
+            service.catalog.revoke_token("tok_oldaaaa")
     finally:
         service.close()
 
@@ -104,23 +107,23 @@ def test_legacy_plain_hashes_authenticate_and_can_be_revoked(store_url: str) -> 
 def test_revoking_a_token_fails_it_at_once_and_ends_its_sessions(store_url: str) -> None:
     service = Service(Settings(database_url=store_url))
     try:
-        created = service.create_product("P")
+        created = service.catalog.create_product("P")
         product_id, token = created["product"]["id"], created["token"]
-        spare = service.issue_token(product_id, "spare")
-        opened = service.open_session(token["token"])
-        kept = service.open_session(spare["token"])
+        spare = service.catalog.issue_token(product_id, "spare")
+        opened = service.catalog.open_session(token["token"])
+        kept = service.catalog.open_session(spare["token"])
         assert opened is not None and kept is not None
         session_id, owner = opened
-        assert owner == product_id and service.product_for_session(session_id) == product_id
+        assert owner == product_id and service.catalog.product_for_session(session_id) == product_id
         assert token["token"] not in session_id
-        assert service.revoke_token(token["id"])["sessions_ended"] == 1
-        assert service.product_for_token(token["token"]) is None
-        assert service.product_for_session(session_id) is None
-        assert service.open_session(token["token"]) is None
+        assert service.catalog.revoke_token(token["id"])["sessions_ended"] == 1
+        assert service.catalog.product_for_token(token["token"]) is None
+        assert service.catalog.product_for_session(session_id) is None
+        assert service.catalog.open_session(token["token"]) is None
         # The product's other token and its session are untouched.
-        assert service.product_for_session(kept[0]) == product_id
-        service.end_session(kept[0])
-        assert service.product_for_session(kept[0]) is None
+        assert service.catalog.product_for_session(kept[0]) == product_id
+        service.catalog.end_session(kept[0])
+        assert service.catalog.product_for_session(kept[0]) is None
     finally:
         service.close()
 
@@ -129,12 +132,12 @@ def test_a_revoked_token_is_refused_by_another_process_at_once(store_url: str) -
     server = Service(Settings(database_url=store_url))
     operator = Service(Settings(database_url=store_url))
     try:
-        created = operator.create_product("P")
+        created = operator.catalog.create_product("P")
         token = created["token"]
-        assert server.product_for_token(token["token"]) == created["product"]["id"]
-        operator.revoke_token(token["id"])
+        assert server.catalog.product_for_token(token["token"]) == created["product"]["id"]
+        operator.catalog.revoke_token(token["id"])
         # No catch-up in the server: the operator's command wrote the shared views.
-        assert server.product_for_token(token["token"]) is None
+        assert server.catalog.product_for_token(token["token"]) is None
     finally:
         operator.close()
         server.close()
@@ -143,13 +146,13 @@ def test_a_revoked_token_is_refused_by_another_process_at_once(store_url: str) -
 def test_expired_sessions_do_not_sign_in(store_url: str) -> None:
     service = Service(Settings(database_url=store_url))
     try:
-        token = service.create_product("P")["token"]["token"]
-        service.sessions.max_age_s = 0
-        opened = service.open_session(token)
+        token = service.catalog.create_product("P")["token"]["token"]
+        service.catalog.sessions.max_age_s = 0
+        opened = service.catalog.open_session(token)
         assert opened is not None
-        assert service.product_for_session(opened[0]) is None
-        assert service.product_for_session("") is None
-        assert service.product_for_session("made-up") is None
+        assert service.catalog.product_for_session(opened[0]) is None
+        assert service.catalog.product_for_session("") is None
+        assert service.catalog.product_for_session("made-up") is None
     finally:
         service.close()
 
@@ -157,16 +160,16 @@ def test_expired_sessions_do_not_sign_in(store_url: str) -> None:
 def test_bootstrap_normalises_the_token_it_stores(store_url: str) -> None:
     service = Service(Settings(database_url=store_url))
     try:
-        boot = service.bootstrap("  padded-token\n")
+        boot = service.catalog.bootstrap("  padded-token\n")
         assert boot is not None and boot.token is None
         for presented in ("padded-token", " padded-token ", "padded-token\n"):
-            assert service.product_for_token(presented) == boot.product_id
-        assert service.product_for_token("padded token") is None
-        assert service.bootstrap(" padded-token ") is None  # same store, same token: fine
+            assert service.catalog.product_for_token(presented) == boot.product_id
+        assert service.catalog.product_for_token("padded token") is None
+        assert service.catalog.bootstrap(" padded-token ") is None  # same store, same token: fine
         with pytest.raises(InvalidInput, match="does not belong"):
-            service.bootstrap("another-token")
+            service.catalog.bootstrap("another-token")
         with pytest.raises(InvalidInput, match="must not contain spaces"):
-            service.bootstrap("two words")
+            service.catalog.bootstrap("two words")
     finally:
         service.close()
 
@@ -175,15 +178,15 @@ def test_unknown_products_and_tokens_are_not_found(store_url: str) -> None:
     service = Service(Settings(database_url=store_url))
     try:
         for call in (
-            lambda: service.issue_token("prd_nopenope", "x"),
-            lambda: service.issue_token("nonsense", "x"),
-            lambda: service.revoke_token("tok_nopenope"),
-            lambda: service.revoke_token("nonsense"),
+            lambda: service.catalog.issue_token("prd_nopenope", "x"),
+            lambda: service.catalog.issue_token("nonsense", "x"),
+            lambda: service.catalog.revoke_token("tok_nopenope"),
+            lambda: service.catalog.revoke_token("nonsense"),
             lambda: service.views.tokens("prd_nopenope"),
         ):
             with pytest.raises(NotFound):
                 call()
         with pytest.raises(InvalidInput, match="name must not be empty"):
-            service.create_product("  ")
+            service.catalog.create_product("  ")
     finally:
         service.close()

@@ -210,11 +210,11 @@ def llm_env(**agent: Any) -> dict[str, Any]:
 def test_an_unlisted_base_url_without_a_key_of_its_own_is_refused_at_creation(
     service: Service, operator: FakeProvider, tenant: FakeProvider
 ) -> None:
-    created = service.bootstrap("token")
+    created = service.catalog.bootstrap("token")
     assert created is not None
     product = created.product_id
     with pytest.raises(InvalidInput) as refused:
-        service.create_environment(product, llm_env(base_url=tenant.url))
+        service.catalog.create_environment(product, llm_env(base_url=tenant.url))
     message = str(refused.value)
     assert tenant.url in message and "TPC_PROVIDER_BASE_URLS" in message
     assert "api_key: ${NAME}" in message
@@ -222,14 +222,22 @@ def test_an_unlisted_base_url_without_a_key_of_its_own_is_refused_at_creation(
 
     # A literal key would stay in the event log and be shown by GET: only a reference.
     with pytest.raises(InvalidInput, match="api_key: must name a product secret"):
-        service.create_environment(product, llm_env(base_url=tenant.url, api_key="sk-literal"))
+        service.catalog.create_environment(
+            product, llm_env(base_url=tenant.url, api_key="sk-literal")
+        )
     with pytest.raises(InvalidInput, match=r"agent.api_key uses \$\{MY_KEY\}"):
-        service.create_environment(product, llm_env(base_url=tenant.url, api_key="${MY_KEY}"))
-    service.set_secret(product, "MY_KEY", PRODUCT_KEY)
-    own = service.create_environment(product, llm_env(base_url=tenant.url, api_key="${MY_KEY}"))
+        service.catalog.create_environment(
+            product, llm_env(base_url=tenant.url, api_key="${MY_KEY}")
+        )
+    service.catalog.set_secret(product, "MY_KEY", PRODUCT_KEY)
+    own = service.catalog.create_environment(
+        product, llm_env(base_url=tenant.url, api_key="${MY_KEY}")
+    )
     assert PRODUCT_KEY not in str(own)
     # The operator's own endpoint needs no key of the product's.
-    assert service.create_environment(product, llm_env(base_url=operator.anthropic_url))["id"]
+    assert service.catalog.create_environment(product, llm_env(base_url=operator.anthropic_url))[
+        "id"
+    ]
     assert tenant.requests == []
 
 
@@ -239,17 +247,17 @@ def test_a_base_url_delisted_since_creation_is_refused_at_trigger(
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'tpc.db'}")
     listed = Service(settings, environ={**operator.env(), "TPC_PROVIDER_BASE_URLS": tenant.url})
     try:
-        created = listed.bootstrap("token")
+        created = listed.catalog.bootstrap("token")
         assert created is not None
         product = created.product_id
-        task = listed.create_task(product, {"name": "t", "prompt": "p"})["id"]
-        env = listed.create_environment(product, llm_env(base_url=tenant.url))["id"]
-        exp_id = listed.create_experiment(product, "e", [task], [env])["id"]
+        task = listed.catalog.create_task(product, {"name": "t", "prompt": "p"})["id"]
+        env = listed.catalog.create_environment(product, llm_env(base_url=tenant.url))["id"]
+        exp_id = listed.experiments.create_experiment(product, "e", [task], [env])["id"]
     finally:
         listed.close()
     delisted = Service(settings, environ=operator.env())
     try:
         with pytest.raises(InvalidInput, match="is not an endpoint the server's ANTHROPIC_API_KEY"):
-            delisted.trigger(product, exp_id)
+            delisted.experiments.trigger(product, exp_id)
     finally:
         delisted.close()

@@ -43,7 +43,7 @@ def execution(service: Service) -> RunExecution:
         "replay": ReplayRunner(service.blobs.get),
         "scripted": ScriptedRunner(),
     }
-    return RunExecution(service, runners)
+    return RunExecution(service.runs, runners)
 
 
 async def work_until_closed(
@@ -54,7 +54,7 @@ async def work_until_closed(
     try:
         for _ in range(int(PATIENCE_S / 0.1)):
             await asyncio.to_thread(service.projector.catch_up)
-            iteration = await asyncio.to_thread(service.load_iteration, exp_id, number)
+            iteration = await asyncio.to_thread(service.runs.load_iteration, exp_id, number)
             if iteration.status != "running" or working.done():
                 break
             await asyncio.sleep(0.1)
@@ -68,15 +68,15 @@ def test_a_worker_executes_the_jobs_and_closes_the_iteration(
     service: Service, postgres_url: str
 ) -> None:
     owner, exp_id, _, _ = setup_replay(service)
-    service.trigger(owner, exp_id)
+    service.experiments.trigger(owner, exp_id)
 
     async def scenario() -> str:
         queue = open_queue(postgres_url)
         async with queue.open_async():
             await ensure_queue_schema(queue)
-            await QueueDispatcher(service, queue).submit(exp_id, 1)
+            await QueueDispatcher(service.runs, queue).submit(exp_id, 1)
             worker = QueueWorker(
-                service, execution(service), queue, FAST, install_signal_handlers=False
+                service.runs, execution(service), queue, FAST, install_signal_handlers=False
             )
             return await work_until_closed(service, worker, exp_id)
 
@@ -90,21 +90,21 @@ def test_a_worker_executes_a_rescore_without_any_runner(
     service: Service, postgres_url: str
 ) -> None:
     owner, exp_id, _, _ = setup_replay(service)
-    service.trigger(owner, exp_id)
+    service.experiments.trigger(owner, exp_id)
 
     async def work(run: RunExecution, number: int) -> str:
         queue = open_queue(postgres_url)  # a queue app takes one worker's task
         async with queue.open_async():
             await ensure_queue_schema(queue)
-            await QueueDispatcher(service, queue).submit(exp_id, number)
-            worker = QueueWorker(service, run, queue, FAST, install_signal_handlers=False)
+            await QueueDispatcher(service.runs, queue).submit(exp_id, number)
+            worker = QueueWorker(service.runs, run, queue, FAST, install_signal_handlers=False)
             return await work_until_closed(service, worker, exp_id, number)
 
     async def scenario() -> tuple[str, str]:
         first = await work(execution(service), 1)
-        await asyncio.to_thread(service.rescore, owner, exp_id, 1)
+        await asyncio.to_thread(service.experiments.rescore, owner, exp_id, 1)
         # No runner at all: a run that asked for one would be errored.
-        return first, await work(RunExecution(service, {}), 2)
+        return first, await work(RunExecution(service.runs, {}), 2)
 
     assert asyncio.run(scenario()) == ("completed", "completed")
     source, rescore = (service.views.iteration_status(owner, exp_id, n) for n in (1, 2))
@@ -116,8 +116,8 @@ def test_an_iteration_whose_last_worker_died_before_checking_is_closed_by_the_sw
     service: Service, postgres_url: str
 ) -> None:
     owner, exp_id, _, _ = setup_replay(service)
-    service.trigger(owner, exp_id)
-    iteration = service.load_iteration(exp_id, 1)
+    service.experiments.trigger(owner, exp_id)
+    iteration = service.runs.load_iteration(exp_id, 1)
 
     async def scenario() -> str:
         # Every run executed and recorded, then the process "died": no completion check, and
@@ -130,11 +130,11 @@ def test_an_iteration_whose_last_worker_died_before_checking_is_closed_by_the_sw
             await ensure_queue_schema(queue)
             await mark_dispatched(queue, exp_id, 1)
             await asyncio.to_thread(service.projector.catch_up)
-            assert (await asyncio.to_thread(service.load_iteration, exp_id, 1)).status == (
+            assert (await asyncio.to_thread(service.runs.load_iteration, exp_id, 1)).status == (
                 "running"
             )
             worker = QueueWorker(
-                service, execution(service), queue, FAST, install_signal_handlers=False
+                service.runs, execution(service), queue, FAST, install_signal_handlers=False
             )
             return await work_until_closed(service, worker, exp_id)
 

@@ -1,6 +1,7 @@
-"""Re-scoring an iteration (`Service.rescore`) on each store: the next number, the source's
-runs mirrored with their recorded outcomes, the new config's signals, the source unchanged;
-a running source is a 409, an invalid config a located 422, and a trigger's limits apply."""
+"""Re-scoring an iteration (`ExperimentCommands.rescore`) on each store: the next number, the
+source's runs mirrored with their recorded outcomes, the new config's signals, the source
+unchanged; a running source is a 409, an invalid config a located 422, and a trigger's limits
+apply."""
 
 from __future__ import annotations
 
@@ -40,9 +41,9 @@ def execute(service: Service, exp_id: str, number: int) -> dict[str, Any]:
     agent ran."""
 
     async def go() -> None:
-        rescore = service.load_iteration(exp_id, number).rescore_of is not None
+        rescore = service.runs.load_iteration(exp_id, number).rescore_of is not None
         runners = {} if rescore else build_runners(service.blobs.get)
-        executor = Executor(service, runners, concurrency=4)
+        executor = Executor(service.runs, runners, concurrency=4)
         await executor.submit(exp_id, number)
         await executor.drain()
 
@@ -51,7 +52,7 @@ def execute(service: Service, exp_id: str, number: int) -> dict[str, Any]:
 
 
 def service_owner(service: Service) -> str:
-    owner = service.product_for_token("secret-token")
+    owner = service.catalog.product_for_token("secret-token")
     assert owner is not None
     return owner
 
@@ -76,19 +77,19 @@ def outcomes(service: Service, owner: str, exp_id: str, number: int) -> list[tup
 
 def test_a_rescore_is_the_next_iteration_with_the_new_config(service: Service) -> None:
     owner, exp_id, _, _ = setup_replay(service)
-    service.trigger(owner, exp_id)
+    service.experiments.trigger(owner, exp_id)
     with pytest.raises(Conflict, match="still running"):
-        service.rescore(owner, exp_id, 1, NEW_CONFIG)
+        service.experiments.rescore(owner, exp_id, 1, NEW_CONFIG)
     assert service.views.experiment(owner, exp_id)["iterations"] == 1  # nothing saved
     assert execute(service, exp_id, 1)["status"] == "completed"
     source_signals = service.views.signals(owner, exp_id, 1)
     experiment = service.views.experiment(owner, exp_id)
 
     with pytest.raises(InvalidInput) as refused:
-        service.rescore(owner, exp_id, 1, NEW_CONFIG.replace("docs-rate", "Docs Rate"))
+        service.experiments.rescore(owner, exp_id, 1, NEW_CONFIG.replace("docs-rate", "Docs Rate"))
     assert [loc for loc, _ in refused.value.problems] == ["aggregates[0].id"]
 
-    started = service.rescore(owner, exp_id, 1, NEW_CONFIG)
+    started = service.experiments.rescore(owner, exp_id, 1, NEW_CONFIG)
     assert (started["iteration"], started["rescore_of"], started["status"]) == (2, 1, "running")
     assert started["runs"]["total"] == 12
     finished = execute(service, exp_id, 2)
@@ -104,8 +105,8 @@ def test_a_rescore_is_the_next_iteration_with_the_new_config(service: Service) -
     assert service.views.signals(owner, exp_id, 1) == source_signals
     assert service.views.experiment(owner, exp_id)["signal_config"] == experiment["signal_config"]
 
-    iteration = service.load_iteration(exp_id, 2)
-    source = service.load_iteration(exp_id, 1)
+    iteration = service.runs.load_iteration(exp_id, 2)
+    source = service.runs.load_iteration(exp_id, 1)
     assert iteration.rescore_of == 1 and source.rescore_of is None
     assert [iteration.source_run(run.run_id) for run in iteration.runs] == [
         run.run_id for run in source.runs
@@ -115,8 +116,8 @@ def test_a_rescore_is_the_next_iteration_with_the_new_config(service: Service) -
     # Without a config: the experiment's current one. The experiment's tasks and environments
     # may have changed since: a re-score runs its source's.
     for task_id in service.views.experiment(owner, exp_id)["task_ids"]:
-        service.detach(owner, exp_id, "task", task_id)
-    again = service.rescore(owner, exp_id, 2)
+        service.experiments.detach(owner, exp_id, "task", task_id)
+    again = service.experiments.rescore(owner, exp_id, 2)
     assert again["config_hash"] == experiment["signal_config"]["hash"]
     assert again["runs"]["total"] == 12
     assert again["rescore_of"] == 2
@@ -132,12 +133,12 @@ def test_runs_without_a_transcript_keep_their_status_and_get_no_signals(
     service: Service,
 ) -> None:
     owner, exp_id, _, _ = setup_replay(service)
-    service.trigger(owner, exp_id)
-    service.cancel(owner, exp_id, 1)
+    service.experiments.trigger(owner, exp_id)
+    service.experiments.cancel(owner, exp_id, 1)
     cancelled = execute(service, exp_id, 1)
     assert cancelled["status"] == "cancelled" and cancelled["runs"]["cancelled"] == 12
 
-    service.rescore(owner, exp_id, 1, NEW_CONFIG)
+    service.experiments.rescore(owner, exp_id, 1, NEW_CONFIG)
     status = execute(service, exp_id, 2)
     assert status["status"] == "completed"
     assert status["runs"]["cancelled"] == 12
@@ -156,9 +157,9 @@ def test_the_limits_of_a_trigger_apply(store_url: str) -> None:
     try:
         owner, exp_id, _, _ = setup_replay(strict)
         run_iteration(strict, owner, exp_id)
-        strict.trigger(owner, exp_id)  # iteration 2 stays running: the one allowed
+        strict.experiments.trigger(owner, exp_id)  # iteration 2 stays running: the one allowed
         with pytest.raises(TooManyRequests, match="TPC_MAX_RUNNING_ITERATIONS"):
-            strict.rescore(owner, exp_id, 1)
+            strict.experiments.rescore(owner, exp_id, 1)
         assert strict.views.experiment(owner, exp_id)["iterations"] == 2
     finally:
         strict.close()
@@ -167,7 +168,7 @@ def test_the_limits_of_a_trigger_apply(store_url: str) -> None:
     try:
         owner = service_owner(smaller)
         with pytest.raises(InvalidInput, match="TPC_MAX_RUNS_PER_ITERATION"):
-            smaller.rescore(owner, exp_id, 1)
+            smaller.experiments.rescore(owner, exp_id, 1)
     finally:
         smaller.close()
 
@@ -187,7 +188,7 @@ def test_a_stored_rescore_still_loads(store_url: str) -> None:
         mapped = [store.mapper.to_domain_event(n) for n in notifications]
         assert [vars(store.to_event(n)) for n in notifications] == [vars(e) for e in mapped]
         exp_id, number = RESCORE_GOLDEN["experiment_id"], RESCORE_GOLDEN["number"]
-        iteration = service.load_iteration(exp_id, number)
+        iteration = service.runs.load_iteration(exp_id, number)
         assert iteration.rescore_of == RESCORE_GOLDEN["rescore_of"]
         assert [iteration.source_run(run.run_id) for run in iteration.runs] == RESCORE_GOLDEN[
             "source_runs"

@@ -41,14 +41,14 @@ def service(store_url: str) -> Iterator[Service]:
 def run_iteration(
     service: Service, product: str, exp_id: str, concurrency: int = 4
 ) -> dict[str, Any]:
-    status = service.trigger(product, exp_id)
+    status = service.experiments.trigger(product, exp_id)
 
     async def execute() -> None:
         runners: dict[str, Any] = {
             "replay": ReplayRunner(service.blobs.get),
             "scripted": ScriptedRunner(),
         }
-        executor = Executor(service, runners, concurrency)
+        executor = Executor(service.runs, runners, concurrency)
         await executor.submit(exp_id, status["iteration"])
         await executor.drain()
 
@@ -57,15 +57,15 @@ def run_iteration(
 
 
 def setup_replay(service: Service) -> tuple[str, str, list[str], list[str]]:
-    product = service.bootstrap("secret-token")
+    product = service.catalog.bootstrap("secret-token")
     assert product is not None and product.token is None
     owner = product.product_id
     tasks = [
-        service.create_task(owner, {"name": name, "prompt": f"Please {name}"})["id"]
+        service.catalog.create_task(owner, {"name": name, "prompt": f"Please {name}"})["id"]
         for name in TASKS
     ]
     envs = [
-        service.create_environment(
+        service.catalog.create_environment(
             owner,
             {
                 "name": label,
@@ -80,7 +80,7 @@ def setup_replay(service: Service) -> tuple[str, str, list[str], list[str]]:
         for label in ("sonnet-docs", "gpt-nodocs")
     ]
     config = (EXAMPLES / "signals.yaml").read_text()
-    exp = service.create_experiment(owner, "Replay", tasks, envs, 2, config)
+    exp = service.experiments.create_experiment(owner, "Replay", tasks, envs, 2, config)
     return owner, exp["id"], tasks, envs
 
 
@@ -111,7 +111,7 @@ def test_replay_iteration_results_equal_the_offline_computation(service: Service
     assert by_env[envs[1]]["score_delta_to_best"] == pytest.approx(2 / 6 - 4 / 6)
     # A replayed run keeps its recorded status and stats but takes the run's own ids.
     run = service.views.runs(owner, exp_id, 1, status="timed_out")["items"][0]
-    replayed = service.transcript(owner, run["id"])
+    replayed = service.transcripts.transcript(owner, run["id"])
     assert replayed["task_id"] == run["task_id"]
     assert replayed["environment_id"] == envs[1]
     assert run["stats"]["duration"] == 600.0
@@ -122,7 +122,7 @@ def test_a_config_change_never_rewrites_an_earlier_iteration(service: Service) -
     run_iteration(service, owner, exp_id)
     first = service.views.signals(owner, exp_id, 1)
     seed = (EXAMPLES / "seed-signals.yaml").read_text()
-    service.update_experiment(owner, exp_id, {"signal_config": seed})
+    service.experiments.update_experiment(owner, exp_id, {"signal_config": seed})
     run_iteration(service, owner, exp_id)
     assert service.views.signals(owner, exp_id, 1) == first
     second = service.views.signals(owner, exp_id, 2)
@@ -150,7 +150,7 @@ def test_restart_and_rebuild_give_identical_answers(service: Service, store_url:
     service.close()
     again = Service(Settings(database_url=store_url))
     try:
-        assert again.bootstrap(None) is None  # the product is still there
+        assert again.catalog.bootstrap(None) is None  # the product is still there
         read = lambda: (  # noqa: E731
             again.views.results(owner, exp_id, 1),
             again.views.signals(owner, exp_id, 1),
@@ -172,22 +172,29 @@ def test_history_and_as_of(service: Service) -> None:
         f"task {tasks[0]} attached",
     ]
     position = history[1]["position"]
-    assert service.experiment_as_of(owner, exp_id, position)["task_ids"] == [tasks[0]]
-    assert len(service.experiment_as_of(owner, exp_id, history[-1]["position"])["task_ids"]) == 3
+    assert service.experiments.experiment_as_of(owner, exp_id, position)["task_ids"] == [tasks[0]]
+    assert (
+        len(
+            service.experiments.experiment_as_of(owner, exp_id, history[-1]["position"])["task_ids"]
+        )
+        == 3
+    )
 
 
 def test_bad_input_is_rejected_and_nothing_is_recorded(service: Service) -> None:
     owner, exp_id, _, envs = setup_replay(service)
     before = service.store.last_position()
     with pytest.raises(NotFound, match="experiment exp_nope not found"):
-        service.trigger(owner, "exp_nope")
+        service.experiments.trigger(owner, "exp_nope")
     with pytest.raises(NotFound, match="task task_zzzz not found"):
-        service.create_experiment(owner, "x", ["task_zzzz"], envs)
+        service.experiments.create_experiment(owner, "x", ["task_zzzz"], envs)
     with pytest.raises(InvalidInput) as invalid:
-        service.update_experiment(owner, exp_id, {"signal_config": "version: 1\nsignals: []\n"})
+        service.experiments.update_experiment(
+            owner, exp_id, {"signal_config": "version: 1\nsignals: []\n"}
+        )
     assert invalid.value.problems == (("signals", "must list at least one signal"),)
     with pytest.raises(InvalidInput) as bad_replay:
-        service.create_environment(
+        service.catalog.create_environment(
             owner,
             {
                 "name": "r",
@@ -203,9 +210,9 @@ def test_bad_input_is_rejected_and_nothing_is_recorded(service: Service) -> None
             },
         )
     assert bad_replay.value.problems[0][0] == "agent.transcripts.install-sdk[1].messages[0].role"
-    empty = service.create_experiment(owner, "empty", [], [])
+    empty = service.experiments.create_experiment(owner, "empty", [], [])
     with pytest.raises(Conflict, match="has no tasks"):
-        service.trigger(owner, empty["id"])
+        service.experiments.trigger(owner, empty["id"])
     assert service.store.last_position() == before + 1  # only the empty experiment was created
 
 
@@ -214,15 +221,15 @@ def test_another_products_token_sees_nothing(service: Service) -> None:
     with pytest.raises(NotFound):
         service.views.experiment("prd_other", exp_id)
     with pytest.raises(NotFound):
-        service.trigger("prd_other", exp_id)
+        service.experiments.trigger("prd_other", exp_id)
 
 
 def test_timeouts_and_cancellation(service: Service) -> None:
-    product = service.bootstrap(None)
+    product = service.catalog.bootstrap(None)
     assert product is not None and product.token is not None
     owner = product.product_id
-    task = service.create_task(owner, {"name": "Slow", "prompt": "Take your time"})["id"]
-    slow = service.create_environment(
+    task = service.catalog.create_task(owner, {"name": "Slow", "prompt": "Take your time"})["id"]
+    slow = service.catalog.create_environment(
         owner,
         {
             "name": "slow",
@@ -230,7 +237,7 @@ def test_timeouts_and_cancellation(service: Service) -> None:
             "limits": {"timeout_s": 0.2},
         },
     )["id"]
-    exp = service.create_experiment(owner, "timeouts", [task], [slow], 2)["id"]
+    exp = service.experiments.create_experiment(owner, "timeouts", [task], [slow], 2)["id"]
     status = run_iteration(service, owner, exp)
     assert status["runs"]["timed_out"] == 2
     run = service.views.runs(owner, exp, 1)["items"][0]
@@ -239,21 +246,21 @@ def test_timeouts_and_cancellation(service: Service) -> None:
         "the run exceeded the time limit of 0.2 s",
     )
 
-    forever = service.create_environment(
+    forever = service.catalog.create_environment(
         owner,
         {
             "name": "forever",
             "agent": {"kind": "scripted", "step_latency_s": 30},
         },
     )["id"]
-    exp2 = service.create_experiment(owner, "cancel", [task], [forever], 3)["id"]
-    started = service.trigger(owner, exp2)
+    exp2 = service.experiments.create_experiment(owner, "cancel", [task], [forever], 3)["id"]
+    started = service.experiments.trigger(owner, exp2)
 
     async def cancel_midway() -> None:
-        executor = Executor(service, {"scripted": ScriptedRunner()}, 2)
+        executor = Executor(service.runs, {"scripted": ScriptedRunner()}, 2)
         await executor.submit(exp2, started["iteration"])
         await asyncio.sleep(0.3)
-        await asyncio.to_thread(service.cancel, owner, exp2, started["iteration"])
+        await asyncio.to_thread(service.experiments.cancel, owner, exp2, started["iteration"])
         await executor.cancel(exp2, started["iteration"])
         await executor.drain()
 
@@ -262,24 +269,24 @@ def test_timeouts_and_cancellation(service: Service) -> None:
     assert final["status"] == "cancelled"
     assert final["runs"]["cancelled"] == 3
     with pytest.raises(Conflict, match="is cancelled and accepts no further change"):
-        service.cancel(owner, exp2, 1)
+        service.experiments.cancel(owner, exp2, 1)
 
 
 def test_an_interrupted_iteration_resumes_with_a_new_attempt(
     service: Service, store_url: str
 ) -> None:
     owner, exp_id, _, _ = setup_replay(service)
-    status = service.trigger(owner, exp_id)
-    iteration = service.load_iteration(exp_id, status["iteration"])
+    status = service.experiments.trigger(owner, exp_id)
+    iteration = service.runs.load_iteration(exp_id, status["iteration"])
     # A process started two runs and died before recording them.
     for planned in iteration.runs[:2]:
-        service.start_run(iteration, planned.run_id)
+        service.runs.start_run(iteration, planned.run_id)
     service.close()
     again = Service(Settings(database_url=store_url))
     try:
 
         async def resume() -> None:
-            executor = Executor(again, {"replay": ReplayRunner(again.blobs.get)}, 4)
+            executor = Executor(again.runs, {"replay": ReplayRunner(again.blobs.get)}, 4)
             await executor.resume()
             await executor.drain()
 
@@ -352,7 +359,9 @@ def test_racing_triggers_get_gapless_unique_numbers(service: Service, store_url:
         with ThreadPoolExecutor(max_workers=4) as pool:
             numbers = list(
                 pool.map(
-                    lambda i: (service if i % 2 else other).trigger(owner, exp_id)["iteration"],
+                    lambda i: (service if i % 2 else other).experiments.trigger(owner, exp_id)[
+                        "iteration"
+                    ],
                     range(12),
                 )
             )
@@ -377,7 +386,7 @@ def test_two_triggers_at_the_same_instant_get_consecutive_numbers(
 
     def trigger(svc: Service) -> int:
         barrier.wait()
-        number: int = svc.trigger(owner, exp_id)["iteration"]
+        number: int = svc.experiments.trigger(owner, exp_id)["iteration"]
         return number
 
     try:

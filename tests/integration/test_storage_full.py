@@ -146,13 +146,13 @@ def test_a_full_sqlite_store_saves_nothing_of_a_refused_save(
 ) -> None:
     service = Service(Settings(database_url=f"sqlite:///{tmp_path / 'tpc.db'}"))
     try:
-        boot = service.bootstrap(TOKEN)
+        boot = service.catalog.bootstrap(TOKEN)
         assert boot is not None
         page_cap.cap(tmp_path / "tpc.db", extra_pages=2)
         head = service.store.last_position()
         with pytest.raises(StorageFull):
             for i in range(50):
-                service.create_task(
+                service.catalog.create_task(
                     boot.product_id, {"name": f"big {i}", "prompt": secrets.token_hex(8000)}
                 )
         # Each save is whole or absent: every event in the log loads, and the views, once
@@ -196,7 +196,7 @@ def test_postgresql_disk_full_is_storage_full_and_not_a_data_failure(postgres_ur
 def test_a_full_disk_stops_the_views_and_skips_nothing(tmp_path: Path, page_cap: PageCap) -> None:
     service = Service(Settings(database_url=f"sqlite:///{tmp_path / 'tpc.db'}"))
     try:
-        boot = service.bootstrap(TOKEN)
+        boot = service.catalog.bootstrap(TOKEN)
         assert boot is not None
         owner = boot.product_id
         # Saved by another process, say; the views (uncompressed JSON) need more room than

@@ -272,14 +272,14 @@ def dump_views(service: Service) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def make_history(service: Service, count: int) -> str:
-    boot = service.bootstrap("contract-token")
-    owner = boot.product_id if boot else service.product_for_token("contract-token")
+    boot = service.catalog.bootstrap("contract-token")
+    owner = boot.product_id if boot else service.catalog.product_for_token("contract-token")
     assert owner is not None
-    task = service.create_task(owner, {"name": "t", "prompt": "p"})["id"]
+    task = service.catalog.create_task(owner, {"name": "t", "prompt": "p"})["id"]
     for i in range(count):
-        exp = service.create_experiment(owner, f"exp {i}", [task], [], 1)["id"]
-        service.update_experiment(owner, exp, {"name": f"renamed {i}", "repeats": 2})
-        service.detach(owner, exp, "task", task)
+        exp = service.experiments.create_experiment(owner, f"exp {i}", [task], [], 1)["id"]
+        service.experiments.update_experiment(owner, exp, {"name": f"renamed {i}", "repeats": 2})
+        service.experiments.detach(owner, exp, "task", task)
     return owner
 
 

@@ -83,7 +83,7 @@ def test_a_small_pool_is_enough(postgres_url: str) -> None:
 
     service = Service(Settings(database_url=postgres_url, postgres=PostgresPool(1, 0)))
     try:
-        assert service.bootstrap("small-pool") is not None
+        assert service.catalog.bootstrap("small-pool") is not None
         assert service.views.has_products()
     finally:
         service.close()

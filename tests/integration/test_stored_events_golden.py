@@ -76,7 +76,7 @@ def test_aggregates_and_views_rebuilt_from_the_golden_log_answer_as_before(
     service = load_golden_store(store_url)
     try:
         service.projector.catch_up()
-        owner = service.product_for_token(GOLDEN["product_token"])
+        owner = service.catalog.product_for_token(GOLDEN["product_token"])
         assert owner is not None
         exp_id = GOLDEN["experiment_id"]
         experiment = service.store.load(Experiment, stream_id(exp_id), exp_id)
@@ -113,9 +113,9 @@ def test_stored_token_events_still_load_and_authenticate(store_url: str) -> None
         ]
         product = service.store.load(Product, stream_id(product_id), product_id)
         assert product.active_tokens() == [TOKENS_GOLDEN["live_token_id"]]
-        live = service.authenticate(TOKENS_GOLDEN["live_token"])
+        live = service.catalog.authenticate(TOKENS_GOLDEN["live_token"])
         assert live == (product_id, TOKENS_GOLDEN["live_token_id"])
-        assert service.authenticate(TOKENS_GOLDEN["revoked_token"]) is None
+        assert service.catalog.authenticate(TOKENS_GOLDEN["revoked_token"]) is None
         listed = [(t["id"], t["name"], t["revoked"]) for t in service.views.tokens(product_id)]
         assert listed == [
             (TOKENS_GOLDEN["revoked_token_id"], "default", True),

@@ -38,12 +38,14 @@ def open_service(tmp_path: Path, **kwargs: Any) -> Service:
 def experiment(
     service: Service, agent: dict[str, Any], config: str | None, repeats: int = 1
 ) -> tuple[str, str]:
-    created = service.bootstrap("token")
+    created = service.catalog.bootstrap("token")
     assert created is not None
     product = created.product_id
-    task = service.create_task(product, {"name": "install", "prompt": "Install the SDK."})
-    env = service.create_environment(product, {"name": "agent", "agent": agent})
-    exp = service.create_experiment(product, "checks", [task["id"]], [env["id"]], repeats, config)
+    task = service.catalog.create_task(product, {"name": "install", "prompt": "Install the SDK."})
+    env = service.catalog.create_environment(product, {"name": "agent", "agent": agent})
+    exp = service.experiments.create_experiment(
+        product, "checks", [task["id"]], [env["id"]], repeats, config
+    )
     return product, exp["id"]
 
 
@@ -52,7 +54,7 @@ def test_an_agent_without_its_key_cannot_be_triggered(tmp_path: Path) -> None:
     try:
         product, exp_id = experiment(service, LLM_AGENT, None)
         with pytest.raises(InvalidInput, match=r"ANTHROPIC_API_KEY is not set \(needed by "):
-            service.trigger(product, exp_id)
+            service.experiments.trigger(product, exp_id)
         assert service.views.experiment(product, exp_id)["iterations"] == 0  # nothing saved
     finally:
         service.close()
@@ -62,7 +64,7 @@ def test_llm_signals_without_their_key_only_warn(tmp_path: Path) -> None:
     service = open_service(tmp_path, environ={})
     try:
         product, exp_id = experiment(service, SCRIPTED, SEED_CONFIG)
-        started = service.trigger(product, exp_id)
+        started = service.experiments.trigger(product, exp_id)
         assert started["iteration"] == 1
         (warning,) = started["warnings"]
         assert warning.startswith("ANTHROPIC_API_KEY is not set (needed by signal ")
@@ -70,9 +72,9 @@ def test_llm_signals_without_their_key_only_warn(tmp_path: Path) -> None:
         service.close()
     with_key = open_service(tmp_path, environ={"ANTHROPIC_API_KEY": "k"})
     try:
-        product = with_key.product_for_token("token")
+        product = with_key.catalog.product_for_token("token")
         assert product is not None
-        assert "warnings" not in with_key.trigger(product, exp_id)
+        assert "warnings" not in with_key.experiments.trigger(product, exp_id)
     finally:
         with_key.close()
 
@@ -98,10 +100,10 @@ def test_a_cluster_model_writes_the_recorded_clusters(tmp_path: Path, fake: Fake
     service = open_service(tmp_path, cluster_writer=writer)
     try:
         product, exp_id = experiment(service, SCRIPTED, None, repeats=12)
-        service.trigger(product, exp_id)
+        service.experiments.trigger(product, exp_id)
 
         async def run_all() -> None:
-            executor = Executor(service, build_runners(service.blobs.get), concurrency=4)
+            executor = Executor(service.runs, build_runners(service.blobs.get), concurrency=4)
             await executor.submit(exp_id, 1)
             await executor.drain()
 

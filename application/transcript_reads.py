@@ -1,0 +1,46 @@
+"""Transcript reads: a run's stored transcript, and its messages to follow it live (the live
+messages while it runs, the transcript's once it has one). Called by the routes, the
+dashboard and the CLI's `run logs` through them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from infra.store.blobs import BlobStore
+from projections.queries import Views
+
+
+class TranscriptReads:
+    """Reads that go past the views to the blob table."""
+
+    def __init__(self, views: Views, blobs: BlobStore) -> None:
+        self._views = views
+        self._blobs = blobs
+
+    def transcript(self, product: str, run_id: str) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads(
+            self._blobs.get(self._views.transcript_ref(product, run_id))
+        )
+        return document
+
+    def run_logs(
+        self, product: str, run_id: str, after: int = 0, limit: int | None = None
+    ) -> dict[str, Any]:
+        """A run's messages from index `after` on, to follow it live: while it runs, the live
+        messages of its current attempt; once it has its transcript, the transcript's.
+        `{"run_id", "status", "attempt", "messages", "next", "done"}`: `next` is the `after` of
+        the next call, `done` is true once the run is terminal and every message was given."""
+        after, limit = max(0, after), self._views.log_limit(limit)
+        log = self._views.live_log(product, run_id, after, limit)
+        ref = log.pop("transcript_ref")
+        if ref is not None:
+            everything = json.loads(self._blobs.get(ref)).get("messages", [])
+            shown = everything[after : after + limit]
+            log["messages"] = [
+                {"index": index, **message} for index, message in enumerate(shown, start=after)
+            ]
+            log["next"] = after + len(shown)
+            log["done"] = log["next"] >= len(everything)
+        return log
