@@ -5,16 +5,16 @@ secrets. Called by the routes, the dashboard's sign-in and the operator's CLI co
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from application.operator_rules import OperatorRules
 from application.saving import Saver
 from domain.api_tokens import check_label, normalise_token, token_problem
 from domain.catalog import LEGACY_TOKEN_NAME, Environment, Product, Task
 from domain.definitions import parse_environment, parse_task
+from domain.environment_network import check_network
 from domain.errors import InvalidInput, NotFound
 from domain.ids import has_prefix, stream_id
-from domain.network_policy import check_network
 from domain.safe_text import unsafe_text_problems
 from domain.secrets import check_secret, check_secret_name
 from domain.transcripts import InvalidTranscript, transcript_from_object
@@ -30,6 +30,20 @@ from projections.queries import Views
 def token_hash(token: str) -> str:
     """The plain SHA-256 that products registered before keyed hashes hold (`legacy_hash`)."""
     return legacy_hash(token)
+
+
+class TokenOwner(NamedTuple):
+    """Who a live token acts for."""
+
+    product_id: str
+    token_id: str
+
+
+class OpenedSession(NamedTuple):
+    """A dashboard session just opened, and the product it acts for."""
+
+    session_id: str
+    product_id: str
 
 
 @dataclass(frozen=True)
@@ -81,16 +95,17 @@ class CatalogCommands:
         self._saver.save(product)
         return Bootstrap(product.public_id, token if generated else None)
 
-    def authenticate(self, token: str) -> tuple[str, str] | None:
-        """(product id, token id) of a live token; None for an unknown, revoked or malformed
+    def authenticate(self, token: str) -> TokenOwner | None:
+        """The product and token id of a live token; None for an unknown, revoked or malformed
         one. The token is normalised exactly as when it was made."""
         if token_problem(token) is not None:
             return None
-        return self._views.token_owner(self.token_hasher.candidates(token.strip()))
+        owner = self._views.token_owner(self.token_hasher.candidates(token.strip()))
+        return TokenOwner(*owner) if owner else None
 
     def product_for_token(self, token: str) -> str | None:
         owner = self.authenticate(token)
-        return owner[0] if owner else None
+        return owner.product_id if owner else None
 
     def _issue(self, product: Product, name: str, token: str) -> dict[str, Any]:
         token_id = new_id("tok")
@@ -163,13 +178,13 @@ class CatalogCommands:
 
     # -- dashboard sessions -----------------------------------------------------------------
 
-    def open_session(self, token: str) -> tuple[str, str] | None:
-        """(session id, product id) for a live token; None when it does not authenticate."""
+    def open_session(self, token: str) -> OpenedSession | None:
+        """A new session for a live token; None when it does not authenticate."""
         owner = self.authenticate(token)
         if owner is None:
             return None
-        product_id, token_id = owner
-        return self.sessions.open(product_id, token_id), product_id
+        session_id = self.sessions.open(owner.product_id, owner.token_id)
+        return OpenedSession(session_id, owner.product_id)
 
     def product_for_session(self, session_id: str) -> str | None:
         return self.sessions.product(session_id)

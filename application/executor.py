@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from application.run_execution import RunExecution
 from application.run_recording import RunRecording
+from domain.iteration_key import IterationKey
 from domain.iterations import Iteration, PlannedRun
 from domain.signals.judging import Judge
 from infra.runners.base import Runner
@@ -36,13 +37,13 @@ class Executor:
         self._runs = runs
         self._execution = RunExecution(runs, runners, judge)
         self._slots = asyncio.Semaphore(concurrency)
-        self._tasks: dict[tuple[str, int], set[asyncio.Task[None]]] = {}
-        self._iterations: dict[tuple[str, int], Iteration] = {}
+        self._tasks: dict[IterationKey, set[asyncio.Task[None]]] = {}
+        self._iterations: dict[IterationKey, Iteration] = {}
         self._shutting_down = False
         # Runs of each iteration this executor has yet to finish: the last one checks completion.
-        self._remaining: dict[tuple[str, int], int] = {}
-        self._executing: dict[tuple[str, int], set[asyncio.Task[Any]]] = {}
-        self._cancelling: set[tuple[str, int]] = set()
+        self._remaining: dict[IterationKey, int] = {}
+        self._executing: dict[IterationKey, set[asyncio.Task[Any]]] = {}
+        self._cancelling: set[IterationKey] = set()
 
     async def resume(self) -> None:
         """Pick up every iteration a previous process left running."""
@@ -51,7 +52,7 @@ class Executor:
 
     async def submit(self, exp_id: str, number: int) -> None:
         """Schedule every unfinished run of an iteration."""
-        key = (exp_id, number)
+        key = IterationKey(exp_id, number)
         iteration = await asyncio.to_thread(self._runs.load_iteration, exp_id, number)
         self._iterations[key] = iteration
         unfinished = await asyncio.to_thread(self._runs.views.unfinished_runs, exp_id, number)
@@ -70,7 +71,7 @@ class Executor:
         """Stop every run of the iteration; each records itself as cancelled. Runs that are
         executing are interrupted; queued ones see the flag when their turn comes (a task
         cancelled before it first runs would skip its own bookkeeping)."""
-        key = (exp_id, number)
+        key = IterationKey(exp_id, number)
         self._cancelling.add(key)
         for task in list(self._executing.get(key, ())):
             task.cancel()
@@ -91,7 +92,7 @@ class Executor:
 
     async def _execute(self, iteration: Iteration, planned: PlannedRun) -> None:
         runs = self._runs
-        key = (iteration.experiment_id, iteration.number)
+        key = IterationKey(iteration.experiment_id, iteration.number)
         executing = self._executing.setdefault(key, set())
         current = asyncio.current_task()
         assert current is not None

@@ -15,10 +15,9 @@ import contextlib
 import logging
 
 from application.run_recording import RunRecording
+from domain.iteration_key import IterationKey
 
 log = logging.getLogger("tpc.worker")
-
-IterationKey = tuple[str, int]  # (experiment id, iteration number)
 
 
 class IterationCloser:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger("tpc.live_log")
@@ -57,6 +58,14 @@ class LiveLog:
         await self._writer.detach(self)
 
 
+@dataclass(frozen=True)
+class _Saving:
+    """A save in flight, and the live logs whose messages it holds."""
+
+    future: asyncio.Future[Sequence[Any]]
+    logs: set[LiveLog]
+
+
 class LiveLogWriter:
     """Saves the live logs of one executor's runs, all runs in one save per interval."""
 
@@ -66,7 +75,7 @@ class LiveLogWriter:
         self._open: dict[LiveLog, None] = {}  # an ordered set: runs saved in opening order
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
-        self._saving: tuple[asyncio.Future[Sequence[Any]], set[LiveLog]] | None = None
+        self._saving: _Saving | None = None
 
     def open(self, run: Any) -> LiveLog:
         live = LiveLog(self, run)
@@ -81,8 +90,8 @@ class LiveLogWriter:
     async def detach(self, live: LiveLog) -> None:
         self._open.pop(live, None)
         live.pending.clear()
-        if self._saving is not None and live in self._saving[1]:
-            saving = self._saving[0]
+        if self._saving is not None and live in self._saving.logs:
+            saving = self._saving.future
             try:
                 await asyncio.shield(saving)
             except asyncio.CancelledError:
@@ -105,7 +114,7 @@ class LiveLogWriter:
         for live in due:
             live.pending = []
         saving = asyncio.ensure_future(asyncio.to_thread(self._save, batch))
-        self._saving = (saving, set(due))
+        self._saving = _Saving(saving, set(due))
         try:
             failed = await asyncio.shield(saving)
         except asyncio.CancelledError:

@@ -22,6 +22,7 @@ from procrastinate.worker import Worker
 from application.iteration_closer import IterationCloser
 from application.run_execution import RunExecution
 from application.run_recording import RunRecording
+from domain.iteration_key import IterationKey
 from domain.iterations import Iteration, PlannedRun
 from infra.run_queue import (
     QUEUE_NAME,
@@ -94,7 +95,7 @@ class QueueWorker:
         self._execution = execution
         self.queue = queue
         self._options = options
-        self._iterations: dict[tuple[str, int], Iteration] = {}
+        self._iterations: dict[IterationKey, Iteration] = {}
         self._closer = IterationCloser(runs, options.completion_check_s)
         queue.task(
             name=TASK_NAME,
@@ -131,7 +132,7 @@ class QueueWorker:
 
     async def _execute_job(self, experiment_id: str, number: int, run_id: str) -> None:
         runs = self._runs
-        key = (experiment_id, number)
+        key = IterationKey(experiment_id, number)
         if key not in self._iterations:
             self._iterations[key] = await asyncio.to_thread(
                 runs.load_iteration, experiment_id, number
@@ -145,7 +146,7 @@ class QueueWorker:
 
     async def _work_on(self, iteration: Iteration, planned: PlannedRun) -> None:
         runs = self._runs
-        key = (iteration.experiment_id, iteration.number)
+        key = IterationKey(iteration.experiment_id, iteration.number)
         if await asyncio.to_thread(runs.views.cancel_requested, *key):
             await asyncio.to_thread(runs.cancel_run, iteration, planned.run_id)
             return
@@ -181,7 +182,7 @@ class QueueWorker:
                 await requeue_stalled(self.queue, silent_for_s=self._options.stalled_after_s)
                 await dispatch_forgotten(self._runs, self.queue)
                 for row in await asyncio.to_thread(self._runs.views.open_iterations):
-                    self._closer.poke((row["experiment_id"], row["number"]))
+                    self._closer.poke(IterationKey(row["experiment_id"], row["number"]))
             except Exception:
                 log.exception("queue sweep failed; trying again")
             await asyncio.sleep(self._options.sweep_interval_s)
@@ -192,7 +193,7 @@ async def dispatch_forgotten(runs: RunRecording, queue: procrastinate.App) -> in
     dispatched = await dispatched_iterations(queue)
     count = 0
     for row in await asyncio.to_thread(runs.views.open_iterations):
-        key = (row["experiment_id"], row["number"])
+        key = IterationKey(row["experiment_id"], row["number"])
         if key in dispatched:
             continue
         await QueueDispatcher(runs, queue).submit(*key)

@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from application.live_log import LiveLogWriter
 from application.run_recording import RunRecording
 from domain.definitions import secret_references
+from domain.iteration_key import IterationKey
 from domain.iterations import Iteration, PlannedRun
 from domain.signals.config import SignalConfig
 from domain.signals.extraction import Extractor
@@ -44,8 +46,15 @@ NO_JUDGE_IN_SERVER = (
     "the value is missing rather than invented"
 )
 
-# (status, outcome, error, the judge's spend on the run)
-Attempt = tuple[str, RunOutcome | None, str | None, JudgeSpend]
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one attempt of a run came to, before its transcript is recorded."""
+
+    status: str
+    outcome: RunOutcome | None  # None when the runner left nothing (timed out, crashed)
+    error: str | None
+    spend: JudgeSpend  # what judging the run's success cost
 
 
 class RunExecution:
@@ -59,8 +68,10 @@ class RunExecution:
         self._runs = runs
         self._runners = runners
         self._judge = judge
-        self._extractors: dict[tuple[str, int], Extractor | None] = {}
-        self._live_writer: tuple[asyncio.AbstractEventLoop, LiveLogWriter] | None = None
+        self._extractors: dict[IterationKey, Extractor | None] = {}
+        # The live log writer of the loop it belongs to.
+        self._live_loop: asyncio.AbstractEventLoop | None = None
+        self._live_writer: LiveLogWriter | None = None
         # The runs of a re-score (`Iteration.rescore_of`) run no agent, whatever their kind.
         self._rescorer = RescoreRunner(runs.recorded_run, runs.blobs.get)
 
@@ -101,7 +112,7 @@ class RunExecution:
         transcript, document = storable_transcript(
             _final_transcript(request, result, live.reported)
         )
-        verdicts = await self._judge_signals(iteration, transcript, result[3])
+        verdicts = await self._judge_signals(iteration, transcript, result.spend)
         record = asyncio.ensure_future(
             asyncio.to_thread(self._record, iteration, run, transcript, document, result, verdicts)
         )
@@ -165,12 +176,13 @@ class RunExecution:
     def _live_logs(self) -> LiveLogWriter:
         """This event loop's writer (one for all runs; asyncio objects belong to one loop)."""
         loop = asyncio.get_running_loop()
-        if self._live_writer is None or self._live_writer[0] is not loop:
-            self._live_writer = (loop, LiveLogWriter(self._runs.record_live_messages))
-        return self._live_writer[1]
+        if self._live_writer is None or self._live_loop is not loop:
+            self._live_loop = loop
+            self._live_writer = LiveLogWriter(self._runs.record_live_messages)
+        return self._live_writer
 
     def _extractor(self, iteration: Iteration) -> Extractor | None:
-        key = (iteration.experiment_id, iteration.number)
+        key = IterationKey(iteration.experiment_id, iteration.number)
         if key not in self._extractors:
             frozen = iteration.signal_config
             self._extractors[key] = (
@@ -186,35 +198,37 @@ class RunExecution:
         runner = runner or self._runners.get(kind)
         spend = JudgeSpend()
         if runner is None:
-            return "errored", None, f"no runner for agent kind {kind!r}", spend
+            return Attempt("errored", None, f"no runner for agent kind {kind!r}", spend)
         try:
             outcome = await asyncio.wait_for(runner.run(request), timeout=limit)
         except TimeoutError:
-            return "timed_out", None, f"the run exceeded the time limit of {limit:g} s", spend
+            return Attempt(
+                "timed_out", None, f"the run exceeded the time limit of {limit:g} s", spend
+            )
         except RunnerError as error:
             # A runner may keep what the agent did before it failed (`AgentFailed`).
             partial = getattr(error, "transcript", None)
             kept = (
                 RunOutcome(partial, "errored", "error") if isinstance(partial, Transcript) else None
             )
-            return "errored", kept, str(error), spend
+            return Attempt("errored", kept, str(error), spend)
         except Exception as error:
             log.exception("runner %r failed on run %s", kind, request.run_id)
-            return "errored", None, f"the {kind} runner failed: {error}", spend
+            return Attempt("errored", None, f"the {kind} runner failed: {error}", spend)
         if outcome.status is not None:
-            return outcome.status, outcome, None, spend
+            return Attempt(outcome.status, outcome, None, spend)
         success = request.task.get("success")
         checks = dict(outcome.checks)
         criterion = (success or {}).get("judge")
         if criterion and self._judge is not None:
             problem = await self._success_judge(self._judge, outcome, criterion, checks, spend)
             if problem is not None:
-                return "errored", outcome, problem, spend
+                return Attempt("errored", outcome, problem, spend)
         try:
             status = judge_status(outcome.transcript, outcome.termination_reason, success, checks)
         except CriterionUnavailable as error:
-            return "errored", outcome, str(error), spend
-        return status, outcome, None, spend
+            return Attempt("errored", outcome, str(error), spend)
+        return Attempt(status, outcome, None, spend)
 
     async def _success_judge(
         self,
@@ -251,16 +265,15 @@ class RunExecution:
         result: Attempt,
         verdicts: Mapping[JudgeKey, JudgeVerdict] | None,
     ) -> None:
-        status, _, error, spend = result
         stats = derive_stats(transcript, MODEL_PRICES)
         signals = self._signals(iteration, transcript, stats, verdicts)
         self._runs.finish_run(
             run,
-            status,
+            result.status,
             transcript.termination_reason,
-            {**stats.to_json(), **_side_costs(transcript), **spend.stats()},
+            {**stats.to_json(), **_side_costs(transcript), **result.spend.stats()},
             document,
-            error,
+            result.error,
             signals,
         )
 
@@ -289,14 +302,13 @@ def _final_transcript(
 ) -> Transcript:
     """The run's transcript with its final status and termination reason. A runner that left
     no transcript (timed out, crashed) is represented by the messages it reported live."""
-    status, outcome, error, _ = result
-    if outcome is not None:
-        transcript = outcome.transcript
-        reason = outcome.termination_reason
+    if result.outcome is not None:
+        transcript = result.outcome.transcript
+        reason = result.outcome.termination_reason
     else:
-        reason = "timeout" if status == "timed_out" else "error"
-        transcript = _stub_transcript(request, status, reason, error, reported)
-    return transcript.model_copy(update={"status": status, "termination_reason": reason})
+        reason = "timeout" if result.status == "timed_out" else "error"
+        transcript = _stub_transcript(request, result.status, reason, result.error, reported)
+    return transcript.model_copy(update={"status": result.status, "termination_reason": reason})
 
 
 def _side_costs(transcript: Transcript) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from typing import Any
 import procrastinate
 from procrastinate import exceptions as queue_errors
 
+from domain.iteration_key import IterationKey
+
 log = logging.getLogger("tpc.queue")
 
 TASK_NAME = "tpc.execute_run"
@@ -77,11 +79,11 @@ async def mark_dispatched(app: procrastinate.App, experiment_id: str, number: in
     )
 
 
-async def dispatched_iterations(app: procrastinate.App) -> set[tuple[str, int]]:
+async def dispatched_iterations(app: procrastinate.App) -> set[IterationKey]:
     rows = await app.connector.execute_query_all_async(
         "SELECT experiment_id, number FROM tpc_dispatched_iterations"
     )
-    return {(row["experiment_id"], row["number"]) for row in rows}
+    return {IterationKey(row["experiment_id"], row["number"]) for row in rows}
 
 
 def _run_job(app: procrastinate.App, experiment_id: str, number: int, run_id: str) -> Any:

@@ -119,7 +119,7 @@ async def login(request: Request) -> Response:
     if opened is None:
         message = "That token does not belong to any product." if token else "Enter a token."
         return render(request, "login.html", {"next": target, "error": message})
-    session_id, _ = opened
+    session_id = opened.session_id
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         COOKIE,
