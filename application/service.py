@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from application.catalog_commands import Bootstrap, CatalogCommands, token_hash
+from application.catalog_commands import CatalogCommands
 from application.experiment_commands import ExperimentCommands
 from application.operator_rules import OperatorRules
 from application.run_recording import RunRecording
@@ -30,15 +30,13 @@ from infra.llm.key_policy import ProviderKeyPolicy
 from infra.runners.sandbox import SandboxSettings
 from infra.settings import Settings
 from infra.store.blobs import BlobStore
-from infra.store.database import open_database
 from infra.store.events import EventStore
 from infra.store.migrations import apply_migrations
+from infra.store.opening import open_database
 from infra.store.secrets import SecretStore
 from infra.token_hashing import TokenHasher, load_token_key
 from projections.follower import VIEWS_VERSION, Projector
 from projections.queries import Views
-
-__all__ = ["Bootstrap", "Service", "token_hash"]
 
 
 class Service:

@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from api.web.session import COOKIE
-from application.service import Service, token_hash
+from application.catalog_commands import token_hash
+from application.service import Service
 from domain.catalog import Product
 from domain.transcripts import transcript_from_object
 from infra.settings import Settings

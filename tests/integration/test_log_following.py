@@ -13,7 +13,8 @@ from contextlib import asynccontextmanager
 import pytest
 
 from api.http.app import _follow_log
-from application.service import Service, token_hash
+from application.catalog_commands import token_hash
+from application.service import Service
 from domain.catalog import Product
 from infra.settings import Settings
 from projections.follower import TRACKING_NAME

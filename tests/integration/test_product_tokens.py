@@ -10,7 +10,8 @@ import zlib
 
 import pytest
 
-from application.service import Service, token_hash
+from application.catalog_commands import token_hash
+from application.service import Service
 from domain.catalog import Product
 from domain.errors import Conflict, InvalidInput, NotFound
 from infra.settings import Settings
