@@ -34,9 +34,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.store import POSTGRES_ADMIN_URL, postgres_database  # noqa: E402
 from domain.experiments import Experiment  # noqa: E402
 from infra.settings import Settings  # noqa: E402
-from infra.store.database import open_database  # noqa: E402
 from infra.store.events import EventStore  # noqa: E402
 from infra.store.group_commit import GroupCommit  # noqa: E402
+from infra.store.opening import open_database  # noqa: E402
 from infra.store.pg_recorder import PostgresEventRecorder  # noqa: E402
 from infra.store.postgres import PostgresDatabase  # noqa: E402
 

@@ -62,9 +62,10 @@ from infra.runners.replay import ReplayRunner  # noqa: E402
 from infra.runners.scripted import ScriptedRunner  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from infra.store.blobs import content_ref  # noqa: E402
-from infra.store.database import Database, open_database  # noqa: E402
+from infra.store.database import Database  # noqa: E402
 from infra.store.events import EventStore  # noqa: E402
 from infra.store.migrations import apply_migrations  # noqa: E402
+from infra.store.opening import open_database  # noqa: E402
 from projections.follower import BATCH, REBUILD_BATCH, Projector  # noqa: E402
 from projections.views import handled  # noqa: E402
 

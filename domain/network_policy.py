@@ -3,17 +3,13 @@
 `none`: no network at all. `loopback`: a private loopback of their own (a command can serve
 and call `localhost`, but never reaches the host's loopback services or anything beyond).
 `full`: the host's network. The operator caps it with `TPC_AGENT_NETWORK_MAX`; an environment
-that asks for more is refused (422 when it is created, `errored` when a run starts).
+that asks for more is refused (422 when it is created, `errored` when a run starts):
+`environment_network.py` reads what an environment asks for.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
-
-from domain.errors import InvalidInput
-
-if TYPE_CHECKING:
-    from domain.definitions import EnvironmentDefinition
+from typing import Literal
 
 NetworkMode = Literal["none", "loopback", "full"]
 NETWORK_MODES: tuple[NetworkMode, ...] = ("none", "loopback", "full")  # least to most
@@ -39,27 +35,6 @@ def refusal(requested: NetworkMode, cap: NetworkMode) -> str:
         f"network {requested!r} is more than this server allows ({CAP_SETTING}={cap}): ask "
         f"for {_allowed(cap)}, or have the operator set {CAP_SETTING}={requested}"
     )
-
-
-def requested_network(environment: EnvironmentDefinition) -> NetworkMode | None:
-    """The network an environment's agent asks for; None when it asks for nothing in
-    particular (a `command` agent without `network` gets what the operator allows, an `llm`
-    agent without the `shell` tool runs no commands)."""
-    agent = environment.agent
-    if agent.kind == "llm" and "shell" not in agent.tools:
-        return None  # only its `shell` tool runs commands
-    value = getattr(agent, "network", None)
-    return None if value is None else network_mode(value)
-
-
-def check_network(environment: EnvironmentDefinition, cap: NetworkMode) -> None:
-    """Refuse (InvalidInput, located at `agent.network`, where the user wrote it) an
-    environment asking for more network than `cap`."""
-    requested = requested_network(environment)
-    if requested is not None and exceeds(requested, cap):
-        message = refusal(requested, cap)
-        where = "agent.network"
-        raise InvalidInput(f"invalid environment: {where}: {message}", ((where, message),))
 
 
 def _allowed(cap: NetworkMode) -> str:

@@ -32,8 +32,7 @@ from typing import Any
 
 from domain.safe_text import clean_text
 from infra.store.database import Connection, Database, LogWatcher
-from infra.store.decoding import EventRow
-from infra.store.events import EventStore
+from projections.event_log import EventLog, EventRow
 from projections.run_rows import RunEventBatch
 from projections.views import FAILURES_TABLE, apply_events, create_schema, drop_views, handled
 
@@ -58,7 +57,7 @@ BUSY_WAIT_S = 0.005
 
 
 class Projector:
-    def __init__(self, store: EventStore, database: Database) -> None:
+    def __init__(self, store: EventLog, database: Database) -> None:
         self._store = store
         self._database = database
         self._lock = threading.Lock()

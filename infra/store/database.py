@@ -1,6 +1,7 @@
 """The storage port: what our own tables (views, tracking, blobs, migrations) need from a
 database, so that one implementation of the view logic and of the queries runs on SQLite and on
-PostgreSQL. Adapters: `infra/store/sqlite.py`, `infra/store/postgres.py`.
+PostgreSQL. Adapters: `infra/store/sqlite.py`, `infra/store/postgres.py`; `open_database`
+(`infra/store/opening.py`) picks one.
 
 The seam is small on purpose:
 
@@ -22,7 +23,6 @@ from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Literal, Protocol
 
 from domain.errors import StorageFull
-from infra.settings import Settings
 
 Kind = Literal["sqlite", "postgresql"]
 STORAGE_FULL = "the store is out of space: nothing was saved; try again once space is freed"
@@ -158,15 +158,3 @@ class Database(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
-
-
-def open_database(settings: Settings) -> Database:
-    """The database `TPC_DATABASE_URL` names (a `SettingsError` says what to set when it is
-    unusable)."""
-    if settings.database_kind == "postgresql":
-        from infra.store.postgres import PostgresDatabase
-
-        return PostgresDatabase(settings.postgres_params, settings.postgres)
-    from infra.store.sqlite import SqliteDatabase
-
-    return SqliteDatabase(settings.sqlite_path)

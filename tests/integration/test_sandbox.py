@@ -22,8 +22,9 @@ from typing import Any, TypeVar
 import pytest
 
 from domain.definitions import parse_environment
+from domain.environment_network import check_network
 from domain.errors import InvalidInput
-from domain.network_policy import NetworkMode, check_network
+from domain.network_policy import NetworkMode
 from infra.runners.base import RunnerError, RunRequest
 from infra.runners.command import CommandRunner
 from infra.runners.sandbox import SandboxError, SandboxSettings

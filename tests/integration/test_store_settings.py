@@ -14,7 +14,7 @@ import pytest
 
 from application.service import Service
 from infra.settings import PostgresPool, Settings, SettingsError
-from infra.store.database import open_database
+from infra.store.opening import open_database
 from tests.conftest import ROOT
 from tests.e2e.server import TPC
 
