@@ -114,17 +114,18 @@ def test_revoking_a_token_fails_it_at_once_and_ends_its_sessions(store_url: str)
         opened = service.catalog.open_session(token["token"])
         kept = service.catalog.open_session(spare["token"])
         assert opened is not None and kept is not None
-        session_id, owner = opened
-        assert owner == product_id and service.catalog.product_for_session(session_id) == product_id
+        session_id = opened.session_id
+        assert opened.product_id == product_id
+        assert service.catalog.product_for_session(session_id) == product_id
         assert token["token"] not in session_id
         assert service.catalog.revoke_token(token["id"])["sessions_ended"] == 1
         assert service.catalog.product_for_token(token["token"]) is None
         assert service.catalog.product_for_session(session_id) is None
         assert service.catalog.open_session(token["token"]) is None
         # The product's other token and its session are untouched.
-        assert service.catalog.product_for_session(kept[0]) == product_id
-        service.catalog.end_session(kept[0])
-        assert service.catalog.product_for_session(kept[0]) is None
+        assert service.catalog.product_for_session(kept.session_id) == product_id
+        service.catalog.end_session(kept.session_id)
+        assert service.catalog.product_for_session(kept.session_id) is None
     finally:
         service.close()
 
@@ -151,7 +152,7 @@ def test_expired_sessions_do_not_sign_in(store_url: str) -> None:
         service.catalog.sessions.max_age_s = 0
         opened = service.catalog.open_session(token)
         assert opened is not None
-        assert service.catalog.product_for_session(opened[0]) is None
+        assert service.catalog.product_for_session(opened.session_id) is None
         assert service.catalog.product_for_session("") is None
         assert service.catalog.product_for_session("made-up") is None
     finally:
