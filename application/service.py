@@ -56,6 +56,11 @@ class Service:
     ) -> None:
         # `environ`: where provider keys are looked up at trigger time and the operator's
         # TPC_ALLOW_COMMANDS and TPC_PROVIDER_BASE_URLS are read (default: this process).
+        # Read before the store opens: a bad setting fails with nothing left open.
+        command_policy = CommandPolicy.from_env(environ)
+        key_policy = ProviderKeyPolicy.from_env(environ)
+        network_cap = SandboxSettings.from_env(environ).network_max
+        cluster_writer = cluster_writer or ClusterWriter(configured_model(environ), None, environ)
         self.database = open_database(settings)
         try:
             with self.database.schema_lock():
@@ -74,9 +79,9 @@ class Service:
         secrets = SecretStore(self.database)
         saver = Saver(self.store, self.projector)
         rules = OperatorRules(
-            CommandPolicy.from_env(environ),
-            ProviderKeyPolicy.from_env(environ),
-            SandboxSettings.from_env(environ).network_max,
+            command_policy,
+            key_policy,
+            network_cap,
             secrets,
             settings.limits,
             self.views,
@@ -101,7 +106,7 @@ class Service:
             self.views,
             self.blobs,
             secrets,
-            cluster_writer or ClusterWriter(configured_model(environ), None, environ),
+            cluster_writer,
         )
         self.transcripts = TranscriptReads(self.views, self.blobs)
         self.projector.catch_up()
