@@ -33,6 +33,7 @@ from api.cli.results_view import (
 )
 from api.cli.signals_view import render_signals_report
 from domain.gate import Condition, GateResult, GateSyntaxError, evaluate, parse_condition
+from domain.vocabulary import RUN_STATES
 
 DEFAULT_POLL_INTERVAL_S = 5.0
 _ITERATION = click.option(
@@ -399,9 +400,7 @@ def iterations(exp_id: str) -> None:
 @click.option(
     "--status",
     "run_status",
-    type=click.Choice(
-        ["queued", "running", "passed", "failed", "errored", "timed_out", "cancelled"]
-    ),
+    type=click.Choice(RUN_STATES),
     help="Only runs with this status.",
 )
 @paging_options

@@ -17,9 +17,9 @@ from rich.table import Table
 from api.cli.names import Names
 from api.cli.output import plural
 from api.cli.signals_view import format_value, with_interval
+from domain.vocabulary import RUN_STATES, TERMINAL
 
-RUN_COUNTS = ("queued", "running", "passed", "failed", "errored", "timed_out", "cancelled")
-TERMINAL = ("passed", "failed", "errored", "timed_out", "cancelled")
+RUN_COUNTS = RUN_STATES
 _STATUS_STYLE = {
     "passed": "green",
     "completed": "green",

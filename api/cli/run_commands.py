@@ -21,6 +21,7 @@ from api.cli.names import Names, names_of
 from api.cli.output import Output, current_output
 from api.cli.results_view import compact, details_table, dollars, seconds, styled
 from api.cli.signals_view import format_value
+from domain.vocabulary import TERMINAL
 
 # Table cells stay readable; `run logs` and `--format json` show everything.
 ACTION_INPUT_CHARS = 80
@@ -28,7 +29,6 @@ ACTION_RESULT_CHARS = 120
 _ROLE_STYLE = {"system": "magenta", "user": "green", "assistant": "blue", "tool": "yellow"}
 # How often `run logs --follow` asks for new messages (TPC_POLL_INTERVAL overrides it).
 FOLLOW_INTERVAL_S = 1.0
-TERMINAL = frozenset({"passed", "failed", "errored", "timed_out", "cancelled"})
 
 
 def run_path(run_id: str) -> str:

@@ -34,7 +34,8 @@ from domain.transcript_formats.parsing import (
     stats,
     with_prompt,
 )
-from domain.transcripts import Message, TerminationReason, Transcript
+from domain.transcripts import Message, Transcript
+from domain.vocabulary import TerminationReason
 
 NAME = "codex-jsonl"
 EVENTS = frozenset(

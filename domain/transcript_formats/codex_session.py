@@ -28,7 +28,8 @@ from domain.transcript_formats.parsing import (
     json_line,
     stats,
 )
-from domain.transcripts import TerminationReason, Transcript
+from domain.transcripts import Transcript
+from domain.vocabulary import TerminationReason
 
 NAME = "codex-session"
 LINE_TYPES = frozenset({"session_meta", "turn_context", "response_item", "event_msg", "compacted"})

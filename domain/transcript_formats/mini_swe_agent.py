@@ -26,7 +26,8 @@ from domain.transcript_formats.parsing import (
     message,
     stats,
 )
-from domain.transcripts import Message, TerminationReason, Transcript
+from domain.transcripts import Message, Transcript
+from domain.vocabulary import TerminationReason
 
 NAME = "mini-swe-agent"
 _ACTION = re.compile(r"```(?:bash|mswea_bash_command)\s*\n(.*?)\n```", re.DOTALL)
