@@ -12,7 +12,6 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from domain.catalog import Task
 from domain.errors import StorageFull
 from infra.settings import Settings
 from tests.e2e.server import free_port
+from tests.eventually import eventually
 
 TOKEN = "full-token"
 
@@ -79,10 +79,8 @@ def running(tmp_path: Path, page_cap: PageCap) -> Iterator[str]:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
+    eventually(lambda: server.started or not thread.is_alive(), what="the server started")
+    assert server.started, "the server did not start"
     try:
         yield f"http://127.0.0.1:{settings.port}"
     finally:
