@@ -109,20 +109,11 @@ def follow_run(client: ApiClient, run_id: str, output: Output, interval: float) 
             if attempt is not None and page["attempt"] != attempt:
                 # A new attempt (the run was retried) numbers its messages from 0 again.
                 if attempt and not output.is_json:
-                    output.console.print()
-                    output.console.print(
-                        Text(f"attempt {page['attempt']} (the run was retried):", style="dim")
-                    )
+                    _announce_retry(output, page["attempt"])
                 attempt, after = page["attempt"], 0
                 continue
             attempt = page["attempt"]
-            for item in page["messages"]:
-                if output.is_json:
-                    line = {"index": item["index"], "attempt": attempt, **item}
-                    click.echo(json.dumps(line, ensure_ascii=False))
-                else:
-                    output.console.print()
-                    render_message(output.console, item["index"], item)
+            _print_messages(output, attempt, page["messages"])
             after = page["next"]
             if page["done"]:
                 break
@@ -137,6 +128,22 @@ def follow_run(client: ApiClient, run_id: str, output: Output, interval: float) 
     else:
         output.console.print()
         render_final_status(output.console, run)
+
+
+def _announce_retry(output: Output, attempt: int) -> None:
+    output.console.print()
+    output.console.print(Text(f"attempt {attempt} (the run was retried):", style="dim"))
+
+
+def _print_messages(output: Output, attempt: int, messages: list[dict[str, Any]]) -> None:
+    """New log messages: one JSON line each, or rendered for a person."""
+    for item in messages:
+        if output.is_json:
+            line = {"index": item["index"], "attempt": attempt, **item}
+            click.echo(json.dumps(line, ensure_ascii=False))
+        else:
+            output.console.print()
+            render_message(output.console, item["index"], item)
 
 
 @run_group.command("actions")
