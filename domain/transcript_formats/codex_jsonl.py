@@ -34,7 +34,7 @@ from domain.transcript_formats.parsing import (
     stats,
     with_prompt,
 )
-from domain.transcripts import Message, Transcript
+from domain.transcripts import Message, RecordedStats, Transcript
 from domain.vocabulary import TerminationReason
 
 NAME = "codex-jsonl"
@@ -122,13 +122,7 @@ class CodexJsonlParser:
         elif self._turn_completed:
             reason = "completed"
         usage = self._usage or self._legacy_usage
-        recorded = stats(
-            model=self._model,
-            token_in=usage.get("input_tokens"),
-            token_out=usage.get("output_tokens"),
-            cached_input_tokens=usage.get("cached_input_tokens"),
-            reasoning_output_tokens=usage.get("reasoning_output_tokens"),
-        )
+        recorded = usage_stats(self._model, usage)
         transcript = Transcript(
             messages=with_prompt(self._messages, self._prompt),
             stats=recorded,
@@ -402,3 +396,15 @@ def _command_result(item: Node) -> tuple[str, bool]:
     if code is not None and code != 0:
         output = f"{output}\n[exit code {code}]" if output else f"[exit code {code}]"
     return output, failed
+
+
+def usage_stats(model: str | None, usage: dict[str, int]) -> RecordedStats:
+    """The stats of Codex's token usage (as `turn.completed`, `token_count` and session files
+    name its counts)."""
+    return stats(
+        model=model,
+        token_in=usage.get("input_tokens"),
+        token_out=usage.get("output_tokens"),
+        cached_input_tokens=usage.get("cached_input_tokens"),
+        reasoning_output_tokens=usage.get("reasoning_output_tokens"),
+    )

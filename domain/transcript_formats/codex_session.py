@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from domain.transcript_formats.codex_jsonl import usage_stats
 from domain.transcript_formats.openai_responses import ResponseItems
 from domain.transcript_formats.parsing import (
     Node,
@@ -27,7 +28,6 @@ from domain.transcript_formats.parsing import (
     decode_text,
     iso_time,
     json_line,
-    stats,
 )
 from domain.transcripts import Transcript
 from domain.vocabulary import TerminationReason
@@ -114,14 +114,7 @@ class _Session:
         if not messages and not self.metadata:
             problem = "no session_meta and no conversation items: not a Codex session file"
             raise TranscriptFormatError(f"{NAME}: {problem}", (("", problem),))
-        usage = self.usage
-        recorded = stats(
-            model=self.model,
-            token_in=usage.get("input_tokens"),
-            token_out=usage.get("output_tokens"),
-            cached_input_tokens=usage.get("cached_input_tokens"),
-            reasoning_output_tokens=usage.get("reasoning_output_tokens"),
-        )
+        recorded = usage_stats(self.model, self.usage)
         times = self.times
         transcript = Transcript(
             messages=messages,
