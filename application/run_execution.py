@@ -33,6 +33,7 @@ from domain.transcripts import (
     storable_transcript,
     transcript_from_object,
 )
+from domain.vocabulary import DEFAULT_TIMEOUT_S
 from infra.llm.prices import MODEL_PRICES
 from infra.llm.run_judging import JudgeSpend, judge_signals, judge_success
 from infra.runners.base import Runner, RunnerError, RunOutcome, RunRequest
@@ -194,7 +195,7 @@ class RunExecution:
         """The runner's result under the environment's time limit, judged; `runner`: the
         environment kind's unless given."""
         kind = request.environment["agent"]["kind"]
-        limit = float(request.environment.get("limits", {}).get("timeout_s", 600))
+        limit = float(request.environment.get("limits", {}).get("timeout_s", DEFAULT_TIMEOUT_S))
         runner = runner or self._runners.get(kind)
         spend = JudgeSpend()
         if runner is None:

@@ -35,7 +35,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -666,6 +666,39 @@ def measure_end_to_end(
     )
 
 
+def measure_parts(
+    figures: dict[str, Any],
+    prefix: str,
+    parts: set[str],
+    sizes: Sizes,
+    outcomes: list[Outcome],
+    config_text: str,
+    appends_at: tuple[Path, str | None],
+    store_for: Callable[[str], Path | str],
+) -> None:
+    """The chosen measurements on one kind of store; `store_for(part)` is asked just before
+    each of rebuild and e2e."""
+    if "appends" in parts:
+        measure_appends(figures, prefix, sizes, outcomes, *appends_at)
+    if "rebuild" in parts:
+        measure_rebuild(figures, prefix, sizes, config_text, store_for("rebuild"))
+    if "e2e" in parts:
+        measure_end_to_end(figures, prefix, sizes, store_for("e2e"))
+
+
+def sizes_of(args: argparse.Namespace) -> Sizes:
+    """The sizes asked for, else the quick or the full defaults."""
+    appends = args.appends or (100 if args.quick else 5000)
+    return Sizes(
+        appends=appends - appends % 5,  # batches of 5 runs × 2 events
+        events=args.events or (3000 if args.quick else 200_000),
+        e2e_tasks=args.tasks or (3 if args.quick else 100),
+        e2e_repeats=args.repeats or (2 if args.quick else 10),
+        concurrency=args.concurrency,
+        poll=args.poll,
+    )
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
@@ -692,15 +725,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parts = {part.strip() for part in args.parts.split(",") if part.strip()}
     if parts - set(PARTS):
         parser.error(f"--parts: choose among {', '.join(PARTS)}")
-    appends = args.appends or (100 if args.quick else 5000)
-    sizes = Sizes(
-        appends=appends - appends % 5,  # batches of 5 runs × 2 events
-        events=args.events or (3000 if args.quick else 200_000),
-        e2e_tasks=args.tasks or (3 if args.quick else 100),
-        e2e_repeats=args.repeats or (2 if args.quick else 10),
-        concurrency=args.concurrency,
-        poll=args.poll,
-    )
+    sizes = sizes_of(args)
     config_text = signal_config_text()
     figures: dict[str, Any] = {}
     outcomes = example_outcomes(config_text)
@@ -709,23 +734,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="tpc-store-bench-") as tmp:
             work = Path(tmp)
             print("SQLite (a file in WAL mode):")
-            if "appends" in parts:
-                measure_appends(figures, "", sizes, outcomes, work, None)
-            if "rebuild" in parts:
-                measure_rebuild(figures, "", sizes, config_text, work / "log.db")
-            if "e2e" in parts:
-                measure_end_to_end(figures, "", sizes, work / "e2e.db")
+            stores = {"rebuild": work / "log.db", "e2e": work / "e2e.db"}
+            measure_parts(
+                figures, "", parts, sizes, outcomes, config_text, (work, None), stores.__getitem__
+            )
 
     if not args.no_postgres:
         with postgres_database(args.postgres) as url:
             if url is not None:
                 print(f"PostgreSQL ({url}):")
-                if "appends" in parts:
-                    measure_appends(figures, "pg_", sizes, outcomes, Path("."), url)
-                if "rebuild" in parts:
-                    measure_rebuild(figures, "pg_", sizes, config_text, empty(url))
-                if "e2e" in parts:
-                    measure_end_to_end(figures, "pg_", sizes, empty(url))
+                measure_parts(
+                    figures,
+                    "pg_",
+                    parts,
+                    sizes,
+                    outcomes,
+                    config_text,
+                    (Path("."), url),
+                    lambda _part: empty(url),  # every part starts from an empty database
+                )
     return figures
 
 

@@ -659,6 +659,40 @@ def summarize_profile(path: Path) -> list[tuple[str, float]]:
     return [*shares, ("leaf: waiting for PostgreSQL (psycopg)", waiting / max(1, total))]
 
 
+def print_report(measurements: list[Measurement], baseline: Measurement | None) -> None:
+    """The table of rates against SQLite and one worker, and what a run costs PostgreSQL."""
+    one = next((m for m in measurements if m.name == "PostgreSQL, 1 worker"), None)
+    print()
+    print(
+        f"  {'':<34} {'trigger → completed':>19}   × SQLite  × 1 worker   trigger  tail"
+        "   CPU serve + workers + postgres"
+    )
+    print(f"  {'':<34} {'wall':>9} {'runs/s':>7}")
+    for m in measurements:
+        print_row(m, baseline, one if m.name.startswith("PostgreSQL") else None)
+    print("  (trigger: the POST, iteration saved and runs queued; tail: last run done → completed)")
+    if any(m.costs for m in measurements):
+        print("\nPostgreSQL, what a run costs the database:")
+        for m in measurements:
+            print_costs(m)
+
+
+def figures_of(measurements: list[Measurement], baseline: Measurement | None) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    for m in measurements:
+        key = "sqlite" if m.name.startswith("SQLite") else f"pg_{m.name.split()[1]}"
+        figures[key] = {
+            "runs": m.runs,
+            "seconds": m.seconds,
+            "runs_per_s": m.rate,
+            "status": m.timing.status["status"],
+            "vs_sqlite": m.rate / baseline.rate if baseline else None,
+            "cpu": m.cpu,
+            "costs": m.costs,
+        }
+    return figures
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, help="runs in the iteration (default 10,000)")
@@ -726,33 +760,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
             measurements.append(m)
             print(f"  {name} done: {m.seconds:.1f} s", flush=True)
-    one = next((m for m in measurements if m.name == "PostgreSQL, 1 worker"), None)
-
-    print()
-    print(
-        f"  {'':<34} {'trigger → completed':>19}   × SQLite  × 1 worker   trigger  tail"
-        "   CPU serve + workers + postgres"
-    )
-    print(f"  {'':<34} {'wall':>9} {'runs/s':>7}")
-    for m in measurements:
-        print_row(m, baseline, one if m.name.startswith("PostgreSQL") else None)
-    print("  (trigger: the POST, iteration saved and runs queued; tail: last run done → completed)")
-    if any(m.costs for m in measurements):
-        print("\nPostgreSQL, what a run costs the database:")
-        for m in measurements:
-            print_costs(m)
-    figures: dict[str, Any] = {}
-    for m in measurements:
-        key = "sqlite" if m.name.startswith("SQLite") else f"pg_{m.name.split()[1]}"
-        figures[key] = {
-            "runs": m.runs,
-            "seconds": m.seconds,
-            "runs_per_s": m.rate,
-            "status": m.timing.status["status"],
-            "vs_sqlite": m.rate / baseline.rate if baseline else None,
-            "cpu": m.cpu,
-            "costs": m.costs,
-        }
+    print_report(measurements, baseline)
+    figures = figures_of(measurements, baseline)
     if args.profile is not None and PY_SPY is not None:
         print("\nOne worker's py-spy samples (threads' wall time, waits in psycopg included):")
         for path in sorted(args.profile.glob("worker-*w.txt")):

@@ -119,45 +119,40 @@ class Product(Aggregate):
         self.tokens[token_id].revoked = True
 
 
-class Task(Aggregate):
+class CatalogEntry(Aggregate):
+    """The shape tasks and environments share: a product's definition, immutable once made
+    (iterations freeze a copy). Each subclass names its own `Created` event and topics, so
+    stored events keep loading whatever this base becomes."""
+
+    class Created(Aggregate.Created):
+        public_id: str
+        product_id: str
+        definition: dict[str, Any]
+
+    @staticmethod
+    def create_id(public_id: str) -> UUID:
+        return stream_id(public_id)
+
+    @event(Created)
+    def __init__(self, public_id: str, product_id: str, definition: dict[str, Any]) -> None:
+        self.public_id = public_id
+        self.product_id = product_id
+        self.definition = definition
+
+
+class Task(CatalogEntry):
     """What an agent is asked to do. Immutable: iterations freeze a copy of the definition."""
 
     TOPIC = "tpc:Task"
 
-    class Created(Aggregate.Created):
+    class Created(CatalogEntry.Created):
         TOPIC = "tpc:Task.Created"
-        public_id: str
-        product_id: str
-        definition: dict[str, Any]
-
-    @staticmethod
-    def create_id(public_id: str) -> UUID:
-        return stream_id(public_id)
-
-    @event(Created)
-    def __init__(self, public_id: str, product_id: str, definition: dict[str, Any]) -> None:
-        self.public_id = public_id
-        self.product_id = product_id
-        self.definition = definition
 
 
-class Environment(Aggregate):
+class Environment(CatalogEntry):
     """Which agent runs the tasks, and within which limits."""
 
     TOPIC = "tpc:Environment"
 
-    class Created(Aggregate.Created):
+    class Created(CatalogEntry.Created):
         TOPIC = "tpc:Environment.Created"
-        public_id: str
-        product_id: str
-        definition: dict[str, Any]
-
-    @staticmethod
-    def create_id(public_id: str) -> UUID:
-        return stream_id(public_id)
-
-    @event(Created)
-    def __init__(self, public_id: str, product_id: str, definition: dict[str, Any]) -> None:
-        self.public_id = public_id
-        self.product_id = product_id
-        self.definition = definition

@@ -16,6 +16,7 @@ from domain.network_policy import NetworkMode, network_mode
 from domain.problems import problems_from_pydantic
 from domain.secrets import references, whole_reference
 from domain.signals.matching import RegexError, compile_regex
+from domain.vocabulary import DEFAULT_LLM_MAX_STEPS, DEFAULT_SCRIPTED_MAX_STEPS, DEFAULT_TIMEOUT_S
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -76,7 +77,7 @@ class TaskDefinition(_Definition):
 
 
 class Limits(_Definition):
-    timeout_s: float = Field(600.0, gt=0, le=86_400)
+    timeout_s: float = Field(DEFAULT_TIMEOUT_S, gt=0, le=86_400)
     max_cost_usd: float | None = Field(None, gt=0)
 
 
@@ -104,7 +105,7 @@ class ScriptedAgent(_Definition):
     kind: Literal["scripted"]
     skill: float = Field(0.7, ge=0, le=1, description="Chance that a run succeeds.")
     step_latency_s: float = Field(0.0, ge=0, le=60, description="Simulated time per step.")
-    max_steps: int = Field(8, ge=2, le=200)
+    max_steps: int = Field(DEFAULT_SCRIPTED_MAX_STEPS, ge=2, le=200)
     model: str = "scripted"
 
 
@@ -139,7 +140,7 @@ class LlmAgent(_Definition):
     # `shell` commands' network: none, loopback or full (true / false mean full / none).
     network: NetworkMode = Field("none", description="The network `shell` commands get.")
     shell_timeout_s: float = Field(60.0, gt=0, le=3_600)
-    max_steps: int = Field(30, ge=1, le=500)
+    max_steps: int = Field(DEFAULT_LLM_MAX_STEPS, ge=1, le=500)
     max_tokens: int = Field(4096, ge=1, le=200_000, description="Per model response.")
     temperature: float | None = Field(None, ge=0, le=2)
 

@@ -116,24 +116,28 @@ class Experiment(Aggregate):
     # -- commands -------------------------------------------------------------------------
 
     def attach_task(self, task_id: str) -> None:
-        if task_id in self.task_ids:
-            raise Conflict(f"task {task_id} is already attached to {self.public_id}")
+        self._check_not_member("task", task_id, self.task_ids)
         self._task_attached(task_id)
 
     def detach_task(self, task_id: str) -> None:
-        if task_id not in self.task_ids:
-            raise Conflict(f"task {task_id} is not attached to {self.public_id}")
+        self._check_member("task", task_id, self.task_ids)
         self._task_detached(task_id)
 
     def attach_environment(self, env_id: str) -> None:
-        if env_id in self.env_ids:
-            raise Conflict(f"environment {env_id} is already attached to {self.public_id}")
+        self._check_not_member("environment", env_id, self.env_ids)
         self._environment_attached(env_id)
 
     def detach_environment(self, env_id: str) -> None:
-        if env_id not in self.env_ids:
-            raise Conflict(f"environment {env_id} is not attached to {self.public_id}")
+        self._check_member("environment", env_id, self.env_ids)
         self._environment_detached(env_id)
+
+    def _check_not_member(self, noun: str, member_id: str, members: list[str]) -> None:
+        if member_id in members:
+            raise Conflict(f"{noun} {member_id} is already attached to {self.public_id}")
+
+    def _check_member(self, noun: str, member_id: str, members: list[str]) -> None:
+        if member_id not in members:
+            raise Conflict(f"{noun} {member_id} is not attached to {self.public_id}")
 
     def set_signal_config(self, text: str, config_hash: str) -> None:
         if (text, config_hash) != (self.config_text, self.config_hash):

@@ -20,9 +20,11 @@ from domain.statistics import (
     stored_intervals,
     wilson,
 )
+from domain.vocabulary import FAILING as FAILING_STATUSES
+from domain.vocabulary import TERMINAL
 
-STATUSES = ("passed", "failed", "errored", "timed_out", "cancelled")
-FAILING = frozenset({"failed", "errored", "timed_out"})
+STATUSES = TERMINAL
+FAILING = frozenset(FAILING_STATUSES)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,9 @@ from eventsourcing.domain import Aggregate, event
 from domain.errors import Conflict
 from domain.ids import stream_id
 from domain.safe_text import clean_text, clean_value
+from domain.vocabulary import TERMINAL
 
-TERMINAL_STATUSES = frozenset({"passed", "failed", "errored", "timed_out", "cancelled"})
+TERMINAL_STATUSES = frozenset(TERMINAL)
 
 
 class Run(Aggregate):

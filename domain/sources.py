@@ -6,7 +6,7 @@ evidence can point at the transcript event a match was found in.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any, Literal, NamedTuple, get_args
 
 from pydantic_core import to_json
@@ -176,40 +176,17 @@ def encode_sources(
     everything = runs.get("any")
     plain = {source: runs[source] for source in runs if source in _SOURCE_FILTER}
     code = runs.get("codeText")
-    messages: dict[MessageSource, EncodedParts] = {}
+    messages: dict[MessageSource, EncodedParts] = {key: ([], []) for key in message_sources}
     by_role: dict[str | None, list[tuple[str | None, EncodedParts]]] = {}
-    for key in message_sources:
-        messages[key] = ([], [])
-        by_role.setdefault(key[0], []).append((key[1], messages[key]))
+    for key, encoded in messages.items():
+        by_role.setdefault(key[0], []).append((key[1], encoded))
     with_code = code is not None or any(source == "codeText" for _, source in message_sources)
-    no_code: list[bytes] = []
     for index, message in enumerate(transcript.messages):
-        role = message.role
-        wanted = by_role.get(role)
+        wanted = by_role.get(message.role)
         # This message's blocks, when a message-scoped source reads it: (tag, text, code).
-        blocks: list[tuple[str, bytes, list[bytes]]] = []
+        blocks: list[_EncodedBlock] = []
         for block in message.content:
-            kind = type(block)
-            input_json: bytes | None = None
-            if kind is TextBlock:
-                text, tag = block.text, _TEXT_TAGS[role]  # type: ignore[union-attr]
-                data = text.encode("utf-8")
-            elif kind is ToolResultBlock:
-                text, tag = block.content, "toolResults"  # type: ignore[union-attr]
-                data = text.encode("utf-8")
-            elif kind is ThinkingBlock:
-                text, tag = block.thinking, "thinkingText"  # type: ignore[union-attr]
-                data = text.encode("utf-8")
-            elif kind is ToolCallBlock:  # `render_tool_call`, encoded: JSON comes as UTF-8
-                input_json = to_json(block.input)  # type: ignore[union-attr]
-                data = block.name.encode("utf-8") + b" " + input_json  # type: ignore[union-attr]
-                text, tag = "", "toolCalls"
-            else:  # a subclass: the general renderer
-                rendered = _render(index, role, block)
-                text = rendered.text
-                input_json = None if rendered.code is None else rendered.code.encode("utf-8")
-                tag = _KIND_TAGS[rendered.kind] or _TEXT_TAGS[role]
-                data = text.encode("utf-8")
+            tag, text, data, input_json = _encode_block(index, message.role, block)
             if everything is not None:
                 everything[0].append(index)
                 everything[1].append(data)
@@ -217,28 +194,65 @@ def encode_sources(
             if target is not None:
                 target[0].append(index)
                 target[1].append(data)
-            codes = no_code
-            if with_code:
-                if input_json is not None:
-                    codes = [input_json]
-                elif tag in _PROSE_TAGS and "```" in text:
-                    codes = [body.encode("utf-8") for body in code_bodies(text)]
-                if code is not None and codes:
-                    code[0].extend([index] * len(codes))
-                    code[1].extend(codes)
+            codes = _codes_of(tag, text, input_json) if with_code else _NO_CODE
+            if code is not None and codes:
+                code[0].extend([index] * len(codes))
+                code[1].extend(codes)
             if wanted:
                 blocks.append((tag, data, codes))
         for source, (events, parts) in wanted or ():
             events.append(index)
-            if len(blocks) == 1 and (source is None or source == blocks[0][0]):
-                parts.append(blocks[0][1])  # the one block's text: the usual tool message
-            elif source is None or source == "any":
-                parts.append(b"\n".join([data for _, data, _ in blocks]))
-            elif source == "codeText":
-                parts.append(b"\n".join([body for _, _, codes in blocks for body in codes]))
-            else:
-                parts.append(b"\n".join([data for tag, data, _ in blocks if tag == source]))
+            parts.append(_message_part(blocks, source))
     return runs, messages
+
+
+# One block of a message as message-scoped sources read it: (tag, UTF-8 text, code bodies).
+_EncodedBlock = tuple[str, bytes, Sequence[bytes]]
+_NO_CODE: tuple[bytes, ...] = ()
+
+
+def _encode_block(index: int, role: str, block: Block) -> tuple[str, str, bytes, bytes | None]:
+    """A block's tag (the plain source that reads it), its text, that text as UTF-8, and a tool
+    call's input as JSON (None for other blocks)."""
+    kind = type(block)
+    if kind is TextBlock:
+        text = block.text  # type: ignore[union-attr]
+        return _TEXT_TAGS[role], text, text.encode("utf-8"), None
+    if kind is ToolResultBlock:
+        text = block.content  # type: ignore[union-attr]
+        return "toolResults", text, text.encode("utf-8"), None
+    if kind is ThinkingBlock:
+        text = block.thinking  # type: ignore[union-attr]
+        return "thinkingText", text, text.encode("utf-8"), None
+    if kind is ToolCallBlock:  # `render_tool_call`, encoded: JSON comes as UTF-8
+        input_json = to_json(block.input)  # type: ignore[union-attr]
+        data = block.name.encode("utf-8") + b" " + input_json  # type: ignore[union-attr]
+        return "toolCalls", "", data, input_json
+    # A subclass: the general renderer.
+    rendered = _render(index, role, block)
+    code = None if rendered.code is None else rendered.code.encode("utf-8")
+    tag = _KIND_TAGS[rendered.kind] or _TEXT_TAGS[role]
+    return tag, rendered.text, rendered.text.encode("utf-8"), code
+
+
+def _codes_of(tag: str, text: str, input_json: bytes | None) -> Sequence[bytes]:
+    """What `codeText` reads of a block: a tool call's input, or prose's fenced code bodies."""
+    if input_json is not None:
+        return [input_json]
+    if tag in _PROSE_TAGS and "```" in text:
+        return [body.encode("utf-8") for body in code_bodies(text)]
+    return _NO_CODE
+
+
+def _message_part(blocks: list[_EncodedBlock], source: str | None) -> bytes:
+    """The text a message-scoped source reads of one message's blocks."""
+    if len(blocks) == 1 and (source is None or source == blocks[0][0]):
+        return blocks[0][1]  # the one block's text: the usual tool message
+    if source is None or source == "any":
+        return b"\n".join([data for _, data, _ in blocks])
+    if source == "codeText":
+        return b"\n".join([body for _, _, codes in blocks for body in codes])
+    return b"\n".join([data for tag, data, _ in blocks if tag == source])
 
 
 # The plain source each block is read by: text blocks by their message's role.

@@ -16,21 +16,9 @@ from pydantic_core import PydanticSerializationError, from_json
 from domain.errors import InvalidInput
 from domain.problems import problems_from_pydantic
 from domain.safe_text import clean_value
+from domain.vocabulary import RunStatus, TerminationReason
 
 Role = Literal["system", "user", "assistant", "tool"]
-RunStatus = Literal["passed", "failed", "errored", "timed_out", "cancelled"]
-TerminationReason = Literal[
-    "completed", "max_steps", "timeout", "budget_exceeded", "error", "cancelled"
-]
-RUN_STATUSES: tuple[str, ...] = ("passed", "failed", "errored", "timed_out", "cancelled")
-TERMINATION_REASONS: tuple[str, ...] = (
-    "completed",
-    "max_steps",
-    "timeout",
-    "budget_exceeded",
-    "error",
-    "cancelled",
-)
 
 
 class _Part(BaseModel):

@@ -11,10 +11,11 @@ from domain.errors import Conflict, NotFound
 from domain.results import public_aggregate, public_summary
 from domain.runs import TERMINAL_STATUSES
 from domain.statistics import DEFAULT_CONFIDENCE
+from domain.vocabulary import ACTIVE, RUN_STATES
 from infra.store.database import Database, Row
 
 MAX_LIMIT = 500
-RUN_STATUSES = ("queued", "running", "passed", "failed", "errored", "timed_out", "cancelled")
+RUN_STATUSES = RUN_STATES
 
 
 PRODUCT_COLUMNS = (
@@ -420,7 +421,7 @@ class Views:
         if row["transcript_ref"] is None:
             hint = (
                 f": follow it live with `tpc sim run logs {run_id} --follow`"
-                if row["status"] in ("queued", "running")
+                if row["status"] in ACTIVE
                 else ""
             )
             raise Conflict(f"run {run_id} is {row['status']} and has no transcript yet{hint}")

@@ -14,9 +14,9 @@ from typing import Any
 from rich.console import Console
 
 from api.readable import duration, plural
+from domain.vocabulary import TERMINAL
 
 TOP_CLUSTERS = 3
-TERMINAL = ("passed", "failed", "errored", "timed_out", "cancelled")
 
 
 @dataclass(frozen=True)

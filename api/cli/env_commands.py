@@ -14,12 +14,12 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from api.cli.client import api_client, segment
-from api.cli.inputs import check_definition, paging_options, read_definition_file
+from api.cli.inputs import check_definition, read_definition_file
+from api.cli.listing import folding, list_command, render_list
 from api.cli.output import current_output, plural
-from api.cli.results_view import compact, details_table, render_more, when
+from api.cli.results_view import compact, details_table, when
 from api.cli.signals_view import format_value
 from api.cli.transcript_commands import from_option, read_log_file, transcript_document
 from api.http.bodies import EnvironmentCreate
@@ -182,15 +182,16 @@ def _read_replay_file(path: Path) -> tuple[Any, list[str]]:
     return data, problems
 
 
-@env_group.command("list")
-@paging_options
-def list_environments(limit: int, cursor: str | None) -> None:
-    """List the product's environments, oldest first.
+env_group.add_command(
+    list_command(
+        "/v1/environments",
+        lambda console, page: render_environments(console, page),
+        help="""List the product's environments, oldest first.
 
     Example: tpc sim env list
-    """
-    page = api_client().get("/v1/environments", {"limit": limit, "cursor": cursor})
-    current_output().emit(page, lambda console: render_environments(console, page))
+    """,
+    )
+)
 
 
 @env_group.command("get")
@@ -247,21 +248,18 @@ def render_environment(console: Console, environment: dict[str, Any]) -> None:
 
 
 def render_environments(console: Console, page: dict[str, Any]) -> None:
-    items = page["items"]
-    if not items:
-        console.print("No environments yet: tpc sim env create --name NAME --file env.yaml")
-        return
-    table = Table(title=f"Environments ({len(items)})", title_justify="left")
-    for column in ("id", "name", "agent", "limits", "created"):
-        # An id never wraps (it is copied into other commands); the rest folds when narrow.
-        table.add_column(column, no_wrap=column == "id", overflow="fold")
-    for env in items:
-        table.add_row(
+    render_list(
+        console,
+        page,
+        title="Environments",
+        empty="No environments yet: tpc sim env create --name NAME --file env.yaml",
+        columns=folding("id", "name", "agent", "limits", "created"),
+        row=lambda env: (
             escape(str(env["id"])),
             escape(str(env.get("name", ""))),
             escape(_agent_summary(env.get("agent") or {})),
             escape(_limits(env.get("limits") or {})),
             escape(when(env.get("created_at"))),
-        )
-    console.print(table)
-    render_more(console, page, "tpc sim env list")
+        ),
+        more="tpc sim env list",
+    )

@@ -19,6 +19,7 @@ from rich.markup import escape
 from api.cli.client import ApiClient, api_client, segment
 from api.cli.exit_codes import ExitCode
 from api.cli.inputs import id_list, paging_options, read_signal_config
+from api.cli.listing import Member, list_command, membership_group
 from api.cli.names import catalog_names
 from api.cli.output import current_output, plural
 from api.cli.results_view import (
@@ -33,6 +34,7 @@ from api.cli.results_view import (
 )
 from api.cli.signals_view import render_signals_report
 from domain.gate import Condition, GateResult, GateSyntaxError, evaluate, parse_condition
+from domain.vocabulary import RUN_STATES
 
 DEFAULT_POLL_INTERVAL_S = 5.0
 _ITERATION = click.option(
@@ -94,15 +96,14 @@ def create(
     _emit_experiment(api_client().post("/v1/experiments", body))
 
 
-@click.command("list")
-@paging_options
-def list_experiments(limit: int, cursor: str | None) -> None:
-    """List the product's experiments, oldest first.
+list_experiments = list_command(
+    "/v1/experiments",
+    render_experiments,
+    help="""List the product's experiments, oldest first.
 
     Example: tpc sim experiment list
-    """
-    page = api_client().get("/v1/experiments", {"limit": limit, "cursor": cursor})
-    current_output().emit(page, lambda console: render_experiments(console, page))
+    """,
+)
 
 
 @click.command("get")
@@ -142,66 +143,16 @@ def update(exp_id: str, config_path: Path | None, clear_signal_config: bool) -> 
     _emit_experiment(api_client().patch(experiment_path(exp_id), {"signal_config": text}))
 
 
-@click.group("task")
-def task_membership() -> None:
-    """Attach tasks to an experiment or detach them.
-
-    Example: tpc sim experiment task add exp_789 task_abc
-    """
-
-
-@task_membership.command("add")
-@click.argument("exp_id", metavar="EXP")
-@click.argument("task_id", metavar="TASK")
-def add_task(exp_id: str, task_id: str) -> None:
-    """Attach a task to an experiment.
-
-    Example: tpc sim experiment task add exp_789 task_abc
-    """
-    _emit_experiment(api_client().post(f"{experiment_path(exp_id)}/tasks", {"task_id": task_id}))
-
-
-@task_membership.command("remove")
-@click.argument("exp_id", metavar="EXP")
-@click.argument("task_id", metavar="TASK")
-def remove_task(exp_id: str, task_id: str) -> None:
-    """Detach a task from an experiment (iterations already triggered keep it).
-
-    Example: tpc sim experiment task remove exp_789 task_abc
-    """
-    _emit_experiment(api_client().delete(f"{experiment_path(exp_id)}/tasks/{segment(task_id)}"))
-
-
-@click.group("env")
-def env_membership() -> None:
-    """Attach environments to an experiment or detach them.
-
-    Example: tpc sim experiment env add exp_789 env_123
-    """
-
-
-@env_membership.command("add")
-@click.argument("exp_id", metavar="EXP")
-@click.argument("env_id", metavar="ENV")
-def add_env(exp_id: str, env_id: str) -> None:
-    """Attach an environment to an experiment.
-
-    Example: tpc sim experiment env add exp_789 env_123
-    """
-    path = f"{experiment_path(exp_id)}/environments"
-    _emit_experiment(api_client().post(path, {"env_id": env_id}))
-
-
-@env_membership.command("remove")
-@click.argument("exp_id", metavar="EXP")
-@click.argument("env_id", metavar="ENV")
-def remove_env(exp_id: str, env_id: str) -> None:
-    """Detach an environment from an experiment (iterations already triggered keep it).
-
-    Example: tpc sim experiment env remove exp_789 env_123
-    """
-    path = f"{experiment_path(exp_id)}/environments/{segment(env_id)}"
-    _emit_experiment(api_client().delete(path))
+task_membership = membership_group(
+    Member("task", "a task", "tasks", "tasks", "task_id", "TASK", "task_abc"),
+    experiment_path,
+    lambda experiment: _emit_experiment(experiment),
+)
+env_membership = membership_group(
+    Member("env", "an environment", "environments", "environments", "env_id", "ENV", "env_123"),
+    experiment_path,
+    lambda experiment: _emit_experiment(experiment),
+)
 
 
 # -- iterations -----------------------------------------------------------------------------
@@ -399,9 +350,7 @@ def iterations(exp_id: str) -> None:
 @click.option(
     "--status",
     "run_status",
-    type=click.Choice(
-        ["queued", "running", "passed", "failed", "errored", "timed_out", "cancelled"]
-    ),
+    type=click.Choice(RUN_STATES),
     help="Only runs with this status.",
 )
 @paging_options

@@ -14,12 +14,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from api.cli.listing import Column, render_list
 from api.cli.names import Names
 from api.cli.output import plural
 from api.cli.signals_view import format_value, with_interval
+from domain.vocabulary import RUN_STATES, TERMINAL
 
-RUN_COUNTS = ("queued", "running", "passed", "failed", "errored", "timed_out", "cancelled")
-TERMINAL = ("passed", "failed", "errored", "timed_out", "cancelled")
 _STATUS_STYLE = {
     "passed": "green",
     "completed": "green",
@@ -122,14 +122,6 @@ def ids(values: Iterable[Any]) -> str:
     return ", ".join(listed) if listed else "[dim]none[/]"
 
 
-def render_more(console: Console, page: Mapping[str, Any], command: str) -> None:
-    """Tell people how to read the next page of a list."""
-    if page.get("next_cursor"):
-        console.print(
-            f"[dim]More: {escape(command)} --cursor {escape(str(page['next_cursor']))}[/]"
-        )
-
-
 # -- experiments --------------------------------------------------------------------------------
 
 
@@ -150,30 +142,36 @@ def render_experiment(console: Console, experiment: Mapping[str, Any]) -> None:
 
 
 def render_experiments(console: Console, page: Mapping[str, Any]) -> None:
-    items = page["items"]
-    if not items:
-        console.print("No experiments yet: tpc sim experiment create --name NAME")
-        return
-    table = Table(title=f"Experiments ({len(items)})", title_justify="left")
-    for column in ("id", "name", "tasks", "environments", "repeats", "iterations", "config"):
-        table.add_column(
-            column,
-            justify="right" if column in {"repeats", "iterations"} else "left",
-            no_wrap=column == "id",
-        )
-    for exp in items:
-        config = exp.get("signal_config")
-        table.add_row(
-            escape(str(exp["id"])),
-            escape(str(exp.get("name", ""))),
-            str(len(exp.get("task_ids", []))),
-            str(len(exp.get("env_ids", []))),
-            str(exp.get("repeats", 1)),
-            str(exp.get("iterations", 0)),
-            escape(str(config["hash"])[:19]) if config else "[dim]—[/]",
-        )
-    console.print(table)
-    render_more(console, page, "tpc sim experiment list")
+    render_list(
+        console,
+        page,
+        title="Experiments",
+        empty="No experiments yet: tpc sim experiment create --name NAME",
+        columns=(
+            Column("id", no_wrap=True),
+            Column("name"),
+            Column("tasks"),
+            Column("environments"),
+            Column("repeats", justify="right"),
+            Column("iterations", justify="right"),
+            Column("config"),
+        ),
+        row=_experiment_row,
+        more="tpc sim experiment list",
+    )
+
+
+def _experiment_row(exp: Mapping[str, Any]) -> tuple[str, ...]:
+    config = exp.get("signal_config")
+    return (
+        escape(str(exp["id"])),
+        escape(str(exp.get("name", ""))),
+        str(len(exp.get("task_ids", []))),
+        str(len(exp.get("env_ids", []))),
+        str(exp.get("repeats", 1)),
+        str(exp.get("iterations", 0)),
+        escape(str(config["hash"])[:19]) if config else "[dim]—[/]",
+    )
 
 
 # -- iterations ---------------------------------------------------------------------------------
@@ -205,9 +203,9 @@ def render_iteration_status(console: Console, status: Mapping[str, Any]) -> None
         f"{styled(status['status'])} — {finished_runs(status)}/{plural(total, 'run')} finished"
     )
     table = Table(show_header=True, box=None, padding=(0, 2))
-    for key in RUN_COUNTS:
+    for key in RUN_STATES:
         table.add_column(styled(key), justify="right")
-    table.add_row(*(str(runs.get(key, 0)) for key in RUN_COUNTS))
+    table.add_row(*(str(runs.get(key, 0)) for key in RUN_STATES))
     console.print(table)
     if origin_note(status):
         console.print(f"[dim]{escape(origin_note(status))}[/]")
@@ -528,52 +526,56 @@ def render_history(console: Console, page: Mapping[str, Any], names: Names | Non
 
 
 def render_iterations(console: Console, page: Mapping[str, Any]) -> None:
-    items = page["items"]
-    if not items:
-        console.print("No iterations yet: tpc sim experiment run EXP")
-        return
-    table = Table(title=f"Iterations ({len(items)})", title_justify="left")
-    for column in ("iteration", "status", "runs", "finished", *RUN_COUNTS[2:], "created"):
-        table.add_column(column, justify="left" if column in {"status", "created"} else "right")
-    for status in items:
-        runs = status.get("runs", {})
-        table.add_row(
+    render_list(
+        console,
+        page,
+        title="Iterations",
+        empty="No iterations yet: tpc sim experiment run EXP",
+        columns=(
+            Column("iteration", justify="right"),
+            Column("status"),
+            *(Column(name, justify="right") for name in ("runs", "finished", *TERMINAL)),
+            Column("created"),
+        ),
+        row=lambda status: (
             str(status["iteration"])
             + (" (imported)" if status.get("imported") else "")
             + (f" (re-score of {status['rescore_of']})" if status.get("rescore_of") else ""),
             styled(status["status"]),
-            str(runs.get("total", 0)),
+            str(status.get("runs", {}).get("total", 0)),
             str(finished_runs(status)),
-            *(str(runs.get(key, 0)) for key in RUN_COUNTS[2:]),
+            *(str(status.get("runs", {}).get(key, 0)) for key in TERMINAL),
             escape(when(status.get("created_at"))),
-        )
-    console.print(table)
+        ),
+    )
 
 
 def render_runs(console: Console, page: Mapping[str, Any], names: Names | None = None) -> None:
     names = names or Names()
-    items = page["items"]
-    if not items:
-        console.print("No runs match.")
-        return
-    table = Table(title=f"Runs ({len(items)})", title_justify="left")
-    # The run's id never wraps (it is copied into `tpc sim run …`); names fold when narrow.
-    table.add_column("run", no_wrap=True)
-    table.add_column("task", overflow="fold")
-    table.add_column("environment", overflow="fold")
-    for column in ("repeat", "status", "reason", "duration"):
-        table.add_column(column, justify="right" if column in {"repeat", "duration"} else "left")
-    for run in items:
-        stats = run.get("stats") or {}
-        table.add_row(
+    render_list(
+        console,
+        page,
+        title="Runs",
+        empty="No runs match.",
+        columns=(
+            # The run's id never wraps (it is copied into `tpc sim run …`); names fold.
+            Column("run", no_wrap=True),
+            Column("task", overflow="fold"),
+            Column("environment", overflow="fold"),
+            Column("repeat", justify="right"),
+            Column("status"),
+            Column("reason"),
+            Column("duration", justify="right"),
+        ),
+        row=lambda run: (
             escape(str(run["id"])),
             escape(names.task(run.get("task_id", ""))),
             escape(names.environment(run.get("environment_id", ""))),
             str(run.get("repeat", "")),
             styled(run.get("status")),
             escape(str(run.get("termination_reason") or "—")),
-            seconds(stats.get("duration")),
-        )
-    console.print(table)
-    if page.get("next_cursor"):
-        console.print(f"[dim]More: add --cursor {escape(str(page['next_cursor']))}[/]")
+            seconds((run.get("stats") or {}).get("duration")),
+        ),
+        # The next page is the same command (whatever its filters) with --cursor added.
+        more="add",
+    )

@@ -21,6 +21,7 @@ from api.cli.names import Names, names_of
 from api.cli.output import Output, current_output
 from api.cli.results_view import compact, details_table, dollars, seconds, styled
 from api.cli.signals_view import format_value
+from domain.vocabulary import TERMINAL
 
 # Table cells stay readable; `run logs` and `--format json` show everything.
 ACTION_INPUT_CHARS = 80
@@ -28,7 +29,6 @@ ACTION_RESULT_CHARS = 120
 _ROLE_STYLE = {"system": "magenta", "user": "green", "assistant": "blue", "tool": "yellow"}
 # How often `run logs --follow` asks for new messages (TPC_POLL_INTERVAL overrides it).
 FOLLOW_INTERVAL_S = 1.0
-TERMINAL = frozenset({"passed", "failed", "errored", "timed_out", "cancelled"})
 
 
 def run_path(run_id: str) -> str:
@@ -109,20 +109,11 @@ def follow_run(client: ApiClient, run_id: str, output: Output, interval: float) 
             if attempt is not None and page["attempt"] != attempt:
                 # A new attempt (the run was retried) numbers its messages from 0 again.
                 if attempt and not output.is_json:
-                    output.console.print()
-                    output.console.print(
-                        Text(f"attempt {page['attempt']} (the run was retried):", style="dim")
-                    )
+                    _announce_retry(output, page["attempt"])
                 attempt, after = page["attempt"], 0
                 continue
             attempt = page["attempt"]
-            for item in page["messages"]:
-                if output.is_json:
-                    line = {"index": item["index"], "attempt": attempt, **item}
-                    click.echo(json.dumps(line, ensure_ascii=False))
-                else:
-                    output.console.print()
-                    render_message(output.console, item["index"], item)
+            _print_messages(output, attempt, page["messages"])
             after = page["next"]
             if page["done"]:
                 break
@@ -137,6 +128,22 @@ def follow_run(client: ApiClient, run_id: str, output: Output, interval: float) 
     else:
         output.console.print()
         render_final_status(output.console, run)
+
+
+def _announce_retry(output: Output, attempt: int) -> None:
+    output.console.print()
+    output.console.print(Text(f"attempt {attempt} (the run was retried):", style="dim"))
+
+
+def _print_messages(output: Output, attempt: int, messages: list[dict[str, Any]]) -> None:
+    """New log messages: one JSON line each, or rendered for a person."""
+    for item in messages:
+        if output.is_json:
+            line = {"index": item["index"], "attempt": attempt, **item}
+            click.echo(json.dumps(line, ensure_ascii=False))
+        else:
+            output.console.print()
+            render_message(output.console, item["index"], item)
 
 
 @run_group.command("actions")

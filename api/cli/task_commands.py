@@ -8,12 +8,12 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from api.cli.client import api_client, segment
-from api.cli.inputs import check_definition, paging_options, read_definition_file
+from api.cli.inputs import check_definition, read_definition_file
+from api.cli.listing import folding, list_command, render_list
 from api.cli.output import current_output
-from api.cli.results_view import compact, details_table, render_more, when
+from api.cli.results_view import compact, details_table, when
 from api.http.bodies import TaskCreate
 
 
@@ -49,15 +49,16 @@ def create(name: str | None, prompt: str | None, file: Path | None) -> None:
     current_output().emit(task, lambda console: render_task(console, task))
 
 
-@task_group.command("list")
-@paging_options
-def list_tasks(limit: int, cursor: str | None) -> None:
-    """List the product's tasks, oldest first.
+task_group.add_command(
+    list_command(
+        "/v1/tasks",
+        lambda console, page: render_tasks(console, page),
+        help="""List the product's tasks, oldest first.
 
     Example: tpc sim task list --limit 100
-    """
-    page = api_client().get("/v1/tasks", {"limit": limit, "cursor": cursor})
-    current_output().emit(page, lambda console: render_tasks(console, page))
+    """,
+    )
+)
 
 
 @task_group.command("get")
@@ -85,21 +86,18 @@ def render_task(console: Console, task: dict[str, Any]) -> None:
 
 
 def render_tasks(console: Console, page: dict[str, Any]) -> None:
-    items = page["items"]
-    if not items:
-        console.print("No tasks yet: tpc sim task create --name NAME --prompt PROMPT")
-        return
-    table = Table(title=f"Tasks ({len(items)})", title_justify="left")
-    for column in ("id", "name", "prompt", "tags", "created"):
-        # An id never wraps (it is copied into other commands); the rest folds when narrow.
-        table.add_column(column, no_wrap=column == "id", overflow="fold")
-    for task in items:
-        table.add_row(
+    render_list(
+        console,
+        page,
+        title="Tasks",
+        empty="No tasks yet: tpc sim task create --name NAME --prompt PROMPT",
+        columns=folding("id", "name", "prompt", "tags", "created"),
+        row=lambda task: (
             escape(str(task["id"])),
             escape(str(task.get("name", ""))),
             escape(compact(task.get("prompt", ""), 60)),
             escape(", ".join(str(t) for t in task.get("tags") or [])),
             escape(when(task.get("created_at"))),
-        )
-    console.print(table)
-    render_more(console, page, "tpc sim task list")
+        ),
+        more="tpc sim task list",
+    )

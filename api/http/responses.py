@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.vocabulary import ITERATION_STATUSES, RUN_STATES
+
 STRING = {"type": "string"}
 INTEGER = {"type": "integer"}
 OBJECT = {"type": "object"}
 STRINGS = {"type": "array", "items": STRING}
-RUN_STATUSES = ["queued", "running", "passed", "failed", "errored", "timed_out", "cancelled"]
+RUN_STATUSES = list(RUN_STATES)
 
 
 def nullable(schema: dict[str, Any]) -> dict[str, Any]:
@@ -80,7 +82,7 @@ RESPONSES: dict[str, dict[str, Any]] = {
         {
             "experiment_id": STRING,
             "iteration": INTEGER,
-            "status": {"type": "string", "enum": ["running", "completed", "cancelled"]},
+            "status": {"type": "string", "enum": list(ITERATION_STATUSES)},
             "runs": shape({"total": INTEGER} | {status: INTEGER for status in RUN_STATUSES}),
             "config_hash": nullable(STRING),
             "cancel_requested": {"type": "boolean"},

@@ -21,10 +21,11 @@ from api.web.units import aggregate_unit, signal_units
 from domain.errors import Conflict, DomainError, InvalidInput
 from domain.signals.config import SignalConfig
 from domain.signals.validation import SignalConfigSyntaxError, load_signal_config
+from domain.vocabulary import RUN_STATES
 
 RUNS_PER_PAGE = 50
 LOOKUP_LIMIT = 500
-STATUSES = ("queued", "running", "passed", "failed", "errored", "timed_out", "cancelled")
+STATUSES = RUN_STATES
 STATIC = Path(__file__).parent / "static"
 
 

@@ -202,23 +202,43 @@ def decide(signature: Signature, task: str, environment: str) -> Finding:
         runner = next((e for e in reversed(signature.errors) if e.tool is None), None)
         shown = runner or (signature.errors[-1] if signature.errors else None)
         return _finding("runner_error", ("environment", environment), shown, signature)
+    found = _unanswered_call(signature)
+    if found is None:
+        found = _decisive_tool_error(signature)
+    return found if found is not None else _how_it_ended(signature, task)
+
+
+def _unanswered_call(signature: Signature) -> Finding | None:
+    """A call still waiting for its result when the time limit ended the run."""
     pending = signature.unanswered
-    if pending is not None and (
+    if pending is None or not (
         signature.status == "timed_out" or signature.termination_reason == "timeout"
     ):
-        host = _host_of(pending)
-        waiting = replace(pending, text=f"{pending.text} (no result before the time limit)")
-        if host:
-            return _finding("service_timeout", ("host", host), waiting, signature)
-        return _finding("hung_command", ("command", _command(pending)), waiting, signature)
+        return None
+    host = _host_of(pending)
+    waiting = replace(pending, text=f"{pending.text} (no result before the time limit)")
+    if host:
+        return _finding("service_timeout", ("host", host), waiting, signature)
+    return _finding("hung_command", ("command", _command(pending)), waiting, signature)
+
+
+def _decisive_tool_error(signature: Signature) -> Finding | None:
+    """The error of the highest-ranked cause (the last of them), unless it names nothing and
+    a limit ended the run."""
     tool_errors = [e for e in signature.errors if e.tool is not None] or list(signature.errors)
-    if tool_errors:
-        causes = [(error_cause(e), e) for e in tool_errors]
-        rank = min(ERROR_CAUSES.index(key.partition(":")[0]) for key, _ in causes)
-        key, error = [(k, e) for k, e in causes if k.partition(":")[0] == ERROR_CAUSES[rank]][-1]
-        # A failed call that names no error type says less than the limit that ended the run.
-        if key != "tool_error" or not _ended_by_limit(signature):
-            return _finding(key, place_of(key, error), error, signature)
+    if not tool_errors:
+        return None
+    causes = [(error_cause(e), e) for e in tool_errors]
+    rank = min(ERROR_CAUSES.index(key.partition(":")[0]) for key, _ in causes)
+    key, error = [(k, e) for k, e in causes if k.partition(":")[0] == ERROR_CAUSES[rank]][-1]
+    # A failed call that names no error type says less than the limit that ended the run.
+    if key != "tool_error" or not _ended_by_limit(signature):
+        return _finding(key, place_of(key, error), error, signature)
+    return None
+
+
+def _how_it_ended(signature: Signature, task: str) -> Finding:
+    """No error decides: the limit that ended the run, giving up, or a wrong answer."""
     if signature.termination_reason == "max_steps":
         loop = signature.repeated_read
         if loop is not None and loop[1] >= LOOP_READS:
@@ -245,6 +265,17 @@ def error_cause(error: ToolError) -> str:
     prose = _NOT_PROSE.sub(" ", error.message)
     kinds = " ".join(m.group(1) for m in _EXCEPTION.finditer(prose))
     docs = _on_docs(error)
+    cause = _cause_by_status(statuses, error, docs)
+    if cause is None and kinds:
+        cause = _cause_by_kind(kinds, error, docs)
+    if cause is None and (not kinds or not statuses):
+        cause = _cause_by_words(prose, error, docs, kinds)
+    if cause is not None:
+        return cause
+    return f"tool_error:{kinds.split()[0]}" if kinds else "tool_error"
+
+
+def _cause_by_status(statuses: tuple[int, ...], error: ToolError, docs: bool) -> str | None:
     if any(s in (401, 403) for s in statuses):
         return "auth"
     if 429 in statuses:
@@ -257,6 +288,10 @@ def error_cause(error: ToolError) -> str:
         return "docs_page_missing" if docs else "endpoint_missing"
     if any(s in (400, 409, 422) for s in statuses):
         return "invalid_request"
+    return None
+
+
+def _cause_by_kind(kinds: str, error: ToolError, docs: bool) -> str | None:
     by_kind = (
         (_AUTH_KIND, "auth"),
         (_RATE_KIND, "rate_limit"),
@@ -265,28 +300,31 @@ def error_cause(error: ToolError) -> str:
         (_INVALID_KIND, "invalid_request"),
     )
     for pattern, key in by_kind:
-        if kinds and pattern.search(kinds):
+        if pattern.search(kinds):
             return key
-    if kinds and _TIMEOUT_KIND.search(kinds):
+    if _TIMEOUT_KIND.search(kinds):
         return _timeout(error)
-    if kinds and _NOT_FOUND_KIND.search(kinds) and docs:
+    if _NOT_FOUND_KIND.search(kinds) and docs:
         return "docs_page_missing"
-    if not kinds or not statuses:
-        if _AUTH_WORDS.search(prose):
-            return "auth"
-        if _RATE_WORDS.search(prose):
-            return "rate_limit"
-        if _CONNECTION_WORDS.search(prose):
-            return "unreachable"
-        if _TIMEOUT_WORDS.search(prose):
-            return _timeout(error)
-        if _DEPENDENCY_WORDS.search(error.text):
-            return "dependency_missing"
-        if docs and _MISSING_WORDS.search(prose):
-            return "docs_page_missing"
-        if not kinds and _INVALID_WORDS.search(prose):
-            return "invalid_request"
-    return f"tool_error:{kinds.split()[0]}" if kinds else "tool_error"
+    return None
+
+
+def _cause_by_words(prose: str, error: ToolError, docs: bool, kinds: str) -> str | None:
+    if _AUTH_WORDS.search(prose):
+        return "auth"
+    if _RATE_WORDS.search(prose):
+        return "rate_limit"
+    if _CONNECTION_WORDS.search(prose):
+        return "unreachable"
+    if _TIMEOUT_WORDS.search(prose):
+        return _timeout(error)
+    if _DEPENDENCY_WORDS.search(error.text):
+        return "dependency_missing"
+    if docs and _MISSING_WORDS.search(prose):
+        return "docs_page_missing"
+    if not kinds and _INVALID_WORDS.search(prose):
+        return "invalid_request"
+    return None
 
 
 def exception_names(message: str) -> list[str]:
@@ -296,28 +334,31 @@ def exception_names(message: str) -> list[str]:
 
 def place_of(key: str, error: ToolError) -> tuple[str, str]:
     """Where an error's cause happened, as (kind, name); the cause's kind when it can be read."""
-    cause = key.partition(":")[0]
-    host = _host_of(error)
-    if cause in ("auth", "rate_limit", "server_error", "service_timeout", "unreachable"):
-        if host:
-            return ("host", host)
-    elif cause == "docs_page_missing":
-        return ("page", _page(error))
-    elif cause in ("endpoint_missing", "invalid_request"):
-        route = _route(error)
-        if route:
-            return ("endpoint", route)
-        if host:
-            return ("host", host)
-    elif cause == "dependency_missing":
-        found = _PACKAGE.search(error.text)
-        if found:
-            return ("package", next(g for g in found.groups() if g))
-    elif cause == "hung_command":
-        return ("command", _command(error))
+    place = _cause_place(key.partition(":")[0], error)
+    if place is not None:
+        return place
     if error.call and error.tool in SHELL_TOOLS:
         return ("command", _command(error))
     return ("tool", error.tool or "runner")
+
+
+def _cause_place(cause: str, error: ToolError) -> tuple[str, str] | None:
+    host = _host_of(error)
+    if cause in ("auth", "rate_limit", "server_error", "service_timeout", "unreachable"):
+        return ("host", host) if host else None
+    if cause == "docs_page_missing":
+        return ("page", _page(error))
+    if cause in ("endpoint_missing", "invalid_request"):
+        route = _route(error)
+        if route:
+            return ("endpoint", route)
+        return ("host", host) if host else None
+    if cause == "dependency_missing":
+        found = _PACKAGE.search(error.text)
+        return ("package", next(g for g in found.groups() if g)) if found else None
+    if cause == "hung_command":
+        return ("command", _command(error))
+    return None
 
 
 def _finding(

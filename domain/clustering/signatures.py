@@ -20,8 +20,9 @@ from domain.clustering.normalize import (
 )
 from domain.sources import compact_json, final_answer_part
 from domain.transcripts import TextBlock, ThinkingBlock, ToolCallBlock, ToolResultBlock, Transcript
+from domain.vocabulary import FAILING
 
-FAILING_STATUSES = ("failed", "errored", "timed_out")
+FAILING_STATUSES = FAILING
 
 # How many of the run's last distinct tool errors make its fingerprint: the failure that ended
 # a run is near its end, and earlier errors the agent recovered from are noise.

@@ -14,7 +14,7 @@ from pydantic.functional_validators import PlainValidator
 
 from domain.sources import Source
 from domain.stats import CATEGORY_STATS
-from domain.transcripts import RUN_STATUSES, TERMINATION_REASONS
+from domain.vocabulary import TERMINAL, TERMINATION_REASONS
 
 SignalType = Literal["boolean", "number", "category"]
 Scope = Literal["run", "message"]
@@ -65,7 +65,7 @@ JUDGE_MODELS: tuple[str, ...] = (
     "gpt-4.1-nano",
 )
 STAT_CATEGORIES: dict[str, tuple[str, ...]] = {
-    "status": RUN_STATUSES,
+    "status": TERMINAL,
     "termination_reason": TERMINATION_REASONS,
 }
 assert set(STAT_CATEGORIES) == set(CATEGORY_STATS)

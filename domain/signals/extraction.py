@@ -322,80 +322,115 @@ def _run_pattern_value(pattern: _Pattern, rendered: _Rendered) -> SignalValue:
     the evidence names each message matched, up to MAX_EVIDENCE."""
     assert pattern.source is not None
     text = rendered.run_text(pattern.source)
-    data, events, starts, ends = text.data, text.events, text.starts, text.ends
-    if not starts:
+    if not text.starts:
         return _no_parts_value(pattern)
-    last = len(starts) - 1
-    evidence: list[Evidence] = []
-    seen_events: set[int | None] = set()
+    evidence = _EvidenceLog()
     total = 0
     found = False
-    # (The part of a match, written out: this is the inner loop. A match that starts on the
-    # newline joining two parts belongs to the later part.)
     for name, matcher in zip(pattern.names, pattern.matchers, strict=True):
         if pattern.counting and matcher.literal is not None and b"\n" not in matcher.literal:
-            # A plain string without a newline never spans a join: count it in C, and find
-            # only the first match of each part, from the part's start.
-            literal = matcher.literal
-            total += data.count(literal)
-            start = data.find(literal)
-            while start >= 0:
-                part = bisect_right(starts, start) - 1
-                event = events[part]
-                if event not in seen_events:
-                    seen_events.add(event)
-                    end = start + len(literal)
-                    text_around = snippet(data, start, end, starts[part], ends[part])
-                    evidence.append(Evidence(event, text_around, name))
-                    if len(evidence) == MAX_EVIDENCE:
-                        break
-                start = data.find(literal, ends[part] + 1)
-            continue
-        if pattern.counting:
-            spans = matcher.spans(data)
-            total += len(spans)
-            lo = hi = -1  # the bounds of the part the previous match was in
-            for start, end in spans:
-                if lo <= start < hi:
-                    continue  # The same part again: its message has its evidence.
-                part = bisect_right(starts, start) - 1
-                if start == ends[part] and part < last:
-                    part += 1  # a match from the newline that joins two parts: the later
-                lo, hi = starts[part], ends[part]
-                event = events[part]
-                if event not in seen_events:
-                    seen_events.add(event)
-                    evidence.append(Evidence(event, snippet(data, start, end, lo, hi), name))
-                    if len(evidence) == MAX_EVIDENCE:
-                        break  # The rest only needed counting.
-            continue
-        # A boolean: the first match in each part, until the evidence is full.
-        first = matcher.first
-        pos = 0
-        size = len(data)
-        while pos <= size and len(evidence) < MAX_EVIDENCE:
-            span = first(data, pos)
-            if span is None:
-                break
+            total += _count_literal(matcher.literal, name, text, evidence)
+        elif pattern.counting:
+            total += _count_spans(matcher, name, text, evidence)
+        elif _first_in_each_part(matcher, name, text, evidence):
             found = True
-            start, end = span
-            part = bisect_right(starts, start) - 1
-            if start == ends[part] and part < last:
-                part += 1
-            part_end = ends[part]
-            event = events[part]
-            if event not in seen_events:
-                seen_events.add(event)
-                text_around = snippet(data, start, end, starts[part], part_end)
-                evidence.append(Evidence(event, text_around, name))
-            # Then from the next part: one match per part is all a boolean needs (the part
-            # ends at or after the match's start, so this moves on).
-            pos = part_end + 1 if part_end >= end else end
     value: Any = total if pattern.counting else found
     if len(pattern.matchers) > 1:
         # One regex finds its parts in order; several need putting in message order.
-        evidence.sort(key=_evidence_order)
-    return SignalValue(value, tuple(evidence))
+        evidence.items.sort(key=_evidence_order)
+    return SignalValue(value, tuple(evidence.items))
+
+
+class _EvidenceLog:
+    """The evidence of one run-scoped pattern signal: one item per message matched."""
+
+    def __init__(self) -> None:
+        self.items: list[Evidence] = []
+        self.seen_events: set[int | None] = set()
+
+
+# (The part of a match, written out in the functions below: they are the inner loops. A match
+# that starts on the newline joining two parts belongs to the later part.)
+
+
+def _count_literal(
+    literal: bytes, name: str | None, text: JoinedText, evidence: _EvidenceLog
+) -> int:
+    """A plain string without a newline never spans a join: count it in C, and find only the
+    first match of each part, from the part's start."""
+    data, events, starts, ends = text.data, text.events, text.starts, text.ends
+    items, seen_events = evidence.items, evidence.seen_events
+    start = data.find(literal)
+    while start >= 0:
+        part = bisect_right(starts, start) - 1
+        event = events[part]
+        if event not in seen_events:
+            seen_events.add(event)
+            end = start + len(literal)
+            text_around = snippet(data, start, end, starts[part], ends[part])
+            items.append(Evidence(event, text_around, name))
+            if len(items) == MAX_EVIDENCE:
+                break
+        start = data.find(literal, ends[part] + 1)
+    return data.count(literal)
+
+
+def _count_spans(
+    matcher: Matcher, name: str | None, text: JoinedText, evidence: _EvidenceLog
+) -> int:
+    """Every match of a regex, with evidence for the first in each part."""
+    data, events, starts, ends = text.data, text.events, text.starts, text.ends
+    items, seen_events = evidence.items, evidence.seen_events
+    last = len(starts) - 1
+    spans = matcher.spans(data)
+    lo = hi = -1  # the bounds of the part the previous match was in
+    for start, end in spans:
+        if lo <= start < hi:
+            continue  # The same part again: its message has its evidence.
+        part = bisect_right(starts, start) - 1
+        if start == ends[part] and part < last:
+            part += 1  # a match from the newline that joins two parts: the later
+        lo, hi = starts[part], ends[part]
+        event = events[part]
+        if event not in seen_events:
+            seen_events.add(event)
+            items.append(Evidence(event, snippet(data, start, end, lo, hi), name))
+            if len(items) == MAX_EVIDENCE:
+                break  # The rest only needed counting.
+    return len(spans)
+
+
+def _first_in_each_part(
+    matcher: Matcher, name: str | None, text: JoinedText, evidence: _EvidenceLog
+) -> bool:
+    """A boolean: whether the regex matches, finding the first match in each part until the
+    evidence is full."""
+    data, events, starts, ends = text.data, text.events, text.starts, text.ends
+    items, seen_events = evidence.items, evidence.seen_events
+    last = len(starts) - 1
+    found = False
+    first = matcher.first
+    pos = 0
+    size = len(data)
+    while pos <= size and len(items) < MAX_EVIDENCE:
+        span = first(data, pos)
+        if span is None:
+            break
+        found = True
+        start, end = span
+        part = bisect_right(starts, start) - 1
+        if start == ends[part] and part < last:
+            part += 1
+        part_end = ends[part]
+        event = events[part]
+        if event not in seen_events:
+            seen_events.add(event)
+            text_around = snippet(data, start, end, starts[part], part_end)
+            items.append(Evidence(event, text_around, name))
+        # Then from the next part: one match per part is all a boolean needs (the part
+        # ends at or after the match's start, so this moves on).
+        pos = part_end + 1 if part_end >= end else end
+    return found
 
 
 def _no_parts_value(pattern: _Pattern) -> SignalValue:

@@ -213,16 +213,7 @@ def scan_joined(matchers: Sequence[Matcher], text: JoinedText, counting: bool) -
     if not starts:
         return hits, firsts  # no message of the role
     if counting:
-        part = lo = hi = -1  # the part of the previous match, and its bounds
-        for start, end in matchers[0].spans(data):
-            if not lo <= start < hi:
-                part = bisect_right(starts, start) - 1
-                lo, hi = starts[part], ends[part]
-                firsts[part] = (0, start, end)
-            if end <= start or end > hi:
-                return None
-            hits[part] += 1
-        return hits, firsts
+        return _count_joined(matchers[0], text, hits, firsts)
     last = len(starts) - 1
     for index, matcher in enumerate(matchers):
         pos = 0
@@ -240,6 +231,23 @@ def scan_joined(matchers: Sequence[Matcher], text: JoinedText, counting: bool) -
             if part == last:
                 break
             pos = starts[part + 1]  # one match per part is all a boolean needs
+    return hits, firsts
+
+
+def _count_joined(
+    matcher: Matcher, text: JoinedText, hits: list[int], firsts: dict[int, tuple[int, int, int]]
+) -> PartScan | None:
+    """`scan_joined` of one counted regex: every match, each in its part."""
+    data, starts, ends = text.data, text.starts, text.ends
+    part = lo = hi = -1  # the part of the previous match, and its bounds
+    for start, end in matcher.spans(data):
+        if not lo <= start < hi:
+            part = bisect_right(starts, start) - 1
+            lo, hi = starts[part], ends[part]
+            firsts[part] = (0, start, end)
+        if end <= start or end > hi:
+            return None
+        hits[part] += 1
     return hits, firsts
 
 

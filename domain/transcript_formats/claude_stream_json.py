@@ -26,7 +26,8 @@ from domain.transcript_formats.parsing import (
     stats,
     with_prompt,
 )
-from domain.transcripts import Message, TerminationReason, Transcript
+from domain.transcripts import Message, Transcript
+from domain.vocabulary import TerminationReason
 
 NAME = "claude-stream-json"
 # Every line of the stream carries `session_id` (snake case); a session file's lines carry

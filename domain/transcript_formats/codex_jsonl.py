@@ -34,7 +34,8 @@ from domain.transcript_formats.parsing import (
     stats,
     with_prompt,
 )
-from domain.transcripts import Message, TerminationReason, Transcript
+from domain.transcripts import Message, RecordedStats, Transcript
+from domain.vocabulary import TerminationReason
 
 NAME = "codex-jsonl"
 EVENTS = frozenset(
@@ -82,15 +83,7 @@ class CodexJsonlParser:
         if not self._events and not node.has("type"):
             self._legacy_header(node, done)
             return done
-        kind = node.get("type").text()
-        if kind not in EVENTS and "." not in kind:
-            # Codex names its events `thread.*`, `turn.*`, `item.*`; a later version's new
-            # dotted event is skipped, a line of another format is not.
-            node.get("type").fail(
-                f"{kind!r} is not a codex exec --json event (expected thread.started, "
-                "turn.started, item.started/updated/completed, turn.completed, turn.failed or "
-                'error; or, before Codex 0.44, {"id", "msg"} lines)'
-            )
+        kind = _event_kind(node)
         self._events += 1
         self._start(done)
         if kind.startswith("item."):
@@ -98,9 +91,7 @@ class CodexJsonlParser:
         elif kind == "turn.completed":
             self._turn_completed = True
             if node.has("usage"):
-                for key, value in node.get("usage").obj().items():
-                    if isinstance(value, int) and not isinstance(value, bool):
-                        self._usage[key] = self._usage.get(key, 0) + value
+                self._add_usage(node.get("usage"))
             self._flush(done)
         elif kind == "turn.failed":
             error = node.get("error")
@@ -114,6 +105,11 @@ class CodexJsonlParser:
                 self._error = text
         return done
 
+    def _add_usage(self, usage: Node) -> None:
+        for key, value in usage.obj().items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                self._usage[key] = self._usage.get(key, 0) + value
+
     def finish(self) -> ParsedOutput:
         done: list[Message] = []
         self._flush(done)
@@ -126,13 +122,7 @@ class CodexJsonlParser:
         elif self._turn_completed:
             reason = "completed"
         usage = self._usage or self._legacy_usage
-        recorded = stats(
-            model=self._model,
-            token_in=usage.get("input_tokens"),
-            token_out=usage.get("output_tokens"),
-            cached_input_tokens=usage.get("cached_input_tokens"),
-            reasoning_output_tokens=usage.get("reasoning_output_tokens"),
-        )
+        recorded = usage_stats(self._model, usage)
         transcript = Transcript(
             messages=with_prompt(self._messages, self._prompt),
             stats=recorded,
@@ -144,6 +134,12 @@ class CodexJsonlParser:
     def _item(self, event: str, item: Node, done: list[Message]) -> None:
         kind = item.get("type").text()
         item_id = item.get("id").opt_text() or f"line_{self._line}"
+        self._item_calls(kind, item_id, item)
+        if event == "completed":
+            self._item_completed(kind, item_id, item, done)
+
+    def _item_calls(self, kind: str, item_id: str, item: Node) -> None:
+        """The tool call an item shows from its first event: a plan, a command, an MCP call."""
         if kind == "todo_list":
             plan = item.get("items").value
             if plan != self._plans.get(item_id):
@@ -158,37 +154,36 @@ class CodexJsonlParser:
             else:
                 name = f"{item.get('server').text()}.{item.get('tool').text()}"
                 self._call(item_id, name, item.get("arguments").value or {})
-        if event != "completed":
-            return
+
+    def _item_completed(self, kind: str, item_id: str, item: Node, done: list[Message]) -> None:
+        """What a completed item adds: text, thinking, a tool result or an error."""
         if kind == "agent_message":
             self._final = item.get("text").text()
             self._pending.append({"type": "text", "text": self._final})
         elif kind == "reasoning":
             self._pending.append({"type": "thinking", "thinking": item.get("text").text()})
         elif kind == "command_execution":
-            code = item.get("exit_code").opt_int()
-            failed = item.get("status").opt_text() == "failed" or (code is not None and code != 0)
-            output = item.get("aggregated_output").opt_text() or ""
-            if code is not None and code != 0:
-                output = f"{output}\n[exit code {code}]" if output else f"[exit code {code}]"
-            self._result(item_id, output, failed, done)
+            self._result(item_id, *_command_result(item), done)
         elif kind == "mcp_tool_call":
             self._result(item_id, *_mcp_result(item), done)
         elif kind == "file_change":
-            changes = [
-                {"path": c.get("path").text(), "kind": c.get("kind").opt_text() or "update"}
-                for c in item.get("changes").items()
-            ]
-            self._call(item_id, "apply_patch", {"changes": changes})
-            failed = item.get("status").opt_text() == "failed"
-            summary = "\n".join(f"{c['kind']} {c['path']}" for c in changes)
-            self._result(item_id, ("failed: " if failed else "") + summary, failed, done)
+            self._file_change(item_id, item, done)
         elif kind == "web_search":
             self._call(item_id, "web_search", {"query": item.get("query").opt_text() or ""})
         elif kind == "error":
             self._flush(done)
             text = item.get("message").opt_text() or "error"
             self._emit(message("system", [{"type": "text", "text": f"[codex] {text}"}]), done)
+
+    def _file_change(self, item_id: str, item: Node, done: list[Message]) -> None:
+        changes = [
+            {"path": c.get("path").text(), "kind": c.get("kind").opt_text() or "update"}
+            for c in item.get("changes").items()
+        ]
+        self._call(item_id, "apply_patch", {"changes": changes})
+        failed = item.get("status").opt_text() == "failed"
+        summary = "\n".join(f"{c['kind']} {c['path']}" for c in changes)
+        self._result(item_id, ("failed: " if failed else "") + summary, failed, done)
 
     def _start(self, done: list[Message]) -> None:
         if self._prompt_pending and self._prompt is not None:
@@ -223,12 +218,12 @@ class CodexJsonlParser:
                 self._model = msg.get("model").opt_text()
             return
         self._start(done)
-        if kind == "agent_message":
-            self._final = msg.get("message").text()
-            self._pending.append({"type": "text", "text": self._final})
-        elif kind == "agent_reasoning":
-            self._pending.append({"type": "thinking", "thinking": msg.get("text").text()})
-        elif kind == "exec_command_begin":
+        if not self._legacy_tool_event(kind, msg, done):
+            self._legacy_turn_event(kind, msg, done)
+
+    def _legacy_tool_event(self, kind: str, msg: Node, done: list[Message]) -> bool:
+        """A pre-0.44 tool call or result; whether `kind` was one."""
+        if kind == "exec_command_begin":
             self._call(
                 msg.get("call_id").text(), "shell", {"command": _command(msg.get("command"))}
             )
@@ -259,6 +254,17 @@ class CodexJsonlParser:
             self._call(
                 f"plan.{self._plan_updates}", "update_plan", {"items": msg.get("plan").value}
             )
+        else:
+            return False
+        return True
+
+    def _legacy_turn_event(self, kind: str, msg: Node, done: list[Message]) -> None:
+        """A pre-0.44 event of the turn itself: text, thinking, usage, its end or an error."""
+        if kind == "agent_message":
+            self._final = msg.get("message").text()
+            self._pending.append({"type": "text", "text": self._final})
+        elif kind == "agent_reasoning":
+            self._pending.append({"type": "thinking", "thinking": msg.get("text").text()})
         elif kind == "token_count":
             self._legacy_tokens(msg)
         elif kind == "task_complete":
@@ -366,3 +372,39 @@ def _legacy_mcp_result(result: Node) -> tuple[str, bool]:
         if block.get("type").opt_text() == "text"
     ]
     return "\n".join(texts), ok.get("isError").flag() or ok.get("is_error").flag()
+
+
+def _event_kind(node: Node) -> str:
+    """A line's event type, refusing what is no Codex event."""
+    kind = node.get("type").text()
+    if kind not in EVENTS and "." not in kind:
+        # Codex names its events `thread.*`, `turn.*`, `item.*`; a later version's new
+        # dotted event is skipped, a line of another format is not.
+        node.get("type").fail(
+            f"{kind!r} is not a codex exec --json event (expected thread.started, "
+            "turn.started, item.started/updated/completed, turn.completed, turn.failed or "
+            'error; or, before Codex 0.44, {"id", "msg"} lines)'
+        )
+    return kind
+
+
+def _command_result(item: Node) -> tuple[str, bool]:
+    """A completed command's output (with its exit code when not 0), and whether it failed."""
+    code = item.get("exit_code").opt_int()
+    failed = item.get("status").opt_text() == "failed" or (code is not None and code != 0)
+    output = item.get("aggregated_output").opt_text() or ""
+    if code is not None and code != 0:
+        output = f"{output}\n[exit code {code}]" if output else f"[exit code {code}]"
+    return output, failed
+
+
+def usage_stats(model: str | None, usage: dict[str, int]) -> RecordedStats:
+    """The stats of Codex's token usage (as `turn.completed`, `token_count` and session files
+    name its counts)."""
+    return stats(
+        model=model,
+        token_in=usage.get("input_tokens"),
+        token_out=usage.get("output_tokens"),
+        cached_input_tokens=usage.get("cached_input_tokens"),
+        reasoning_output_tokens=usage.get("reasoning_output_tokens"),
+    )

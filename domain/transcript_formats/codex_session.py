@@ -15,8 +15,10 @@ of another format (`codex exec --json` events, Claude Code lines) is refused.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
+from domain.transcript_formats.codex_jsonl import usage_stats
 from domain.transcript_formats.openai_responses import ResponseItems
 from domain.transcript_formats.parsing import (
     Node,
@@ -26,9 +28,9 @@ from domain.transcript_formats.parsing import (
     decode_text,
     iso_time,
     json_line,
-    stats,
 )
-from domain.transcripts import TerminationReason, Transcript
+from domain.transcripts import Transcript
+from domain.vocabulary import TerminationReason
 
 NAME = "codex-session"
 LINE_TYPES = frozenset({"session_meta", "turn_context", "response_item", "event_msg", "compacted"})
@@ -48,74 +50,83 @@ _LEGACY_ITEMS = frozenset(
 
 
 def read_codex_session(file_name: str, data: bytes) -> list[Sample]:
-    items = ResponseItems(strict=False)
-    metadata: dict[str, Any] = {}
+    session = _Session()
+    for number, raw in enumerate(decode_text(data, NAME).splitlines(), start=1):
+        line = json_line(raw, f"{NAME} line {number}")
+        if line is not None:
+            session.read(line)
+    return [session.sample()]
+
+
+@dataclass
+class _Session:
+    """What a session file says so far: its conversation, metadata, usage and ending."""
+
+    items: ResponseItems = field(default_factory=lambda: ResponseItems(strict=False))
+    metadata: dict[str, Any] = field(default_factory=dict)
     model: str | None = None
-    usage: dict[str, int] = {}
+    usage: dict[str, int] = field(default_factory=dict)
     reason: TerminationReason | None = None
     error: str | None = None
     final: str | None = None
-    times: list[str] = []
-    lines = 0
-    for number, raw in enumerate(decode_text(data, NAME).splitlines(), start=1):
-        line = json_line(raw, f"{NAME} line {number}")
-        if line is None:
-            continue
-        lines += 1
+    times: list[str] = field(default_factory=list)
+    lines: int = 0
+
+    def read(self, line: Node) -> None:
+        self.lines += 1
         if isinstance(line.value.get("timestamp"), str):
-            times.append(line.value["timestamp"])
+            self.times.append(line.value["timestamp"])
         kind = line.get("type").opt_text()
         if kind is None or not line.has("payload"):
-            _legacy_line(line, lines, items, metadata)
-            continue
+            _legacy_line(line, self.lines, self.items, self.metadata)
+            return
         payload = line.get("payload")
         if kind == "session_meta":
             for key in ("id", "cwd", "cli_version", "originator", "model_provider", "source"):
                 if payload.has(key):
-                    metadata[key] = payload.get(key).value
+                    self.metadata[key] = payload.get(key).value
         elif kind == "turn_context":
-            model = payload.get("model").opt_text() or model
+            self.model = payload.get("model").opt_text() or self.model
         elif kind == "response_item":
-            items.add(_as_system_when_injected(payload))
+            self.items.add(_as_system_when_injected(payload))
         elif kind == "event_msg":
-            event = payload.get("type").opt_text()
-            if event == "token_count" and payload.get("info").has("total_token_usage"):
-                total = payload.get("info").get("total_token_usage").obj()
-                usage = {k: v for k, v in total.items() if isinstance(v, int)}
-            elif event == "task_complete":
-                reason = "completed"
-                final = payload.get("last_agent_message").opt_text() or final
-            elif event == "turn_aborted":
-                reason = "cancelled"
-            elif event == "error":
-                reason, error = "error", payload.get("message").opt_text() or "error"
-        elif kind not in LINE_TYPES:
-            continue  # a later Codex's line type: its payload is not conversation we know
-    if not lines:
-        problem = "no lines in the file"
-        raise TranscriptFormatError(f"{NAME}: {problem}", (("", problem),))
-    messages = items.finish()
-    if not messages and not metadata:
-        problem = "no session_meta and no conversation items: not a Codex session file"
-        raise TranscriptFormatError(f"{NAME}: {problem}", (("", problem),))
-    recorded = stats(
-        model=model,
-        token_in=usage.get("input_tokens"),
-        token_out=usage.get("output_tokens"),
-        cached_input_tokens=usage.get("cached_input_tokens"),
-        reasoning_output_tokens=usage.get("reasoning_output_tokens"),
-    )
-    transcript = Transcript(
-        messages=messages,
-        stats=recorded,
-        final_answer=final or items.final_answer,
-        termination_reason=reason,
-        started_at=iso_time(times[0]) if times else None,
-        ended_at=iso_time(times[-1]) if times else None,
-    )
-    if model is not None:
-        metadata["model"] = model
-    return [Sample(None, ParsedOutput(transcript, error), metadata)]
+            self._event(payload)
+        # Else a later Codex's line type: its payload is not conversation we know.
+
+    def _event(self, payload: Node) -> None:
+        event = payload.get("type").opt_text()
+        if event == "token_count" and payload.get("info").has("total_token_usage"):
+            total = payload.get("info").get("total_token_usage").obj()
+            self.usage = {k: v for k, v in total.items() if isinstance(v, int)}
+        elif event == "task_complete":
+            self.reason = "completed"
+            self.final = payload.get("last_agent_message").opt_text() or self.final
+        elif event == "turn_aborted":
+            self.reason = "cancelled"
+        elif event == "error":
+            self.reason, self.error = "error", payload.get("message").opt_text() or "error"
+
+    def sample(self) -> Sample:
+        if not self.lines:
+            problem = "no lines in the file"
+            raise TranscriptFormatError(f"{NAME}: {problem}", (("", problem),))
+        messages = self.items.finish()
+        if not messages and not self.metadata:
+            problem = "no session_meta and no conversation items: not a Codex session file"
+            raise TranscriptFormatError(f"{NAME}: {problem}", (("", problem),))
+        recorded = usage_stats(self.model, self.usage)
+        times = self.times
+        transcript = Transcript(
+            messages=messages,
+            stats=recorded,
+            final_answer=self.final or self.items.final_answer,
+            termination_reason=self.reason,
+            started_at=iso_time(times[0]) if times else None,
+            ended_at=iso_time(times[-1]) if times else None,
+        )
+        if self.model is not None:
+            self.metadata["model"] = self.model
+        return Sample(None, ParsedOutput(transcript, self.error), self.metadata)
 
 
 def _legacy_line(line: Node, number: int, items: ResponseItems, meta: dict[str, Any]) -> None:

@@ -81,22 +81,14 @@ def detect(file_name: str, data: bytes) -> str:
 
 def _document_format(document: Any) -> str | None:
     if isinstance(document, list):
-        if document and all(
-            isinstance(item, dict) and item.get("version") == 1 for item in document
-        ):
-            return "tpc"
-        return _message_list_format(document)
+        return _list_format(document)
     if not isinstance(document, dict):
         return None
     if isinstance(document.get("eval"), dict) and ("samples" in document or "status" in document):
         return "inspect-log"
     if document.get("version") == 1 and isinstance(document.get("messages"), list):
         return "tpc"
-    if str(document.get("trajectory_format", "")).startswith("mini-swe-agent") or (
-        isinstance(document.get("info"), dict)
-        and "messages" in document
-        and ("mini_version" in document["info"] or "exit_status" in document["info"])
-    ):
+    if _is_mini_swe_agent(document):
         return "mini-swe-agent"
     if document.get("object") == "response" and isinstance(document.get("output"), list):
         return "openai-responses"
@@ -109,6 +101,24 @@ def _document_format(document: Any) -> str | None:
             return "anthropic-messages"  # only Anthropic's wrapper has a top-level system
         return found
     return None
+
+
+def _list_format(document: list[Any]) -> str | None:
+    """A list of tpc transcripts, or of chat messages."""
+    if document and all(isinstance(item, dict) and item.get("version") == 1 for item in document):
+        return "tpc"
+    return _message_list_format(document)
+
+
+def _is_mini_swe_agent(document: dict[str, Any]) -> bool:
+    if str(document.get("trajectory_format", "")).startswith("mini-swe-agent"):
+        return True
+    info = document.get("info")
+    return (
+        isinstance(info, dict)
+        and "messages" in document
+        and ("mini_version" in info or "exit_status" in info)
+    )
 
 
 def _message_list_format(items: list[Any]) -> str | None:

@@ -34,7 +34,8 @@ from domain.transcript_formats.parsing import (
     message,
     stats,
 )
-from domain.transcripts import Message, TerminationReason, Transcript
+from domain.transcripts import Message, Transcript
+from domain.vocabulary import TerminationReason
 
 NAME = "inspect-log"
 ZIP_MAGIC = b"PK\x03\x04"

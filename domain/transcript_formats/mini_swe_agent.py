@@ -26,7 +26,8 @@ from domain.transcript_formats.parsing import (
     message,
     stats,
 )
-from domain.transcripts import Message, TerminationReason, Transcript
+from domain.transcripts import Message, Transcript
+from domain.vocabulary import TerminationReason
 
 NAME = "mini-swe-agent"
 _ACTION = re.compile(r"```(?:bash|mswea_bash_command)\s*\n(.*?)\n```", re.DOTALL)
@@ -37,16 +38,7 @@ class MiniSweAgentParser(DocumentParser):
     name = NAME
 
     def parse(self, document: Node) -> ParsedOutput:
-        document.obj()
-        fmt = document.get("trajectory_format").opt_text()
-        info = document.get("info")
-        if not (fmt or "").startswith("mini-swe-agent") and not (
-            info.has("exit_status") or info.has("mini_version")
-        ):
-            document.fail(
-                "expected a mini-swe-agent trajectory (`trajectory_format`, `info` with "
-                "`exit_status`, and `messages`)"
-            )
+        info = _check_trajectory(document)
         messages: list[Message] = []
         open_call: str | None = None  # the bash call awaiting its observation
         token_in = token_out = 0
@@ -90,15 +82,7 @@ class MiniSweAgentParser(DocumentParser):
                 node.get("role").fail(
                     f"unknown role {role!r} (expected system, user, assistant or tool)"
                 )
-        exit_status = info.get("exit_status").opt_text()
-        reason: TerminationReason | None = None
-        error = None
-        if exit_status == "Submitted":
-            reason = "completed"
-        elif exit_status == "LimitsExceeded":
-            reason = "max_steps"
-        elif exit_status:
-            reason, error = "error", f"mini-swe-agent exited with {exit_status}"
+        reason, error = _ending(info.get("exit_status").opt_text())
         model = info.path("config", "model", "model_name").opt_text()
         submission = info.get("submission").opt_text()
         recorded = stats(
@@ -176,3 +160,29 @@ def _text(node: Node) -> str:
         for part in node.items()
         if part.get("type").value == "text"
     )
+
+
+def _check_trajectory(document: Node) -> Node:
+    """The trajectory's `info`, once the document shows it is one."""
+    document.obj()
+    fmt = document.get("trajectory_format").opt_text()
+    info = document.get("info")
+    if not (fmt or "").startswith("mini-swe-agent") and not (
+        info.has("exit_status") or info.has("mini_version")
+    ):
+        document.fail(
+            "expected a mini-swe-agent trajectory (`trajectory_format`, `info` with "
+            "`exit_status`, and `messages`)"
+        )
+    return info
+
+
+def _ending(exit_status: str | None) -> tuple[TerminationReason | None, str | None]:
+    """How the run ended, and its error, from the agent's exit status."""
+    if exit_status == "Submitted":
+        return "completed", None
+    if exit_status == "LimitsExceeded":
+        return "max_steps", None
+    if exit_status:
+        return "error", f"mini-swe-agent exited with {exit_status}"
+    return None, None

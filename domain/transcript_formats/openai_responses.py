@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from collections.abc import Callable
 from typing import Any
 
 from domain.transcript_formats.parsing import (
@@ -63,26 +64,9 @@ class ResponseItems:
         kind = item.get("type").opt_text()
         if kind is None and item.has("role"):
             kind = "message"  # the API's short form {"role", "content"}
-        if kind == "message":
-            self._message(item)
-        elif kind == "reasoning":
-            text = _reasoning_text(item)
-            if text:
-                self._pending.append({"type": "thinking", "thinking": text})
-        elif kind == "function_call":
-            self._call(item, item.get("name").text(), _arguments(item.get("arguments")))
-        elif kind == "custom_tool_call":
-            self._call(item, item.get("name").text(), item.get("input").value or "")
-        elif kind == "local_shell_call":
-            command = item.get("action").get("command").value
-            text = shlex.join(map(str, command)) if isinstance(command, list) else str(command)
-            self._call(item, "shell", {"command": text})
-        elif kind == "mcp_call":
-            name = f"{item.get('server_label').opt_text() or 'mcp'}.{item.get('name').text()}"
-            self._call(item, name, _arguments(item.get("arguments")))
-            error = item.get("error").value
-            output = item.get("output").value
-            self._result(_call_id(item), str(error or output or ""), bool(error))
+        handler = _HANDLERS.get(kind or "")
+        if handler is not None:
+            handler(self, item)
         elif kind in _BUILTIN_CALLS:
             action = item.get("action").value
             self._call(item, _BUILTIN_CALLS[kind], action if isinstance(action, dict) else {})
@@ -96,6 +80,30 @@ class ResponseItems:
                 f"{kind!r} is not a Responses API item (expected message, reasoning, "
                 "function_call, function_call_output, …)"
             )
+
+    def _reasoning(self, item: Node) -> None:
+        text = _reasoning_text(item)
+        if text:
+            self._pending.append({"type": "thinking", "thinking": text})
+
+    def _function_call(self, item: Node) -> None:
+        self._call(item, item.get("name").text(), _arguments(item.get("arguments")))
+
+    def _custom_tool_call(self, item: Node) -> None:
+        self._call(item, item.get("name").text(), item.get("input").value or "")
+
+    def _shell_call(self, item: Node) -> None:
+        command = item.get("action").get("command").value
+        text = shlex.join(map(str, command)) if isinstance(command, list) else str(command)
+        self._call(item, "shell", {"command": text})
+
+    def _mcp_call(self, item: Node) -> None:
+        """An MCP call comes with its result in the same item."""
+        name = f"{item.get('server_label').opt_text() or 'mcp'}.{item.get('name').text()}"
+        self._call(item, name, _arguments(item.get("arguments")))
+        error = item.get("error").value
+        output = item.get("output").value
+        self._result(_call_id(item), str(error or output or ""), bool(error))
 
     def finish(self) -> list[Message]:
         self._flush()
@@ -230,3 +238,14 @@ def _output(node: Node) -> tuple[str, bool]:
         return str(decoded["output"]), isinstance(code, int) and code != 0
     match = _EXIT_CODE.match(text)
     return text, bool(match and int(match.group(1)) != 0)
+
+
+# The item types read by a method of their own (the rest: built-in calls, outputs, skipped).
+_HANDLERS: dict[str, Callable[[ResponseItems, Node], None]] = {
+    "message": ResponseItems._message,
+    "reasoning": ResponseItems._reasoning,
+    "function_call": ResponseItems._function_call,
+    "custom_tool_call": ResponseItems._custom_tool_call,
+    "local_shell_call": ResponseItems._shell_call,
+    "mcp_call": ResponseItems._mcp_call,
+}

@@ -5,7 +5,7 @@ experiment is triggered, so a missing key is one clear error instead of a page o
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from domain.errors import InvalidInput
@@ -33,38 +33,54 @@ def required_credentials(
     service checks those (`ExperimentCommands.trigger`).
     """
     needs: list[Need] = []
-
-    def need(who: str, provider: Provider | None) -> None:
+    for who, provider in (
+        *_agent_needs(environments),
+        *_signal_needs(signal_config),
+        *_task_needs(tasks),
+    ):
         if provider is not None and (who, KEY_VARS[provider]) not in needs:
             needs.append((who, KEY_VARS[provider]))
+    return needs
 
+
+def _agent_needs(environments: Iterable[Mapping[str, Any]]) -> Iterator[tuple[str, Provider]]:
+    """llm agents without a key of their own."""
     for environment in environments:
         agent = environment.get("agent") or {}
-        who = f"environment {environment.get('name')!r}"
         if (
             agent.get("kind") == "llm"
             and agent.get("provider") in KEY_VARS
             and not agent.get("api_key")
         ):
-            need(who, agent["provider"])
-    if signal_config is not None:
-        config = (
-            signal_config
-            if isinstance(signal_config, SignalConfig)
-            else SignalConfig.model_validate(signal_config)
-        )
-        for signal in config.signals:
-            if signal.extract.method == "llm" and signal.judge_model in JUDGE_MODELS:
-                need(f"signal {signal.id!r}", provider_for_model(signal.judge_model))
+            yield f"environment {environment.get('name')!r}", agent["provider"]
+
+
+def _signal_needs(
+    signal_config: SignalConfig | Mapping[str, Any] | None,
+) -> Iterator[tuple[str, Provider | None]]:
+    """llm signals with a supported judge model."""
+    if signal_config is None:
+        return
+    config = (
+        signal_config
+        if isinstance(signal_config, SignalConfig)
+        else SignalConfig.model_validate(signal_config)
+    )
+    for signal in config.signals:
+        if signal.extract.method == "llm" and signal.judge_model in JUDGE_MODELS:
+            yield f"signal {signal.id!r}", provider_for_model(signal.judge_model)
+
+
+def _task_needs(tasks: Iterable[Mapping[str, Any]]) -> Iterator[tuple[str, Provider | None]]:
+    """Tasks' success judges with a supported model, and simulated users."""
     for task in tasks:
         name = task.get("name")
         judge = (task.get("success") or {}).get("judge") or {}
         if judge.get("model") in JUDGE_MODELS:
-            need(f"task {name!r} judge", provider_for_model(judge["model"]))
+            yield f"task {name!r} judge", provider_for_model(judge["model"])
         user = task.get("user") or {}
         if user.get("model"):
-            need(f"task {name!r} simulated user", provider_for_model(user["model"]))
-    return needs
+            yield f"task {name!r} simulated user", provider_for_model(user["model"])
 
 
 def missing_credentials(

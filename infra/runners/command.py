@@ -25,7 +25,8 @@ from domain.transcript_formats import (
     TranscriptFormatError,
     parser_for,
 )
-from domain.transcripts import Message, TerminationReason, TextBlock, Transcript
+from domain.transcripts import Message, TextBlock, Transcript
+from domain.vocabulary import DEFAULT_TIMEOUT_S, TerminationReason
 from infra.runners.base import RunnerError, RunOutcome, RunProgress, RunRequest
 from infra.runners.workspace import CommandResult, Workspace
 
@@ -43,7 +44,7 @@ class CommandRunner:
         argv, stdin = command_argv(agent.command, prompt)
         env = resolve_env(agent.env, request.secrets)
         output_file = _relative(agent.output_file) if agent.output_file else None
-        limit = float(request.environment.get("limits", {}).get("timeout_s", 600))
+        limit = float(request.environment.get("limits", {}).get("timeout_s", DEFAULT_TIMEOUT_S))
         stream = _Stream(parser_for(agent.transcript_format, prompt), request.progress)
         started = datetime.now(UTC)
         async with Workspace.create(agent.workspace, request.run_id) as workspace:

@@ -14,6 +14,7 @@ it started and removes its workspace.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -67,11 +68,12 @@ SandboxFactory = Callable[[LlmAgent, str], AbstractAsyncContextManager[Sandbox]]
 @asynccontextmanager
 async def workspace_sandbox(agent: LlmAgent, run_id: str) -> AsyncIterator[Sandbox]:
     """A fresh `Workspace` from the agent's template and the agent's tools over it."""
+    docs = await asyncio.to_thread(Path(agent.docs).expanduser) if agent.docs else None
     async with Workspace.create(agent.workspace, run_id) as workspace:
         toolbox = build_toolbox(
             agent.tools,
             workspace,
-            Path(agent.docs).expanduser() if agent.docs else None,
+            docs,
             # Refused here, before the first step, when the operator allows less.
             network=workspace.settings.network_for(agent.network)
             if "shell" in agent.tools

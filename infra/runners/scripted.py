@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from domain.transcripts import transcript_from_object
+from domain.vocabulary import DEFAULT_SCRIPTED_MAX_STEPS
 from infra.runners.base import RunOutcome, RunProgress, RunRequest
 
 LABEL = (
@@ -103,7 +104,9 @@ class ScriptedRunner:
         story.add({"role": "system", "content": LABEL})
         story.add({"role": "user", "content": task["prompt"]})
         failure = None if rng.random() < float(agent.get("skill", 0.7)) else rng.choice(FAILURES)
-        reason = await self._play(story, task["name"], failure, int(agent.get("max_steps", 8)))
+        reason = await self._play(
+            story, task["name"], failure, int(agent.get("max_steps", DEFAULT_SCRIPTED_MAX_STEPS))
+        )
         ended = datetime.now(UTC)
         transcript = transcript_from_object(
             {

@@ -198,8 +198,8 @@ class Workspace:
     ) -> AsyncIterator[Workspace]:
         """A fresh temporary folder with `template`'s contents, owned by the user commands
         run as, removed on exit."""
-        source = Path(template).expanduser() if template else None
-        if source is not None and not source.is_dir():
+        source = await asyncio.to_thread(Path(template).expanduser) if template else None
+        if source is not None and not await asyncio.to_thread(source.is_dir):
             raise RunnerError(
                 f"workspace template {template!r} is not a folder on the machine that runs "
                 "the agent (give an absolute path that exists where `tpc serve` or `tpc worker` "
@@ -211,10 +211,10 @@ class Workspace:
         parent = Path(tempfile.mkdtemp(prefix=f"tpc-{safe_id}-"))
         path = parent / f"tpc-{safe_id}-{secrets.token_hex(16)}"
         try:
-            path.mkdir(mode=0o700)
+            await asyncio.to_thread(path.mkdir, mode=0o700)
             workspace = cls(path, isolation, settings)
             if workspace.user is not None:
-                parent.chmod(0o711)
+                await asyncio.to_thread(parent.chmod, 0o711)
             if source is not None:
                 copy = asyncio.to_thread(
                     shutil.copytree, source, path, symlinks=True, dirs_exist_ok=True

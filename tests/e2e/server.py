@@ -9,11 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.eventually import eventually
 
 TPC = shutil.which("tpc", path=str(Path(sys.executable).parent)) or "tpc"
 
@@ -87,16 +88,18 @@ class Server:
                 stderr=subprocess.STDOUT,
                 cwd=self.home,
             )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"tpc serve exited: {self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError("tpc serve did not start within 30 s")
+        eventually(self._answers, what="tpc serve answering", interval=0.1)
+        return self
+
+    def _answers(self) -> bool:
+        """Whether the server answers its health check (an exit is an error at once)."""
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"tpc serve exited: {self.log.read_text()}")
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -147,3 +150,13 @@ def as_json(server: Server, *args: str) -> Any:
     done = server.tpc("--format", "json", *args)
     assert done.returncode == 0, f"tpc {' '.join(args)}: {done.stderr}"
     return json.loads(done.stdout)
+
+
+def iteration_ended(client: httpx.Client, path: str, timeout: float = 60) -> dict[str, Any]:
+    """The iteration at `path` (`/v1/experiments/E/iterations/N`) once it is no longer running."""
+
+    def ended() -> dict[str, Any] | None:
+        status: dict[str, Any] = client.get(path).json()
+        return status if status["status"] != "running" else None
+
+    return eventually(ended, what=f"{path} ended", timeout=timeout, interval=0.2)

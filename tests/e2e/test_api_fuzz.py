@@ -10,7 +10,6 @@ docs/api.md "How the API is fuzzed" says more."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,7 +30,7 @@ from api.http.openapi import openapi_document
 from api.http.routes import ROUTES
 from tests.conftest import STORES
 from tests.e2e.api_servers import serve_store
-from tests.e2e.server import Server
+from tests.e2e.server import Server, iteration_ended
 
 EXAMPLES_PER_MODE = 6
 CHECKS = [
@@ -77,10 +76,7 @@ def known_ids(server: Server) -> dict[str, str]:
             "/v1/experiments", json={"name": "x", "task_ids": [task], "env_ids": [env]}
         ).json()["id"]
         assert api.post(f"/v1/experiments/{exp}/iterations").status_code == 201
-        deadline = time.monotonic() + 60
-        while api.get(f"/v1/experiments/{exp}/iterations/1").json()["status"] == "running":
-            assert time.monotonic() < deadline, "the iteration never completed"
-            time.sleep(0.2)
+        iteration_ended(api, f"/v1/experiments/{exp}/iterations/1")
         run = api.get(f"/v1/experiments/{exp}/iterations/1/runs").json()["items"][0]["id"]
     return {"exp_id": exp, "task_id": task, "env_id": env, "run_id": run, "n": "1"}
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 from domain.signals.validation import load_signal_config
 from tests.conftest import ROOT
 from tests.e2e.server import Server, as_json
+from tests.eventually import eventually
 from tests.offline import offline_report
 
 EXAMPLES = ROOT / "examples"
@@ -274,12 +274,14 @@ def test_a_server_killed_mid_iteration_resumes_and_loses_nothing(tmp_path: Path)
             "6",
         )
         as_json(server, "sim", "experiment", "run", exp["id"])
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # wait until some runs are executing
-            status = as_json(server, "sim", "experiment", "run", "status", exp["id"])
-            if status["runs"]["running"] >= 2:
-                break
-            time.sleep(0.1)
+        eventually(
+            lambda: (
+                as_json(server, "sim", "experiment", "run", "status", exp["id"])["runs"]["running"]
+                >= 2
+            ),
+            what="two runs executing",
+            interval=0.1,
+        )
         assert server.process is not None
         server.process.send_signal(signal.SIGKILL)
         server.process.wait()

@@ -13,12 +13,12 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import httpx
 
 from tests.e2e.server import PROVIDER_VARIABLES, TPC, free_port
+from tests.eventually import eventually
 
 ENVIRONMENTS = ("Careful agent (scripted)", "Hasty agent (scripted)", "Claude Sonnet + docs")
 SECTIONS = ("What ran", "Who won", "failure clusters", "Where to look next")
@@ -122,13 +122,12 @@ def test_demo_without_a_terminal_says_its_server_stopped_and_how_to_serve_it_aga
 
 
 def wait_for(url: str) -> None:
-    for _ in range(300):
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"nothing answered at {url}")
+    eventually(
+        lambda: httpx.get(url, timeout=1).status_code == 200,
+        what=f"an answer at {url}",
+        interval=0.1,
+        ignoring=(httpx.TransportError,),
+    )
 
 
 def test_demo_keep_serves_until_ctrl_c(tmp_path: Path) -> None:

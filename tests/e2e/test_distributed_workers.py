@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.server import TPC, Server, as_json
+from tests.eventually import eventually
 
 TASKS = ("install the sdk", "create a customer", "set up webhooks", "refund a payment")
 REPEATS = 50  # 4 tasks x 1 environment x 50 = 200 runs
@@ -72,15 +72,14 @@ def set_up(server: Server) -> str:
 
 def wait_until(server: Server, exp_id: str, done: int, timeout_s: float = 150) -> dict[str, Any]:
     """The iteration's status once at least `done` runs are terminal (or it completed)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def reached() -> dict[str, Any] | None:
         status: dict[str, Any] = as_json(server, "sim", "experiment", "run", "status", exp_id)
         runs = status["runs"]
         finished = runs["total"] - runs["queued"] - runs["running"]
-        if status["status"] != "running" or finished >= done:
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"not {done} finished runs within {timeout_s} s: {status}")
+        return status if status["status"] != "running" or finished >= done else None
+
+    return eventually(reached, what=f"{done} finished runs", timeout=timeout_s, interval=0.2)
 
 
 def comparable(results: dict[str, Any]) -> dict[str, Any]:
@@ -115,10 +114,19 @@ def test_killed_workers_lose_no_run_and_complete_none_twice(
         assert workers[1].wait(timeout=60) == 0  # a clean shutdown: in-flight runs requeued
 
         status = wait_until(server, exp_id, done=len(TASKS) * REPEATS)
-        deadline = time.monotonic() + 30
-        while status["status"] == "running" and time.monotonic() < deadline:
-            time.sleep(0.2)
-            status = as_json(server, "sim", "experiment", "run", "status", exp_id)
+        if status["status"] == "running":
+            status = eventually(
+                lambda: (
+                    now
+                    if (now := as_json(server, "sim", "experiment", "run", "status", exp_id))[
+                        "status"
+                    ]
+                    != "running"
+                    else None
+                ),
+                what="the iteration closed",
+                interval=0.2,
+            )
         assert status["status"] == "completed", status
         assert status["runs"]["queued"] == status["runs"]["running"] == 0
 

@@ -22,7 +22,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.e2e.server import PROVIDER_VARIABLES, free_port
+from tests.eventually import eventually
 
 PAGES = ("README.md", "docs/quickstart.md")
 MARKER = re.compile(r"<!--\s*doc-test:\s*(skip|server)\b.*-->")
@@ -103,10 +103,19 @@ def stop_server(pid: int) -> None:
     """SIGTERM the server the page started (our own, by its id) and wait until it is gone."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-        for _ in range(300):  # it is bash's child, not ours: watch for it to go
-            os.kill(pid, 0)
-            time.sleep(0.1)
-        os.kill(pid, signal.SIGKILL)
+    try:  # it is bash's child, not ours: watch for it to go
+        eventually(lambda: not alive(pid), what=f"server {pid} stopped", interval=0.1)
+    except AssertionError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def folder_for(tmp_path: Path) -> Path:

@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from domain.catalog import Product
 from domain.transcripts import transcript_from_object
 from infra.settings import Settings
 from tests.e2e.server import TPC, Server
+from tests.eventually import eventually
 
 # Slow enough that a follower sees messages well before the run ends (4 steps of 1.5 s).
 SLOW_AGENT = {"kind": "scripted", "skill": 1, "step_latency_s": 1.5}
@@ -55,12 +55,12 @@ def logs(api: httpx.Client, run_id: str, after: int = 0) -> dict[str, Any]:
 
 
 def poll(api: httpx.Client, run_id: str, until: Any) -> dict[str, Any]:
-    deadline = time.monotonic() + PATIENCE_S
-    while True:
-        page = logs(api, run_id)
-        if until(page) or time.monotonic() > deadline:
-            return page
-        time.sleep(0.1)
+    return eventually(
+        lambda: page if until(page := logs(api, run_id)) else None,
+        what=f"the logs of {run_id}",
+        timeout=PATIENCE_S,
+        interval=0.1,
+    )
 
 
 def parsed(messages: list[dict[str, Any]]) -> Any:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 from application.service import Service
 from infra.settings import Settings
 from tests.e2e.server import Server
+from tests.eventually import eventually
 from tests.fakes.provider import TEST_KEY, FakeProvider, Reply, serving
 
 AGENT = (
@@ -56,11 +56,13 @@ def run_once(client: httpx.Client, env: dict[str, Any]) -> tuple[str, int]:
 
 
 def finished_transcript(client: httpx.Client, exp_id: str, number: int) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
     path = f"/v1/experiments/{exp_id}/iterations/{number}"
-    while client.get(path).json()["status"] != "completed":
-        assert time.monotonic() < deadline, client.get(path).text
-        time.sleep(0.2)
+    eventually(
+        lambda: client.get(path).json()["status"] == "completed",
+        what=f"{path} completed",
+        timeout=60,
+        interval=0.2,
+    )
     [run] = client.get(f"{path}/runs").json()["items"]
     document: dict[str, Any] = client.get(f"/v1/runs/{run['id']}/transcript").json()
     return document
@@ -114,10 +116,12 @@ def test_secrets_routes_and_a_command_agent_sees_only_its_products_secret(
         # Another product neither sees nor uses product A's secret.
         token_b = add_product(server.database_url)
         with server.client(token_b) as b:
-            deadline = time.monotonic() + 10
-            while (listed_b := b.get("/v1/secrets")).status_code == 401:
-                assert time.monotonic() < deadline  # the server's views follow the log
-                time.sleep(0.1)
+            listed_b = eventually(  # the server's views follow the log
+                lambda: (listed := b.get("/v1/secrets")).status_code != 401 and listed,
+                what="the new product's token known",
+                timeout=10,
+                interval=0.1,
+            )
             assert listed_b.json() == {"items": []}
             other = b.post("/v1/environments", json=command_env({"S": "${S}"}))
             assert other.status_code == 422, other.text

@@ -3,13 +3,12 @@ experiment whose environments have known pass rates gives the expected verdicts.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.e2e.server import Server, as_json
+from tests.e2e.server import Server, as_json, iteration_ended
 
 REPEATS = 20
 # environment name -> passed runs out of REPEATS
@@ -76,12 +75,7 @@ def experiment(server: Server) -> dict[str, Any]:
             },
         ).json()
         assert client.post(f"/v1/experiments/{exp['id']}/iterations").status_code in (200, 201)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            status = client.get(f"/v1/experiments/{exp['id']}/iterations/1").json()
-            if status["status"] != "running":
-                break
-            time.sleep(0.2)
+        status = iteration_ended(client, f"/v1/experiments/{exp['id']}/iterations/1", 90)
         assert status["status"] == "completed", status
     return {"id": exp["id"], "envs": envs}
 
@@ -170,10 +164,7 @@ def test_an_unchanged_iteration_compares_as_not_significant(
     with server.client() as client:
         path = f"/v1/experiments/{experiment['id']}/iterations"
         assert client.post(path).status_code in (200, 201)
-        deadline = time.monotonic() + 90
-        while client.get(f"{path}/2").json()["status"] == "running":
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        iteration_ended(client, f"{path}/2", 90)
     document = as_json(
         server, "sim", "experiment", "results", experiment["id"], "--iteration", "2",
         "--compare", "1",

@@ -609,6 +609,10 @@ def _check_anthropic(request: Recorded) -> tuple[int, str] | None:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return 400, "messages: at least one message is required"
+    return _check_anthropic_tools(body) or _check_anthropic_messages(messages)
+
+
+def _check_anthropic_tools(body: dict[str, Any]) -> tuple[int, str] | None:
     tools = {t.get("name") for t in body.get("tools") or []}
     for tool in body.get("tools") or []:
         if not isinstance(tool.get("input_schema"), dict):
@@ -620,6 +624,11 @@ def _check_anthropic(request: Recorded) -> tuple[int, str] | None:
         and choice.get("name") not in tools
     ):
         return 400, f"tool_choice: tool {choice.get('name')!r} not found in tools"
+    return None
+
+
+def _check_anthropic_messages(messages: list[Any]) -> tuple[int, str] | None:
+    """Roles alternate from the user's, and every tool_use is answered in the next message."""
     expected = "user"
     pending: set[str] = set()
     for index, message in enumerate(messages):
@@ -630,21 +639,30 @@ def _check_anthropic(request: Recorded) -> tuple[int, str] | None:
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
         if not isinstance(blocks, list) or not blocks:
             return 400, f"messages.{index}: content must be non-empty"
-        results = {b.get("tool_use_id") for b in blocks if b.get("type") == "tool_result"}
-        if role == "user" and pending - results:
-            return 400, (
-                f"messages.{index}: tool_use ids were found without tool_result blocks "
-                f"immediately after: {', '.join(sorted(pending - results))}"
-            )
-        if role == "user" and results - pending:
-            return 400, f"messages.{index}: unexpected tool_use_id in tool_result blocks"
-        for block in blocks:
-            if block.get("type") == "text" and not block.get("text"):
-                return 400, f"messages.{index}: text content blocks must be non-empty"
-            if block.get("type") == "thinking" and not block.get("signature"):
-                return 400, f"messages.{index}: thinking.signature: Field required"
+        problem = _check_anthropic_blocks(index, role, blocks, pending)
+        if problem is not None:
+            return problem
         pending = {b.get("id") for b in blocks if b.get("type") == "tool_use"}
         expected = "assistant" if role == "user" else "user"
+    return None
+
+
+def _check_anthropic_blocks(
+    index: int, role: str, blocks: list[dict[str, Any]], pending: set[str]
+) -> tuple[int, str] | None:
+    results = {b.get("tool_use_id") for b in blocks if b.get("type") == "tool_result"}
+    if role == "user" and pending - results:
+        return 400, (
+            f"messages.{index}: tool_use ids were found without tool_result blocks "
+            f"immediately after: {', '.join(sorted(pending - results))}"
+        )
+    if role == "user" and results - pending:
+        return 400, f"messages.{index}: unexpected tool_use_id in tool_result blocks"
+    for block in blocks:
+        if block.get("type") == "text" and not block.get("text"):
+            return 400, f"messages.{index}: text content blocks must be non-empty"
+        if block.get("type") == "thinking" and not block.get("signature"):
+            return 400, f"messages.{index}: thinking.signature: Field required"
     return None
 
 

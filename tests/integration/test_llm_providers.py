@@ -7,7 +7,6 @@ import asyncio
 import gc
 import itertools
 import socket
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +28,7 @@ from infra.llm.chat import (
 from infra.llm.providers import Providers, ProviderSettings, shared_providers
 from infra.llm.retry import RetryPolicy
 from infra.runners.toolbox import ToolSpec
+from tests.eventually import eventually
 from tests.fakes.provider import Call, FakeProvider, Reply, serving
 
 MODELS: dict[Provider, str] = {"anthropic": "claude-haiku-4-5", "openai": "gpt-4.1-mini"}
@@ -277,9 +277,9 @@ def test_a_loops_shared_clients_are_closed_when_the_loop_ends(
 def wait_until_closed(fake: FakeProvider) -> list[socket.socket]:
     """The connections still open once clients had time to close theirs (the fake would keep
     them for a minute)."""
-    deadline = time.monotonic() + 10
-    while fake.open_connections() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    eventually(
+        lambda: not fake.open_connections(), what="the clients closed", timeout=10, interval=0.01
+    )
     return fake.open_connections()
 
 

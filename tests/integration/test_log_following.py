@@ -19,6 +19,7 @@ from domain.catalog import Product
 from infra.settings import Settings
 from projections.follower import TRACKING_NAME
 from tests.conftest import store_kind
+from tests.eventually import eventually_async
 
 DEADLINE_S = 30.0  # how long a test waits for what must happen (never a measured time)
 
@@ -44,12 +45,9 @@ def postgres_pair(postgres_url: str) -> Iterator[tuple[Service, Service]]:
 
 
 async def eventually(check: Callable[[], bool], what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEADLINE_S
-    while not await asyncio.to_thread(check):
-        if loop.time() > deadline:
-            raise AssertionError(f"{what}: not within {DEADLINE_S:g} s")
-        await asyncio.sleep(0.02)
+    await eventually_async(
+        lambda: asyncio.to_thread(check), what=what, timeout=DEADLINE_S, interval=0.02
+    )
 
 
 @asynccontextmanager

@@ -24,6 +24,7 @@ from infra.runners.base import Runner
 from infra.runners.replay import ReplayRunner
 from infra.runners.scripted import ScriptedRunner
 from infra.settings import Settings
+from tests.eventually import eventually_async
 from tests.integration.test_service import setup_replay
 
 # Only guards against a hang (the suite's timeout is the real limit): never asserted.
@@ -51,17 +52,23 @@ async def work_until_closed(
 ) -> str:
     """Run the worker until the iteration leaves `running`; its final status."""
     working = asyncio.create_task(worker.run())
+
+    def closed() -> str | None:
+        service.projector.catch_up()
+        status = service.runs.load_iteration(exp_id, number).status
+        return status if status != "running" or working.done() else None
+
     try:
-        for _ in range(int(PATIENCE_S / 0.1)):
-            await asyncio.to_thread(service.projector.catch_up)
-            iteration = await asyncio.to_thread(service.runs.load_iteration, exp_id, number)
-            if iteration.status != "running" or working.done():
-                break
-            await asyncio.sleep(0.1)
+        await eventually_async(
+            lambda: asyncio.to_thread(closed),
+            what=f"iteration {number} of {exp_id} closed",
+            timeout=PATIENCE_S,
+            interval=0.1,
+        )
     finally:
         worker.stop()
         await asyncio.gather(working, return_exceptions=True)
-    return iteration.status
+    return service.runs.load_iteration(exp_id, number).status
 
 
 def test_a_worker_executes_the_jobs_and_closes_the_iteration(

@@ -20,6 +20,7 @@ from infra.runners.replay import ReplayRunner
 from infra.runners.scripted import ScriptedRunner
 from infra.settings import Settings
 from tests.conftest import ROOT
+from tests.eventually import eventually_async
 from tests.offline import offline_report
 
 EXAMPLES = ROOT / "examples"
@@ -259,7 +260,13 @@ def test_timeouts_and_cancellation(service: Service) -> None:
     async def cancel_midway() -> None:
         executor = Executor(service.runs, {"scripted": ScriptedRunner()}, 2)
         await executor.submit(exp2, started["iteration"])
-        await asyncio.sleep(0.3)
+
+        def executing() -> bool:
+            service.projector.catch_up()
+            status = service.views.iteration_status(owner, exp2, started["iteration"])
+            return bool(status["runs"]["running"])
+
+        await eventually_async(lambda: asyncio.to_thread(executing), what="a run executing")
         await asyncio.to_thread(service.experiments.cancel, owner, exp2, started["iteration"])
         await executor.cancel(exp2, started["iteration"])
         await executor.drain()

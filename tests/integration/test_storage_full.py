@@ -12,7 +12,6 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from domain.catalog import Task
 from domain.errors import StorageFull
 from infra.settings import Settings
 from tests.e2e.server import free_port
+from tests.eventually import eventually
 
 TOKEN = "full-token"
 
@@ -79,10 +79,8 @@ def running(tmp_path: Path, page_cap: PageCap) -> Iterator[str]:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
+    eventually(lambda: server.started or not thread.is_alive(), what="the server started")
+    assert server.started, "the server did not start"
     try:
         yield f"http://127.0.0.1:{settings.port}"
     finally:
@@ -141,6 +139,29 @@ def test_a_full_sqlite_store_answers_507_and_keeps_what_it_had(
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+def fill(service: Service, product_id: str) -> None:
+    """Create large tasks until the store refuses one."""
+    for i in range(50):
+        service.catalog.create_task(
+            product_id, {"name": f"big {i}", "prompt": secrets.token_hex(8000)}
+        )
+
+
+def raise_wrapped(error: psycopg.Error) -> None:
+    """Raise `error` as eventsourcing's recorder wraps a driver error."""
+    try:
+        raise error
+    except psycopg.Error as driver_error:
+        raise OperationalError(driver_error) from driver_error
+
+
+def write_then_raise(database: Any, error: Exception) -> None:
+    """Insert a row into one of our own tables, then fail with `error` before committing."""
+    with database.write() as db:
+        db.execute("INSERT INTO blobs (ref, data) VALUES ('sha256:x', '\\x00')")
+        raise error
+
+
 def test_a_full_sqlite_store_saves_nothing_of_a_refused_save(
     tmp_path: Path, page_cap: PageCap
 ) -> None:
@@ -151,10 +172,7 @@ def test_a_full_sqlite_store_saves_nothing_of_a_refused_save(
         page_cap.cap(tmp_path / "tpc.db", extra_pages=2)
         head = service.store.last_position()
         with pytest.raises(StorageFull):
-            for i in range(50):
-                service.catalog.create_task(
-                    boot.product_id, {"name": f"big {i}", "prompt": secrets.token_hex(8000)}
-                )
+            fill(service, boot.product_id)
         # Each save is whole or absent: every event in the log loads, and the views, once
         # space is freed, reach the log's head.
         for position in range(head + 1, service.store.last_position() + 1):
@@ -173,18 +191,13 @@ def test_postgresql_disk_full_is_storage_full_and_not_a_data_failure(postgres_ur
         full = psycopg.errors.DiskFull("could not extend file: No space left on device")
         assert database.is_storage_full(full)
         # As eventsourcing's recorder wraps it.
-        try:
-            try:
-                raise full
-            except psycopg.Error as error:
-                raise OperationalError(error) from error
-        except OperationalError as wrapped:
-            assert database.is_storage_full(wrapped)
-            assert database.is_transient(wrapped)
+        with pytest.raises(OperationalError) as wrapped:
+            raise_wrapped(full)
+        assert database.is_storage_full(wrapped.value)
+        assert database.is_transient(wrapped.value)
         # Our own tables' writes: rolled back, and said as StorageFull.
-        with pytest.raises(StorageFull), database.write() as db:
-            db.execute("INSERT INTO blobs (ref, data) VALUES ('sha256:x', '\\x00')")
-            raise full
+        with pytest.raises(StorageFull):
+            write_then_raise(database, full)
         assert database.read("SELECT count(*) FROM blobs")[0][0] == 0
         # A value the driver cannot send is about the data: not transient.
         assert not database.is_transient(psycopg.DataError("NUL in text"))

@@ -38,14 +38,20 @@ def experiment(name: str = "contract") -> Experiment:
 # -- the database port ------------------------------------------------------------------------
 
 
+def write_then_fail(database: Any, statement: str, values: tuple[Any, ...]) -> None:
+    """Execute `statement` in a write, then fail before the write commits."""
+    with database.write() as db:
+        db.execute(statement, values)
+        raise RuntimeError("abandon the transaction")
+
+
 def test_a_write_commits_on_exit_and_rolls_back_on_error(service: Service) -> None:
     database = service.database
     with database.write() as db:
         db.execute(database.ddl("CREATE TABLE t_port (k TEXT PRIMARY KEY, n {int} NOT NULL)"))
         db.execute("INSERT INTO t_port (k, n) VALUES (?, ?)", ("kept", 1))
-    with pytest.raises(RuntimeError), database.write() as db:
-        db.execute("INSERT INTO t_port (k, n) VALUES (?, ?)", ("lost", 2))
-        raise RuntimeError("abandon the transaction")
+    with pytest.raises(RuntimeError, match="abandon"):
+        write_then_fail(database, "INSERT INTO t_port (k, n) VALUES (?, ?)", ("lost", 2))
     assert [tuple(row) for row in database.read("SELECT k, n FROM t_port ORDER BY k")] == [
         ("kept", 1)
     ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import time
 import uuid
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from infra.runners.workspace import (
     Workspace,
     network_isolation,
 )
+from tests.eventually import eventually, eventually_async
 
 T = TypeVar("T")
 NAMESPACED = network_isolation().namespaced
@@ -63,17 +63,11 @@ def running(mark: str) -> bool:
 
 def gone(mark: str) -> bool:
     """Whether every process carrying `mark` has ended (killing is not instantaneous)."""
-    deadline = time.monotonic() + 10
-    while running(mark):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    return eventually(lambda: not running(mark), what=f"{mark} ended", timeout=10)
 
 
 async def appeared(mark: str) -> None:
-    while not running(mark):
-        await asyncio.sleep(0.05)
+    await eventually_async(lambda: running(mark), what=f"{mark} started")
 
 
 # -- workspaces -----------------------------------------------------------------------------

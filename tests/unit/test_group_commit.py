@@ -5,13 +5,13 @@ group fails only the saves that conflict."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
 
 from infra.store.group_commit import GroupCommit
+from tests.eventually import eventually
 
 
 class Log:
@@ -57,8 +57,11 @@ def queue_behind_first(
     for i, events in enumerate(others, start=1):
         threads.append(threading.Thread(target=save, args=(i, events)))
         threads[-1].start()
-    while len(group._queued) < len(others):  # every other save is queued, none written
-        time.sleep(0.001)
+    eventually(
+        lambda: len(group._queued) >= len(others),
+        what="every other save queued, none written",
+        interval=0.001,
+    )
     log.release.set()
     for thread in threads:
         thread.join(10)

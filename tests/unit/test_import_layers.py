@@ -73,45 +73,30 @@ def import_graph(root: Path, packages: Iterable[str]) -> Graph:
     return graph
 
 
+def reachable(graph: Graph, start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for target in graph.get(todo.pop(), ()):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
 def cycles(graph: Graph) -> list[list[str]]:
-    """The strongly connected components of more than one module (Tarjan, iterative)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
+    """The groups of modules that import each other through some chain (strongly connected
+    components of more than one module): a and b share one when each reaches the other."""
+    reach = {node: reachable(graph, node) for node in graph}
     found: list[list[str]] = []
-    for start in sorted(graph):
-        if start in index:
+    placed: set[str] = set()
+    for node in sorted(graph):
+        if node in placed or node not in reach[node]:
             continue
-        work = [(start, iter(sorted(graph[start])))]
-        index[start] = low[start] = len(index)
-        stack.append(start)
-        on_stack.add(start)
-        while work:
-            node, edges = work[-1]
-            for target in edges:
-                if target not in index:
-                    index[target] = low[target] = len(index)
-                    stack.append(target)
-                    on_stack.add(target)
-                    work.append((target, iter(sorted(graph.get(target, ())))))
-                    break
-                if target in on_stack:
-                    low[node] = min(low[node], index[target])
-            else:
-                work.pop()
-                if work:
-                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
-                if low[node] == index[node]:
-                    component = []
-                    while True:
-                        member = stack.pop()
-                        on_stack.discard(member)
-                        component.append(member)
-                        if member == node:
-                            break
-                    if len(component) > 1:
-                        found.append(sorted(component))
+        component = sorted(m for m in reach[node] if node in reach.get(m, ()))
+        placed.update(component)
+        if len(component) > 1:
+            found.append(component)
     return found
 
 

@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 from application.live_log import MAX_LIVE_TEXT, LiveBatch, LiveLogWriter
+from tests.eventually import eventually_async
 
 
 class Store:
@@ -32,8 +33,7 @@ def say(text: str) -> dict[str, Any]:
 
 async def until(condition: Any) -> None:
     """Wait for the writer to get there (a busy machine may take a while; never timed)."""
-    while not condition():
-        await asyncio.sleep(0.005)
+    await eventually_async(condition, what="the writer got there", interval=0.005)
 
 
 def test_every_runs_messages_go_in_one_save_per_interval() -> None:

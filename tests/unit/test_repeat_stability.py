@@ -35,9 +35,9 @@ def test_pass_hat_k_matches_hand_computed_values() -> None:
 
 
 def test_estimators_refuse_impossible_counts() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"need 0 <= c <= n and 1 <= k <= n"):
         pass_at_k(3, 4, 1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"need 0 <= c <= n and 1 <= k <= n"):
         pass_hat_k(3, 1, 0)
 
 

@@ -34,7 +34,7 @@ def test_the_plan_mirrors_the_source_runs_with_new_ids() -> None:
         (r.task_id, r.environment_id, r.repeat) for r in source.runs
     ]
     assert [r.run_id for r in plan] == ["n1", "n2", "n3", "n4"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="need 4 run ids, got 1"):
         plan_rescore(source.runs, ["n1"])
 
 
