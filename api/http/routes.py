@@ -40,7 +40,7 @@ from domain.errors import InvalidInput, PayloadTooLarge
 from domain.imports import LogKeys, LogToImport
 from domain.signals.validation import SignalConfigSyntaxError, load_signal_config
 from domain.statistics import CONFIDENCES, DEFAULT_CONFIDENCE, confidence_key
-from domain.transcript_formats.files import AUTO, LOG_FORMATS
+from domain.transcripts import transcript_from_object
 
 
 def ok(document: Any, status: int = 200) -> JSONResponse:
@@ -365,10 +365,6 @@ async def import_logs(request: Request) -> JSONResponse:
     owner = await product(request)
     exp_id = request.path_params["exp_id"]
     body = parse(ImportRequest, await json_body(request), "invalid import")
-    formats = [name for name in LOG_FORMATS if name != AUTO]
-    if body.format not in formats:
-        problem = f"must be one of {', '.join(formats)}"
-        raise InvalidInput(f"format {body.format[:40]!r} {problem}", (("format", problem),))
     logs = [
         LogToImport(LogKeys(run.task, run.environment), run.transcript, run.file, run.sample)
         for run in body.runs
@@ -534,32 +530,9 @@ async def run_actions(request: Request) -> JSONResponse:
     """A run's tool calls with their results."""
     owner = await product(request)
     run_id = request.path_params["run_id"]
-    transcript = await call(service(request).transcript, owner, run_id)
-    return ok({"run_id": run_id, "actions": actions_of(transcript)})
-
-
-def actions_of(transcript: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each tool call paired with its result, in order."""
-    results: dict[str, dict[str, Any]] = {}
-    for message in transcript.get("messages", []):
-        for block in message.get("content", []):
-            if isinstance(block, dict) and block.get("type") == "tool_result":
-                results[str(block.get("tool_call_id"))] = block
-    actions = []
-    for index, message in enumerate(transcript.get("messages", [])):
-        for block in message.get("content", []):
-            if isinstance(block, dict) and block.get("type") == "tool_call":
-                result = results.get(str(block.get("id")), {})
-                actions.append(
-                    {
-                        "event": index,
-                        "name": block.get("name"),
-                        "input": block.get("input"),
-                        "result": result.get("content"),
-                        "is_error": result.get("is_error", False),
-                    }
-                )
-    return actions
+    document = await call(service(request).transcript, owner, run_id)
+    actions = transcript_from_object(document, f"run {run_id}'s transcript").actions()
+    return ok({"run_id": run_id, "actions": [action.model_dump(mode="json") for action in actions]})
 
 
 @documented(
