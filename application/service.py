@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from eventsourcing.persistence import IntegrityError
 
 from application.live_log import LiveBatch
-from domain.api_tokens import check_label, normalise_token, token_problem
+from domain.api_tokens import normalise_token, token_problem
 from domain.catalog import LEGACY_TOKEN_NAME, Environment, Product, Task
 from domain.clusters import FailingRun, cluster_failures, suggestions
 from domain.definitions import parse_environment, parse_task, secret_references
@@ -29,7 +29,7 @@ from domain.experiments import (
     require_no_problems,
 )
 from domain.ids import has_prefix, iteration_stream_id, stream_id
-from domain.imports import LogToImport, plan_import, resolve_keys
+from domain.imports import LogToImport, check_import_format, plan_import, resolve_keys
 from domain.iterations import Iteration, plan_rescore, plan_runs
 from domain.network_policy import check_network
 from domain.runs import Run
@@ -177,7 +177,7 @@ class Service:
             return None
         generated = token is None
         token = token or new_token()
-        product = Product(public_id=new_id("prd"), name="default")
+        product = Product.new(public_id=new_id("prd"), name="default")
         self._issue(product, LEGACY_TOKEN_NAME, token)
         self._save(product)
         return Bootstrap(product.public_id, token if generated else None)
@@ -224,9 +224,8 @@ class Service:
 
     def create_product(self, name: str) -> dict[str, Any]:
         """A new product and its first token (named "default"); the token is shown once."""
-        name = check_label(name)
         token = new_token()
-        product = Product(public_id=new_id("prd"), name=name)
+        product = Product.new(public_id=new_id("prd"), name=name)
         issued = self._issue(product, "default", token)
         self._save(product)
         return {
@@ -283,11 +282,7 @@ class Service:
     def create_task(self, product: str, data: Any) -> dict[str, Any]:
         definition = parse_task(data)
         self.command_policy.require(product, tasks=[definition.model_dump(mode="json")])
-        task = Task(
-            public_id=new_id("task"),
-            product_id=product,
-            definition=definition.model_dump(mode="json"),
-        )
+        task = Task.new(public_id=new_id("task"), product_id=product, definition=definition)
         self._save(task)
         return self.views.task(product, task.public_id)
 
@@ -295,10 +290,9 @@ class Service:
         data = self._store_replay_transcripts(data)
         parsed = parse_environment(data)
         check_network(parsed, self.network_cap)
-        definition = parsed.model_dump(mode="json")
-        self._check_operator_rules(product, [definition], [])
-        environment = Environment(
-            public_id=new_id("env"), product_id=product, definition=definition
+        self._check_operator_rules(product, [parsed.model_dump(mode="json")], [])
+        environment = Environment.new(
+            public_id=new_id("env"), product_id=product, definition=parsed
         )
         self._save(environment)
         return self.views.environment(product, environment.public_id)
@@ -651,6 +645,7 @@ class Service:
         every unknown key). No agent runs: the executors give each run its transcript, then
         judge, extract, cluster and aggregate as for any iteration. The runs and
         running-iterations limits apply as to a trigger; nothing is recorded on any error."""
+        check_import_format(format)
         self._require_import_size(len(logs))
         documents = self._import_documents(logs)
 
