@@ -53,6 +53,13 @@ from infra.store.secrets import SecretStore
 from infra.token_hashing import TokenHasher, legacy_hash, load_token_key, new_token, token_hint
 from projections.follower import VIEWS_VERSION, Projector
 from projections.queries import Views
+from projections.read_models import (
+    EnvironmentView,
+    ExperimentView,
+    IterationStatus,
+    RunLog,
+    TaskView,
+)
 
 T = TypeVar("T")
 # How often a command is retried when another writer changed the same stream first, and the
@@ -279,14 +286,14 @@ class Service:
 
     # -- tasks and environments -------------------------------------------------------------
 
-    def create_task(self, product: str, data: Any) -> dict[str, Any]:
+    def create_task(self, product: str, data: Any) -> TaskView:
         definition = parse_task(data)
         self.command_policy.require(product, tasks=[definition.model_dump(mode="json")])
         task = Task.new(public_id=new_id("task"), product_id=product, definition=definition)
         self._save(task)
         return self.views.task(product, task.public_id)
 
-    def create_environment(self, product: str, data: Any) -> dict[str, Any]:
+    def create_environment(self, product: str, data: Any) -> EnvironmentView:
         data = self._store_replay_transcripts(data)
         parsed = parse_environment(data)
         check_network(parsed, self.network_cap)
@@ -423,7 +430,7 @@ class Service:
         env_ids: list[str],
         repeats: int = 1,
         signal_config: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> ExperimentView:
         # Every problem of the name, the repeats and the config at once (one pass fixes
         # them all); the aggregate checks name and repeats again.
         config = load_signal_config(signal_config) if signal_config else None
@@ -452,7 +459,7 @@ class Service:
 
     def update_experiment(
         self, product: str, exp_id: str, changes: dict[str, Any]
-    ) -> dict[str, Any]:
+    ) -> ExperimentView:
         """`changes` may hold `signal_config` (YAML text, or None to clear), `name`, `repeats`."""
         config_hash = None
         if changes.get("signal_config"):
@@ -475,7 +482,7 @@ class Service:
         self._retrying(command)
         return self.views.experiment(product, exp_id)
 
-    def attach(self, product: str, exp_id: str, kind: str, item_id: str) -> dict[str, Any]:
+    def attach(self, product: str, exp_id: str, kind: str, item_id: str) -> ExperimentView:
         if kind == "task":
             self._check_task(product, item_id)
         else:
@@ -493,7 +500,7 @@ class Service:
         self._retrying(command)
         return self.views.experiment(product, exp_id)
 
-    def detach(self, product: str, exp_id: str, kind: str, item_id: str) -> dict[str, Any]:
+    def detach(self, product: str, exp_id: str, kind: str, item_id: str) -> ExperimentView:
         def command() -> None:
             experiment = self._experiment(product, exp_id)
             if kind == "task":
@@ -505,29 +512,31 @@ class Service:
         self._retrying(command)
         return self.views.experiment(product, exp_id)
 
-    def experiment_as_of(self, product: str, exp_id: str, position: int) -> dict[str, Any]:
+    def experiment_as_of(self, product: str, exp_id: str, position: int) -> ExperimentView:
         version = self.views.experiment_version_at(product, exp_id, position)
         experiment = self._experiment(product, exp_id, version)
-        return {
-            "id": experiment.public_id,
-            "name": experiment.name,
-            "task_ids": list(experiment.task_ids),
-            "env_ids": list(experiment.env_ids),
-            "repeats": experiment.repeats,
-            "signal_config": (
-                {"hash": experiment.config_hash, "text": experiment.config_text}
-                if experiment.config_hash
-                else None
-            ),
-            "iterations": experiment.iterations,
-            "created_at": experiment.created_on.isoformat(),
-            "version": experiment.version,
-            "as_of": position,
-        }
+        return ExperimentView.model_validate(
+            {
+                "id": experiment.public_id,
+                "name": experiment.name,
+                "task_ids": list(experiment.task_ids),
+                "env_ids": list(experiment.env_ids),
+                "repeats": experiment.repeats,
+                "signal_config": (
+                    {"hash": experiment.config_hash, "text": experiment.config_text}
+                    if experiment.config_hash
+                    else None
+                ),
+                "iterations": experiment.iterations,
+                "created_at": experiment.created_on.isoformat(),
+                "version": experiment.version,
+                "as_of": position,
+            }
+        )
 
     # -- iterations -------------------------------------------------------------------------
 
-    def trigger(self, product: str, exp_id: str) -> dict[str, Any]:
+    def trigger(self, product: str, exp_id: str) -> IterationStatus:
         """Freeze config, definitions and run list, and take the next number, in one save.
 
         Raises `InvalidInput` when an agent, a success judge or a simulated user needs a
@@ -540,7 +549,8 @@ class Service:
             self._require_runs_within_limit(experiment, "")
             self._require_running_iterations_within_limit(product)
             tasks = {
-                tid: self._frozen(self.views.task(product, tid)) for tid in experiment.task_ids
+                tid: self._frozen(self.views.task_definition(product, tid))
+                for tid in experiment.task_ids
             }
             environments = {
                 eid: self._frozen(self.views.environment_definition(product, eid))
@@ -581,11 +591,11 @@ class Service:
         warnings: list[str] = []
         number = self._retrying(command)
         status = self.views.iteration_status(product, exp_id, number)
-        return {**status, "warnings": sorted(set(warnings))} if warnings else status
+        return status.model_copy(update={"warnings": sorted(set(warnings))}) if warnings else status
 
     def rescore(
         self, product: str, exp_id: str, source: int | str, signal_config: str | None = None
-    ) -> dict[str, Any]:
+    ) -> IterationStatus:
         """A new iteration (the next number, as a trigger takes it) that re-scores iteration
         `source` from its recorded transcripts: the experiment's current signal config, or
         `signal_config` (YAML, validated; the experiment's own is left as it is), the source's
@@ -595,7 +605,7 @@ class Service:
         limits apply as to a trigger."""
         config_hash = self._validated_config(signal_config) if signal_config else None
         # 404 for another product's experiment or an unknown iteration.
-        number = self.views.iteration_status(product, exp_id, source)["iteration"]
+        number = self.views.iteration_status(product, exp_id, source).iteration
 
         def command() -> int:
             experiment = self._experiment(product, exp_id)
@@ -634,11 +644,11 @@ class Service:
         warnings: list[str] = []
         created = self._retrying(command)
         status = self.views.iteration_status(product, exp_id, created)
-        return {**status, "warnings": sorted(set(warnings))} if warnings else status
+        return status.model_copy(update={"warnings": sorted(set(warnings))}) if warnings else status
 
     def import_logs(
         self, product: str, exp_id: str, format: str, logs: Sequence[LogToImport]
-    ) -> dict[str, Any]:
+    ) -> IterationStatus:
         """A new iteration (the next number, as a trigger takes it) whose runs are recorded
         transcripts (`format` names what they were read from): one run per log, its task and
         environment those of the experiment its keys name (an id or exact name; 422 naming
@@ -651,7 +661,7 @@ class Service:
 
         def command() -> int:
             experiment = self._experiment(product, exp_id)
-            tasks = {tid: self.views.task(product, tid) for tid in experiment.task_ids}
+            tasks = {tid: self.views.task_definition(product, tid) for tid in experiment.task_ids}
             environments = {
                 eid: self.views.environment_definition(product, eid) for eid in experiment.env_ids
             }
@@ -706,7 +716,7 @@ class Service:
         warnings: list[str] = []
         created = self._retrying(command)
         status = self.views.iteration_status(product, exp_id, created)
-        return {**status, "warnings": sorted(set(warnings))} if warnings else status
+        return status.model_copy(update={"warnings": sorted(set(warnings))}) if warnings else status
 
     def _require_import_size(self, count: int) -> None:
         """422 for an import of nothing, or of more runs than the operator allows."""
@@ -802,16 +812,16 @@ class Service:
             Iteration, iteration_stream_id(exp_id, number), f"{exp_id} iteration {number}"
         )
 
-    def cancel(self, product: str, exp_id: str, number: int | str) -> dict[str, Any]:
+    def cancel(self, product: str, exp_id: str, number: int | str) -> IterationStatus:
         status = self.views.iteration_status(product, exp_id, number)
 
         def command() -> None:
-            iteration = self._iteration(exp_id, status["iteration"])
+            iteration = self._iteration(exp_id, status.iteration)
             iteration.request_cancel()
             self._save(iteration)
 
         self._retrying(command)
-        return self.views.iteration_status(product, exp_id, status["iteration"])
+        return self.views.iteration_status(product, exp_id, status.iteration)
 
     def load_iteration(self, exp_id: str, number: int) -> Iteration:
         return self._iteration(exp_id, number)
@@ -967,23 +977,26 @@ class Service:
 
     def run_logs(
         self, product: str, run_id: str, after: int = 0, limit: int | None = None
-    ) -> dict[str, Any]:
+    ) -> RunLog:
         """A run's messages from index `after` on, to follow it live: while it runs, the live
         messages of its current attempt; once it has its transcript, the transcript's.
-        `{"run_id", "status", "attempt", "messages", "next", "done"}`: `next` is the `after` of
-        the next call, `done` is true once the run is terminal and every message was given."""
+        `next` is the `after` of the next call, `done` is true once the run is terminal and
+        every message was given."""
         after, limit = max(0, after), self.views.log_limit(limit)
         log = self.views.live_log(product, run_id, after, limit)
-        ref = log.pop("transcript_ref")
-        if ref is not None:
-            everything = json.loads(self.blobs.get(ref)).get("messages", [])
-            shown = everything[after : after + limit]
-            log["messages"] = [
-                {"index": index, **message} for index, message in enumerate(shown, start=after)
-            ]
-            log["next"] = after + len(shown)
-            log["done"] = log["next"] >= len(everything)
-        return log
+        if log.transcript_ref is None:
+            return log
+        everything = json.loads(self.blobs.get(log.transcript_ref)).get("messages", [])
+        shown = everything[after : after + limit]
+        return log.model_copy(
+            update={
+                "messages": [
+                    {"index": index, **message} for index, message in enumerate(shown, start=after)
+                ],
+                "next": after + len(shown),
+                "done": after + len(shown) >= len(everything),
+            }
+        )
 
     def rebuild_projections(self) -> int:
         return self.projector.rebuild()

@@ -41,10 +41,13 @@ from domain.imports import LogKeys, LogToImport
 from domain.signals.validation import SignalConfigSyntaxError, load_signal_config
 from domain.statistics import CONFIDENCES, DEFAULT_CONFIDENCE, confidence_key
 from domain.transcripts import transcript_from_object
+from projections.read_models import ReadModel, document
 
 
-def ok(document: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(document, status_code=status)
+def ok(answer: ReadModel | dict[str, Any], status: int = 200) -> JSONResponse:
+    """The answer as JSON: a read model serialised as every route serialises them."""
+    body = document(answer) if isinstance(answer, ReadModel) else answer
+    return JSONResponse(body, status_code=status)
 
 
 def _within_config_limit(request: Request, text: str | None) -> str | None:
@@ -301,7 +304,7 @@ async def trigger(request: Request) -> JSONResponse:
     status = await call(service(request).trigger, owner, exp_id)
     executor = request.app.state.executor
     if executor is not None:
-        await executor.submit(exp_id, status["iteration"])
+        await executor.submit(exp_id, status.iteration)
     return ok(status, 201)
 
 
@@ -337,7 +340,7 @@ async def rescore(request: Request) -> JSONResponse:
         )
     executor = request.app.state.executor
     if executor is not None:
-        await executor.submit(exp_id, status["iteration"])
+        await executor.submit(exp_id, status.iteration)
     return ok(status, 201)
 
 
@@ -372,7 +375,7 @@ async def import_logs(request: Request) -> JSONResponse:
     status = await call(service(request).import_logs, owner, exp_id, body.format, logs)
     executor = request.app.state.executor
     if executor is not None:
-        await executor.submit(exp_id, status["iteration"])
+        await executor.submit(exp_id, status.iteration)
     return ok(status, 201)
 
 
@@ -413,7 +416,7 @@ async def cancel(request: Request) -> JSONResponse:
     status = await call(service(request).cancel, owner, exp_id, iteration_number(request))
     executor = request.app.state.executor
     if executor is not None:
-        await executor.cancel(exp_id, status["iteration"])
+        await executor.cancel(exp_id, status.iteration)
     return ok(status)
 
 
@@ -428,7 +431,7 @@ async def results(request: Request) -> JSONResponse:
     """An iteration's results."""
     owner = await product(request)
     compare = query_number(request, "compare", 1)
-    document = await call(
+    answer = await call(
         service(request).views.results,
         owner,
         request.path_params["exp_id"],
@@ -438,7 +441,7 @@ async def results(request: Request) -> JSONResponse:
         _confidence(request),
         request.query_params.get("baseline"),
     )
-    return ok(document)
+    return ok(answer)
 
 
 @documented(
@@ -468,7 +471,7 @@ async def list_runs(request: Request) -> JSONResponse:
     """An iteration's runs."""
     owner = await product(request)
     limit, cursor = paging(request)
-    document = await call(
+    answer = await call(
         service(request).views.runs,
         owner,
         request.path_params["exp_id"],
@@ -477,7 +480,7 @@ async def list_runs(request: Request) -> JSONResponse:
         limit,
         cursor,
     )
-    return ok(document)
+    return ok(answer)
 
 
 # -- runs -------------------------------------------------------------------------------------
@@ -530,8 +533,8 @@ async def run_actions(request: Request) -> JSONResponse:
     """A run's tool calls with their results."""
     owner = await product(request)
     run_id = request.path_params["run_id"]
-    document = await call(service(request).transcript, owner, run_id)
-    actions = transcript_from_object(document, f"run {run_id}'s transcript").actions()
+    stored = await call(service(request).transcript, owner, run_id)
+    actions = transcript_from_object(stored, f"run {run_id}'s transcript").actions()
     return ok({"run_id": run_id, "actions": [action.model_dump(mode="json") for action in actions]})
 
 
