@@ -13,6 +13,7 @@ from domain.runs import TERMINAL_STATUSES
 from domain.statistics import DEFAULT_CONFIDENCE
 from infra.store.database import Database, Row
 from projections.read_models import (
+    RUN_STATES,
     AuditEvent,
     EnvironmentView,
     ExperimentView,
@@ -26,7 +27,6 @@ from projections.read_models import (
 )
 
 MAX_LIMIT = 500
-RUN_STATUSES = ("queued", "running", "passed", "failed", "errored", "timed_out", "cancelled")
 
 
 PRODUCT_COLUMNS = (
@@ -270,7 +270,7 @@ class Views:
         return self._status_json(self._iteration_row(product, exp_id, number))
 
     def _status_json(self, row: Row) -> IterationStatus:
-        counts = dict.fromkeys(RUN_STATUSES, 0)
+        counts = dict.fromkeys(RUN_STATES, 0)
         for status, count in self._database.read(
             "SELECT status, COUNT(*) FROM v_runs WHERE experiment_id = ? AND number = ?"
             " GROUP BY status",

@@ -10,13 +10,14 @@ is answered as it was stored."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.statistics import CONFIDENCES
 
 RunState = Literal["queued", "running", "passed", "failed", "errored", "timed_out", "cancelled"]
+RUN_STATES: tuple[RunState, ...] = get_args(RunState)
 IterationState = Literal["running", "completed", "cancelled"]
 Confidence = Annotated[float, Field(json_schema_extra={"enum": list(CONFIDENCES)})]
 

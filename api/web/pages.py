@@ -23,6 +23,7 @@ from domain.errors import Conflict, DomainError, InvalidInput
 from domain.signals.config import SignalConfig
 from domain.signals.validation import SignalConfigSyntaxError, load_signal_config
 from projections.read_models import (
+    RUN_STATES,
     EnvironmentView,
     ExperimentView,
     IterationStatus,
@@ -33,7 +34,6 @@ from projections.read_models import (
 
 RUNS_PER_PAGE = 50
 LOOKUP_LIMIT = 500
-STATUSES = ("queued", "running", "passed", "failed", "errored", "timed_out", "cancelled")
 STATIC = Path(__file__).parent / "static"
 
 
@@ -279,7 +279,7 @@ async def iteration(request: Request, owner: str) -> Response:
     context: dict[str, Any] = {
         "experiment": experiment,
         "status": status,
-        "statuses": STATUSES,
+        "statuses": RUN_STATES,
         "results": None,
         "task_names": task_names,
         "env_names": env_names,
@@ -315,7 +315,7 @@ async def iteration(request: Request, owner: str) -> Response:
             ),
         )
     run_filter = request.query_params.get("status") or None
-    if run_filter not in STATUSES:
+    if run_filter not in RUN_STATES:
         run_filter = None
     cursor = request.query_params.get("cursor")
     context["runs"] = await call(
