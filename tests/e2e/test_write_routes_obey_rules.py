@@ -1,6 +1,6 @@
 """Every write route obeys the rules: sent invalid input (empty or too-long names, repeats 0,
 -5 or "abc", unknown ids, wrong types), each answers a 4xx with a located error, never a 500,
-and saves nothing (the event log does not move, no secret changes).
+and saves nothing (the event log does not move, no secret changes), on each store.
 
 The routes are read from the app's route table, so a new write route without cases here
 fails `test_every_write_route_has_cases`."""
@@ -21,6 +21,8 @@ from api.http.app import create_app
 from application.service import Service
 from domain.experiments import MAX_NAME_LENGTH
 from infra.settings import Settings
+from tests.conftest import STORES
+from tests.e2e.api_servers import empty_postgres
 
 TOKEN = "rules-token"
 WRITES = {"POST", "PATCH", "PUT", "DELETE"}
@@ -158,11 +160,17 @@ def write_routes(app: Starlette) -> set[tuple[str, str]]:
     }
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+@pytest.fixture(scope="module", params=STORES)
+def client(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    """The app in process on an empty store of each kind (no workers: nothing runs)."""
     home: Path = tmp_path_factory.mktemp("rules")
+    url = f"sqlite:///{home / 'tpc.db'}"
+    if request.param == "postgresql":
+        url = empty_postgres(request.getfixturevalue("postgres_database"))
     settings = Settings(
-        database_url=f"sqlite:///{home / 'tpc.db'}",
+        database_url=url,
         api_token=TOKEN,
         run_workers=False,
         credentials_path=home / "credentials",
