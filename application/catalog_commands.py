@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from application.operator_rules import OperatorRules
 from application.saving import Saver
-from domain.api_tokens import check_label, normalise_token, token_problem
+from domain.api_tokens import normalise_token, token_problem
 from domain.catalog import LEGACY_TOKEN_NAME, Environment, Product, Task
 from domain.definitions import parse_environment, parse_task
 from domain.environment_network import check_network
@@ -25,6 +25,7 @@ from infra.store.events import EventStore
 from infra.store.secrets import SecretStore
 from infra.token_hashing import TokenHasher, legacy_hash, new_token, token_hint
 from projections.queries import Views
+from projections.read_models import EnvironmentView, TaskView
 
 
 def token_hash(token: str) -> str:
@@ -90,7 +91,7 @@ class CatalogCommands:
             return None
         generated = token is None
         token = token or new_token()
-        product = Product(public_id=new_id("prd"), name="default")
+        product = Product.new(public_id=new_id("prd"), name="default")
         self._issue(product, LEGACY_TOKEN_NAME, token)
         self._saver.save(product)
         return Bootstrap(product.public_id, token if generated else None)
@@ -138,9 +139,8 @@ class CatalogCommands:
 
     def create_product(self, name: str) -> dict[str, Any]:
         """A new product and its first token (named "default"); the token is shown once."""
-        name = check_label(name)
         token = new_token()
-        product = Product(public_id=new_id("prd"), name=name)
+        product = Product.new(public_id=new_id("prd"), name=name)
         issued = self._issue(product, "default", token)
         self._saver.save(product)
         return {
@@ -194,25 +194,20 @@ class CatalogCommands:
 
     # -- tasks and environments -------------------------------------------------------------
 
-    def create_task(self, product: str, data: Any) -> dict[str, Any]:
+    def create_task(self, product: str, data: Any) -> TaskView:
         definition = parse_task(data)
         self._rules.command_policy.require(product, tasks=[definition.model_dump(mode="json")])
-        task = Task(
-            public_id=new_id("task"),
-            product_id=product,
-            definition=definition.model_dump(mode="json"),
-        )
+        task = Task.new(public_id=new_id("task"), product_id=product, definition=definition)
         self._saver.save(task)
         return self._views.task(product, task.public_id)
 
-    def create_environment(self, product: str, data: Any) -> dict[str, Any]:
+    def create_environment(self, product: str, data: Any) -> EnvironmentView:
         data = self._store_replay_transcripts(data)
         parsed = parse_environment(data)
         check_network(parsed, self._rules.network_cap)
-        definition = parsed.model_dump(mode="json")
-        self._rules.check(product, [definition], [])
-        environment = Environment(
-            public_id=new_id("env"), product_id=product, definition=definition
+        self._rules.check(product, [parsed.model_dump(mode="json")], [])
+        environment = Environment.new(
+            public_id=new_id("env"), product_id=product, definition=parsed
         )
         self._saver.save(environment)
         return self._views.environment(product, environment.public_id)

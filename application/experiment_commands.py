@@ -17,7 +17,7 @@ from domain.experiments import (
     require_no_problems,
 )
 from domain.ids import has_prefix, iteration_stream_id, stream_id
-from domain.imports import LogToImport, plan_import, resolve_keys
+from domain.imports import LogToImport, check_import_format, plan_import, resolve_keys
 from domain.iterations import Iteration, plan_rescore, plan_runs
 from domain.safe_text import unsafe_text_problems
 from domain.signals.validation import load_signal_config
@@ -27,6 +27,7 @@ from infra.llm.credentials import check_credentials
 from infra.store.blobs import BlobStore
 from infra.store.events import EventStore
 from projections.queries import Views
+from projections.read_models import ExperimentView, IterationStatus
 
 
 class ExperimentCommands:
@@ -79,7 +80,7 @@ class ExperimentCommands:
         env_ids: list[str],
         repeats: int = 1,
         signal_config: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> ExperimentView:
         # Every problem of the name, the repeats and the config at once (one pass fixes
         # them all); the aggregate checks name and repeats again.
         config = load_signal_config(signal_config) if signal_config else None
@@ -108,7 +109,7 @@ class ExperimentCommands:
 
     def update_experiment(
         self, product: str, exp_id: str, changes: dict[str, Any]
-    ) -> dict[str, Any]:
+    ) -> ExperimentView:
         """`changes` may hold `signal_config` (YAML text, or None to clear), `name`, `repeats`."""
         config_hash = None
         if changes.get("signal_config"):
@@ -131,7 +132,7 @@ class ExperimentCommands:
         self._saver.retrying(command)
         return self._views.experiment(product, exp_id)
 
-    def attach(self, product: str, exp_id: str, kind: str, item_id: str) -> dict[str, Any]:
+    def attach(self, product: str, exp_id: str, kind: str, item_id: str) -> ExperimentView:
         if kind == "task":
             self._check_task(product, item_id)
         else:
@@ -151,7 +152,7 @@ class ExperimentCommands:
         self._saver.retrying(command)
         return self._views.experiment(product, exp_id)
 
-    def detach(self, product: str, exp_id: str, kind: str, item_id: str) -> dict[str, Any]:
+    def detach(self, product: str, exp_id: str, kind: str, item_id: str) -> ExperimentView:
         def command() -> None:
             experiment = self._experiment(product, exp_id)
             if kind == "task":
@@ -163,29 +164,31 @@ class ExperimentCommands:
         self._saver.retrying(command)
         return self._views.experiment(product, exp_id)
 
-    def experiment_as_of(self, product: str, exp_id: str, position: int) -> dict[str, Any]:
+    def experiment_as_of(self, product: str, exp_id: str, position: int) -> ExperimentView:
         version = self._views.experiment_version_at(product, exp_id, position)
         experiment = self._experiment(product, exp_id, version)
-        return {
-            "id": experiment.public_id,
-            "name": experiment.name,
-            "task_ids": list(experiment.task_ids),
-            "env_ids": list(experiment.env_ids),
-            "repeats": experiment.repeats,
-            "signal_config": (
-                {"hash": experiment.config_hash, "text": experiment.config_text}
-                if experiment.config_hash
-                else None
-            ),
-            "iterations": experiment.iterations,
-            "created_at": experiment.created_on.isoformat(),
-            "version": experiment.version,
-            "as_of": position,
-        }
+        return ExperimentView.model_validate(
+            {
+                "id": experiment.public_id,
+                "name": experiment.name,
+                "task_ids": list(experiment.task_ids),
+                "env_ids": list(experiment.env_ids),
+                "repeats": experiment.repeats,
+                "signal_config": (
+                    {"hash": experiment.config_hash, "text": experiment.config_text}
+                    if experiment.config_hash
+                    else None
+                ),
+                "iterations": experiment.iterations,
+                "created_at": experiment.created_on.isoformat(),
+                "version": experiment.version,
+                "as_of": position,
+            }
+        )
 
     # -- iterations -------------------------------------------------------------------------
 
-    def trigger(self, product: str, exp_id: str) -> dict[str, Any]:
+    def trigger(self, product: str, exp_id: str) -> IterationStatus:
         """Freeze config, definitions and run list, and take the next number, in one save.
 
         Raises `InvalidInput` when an agent, a success judge or a simulated user needs a
@@ -198,7 +201,8 @@ class ExperimentCommands:
             self._rules.require_runs_within_limit(experiment, "")
             self._rules.require_running_iterations_within_limit(product)
             tasks = {
-                tid: self._frozen(self._views.task(product, tid)) for tid in experiment.task_ids
+                tid: self._frozen(self._views.task_definition(product, tid))
+                for tid in experiment.task_ids
             }
             environments = {
                 eid: self._frozen(self._views.environment_definition(product, eid))
@@ -239,11 +243,11 @@ class ExperimentCommands:
         warnings: list[str] = []
         number = self._saver.retrying(command)
         status = self._views.iteration_status(product, exp_id, number)
-        return {**status, "warnings": sorted(set(warnings))} if warnings else status
+        return status.model_copy(update={"warnings": sorted(set(warnings))}) if warnings else status
 
     def rescore(
         self, product: str, exp_id: str, source: int | str, signal_config: str | None = None
-    ) -> dict[str, Any]:
+    ) -> IterationStatus:
         """A new iteration (the next number, as a trigger takes it) that re-scores iteration
         `source` from its recorded transcripts: the experiment's current signal config, or
         `signal_config` (YAML, validated; the experiment's own is left as it is), the source's
@@ -253,7 +257,7 @@ class ExperimentCommands:
         limits apply as to a trigger."""
         config_hash = self._validated_config(signal_config) if signal_config else None
         # 404 for another product's experiment or an unknown iteration.
-        number = self._views.iteration_status(product, exp_id, source)["iteration"]
+        number = self._views.iteration_status(product, exp_id, source).iteration
 
         def command() -> int:
             experiment = self._experiment(product, exp_id)
@@ -292,23 +296,24 @@ class ExperimentCommands:
         warnings: list[str] = []
         created = self._saver.retrying(command)
         status = self._views.iteration_status(product, exp_id, created)
-        return {**status, "warnings": sorted(set(warnings))} if warnings else status
+        return status.model_copy(update={"warnings": sorted(set(warnings))}) if warnings else status
 
     def import_logs(
         self, product: str, exp_id: str, format: str, logs: Sequence[LogToImport]
-    ) -> dict[str, Any]:
+    ) -> IterationStatus:
         """A new iteration (the next number, as a trigger takes it) whose runs are recorded
         transcripts (`format` names what they were read from): one run per log, its task and
         environment those of the experiment its keys name (an id or exact name; 422 naming
         every unknown key). No agent runs: the executors give each run its transcript, then
         judge, extract, cluster and aggregate as for any iteration. The runs and
         running-iterations limits apply as to a trigger; nothing is recorded on any error."""
+        check_import_format(format)
         self._rules.require_import_size(len(logs))
         documents = self._import_documents(logs)
 
         def command() -> int:
             experiment = self._experiment(product, exp_id)
-            tasks = {tid: self._views.task(product, tid) for tid in experiment.task_ids}
+            tasks = {tid: self._views.task_definition(product, tid) for tid in experiment.task_ids}
             environments = {
                 eid: self._views.environment_definition(product, eid) for eid in experiment.env_ids
             }
@@ -363,7 +368,7 @@ class ExperimentCommands:
         warnings: list[str] = []
         created = self._saver.retrying(command)
         status = self._views.iteration_status(product, exp_id, created)
-        return {**status, "warnings": sorted(set(warnings))} if warnings else status
+        return status.model_copy(update={"warnings": sorted(set(warnings))}) if warnings else status
 
     @staticmethod
     def _import_documents(logs: Sequence[LogToImport]) -> list[bytes]:
@@ -408,13 +413,13 @@ class ExperimentCommands:
             Iteration, iteration_stream_id(exp_id, number), f"{exp_id} iteration {number}"
         )
 
-    def cancel(self, product: str, exp_id: str, number: int | str) -> dict[str, Any]:
+    def cancel(self, product: str, exp_id: str, number: int | str) -> IterationStatus:
         status = self._views.iteration_status(product, exp_id, number)
 
         def command() -> None:
-            iteration = self._iteration(exp_id, status["iteration"])
+            iteration = self._iteration(exp_id, status.iteration)
             iteration.request_cancel()
             self._saver.save(iteration)
 
         self._saver.retrying(command)
-        return self._views.iteration_status(product, exp_id, status["iteration"])
+        return self._views.iteration_status(product, exp_id, status.iteration)

@@ -10,6 +10,7 @@ from typing import Any
 
 from infra.store.blobs import BlobStore
 from projections.queries import Views
+from projections.read_models import RunLog
 
 
 class TranscriptReads:
@@ -27,20 +28,23 @@ class TranscriptReads:
 
     def run_logs(
         self, product: str, run_id: str, after: int = 0, limit: int | None = None
-    ) -> dict[str, Any]:
+    ) -> RunLog:
         """A run's messages from index `after` on, to follow it live: while it runs, the live
         messages of its current attempt; once it has its transcript, the transcript's.
-        `{"run_id", "status", "attempt", "messages", "next", "done"}`: `next` is the `after` of
-        the next call, `done` is true once the run is terminal and every message was given."""
+        `next` is the `after` of the next call, `done` is true once the run is terminal and
+        every message was given."""
         after, limit = max(0, after), self._views.log_limit(limit)
         log = self._views.live_log(product, run_id, after, limit)
-        ref = log.pop("transcript_ref")
-        if ref is not None:
-            everything = json.loads(self._blobs.get(ref)).get("messages", [])
-            shown = everything[after : after + limit]
-            log["messages"] = [
-                {"index": index, **message} for index, message in enumerate(shown, start=after)
-            ]
-            log["next"] = after + len(shown)
-            log["done"] = log["next"] >= len(everything)
-        return log
+        if log.transcript_ref is None:
+            return log
+        everything = json.loads(self._blobs.get(log.transcript_ref)).get("messages", [])
+        shown = everything[after : after + limit]
+        return log.model_copy(
+            update={
+                "messages": [
+                    {"index": index, **message} for index, message in enumerate(shown, start=after)
+                ],
+                "next": after + len(shown),
+                "done": after + len(shown) >= len(everything),
+            }
+        )

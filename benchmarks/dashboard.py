@@ -71,10 +71,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         with TestClient(create_app(settings)) as client:
             service = client.app.state.service  # type: ignore[attr-defined]
             product = service.catalog.product_for_token(TOKEN)
-            experiment = service.views.experiments(product)["items"][0]["id"]
+            experiment = service.views.experiments(product).items[0].id
             status = service.views.iteration_status(product, experiment, "latest")
-            assert status["runs"]["total"] == runs, status
-            run = service.views.runs(product, experiment, "latest", limit=1)["items"][0]["id"]
+            assert status.runs.total == runs, status
+            run = service.views.runs(product, experiment, "latest", limit=1).items[0].id
             signed = client.post(
                 "/login", data={"token": TOKEN}, headers={"Origin": "http://testserver"}
             )

@@ -75,6 +75,7 @@ from infra.runners.llm import LlmRunner  # noqa: E402
 from infra.runners.tools import build_toolbox  # noqa: E402
 from infra.runners.workspace import Workspace  # noqa: E402
 from infra.settings import Settings  # noqa: E402
+from projections.read_models import document  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
 MODEL = "claude-sonnet-4-6"
@@ -433,7 +434,9 @@ async def _iterate(
             follower.cancel()
             await asyncio.gather(follower, return_exceptions=True)
         await providers.aclose()
-    status = await asyncio.to_thread(service.views.iteration_status, product, exp_id, number)
+    status = document(
+        await asyncio.to_thread(service.views.iteration_status, product, exp_id, number)
+    )
     return Measured(makespan, status, loop_cpu, process_cpu, fake_cpu, machine_busy, machine_total)
 
 
@@ -641,7 +644,7 @@ def distribute(url: str, setup: Setup, fake: Fake, docs: Path, workers: int) -> 
             while True:
                 time.sleep(0.05)  # the makespan to within this
                 service.projector.catch_up()
-                status = service.views.iteration_status(product, exp_id, number)
+                status = document(service.views.iteration_status(product, exp_id, number))
                 if status["status"] != "running":
                     break
             span = time.perf_counter() - started

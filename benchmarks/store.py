@@ -67,6 +67,7 @@ from infra.store.events import EventStore  # noqa: E402
 from infra.store.migrations import apply_migrations  # noqa: E402
 from infra.store.opening import open_database  # noqa: E402
 from projections.follower import BATCH, REBUILD_BATCH, Projector  # noqa: E402
+from projections.read_models import document  # noqa: E402
 from projections.views import handled  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
@@ -318,7 +319,9 @@ def build_log(
             )["id"]
             for i in range(5)
         ]
-        frozen_tasks = {tid: _frozen(service.views.task(product, tid)) for tid in task_ids}
+        frozen_tasks = {
+            tid: _frozen(service.views.task_definition(product, tid)) for tid in task_ids
+        }
         frozen_envs = {
             eid: _frozen(service.views.environment_definition(product, eid)) for eid in env_ids
         }
@@ -487,12 +490,12 @@ async def _run_iteration(
             "scripted": ScriptedRunner(),
         }
         executor = Executor(service.runs, runners, concurrency)
-        await executor.submit(exp_id, status["iteration"])
+        await executor.submit(exp_id, status.iteration)
         await executor.drain()
         final = await asyncio.to_thread(
-            service.views.iteration_status, product, exp_id, status["iteration"]
+            service.views.iteration_status, product, exp_id, status.iteration
         )
-        return time.perf_counter() - started, final
+        return time.perf_counter() - started, document(final)
     finally:
         if follower is not None:
             follower.cancel()

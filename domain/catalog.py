@@ -7,13 +7,15 @@ module paths. Definitions are stored as plain JSON (validated by `domain.definit
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
 from domain.api_tokens import check_label
+from domain.definitions import EnvironmentDefinition, TaskDefinition
 from domain.errors import Conflict, NotFound
+from domain.experiments import name_problems, require_no_problems
 from domain.ids import stream_id
 
 
@@ -67,6 +69,12 @@ class Product(Aggregate):
     class TokenRevoked(Aggregate.Event):
         TOPIC = "tpc:Product.TokenRevoked"
         token_id: str
+
+    @classmethod
+    def new(cls, public_id: str, name: str) -> Product:
+        """A new product named `name` (stripped; InvalidInput unless it passes `check_label`).
+        The check lives here, not in `__init__`, which also replays events saved before it."""
+        return cls(public_id=public_id, name=check_label(name))
 
     @staticmethod
     def create_id(public_id: str) -> UUID:
@@ -128,6 +136,19 @@ class CatalogEntry(Aggregate):
         public_id: str
         product_id: str
         definition: dict[str, Any]
+
+    @classmethod
+    def new(
+        cls, public_id: str, product_id: str, definition: TaskDefinition | EnvironmentDefinition
+    ) -> Self:
+        """A new entry from its parsed definition, once its name passes the rules every name
+        obeys (InvalidInput else): checked here, not in `__init__`, which replays old events."""
+        require_no_problems(name_problems(definition.name))
+        return cls(
+            public_id=public_id,
+            product_id=product_id,
+            definition=definition.model_dump(mode="json"),
+        )
 
     @staticmethod
     def create_id(public_id: str) -> UUID:

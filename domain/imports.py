@@ -14,10 +14,22 @@ from typing import Any
 
 from domain.errors import InvalidInput
 from domain.iterations import PlannedRun
+from domain.transcript_formats.files import AUTO, LOG_FORMATS
 
 # What a log's key may name, and where the experiment lists those.
 KINDS = {"task": "tasks", "environment": "environments"}
 HOW_TO_ATTACH = {"task": "experiment task add", "environment": "experiment env add"}
+
+
+# What an imported iteration may say its transcripts were read from ("auto" is not a format).
+IMPORT_FORMATS: tuple[str, ...] = tuple(name for name in LOG_FORMATS if name != AUTO)
+
+
+def check_import_format(format: str) -> None:
+    """InvalidInput, located at `format`, unless it names a log format."""
+    if format not in IMPORT_FORMATS:
+        problem = f"must be one of {', '.join(IMPORT_FORMATS)}"
+        raise InvalidInput(f"format {format[:40]!r} {problem}", (("format", problem),))
 
 
 @dataclass(frozen=True, slots=True)

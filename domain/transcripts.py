@@ -100,6 +100,43 @@ class Transcript(_Part):
     final_answer: str | None = None
     messages: list[Message]
 
+    def actions(self) -> list[Action]:
+        """Each tool call paired with its result (matched by id), in the order of the calls."""
+        results = {
+            block.tool_call_id: block
+            for message in self.messages
+            for block in message.content
+            if isinstance(block, ToolResultBlock)
+        }
+        actions = []
+        for index, message in enumerate(self.messages):
+            for block in message.content:
+                if isinstance(block, ToolCallBlock):
+                    result = results.get(block.id)
+                    actions.append(
+                        Action(
+                            event=index,
+                            name=block.name,
+                            input=block.input,
+                            result=result.content if result else None,
+                            is_error=result.is_error if result else False,
+                        )
+                    )
+        return actions
+
+
+class Action(BaseModel):
+    """A tool call and what it returned: `event` is the index of the message that made it;
+    `result` is None when no result answered it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event: int
+    name: str
+    input: Any
+    result: str | None
+    is_error: bool
+
 
 class InvalidTranscript(InvalidInput):
     """A transcript that does not parse; the message names the document, message and field."""

@@ -13,9 +13,20 @@ from domain.runs import TERMINAL_STATUSES
 from domain.statistics import DEFAULT_CONFIDENCE
 from domain.vocabulary import ACTIVE, RUN_STATES
 from infra.store.database import Database, Row
+from projections.read_models import (
+    AuditEvent,
+    EnvironmentView,
+    ExperimentView,
+    IterationStatus,
+    Page,
+    Results,
+    RunCounts,
+    RunLog,
+    RunRow,
+    TaskView,
+)
 
 MAX_LIMIT = 500
-RUN_STATUSES = RUN_STATES
 
 
 PRODUCT_COLUMNS = (
@@ -135,12 +146,18 @@ class Views:
             raise NotFound(f"{what} {public_id} not found")
         return {"id": row["id"], **json.loads(row["definition"]), "created_at": row["created_at"]}
 
-    def task(self, product: str, task_id: str) -> dict[str, Any]:
+    def task_definition(self, product: str, task_id: str) -> dict[str, Any]:
+        """The task as stored (its definition with id and time), as iterations freeze it."""
         return self._definition("v_tasks", product, task_id, "task")
 
-    def environment(self, product: str, env_id: str) -> dict[str, Any]:
-        return summarize_environment(
-            self._definition("v_environments", product, env_id, "environment")
+    def task(self, product: str, task_id: str) -> TaskView:
+        return TaskView.model_validate(self.task_definition(product, task_id))
+
+    def environment(self, product: str, env_id: str) -> EnvironmentView:
+        return EnvironmentView.model_validate(
+            summarize_environment(
+                self._definition("v_environments", product, env_id, "environment")
+            )
         )
 
     def environment_definition(self, product: str, env_id: str) -> dict[str, Any]:
@@ -148,7 +165,7 @@ class Views:
 
     def _list_definitions(
         self, table: str, product: str, limit: int, cursor: str | None
-    ) -> dict[str, Any]:
+    ) -> tuple[list[dict[str, Any]], str | None]:
         rows, next_cursor = self._page(
             f"SELECT * FROM {table} WHERE product_id = ?", (product,), limit, cursor
         )
@@ -156,21 +173,26 @@ class Views:
             {"id": r["id"], **json.loads(r["definition"]), "created_at": r["created_at"]}
             for r in rows
         ]
-        if table == "v_environments":
-            items = [summarize_environment(item) for item in items]
-        return {"items": items, "next_cursor": next_cursor}
+        return items, next_cursor
 
-    def tasks(self, product: str, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
-        return self._list_definitions("v_tasks", product, limit, cursor)
+    def tasks(self, product: str, limit: int = 50, cursor: str | None = None) -> Page[TaskView]:
+        items, next_cursor = self._list_definitions("v_tasks", product, limit, cursor)
+        return Page[TaskView](
+            items=[TaskView.model_validate(item) for item in items], next_cursor=next_cursor
+        )
 
     def environments(
         self, product: str, limit: int = 50, cursor: str | None = None
-    ) -> dict[str, Any]:
-        return self._list_definitions("v_environments", product, limit, cursor)
+    ) -> Page[EnvironmentView]:
+        items, next_cursor = self._list_definitions("v_environments", product, limit, cursor)
+        return Page[EnvironmentView](
+            items=[EnvironmentView.model_validate(summarize_environment(i)) for i in items],
+            next_cursor=next_cursor,
+        )
 
     # -- experiments ------------------------------------------------------------------------
 
-    def experiment(self, product: str, exp_id: str) -> dict[str, Any]:
+    def experiment(self, product: str, exp_id: str) -> ExperimentView:
         row: Row | None = self._database.read_one(
             "SELECT * FROM v_experiments WHERE id = ? AND product_id = ?", (exp_id, product)
         )
@@ -180,15 +202,17 @@ class Views:
 
     def experiments(
         self, product: str, limit: int = 50, cursor: str | None = None
-    ) -> dict[str, Any]:
+    ) -> Page[ExperimentView]:
         rows, next_cursor = self._page(
             "SELECT * FROM v_experiments WHERE product_id = ?", (product,), limit, cursor
         )
-        return {"items": [_experiment_json(r) for r in rows], "next_cursor": next_cursor}
+        return Page[ExperimentView](
+            items=[_experiment_json(r) for r in rows], next_cursor=next_cursor
+        )
 
     def history(
         self, product: str, exp_id: str, limit: int = 500, cursor: str | None = None
-    ) -> dict[str, Any]:
+    ) -> Page[AuditEvent]:
         self.experiment(product, exp_id)
         limit = max(1, min(limit, MAX_LIMIT))
         after = int(cursor) if cursor and cursor.isdigit() else 0
@@ -199,20 +223,20 @@ class Views:
         )
         more = len(rows) > limit
         rows = rows[:limit]
-        return {
-            "items": [
-                {
-                    "position": r["position"],
-                    "time": r["time"],
-                    "type": r["type"],
-                    "summary": r["summary"],
-                    "stream": r["stream"],
-                    "id": r["id"],
-                }
+        return Page[AuditEvent](
+            items=[
+                AuditEvent(
+                    position=r["position"],
+                    time=r["time"],
+                    type=r["type"],
+                    summary=r["summary"],
+                    stream=r["stream"],
+                    id=r["id"],
+                )
                 for r in rows
             ],
-            "next_cursor": str(rows[-1]["position"]) if more else None,
-        }
+            next_cursor=str(rows[-1]["position"]) if more else None,
+        )
 
     def experiment_version_at(self, product: str, exp_id: str, position: int) -> int:
         """The experiment stream's version as it stood at a log position."""
@@ -231,9 +255,9 @@ class Views:
     def _iteration_row(self, product: str, exp_id: str, number: int | str) -> Row:
         experiment = self.experiment(product, exp_id)
         if number == "latest":
-            if not experiment["iterations"]:
+            if not experiment.iterations:
                 raise NotFound(f"{exp_id} has no iterations yet: run `tpc sim experiment run`")
-            number = experiment["iterations"]
+            number = experiment.iterations
         row: Row | None = self._database.read_one(
             "SELECT * FROM v_iterations WHERE experiment_id = ? AND number = ?",
             (exp_id, int(number)),
@@ -242,36 +266,36 @@ class Views:
             raise NotFound(f"{exp_id} has no iteration {number}")
         return row
 
-    def iteration_status(self, product: str, exp_id: str, number: int | str) -> dict[str, Any]:
+    def iteration_status(self, product: str, exp_id: str, number: int | str) -> IterationStatus:
         return self._status_json(self._iteration_row(product, exp_id, number))
 
-    def _status_json(self, row: Row) -> dict[str, Any]:
-        counts = dict.fromkeys(RUN_STATUSES, 0)
+    def _status_json(self, row: Row) -> IterationStatus:
+        counts = dict.fromkeys(RUN_STATES, 0)
         for status, count in self._database.read(
             "SELECT status, COUNT(*) FROM v_runs WHERE experiment_id = ? AND number = ?"
             " GROUP BY status",
             (row["experiment_id"], row["number"]),
         ):
             counts[status] = count
-        return {
-            "experiment_id": row["experiment_id"],
-            "iteration": row["number"],
-            "status": row["status"],
-            "runs": {"total": row["total"], **counts},
-            "config_hash": row["config_hash"],
-            "cancel_requested": bool(row["cancel_requested"]),
-            "created_at": row["created_at"],
-            "completed_at": row["completed_at"],
-            "rescore_of": row["rescore_of"],
-            "imported": _loads(row["imported"]),
-        }
+        return IterationStatus(
+            experiment_id=row["experiment_id"],
+            iteration=row["number"],
+            status=row["status"],
+            runs=RunCounts(total=row["total"], **counts),
+            config_hash=row["config_hash"],
+            cancel_requested=bool(row["cancel_requested"]),
+            created_at=row["created_at"],
+            completed_at=row["completed_at"],
+            rescore_of=row["rescore_of"],
+            imported=_loads(row["imported"]),
+        )
 
-    def iterations(self, product: str, exp_id: str) -> dict[str, Any]:
+    def iterations(self, product: str, exp_id: str) -> Page[IterationStatus]:
         self.experiment(product, exp_id)
         rows = self._database.read(
             "SELECT * FROM v_iterations WHERE experiment_id = ? ORDER BY number", (exp_id,)
         )
-        return {"items": [self._status_json(r) for r in rows], "next_cursor": None}
+        return Page[IterationStatus](items=[self._status_json(r) for r in rows], next_cursor=None)
 
     def _completed_results(self, row: Row) -> dict[str, Any]:
         if row["results"] is None:
@@ -292,7 +316,7 @@ class Views:
         error_category: str | None = None,
         confidence: float = DEFAULT_CONFIDENCE,
         baseline: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Results:
         """The stored results at a confidence (one of domain.statistics.CONFIDENCES), each
         environment compared with `baseline` (an id or exact name; default: the best)."""
         row = self._iteration_row(product, exp_id, number)
@@ -301,36 +325,38 @@ class Views:
         compare_environments(
             stored["summary"]["environments"], summary["environments"], baseline, confidence
         )
-        document: dict[str, Any] = {
-            "experiment_id": exp_id,
-            "iteration": row["number"],
-            "status": row["status"],
-            "config_hash": row["config_hash"],
-            "rescore_of": row["rescore_of"],
-            "imported": _loads(row["imported"]),
-            "confidence": confidence,
-            "summary": summary,
-            "failure_clusters": stored.get("failure_clusters", []),
-            "suggestions": stored.get("suggestions", []),
-        }
+        clusters: list[dict[str, Any]] = stored.get("failure_clusters", [])
         if error_category is not None:
             # By name (any case) or by cause key (`auth`, `tool_error:TypeError`).
             wanted = error_category.strip().casefold()
-            clusters = [
+            chosen = [
                 c
-                for c in document["failure_clusters"]
+                for c in clusters
                 if wanted in (c["category"].casefold(), str(c.get("key", "")).casefold())
             ]
-            if not clusters:
-                known = ", ".join(c["category"] for c in document["failure_clusters"]) or "none"
+            if not chosen:
+                known = ", ".join(c["category"] for c in clusters) or "none"
                 raise NotFound(f"no failure cluster named {error_category!r} (clusters: {known})")
-            document["failure_clusters"] = clusters
+            clusters = chosen
+        compare: dict[str, Any] = {}
         if compare_with is not None:
             if compare_with == row["number"]:
                 raise Conflict("compare with an earlier iteration, not the same one")
             previous = self._completed_results(self._iteration_row(product, exp_id, compare_with))
-            document["compare"] = compare_iterations(stored, previous, compare_with, confidence)
-        return document
+            compare["compare"] = compare_iterations(stored, previous, compare_with, confidence)
+        return Results(
+            experiment_id=exp_id,
+            iteration=row["number"],
+            status=row["status"],
+            config_hash=row["config_hash"],
+            rescore_of=row["rescore_of"],
+            imported=_loads(row["imported"]),
+            confidence=confidence,
+            summary=summary,
+            failure_clusters=clusters,
+            suggestions=stored.get("suggestions", []),
+            **compare,
+        )
 
     def signals(
         self,
@@ -384,7 +410,7 @@ class Views:
         status: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Page[RunRow]:
         row = self._iteration_row(product, exp_id, number)
         sql = "SELECT * FROM v_runs WHERE experiment_id = ? AND number = ?"
         params: tuple[Any, ...] = (exp_id, row["number"])
@@ -393,12 +419,11 @@ class Views:
             params = (*params, status)
         rows, next_cursor = self._page(sql, params, limit, cursor)
         sources = _loads(row["import_sources"]) or {}
-        return {
-            "items": [_run_json(r, sources.get(r["id"])) for r in rows],
-            "next_cursor": next_cursor,
-        }
+        return Page[RunRow](
+            items=[_run_json(r, sources.get(r["id"])) for r in rows], next_cursor=next_cursor
+        )
 
-    def run(self, product: str, run_id: str) -> dict[str, Any]:
+    def run(self, product: str, run_id: str) -> RunRow:
         row = self._run_row(product, run_id)
         found = self._database.read_one(
             "SELECT import_sources FROM v_iterations WHERE experiment_id = ? AND number = ?",
@@ -432,7 +457,7 @@ class Views:
         """How many messages one `live_log` answer may hold."""
         return MAX_LIMIT if limit is None else max(1, min(limit, MAX_LIMIT))
 
-    def live_log(self, product: str, run_id: str, after: int, limit: int) -> dict[str, Any]:
+    def live_log(self, product: str, run_id: str, after: int, limit: int) -> RunLog:
         """The run's state and up to `limit` live messages of its current attempt from index
         `after` on, each `{"index", …message}`, with `next` and `done` as `TranscriptReads.run_logs`
         gives them. `transcript_ref` is set once the run has its transcript, whose messages
@@ -445,16 +470,16 @@ class Views:
             (run_id, row["attempts"], after, limit + 1),
         )
         messages = [{"index": r["idx"], **json.loads(r["message"])} for r in rows[:limit]]
-        return {
-            "run_id": run_id,
-            "status": row["status"],
-            "attempt": row["attempts"],
-            "messages": messages,
-            "next": messages[-1]["index"] + 1 if messages else after,
+        return RunLog(
+            run_id=run_id,
+            status=row["status"],
+            attempt=row["attempts"],
+            messages=messages,
+            next=messages[-1]["index"] + 1 if messages else after,
             # Without a transcript (a cancelled run), the live messages are all there is.
-            "done": row["status"] in TERMINAL_STATUSES and len(rows) <= limit,
-            "transcript_ref": row["transcript_ref"],
-        }
+            done=row["status"] in TERMINAL_STATUSES and len(rows) <= limit,
+            transcript_ref=row["transcript_ref"],
+        )
 
     # -- for the executor -------------------------------------------------------------------
 
@@ -501,41 +526,47 @@ class Views:
         )
 
 
-def _experiment_json(row: Row) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "task_ids": json.loads(row["task_ids"]),
-        "env_ids": json.loads(row["env_ids"]),
-        "repeats": row["repeats"],
-        "signal_config": (
-            {"hash": row["config_hash"], "text": row["config_text"]} if row["config_hash"] else None
-        ),
-        "iterations": row["iterations"],
-        "created_at": row["created_at"],
-        "version": row["version"],
-    }
+def _experiment_json(row: Row) -> ExperimentView:
+    return ExperimentView.model_validate(
+        {
+            "id": row["id"],
+            "name": row["name"],
+            "task_ids": json.loads(row["task_ids"]),
+            "env_ids": json.loads(row["env_ids"]),
+            "repeats": row["repeats"],
+            "signal_config": (
+                {"hash": row["config_hash"], "text": row["config_text"]}
+                if row["config_hash"]
+                else None
+            ),
+            "iterations": row["iterations"],
+            "created_at": row["created_at"],
+            "version": row["version"],
+        }
+    )
 
 
-def _run_json(row: Row, source: dict[str, Any] | None = None) -> dict[str, Any]:
+def _run_json(row: Row, source: dict[str, Any] | None = None) -> RunRow:
     """A run; `source` (where an imported run's transcript was read) only when it has one."""
-    return {
-        "id": row["id"],
-        "experiment_id": row["experiment_id"],
-        "iteration": row["number"],
-        "task_id": row["task_id"],
-        "environment_id": row["environment_id"],
-        "repeat": row["repeat"],
-        "status": row["status"],
-        "termination_reason": row["termination_reason"],
-        "attempts": row["attempts"],
-        "stats": _loads(row["stats"]),
-        "error": row["error"],
-        "signals": _loads(row["signals"]) or {},
-        "started_at": row["started_at"],
-        "ended_at": row["ended_at"],
-        **({"source": source} if source is not None else {}),
-    }
+    return RunRow.model_validate(
+        {
+            "id": row["id"],
+            "experiment_id": row["experiment_id"],
+            "iteration": row["number"],
+            "task_id": row["task_id"],
+            "environment_id": row["environment_id"],
+            "repeat": row["repeat"],
+            "status": row["status"],
+            "termination_reason": row["termination_reason"],
+            "attempts": row["attempts"],
+            "stats": _loads(row["stats"]),
+            "error": row["error"],
+            "signals": _loads(row["signals"]) or {},
+            "started_at": row["started_at"],
+            "ended_at": row["ended_at"],
+            **({"source": source} if source is not None else {}),
+        }
+    )
 
 
 def summarize_environment(environment: dict[str, Any]) -> dict[str, Any]:

@@ -40,11 +40,14 @@ from domain.errors import InvalidInput, PayloadTooLarge
 from domain.imports import LogKeys, LogToImport
 from domain.signals.validation import SignalConfigSyntaxError, load_signal_config
 from domain.statistics import CONFIDENCES, DEFAULT_CONFIDENCE, confidence_key
-from domain.transcript_formats.files import AUTO, LOG_FORMATS
+from domain.transcripts import transcript_from_object
+from projections.read_models import ReadModel, document
 
 
-def ok(document: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(document, status_code=status)
+def ok(answer: ReadModel | dict[str, Any], status: int = 200) -> JSONResponse:
+    """The answer as JSON: a read model serialised as every route serialises them."""
+    body = document(answer) if isinstance(answer, ReadModel) else answer
+    return JSONResponse(body, status_code=status)
 
 
 def _within_config_limit(request: Request, text: str | None) -> str | None:
@@ -303,7 +306,7 @@ async def trigger(request: Request) -> JSONResponse:
     status = await call(service(request).experiments.trigger, owner, exp_id)
     executor = request.app.state.executor
     if executor is not None:
-        await executor.submit(exp_id, status["iteration"])
+        await executor.submit(exp_id, status.iteration)
     return ok(status, 201)
 
 
@@ -339,7 +342,7 @@ async def rescore(request: Request) -> JSONResponse:
         )
     executor = request.app.state.executor
     if executor is not None:
-        await executor.submit(exp_id, status["iteration"])
+        await executor.submit(exp_id, status.iteration)
     return ok(status, 201)
 
 
@@ -367,10 +370,6 @@ async def import_logs(request: Request) -> JSONResponse:
     owner = await product(request)
     exp_id = request.path_params["exp_id"]
     body = parse(ImportRequest, await json_body(request), "invalid import")
-    formats = [name for name in LOG_FORMATS if name != AUTO]
-    if body.format not in formats:
-        problem = f"must be one of {', '.join(formats)}"
-        raise InvalidInput(f"format {body.format[:40]!r} {problem}", (("format", problem),))
     logs = [
         LogToImport(LogKeys(run.task, run.environment), run.transcript, run.file, run.sample)
         for run in body.runs
@@ -378,7 +377,7 @@ async def import_logs(request: Request) -> JSONResponse:
     status = await call(service(request).experiments.import_logs, owner, exp_id, body.format, logs)
     executor = request.app.state.executor
     if executor is not None:
-        await executor.submit(exp_id, status["iteration"])
+        await executor.submit(exp_id, status.iteration)
     return ok(status, 201)
 
 
@@ -421,7 +420,7 @@ async def cancel(request: Request) -> JSONResponse:
     )
     executor = request.app.state.executor
     if executor is not None:
-        await executor.cancel(exp_id, status["iteration"])
+        await executor.cancel(exp_id, status.iteration)
     return ok(status)
 
 
@@ -436,7 +435,7 @@ async def results(request: Request) -> JSONResponse:
     """An iteration's results."""
     owner = await product(request)
     compare = query_number(request, "compare", 1)
-    document = await call(
+    answer = await call(
         service(request).views.results,
         owner,
         request.path_params["exp_id"],
@@ -446,7 +445,7 @@ async def results(request: Request) -> JSONResponse:
         _confidence(request),
         request.query_params.get("baseline"),
     )
-    return ok(document)
+    return ok(answer)
 
 
 @documented(
@@ -476,7 +475,7 @@ async def list_runs(request: Request) -> JSONResponse:
     """An iteration's runs."""
     owner = await product(request)
     limit, cursor = paging(request)
-    document = await call(
+    answer = await call(
         service(request).views.runs,
         owner,
         request.path_params["exp_id"],
@@ -485,7 +484,7 @@ async def list_runs(request: Request) -> JSONResponse:
         limit,
         cursor,
     )
-    return ok(document)
+    return ok(answer)
 
 
 # -- runs -------------------------------------------------------------------------------------
@@ -540,32 +539,9 @@ async def run_actions(request: Request) -> JSONResponse:
     """A run's tool calls with their results."""
     owner = await product(request)
     run_id = request.path_params["run_id"]
-    transcript = await call(service(request).transcripts.transcript, owner, run_id)
-    return ok({"run_id": run_id, "actions": actions_of(transcript)})
-
-
-def actions_of(transcript: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each tool call paired with its result, in order."""
-    results: dict[str, dict[str, Any]] = {}
-    for message in transcript.get("messages", []):
-        for block in message.get("content", []):
-            if isinstance(block, dict) and block.get("type") == "tool_result":
-                results[str(block.get("tool_call_id"))] = block
-    actions = []
-    for index, message in enumerate(transcript.get("messages", [])):
-        for block in message.get("content", []):
-            if isinstance(block, dict) and block.get("type") == "tool_call":
-                result = results.get(str(block.get("id")), {})
-                actions.append(
-                    {
-                        "event": index,
-                        "name": block.get("name"),
-                        "input": block.get("input"),
-                        "result": result.get("content"),
-                        "is_error": result.get("is_error", False),
-                    }
-                )
-    return actions
+    stored = await call(service(request).transcripts.transcript, owner, run_id)
+    actions = transcript_from_object(stored, f"run {run_id}'s transcript").actions()
+    return ok({"run_id": run_id, "actions": [action.model_dump(mode="json") for action in actions]})
 
 
 @documented(

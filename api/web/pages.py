@@ -5,6 +5,7 @@ a 200, as browsers log every 4xx document load as a console error."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,17 @@ from domain.errors import Conflict, DomainError, InvalidInput
 from domain.signals.config import SignalConfig
 from domain.signals.validation import SignalConfigSyntaxError, load_signal_config
 from domain.vocabulary import RUN_STATES
+from projections.read_models import (
+    EnvironmentView,
+    ExperimentView,
+    IterationStatus,
+    Results,
+    TaskView,
+    document,
+)
 
 RUNS_PER_PAGE = 50
 LOOKUP_LIMIT = 500
-STATUSES = RUN_STATES
 STATIC = Path(__file__).parent / "static"
 
 
@@ -40,16 +48,16 @@ def _first(form: dict[str, list[str]], key: str, default: str = "") -> str:
     return (form.get(key) or [default])[0]
 
 
-async def _catalogue(request: Request, owner: str) -> tuple[list[Any], list[Any]]:
+async def _catalogue(request: Request, owner: str) -> tuple[list[TaskView], list[EnvironmentView]]:
     """Tasks and environments to pick from and to name ids with (the first page of each)."""
     views = service(request).views
     tasks = await call(views.tasks, owner, LOOKUP_LIMIT, None)
     environments = await call(views.environments, owner, LOOKUP_LIMIT, None)
-    return tasks["items"], environments["items"]
+    return tasks.items, environments.items
 
 
-def _names(items: list[dict[str, Any]]) -> dict[str, str]:
-    return {item["id"]: item["name"] for item in items}
+def _names(items: Sequence[TaskView | EnvironmentView]) -> dict[str, str]:
+    return {item.id: item.name for item in items}
 
 
 # -- experiments ------------------------------------------------------------------------------
@@ -99,7 +107,7 @@ async def create_experiment(request: Request, owner: str) -> Response:
         )
     except DomainError as error:
         return await _index(request, owner, form, problems_of(error))
-    return RedirectResponse(f"/experiments/{created['id']}", status_code=303)
+    return RedirectResponse(f"/experiments/{created.id}", status_code=303)
 
 
 async def _experiment_page(
@@ -114,10 +122,10 @@ async def _experiment_page(
     iterations = await call(views.iterations, owner, exp_id)
     tasks, environments = await _catalogue(request, owner)
     if config_text is None:
-        config_text = (experiment["signal_config"] or {}).get("text") or ""
+        config_text = experiment.signal_config.text if experiment.signal_config else ""
     context = {
         "experiment": experiment,
-        "iterations": list(reversed(iterations["items"])),
+        "iterations": list(reversed(iterations.items)),
         "task_names": _names(tasks),
         "env_names": _names(environments),
         "config_text": config_text,
@@ -153,8 +161,8 @@ async def trigger(request: Request, owner: str) -> Response:
         return await _experiment_page(request, owner, exp_id, None, problems_of(error))
     executor = request.app.state.executor
     if executor is not None:
-        await executor.submit(exp_id, status["iteration"])
-    return RedirectResponse(f"/experiments/{exp_id}/iterations/{status['iteration']}", 303)
+        await executor.submit(exp_id, status.iteration)
+    return RedirectResponse(f"/experiments/{exp_id}/iterations/{status.iteration}", 303)
 
 
 @signed_in()
@@ -171,18 +179,18 @@ async def history(request: Request, owner: str) -> Response:
 # -- iterations -------------------------------------------------------------------------------
 
 
-def _current_config(experiment: dict[str, Any], config_hash: str | None) -> SignalConfig | None:
+def _current_config(experiment: ExperimentView, config_hash: str | None) -> SignalConfig | None:
     """The experiment's signal config, when it is still the one an iteration froze."""
-    config = experiment.get("signal_config") or {}
-    if not config_hash or config.get("hash") != config_hash:
+    config = experiment.signal_config
+    if not config_hash or config is None or config.hash != config_hash:
         return None
     try:
-        return load_signal_config(config["text"]).config
+        return load_signal_config(config.text).config
     except SignalConfigSyntaxError:
         return None
 
 
-def _aggregate_specs(experiment: dict[str, Any], config_hash: str | None) -> dict[str, Any]:
+def _aggregate_specs(experiment: ExperimentView, config_hash: str | None) -> dict[str, Any]:
     """Labels, functions and units of the iteration's aggregates, when its config is still
     current."""
     config = _current_config(experiment, config_hash)
@@ -195,17 +203,17 @@ def _aggregate_specs(experiment: dict[str, Any], config_hash: str | None) -> dic
     }
 
 
-def _signal_units(experiment: dict[str, Any], config_hash: str | None) -> dict[str, str]:
+def _signal_units(experiment: ExperimentView, config_hash: str | None) -> dict[str, str]:
     config = _current_config(experiment, config_hash)
     return signal_units(config) if config is not None else {}
 
 
 async def _aggregate_intervals(
-    request: Request, owner: str, exp_id: str, number: int, results: dict[str, Any]
+    request: Request, owner: str, exp_id: str, number: int, results: Results
 ) -> dict[str, dict[str, Any]]:
     """Each aggregate's groups by environment (with their `ci`): the results answer carries
     only the values. Not read when there are no aggregates."""
-    if not any(e.get("aggregates") for e in results["summary"]["environments"]):
+    if not any(e.get("aggregates") for e in results.summary["environments"]):
         return {}
     # The page asks for results at the default confidence, so these are at it too.
     aggregates = await call(service(request).views.aggregates, owner, exp_id, number)
@@ -213,9 +221,9 @@ async def _aggregate_intervals(
 
 
 def _aggregate_charts(
-    results: dict[str, Any], specs: dict[str, Any], by_environment: dict[str, dict[str, Any]]
+    results: Results, specs: dict[str, Any], by_environment: dict[str, dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    environments = results["summary"]["environments"]
+    environments = results.summary["environments"]
     ids: list[str] = []
     for environment in environments:
         ids.extend(key for key in environment.get("aggregates", {}) if key not in ids)
@@ -251,11 +259,11 @@ def _baseline_id(environments: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def _comparable(iterations: list[dict[str, Any]], number: int) -> list[int]:
+def _comparable(iterations: list[IterationStatus], number: int) -> list[int]:
     return [
-        item["iteration"]
+        item.iteration
         for item in iterations
-        if item["iteration"] != number and item["status"] != "running"
+        if item.iteration != number and item.status != "running"
     ]
 
 
@@ -265,33 +273,33 @@ async def iteration(request: Request, owner: str) -> Response:
     views = service(request).views
     experiment = await call(views.experiment, owner, exp_id)
     status = await call(views.iteration_status, owner, exp_id, iteration_number(request))
-    number = status["iteration"]
+    number = status.iteration
     tasks, environments = await _catalogue(request, owner)
     task_names, env_names = _names(tasks), _names(environments)
     context: dict[str, Any] = {
         "experiment": experiment,
         "status": status,
-        "statuses": STATUSES,
+        "statuses": RUN_STATES,
         "results": None,
         "task_names": task_names,
         "env_names": env_names,
     }
     compare_raw = request.query_params.get("compare", "")
-    if status["status"] != "running":
+    if status.status != "running":
         compare_with = int(compare_raw) if compare_raw.isdigit() else None
         try:
             results = await call(views.results, owner, exp_id, number, compare_with)
         except Conflict as error:
             context["compare_error"] = str(error)
             results = await call(views.results, owner, exp_id, number, None)
-        summary = results["summary"]
+        summary = results.summary
         task_names.update({t["task_id"]: t["name"] for t in summary["tasks"]})
         env_names.update({e["environment_id"]: e["name"] for e in summary["environments"]})
         iterations = await call(views.iterations, owner, exp_id)
         context.update(
             results=results,
             compare_with=compare_with,
-            comparable=_comparable(iterations["items"], number),
+            comparable=_comparable(iterations.items, number),
             environment_chart=charts.bars(
                 [(e["name"], e["score"]) for e in summary["environments"]],
                 "Score by environment",
@@ -302,12 +310,12 @@ async def iteration(request: Request, owner: str) -> Response:
             baseline_id=_baseline_id(summary["environments"]),
             aggregates=_aggregate_charts(
                 results,
-                await call(_aggregate_specs, experiment, results["config_hash"]),
+                await call(_aggregate_specs, experiment, results.config_hash),
                 await _aggregate_intervals(request, owner, exp_id, number, results),
             ),
         )
     run_filter = request.query_params.get("status") or None
-    if run_filter not in STATUSES:
+    if run_filter not in RUN_STATES:
         run_filter = None
     cursor = request.query_params.get("cursor")
     context["runs"] = await call(
@@ -323,7 +331,7 @@ async def progress(request: Request, owner: str) -> Response:
     views = service(request).views
     exp_id = request.path_params["exp_id"]
     status = await call(views.iteration_status, owner, exp_id, iteration_number(request))
-    return JSONResponse(status)
+    return JSONResponse(document(status))
 
 
 # -- runs -------------------------------------------------------------------------------------
@@ -342,9 +350,9 @@ async def run(request: Request, owner: str) -> Response:
     run_id = request.path_params["run_id"]
     found = await call(service(request).views.run, owner, run_id)
     views = service(request).views
-    experiment = await call(views.experiment, owner, found["experiment_id"])
+    experiment = await call(views.experiment, owner, found.experiment_id)
     iteration_status = await call(
-        views.iteration_status, owner, found["experiment_id"], found["iteration"]
+        views.iteration_status, owner, found.experiment_id, found.iteration
     )
     tasks, environments = await _catalogue(request, owner)
     transcript: dict[str, Any] | None = None
@@ -356,30 +364,30 @@ async def run(request: Request, owner: str) -> Response:
     except Conflict as error:
         # No transcript yet (or ever, for a cancelled run): the messages recorded live.
         log = await call(service(request).transcripts.run_logs, owner, run_id)
-        shown = [(m["index"], m) for m in log["messages"]]
-        live = log["status"] in ("queued", "running")
+        shown = [(m["index"], m) for m in log.messages]
+        live = log.status in ("queued", "running")
         unavailable = None if live or shown else str(error)
     messages = [
         {"index": i, "role": m.get("role", "?"), "blocks": _blocks(m.get("content"))}
         for i, m in shown
     ]
     cited: dict[int, list[str]] = {}
-    for signal_id, signal in (found.get("signals") or {}).items():
+    for signal_id, signal in found.signals.items():
         for evidence in signal.get("evidence") or []:
             if isinstance(evidence.get("event"), int):
                 cited.setdefault(evidence["event"], []).append(signal_id)
     context = {
         "run": found,
         "experiment": experiment,
-        "task_name": _names(tasks).get(found["task_id"], found["task_id"]),
-        "env_name": _names(environments).get(found["environment_id"], found["environment_id"]),
+        "task_name": _names(tasks).get(found.task_id, found.task_id),
+        "env_name": _names(environments).get(found.environment_id, found.environment_id),
         "messages": messages,
         "final_answer": (transcript or {}).get("final_answer"),
         "unavailable": unavailable,
         "live": live,
         "recorded_live": transcript is None and bool(messages),
         "cited": cited,
-        "units": await call(_signal_units, experiment, iteration_status.get("config_hash")),
+        "units": await call(_signal_units, experiment, iteration_status.config_hash),
     }
     return render(request, "run.html", context)
 

@@ -16,6 +16,7 @@ from application.service import Service
 from domain.errors import InvalidInput, NotFound, TooManyRequests
 from domain.imports import LogKeys, LogToImport
 from infra.settings import Limits, Settings
+from projections.read_models import document
 from tests.conftest import FIXTURES
 from tests.integration.test_service import (
     TASKS,
@@ -64,8 +65,8 @@ def replayed_logs() -> list[LogToImport]:
 
 def by_place(service: Service, owner: str, exp_id: str, number: int) -> dict[str, str]:
     """run id -> "task/environment/repeat", to compare two iterations' documents."""
-    rows = service.views.runs(owner, exp_id, number, None, 500, None)["items"]
-    return {r["id"]: f"{r['task_id']}/{r['environment_id']}/{r['repeat']}" for r in rows}
+    rows = service.views.runs(owner, exp_id, number, None, 500, None).items
+    return {r.id: f"{r.task_id}/{r.environment_id}/{r.repeat}" for r in rows}
 
 
 def placed(value: Any, places: dict[str, str]) -> Any:
@@ -83,21 +84,21 @@ def comparable(service: Service, owner: str, exp_id: str, number: int) -> dict[s
     places = by_place(service, owner, exp_id, number)
     results = service.views.results(owner, exp_id, number)
     signals = service.views.signals(owner, exp_id, number)
-    runs = service.views.runs(owner, exp_id, number, None, 500, None)["items"]
+    runs = service.views.runs(owner, exp_id, number, None, 500, None).items
     documents = {
-        "summary": results["summary"],
-        "failure_clusters": results["failure_clusters"],
-        "suggestions": results["suggestions"],
+        "summary": results.summary,
+        "failure_clusters": results.failure_clusters,
+        "suggestions": results.suggestions,
         "aggregates": signals["aggregates"],
         "runs": sorted(
             (
-                places[r["id"]],
-                r["status"],
-                r["termination_reason"],
-                r["stats"],
-                r["error"],
-                r["signals"],
-                service.transcripts.transcript(owner, r["id"]),
+                places[r.id],
+                r.status,
+                r.termination_reason,
+                r.stats,
+                r.error,
+                r.signals,
+                service.transcripts.transcript(owner, r.id),
             )
             for r in runs
         ),
@@ -112,42 +113,44 @@ def comparable(service: Service, owner: str, exp_id: str, number: int) -> dict[s
 
 def test_imported_transcripts_give_the_results_of_their_replay(service: Service) -> None:
     owner, exp_id, _, _ = setup_replay(service)
-    assert run_iteration(service, owner, exp_id)["status"] == "completed"
+    assert run_iteration(service, owner, exp_id).status == "completed"
 
     started = service.experiments.import_logs(owner, exp_id, "tpc", replayed_logs())
-    assert (started["iteration"], started["status"]) == (2, "running")
-    assert started["imported"] == {"format": "tpc", "runs": 12, "files": 6}
-    assert started["runs"]["total"] == 12
+    assert (started.iteration, started.status) == (2, "running")
+    assert document(started)["imported"] == {"format": "tpc", "runs": 12, "files": 6}
+    assert started.runs.total == 12
     execute_without_agents(service, owner, exp_id, 2)
 
     status = service.views.iteration_status(owner, exp_id, 2)
-    assert status["status"] == "completed"
-    assert status["runs"] == service.views.iteration_status(owner, exp_id, 1)["runs"]
+    assert status.status == "completed"
+    assert status.runs == service.views.iteration_status(owner, exp_id, 1).runs
     replay, imported = comparable(service, owner, exp_id, 1), comparable(service, owner, exp_id, 2)
     assert imported["failure_clusters"], "the example has failing runs to cluster"
     assert imported == replay
     results = service.views.results(owner, exp_id, 2)
-    assert results["imported"] == {"format": "tpc", "runs": 12, "files": 6}
-    assert service.views.results(owner, exp_id, 1)["imported"] is None
+    assert document(results)["imported"] == {"format": "tpc", "runs": 12, "files": 6}
+    assert service.views.results(owner, exp_id, 1).imported is None
 
     iteration = service.runs.load_iteration(exp_id, 2)
     assert iteration.imported_from == "tpc" and iteration.rescore_of is None
     # Each run says where its transcript was read; a run that was not imported does not.
-    runs = service.views.runs(owner, exp_id, 2, None, 500, None)["items"]
-    names = {t["task_id"]: t["name"] for t in results["summary"]["tasks"]}
+    runs = service.views.runs(owner, exp_id, 2, None, 500, None).items
+    names = {t["task_id"]: t["name"] for t in results.summary["tasks"]}
     for run in runs:
-        file, sample = run["source"]["file"], run["source"]["sample"]
-        assert file.endswith(f"/{TASKS[names[run['task_id']]]}.json")
-        assert sample == str(run["repeat"])
-        assert service.views.run(owner, run["id"])["source"] == run["source"]
-    replayed = service.views.runs(owner, exp_id, 1, None, 1, None)["items"][0]
-    assert "source" not in replayed and "source" not in service.views.run(owner, replayed["id"])
-    history = service.views.history(owner, exp_id, 500, None)["items"]
-    assert any("imported from 12 recorded transcripts" in e["summary"] for e in history)
+        assert run.source is not None
+        file, sample = run.source.file, run.source.sample
+        assert file.endswith(f"/{TASKS[names[run.task_id]]}.json")
+        assert sample == str(run.repeat)
+        assert service.views.run(owner, run.id).source == run.source
+    replayed = service.views.runs(owner, exp_id, 1, None, 1, None).items[0]
+    assert "source" not in document(replayed)
+    assert "source" not in document(service.views.run(owner, replayed.id))
+    history = service.views.history(owner, exp_id, 500, None).items
+    assert any("imported from 12 recorded transcripts" in e.summary for e in history)
 
     # An imported iteration is re-scored like any other: the same outcomes again.
     rescored = service.experiments.rescore(owner, exp_id, 2)
-    assert (rescored["rescore_of"], rescored["imported"]) == (2, None)
+    assert (rescored.rescore_of, rescored.imported) == (2, None)
     execute_without_agents(service, owner, exp_id, 3)
     assert comparable(service, owner, exp_id, 3) == imported
 
@@ -158,13 +161,13 @@ def test_an_import_names_only_the_tasks_and_environments_its_logs_name(service: 
     service.experiments.import_logs(owner, exp_id, "openai-messages", logs)
     execute_without_agents(service, owner, exp_id, 1)
     results = service.views.results(owner, exp_id, 1)
-    assert [t["task_id"] for t in results["summary"]["tasks"]] == [tasks[1]]
-    assert [e["environment_id"] for e in results["summary"]["environments"]] == [envs[1]]
-    assert results["imported"] == {"format": "openai-messages", "runs": 1, "files": 1}
+    assert [t["task_id"] for t in results.summary["tasks"]] == [tasks[1]]
+    assert [e["environment_id"] for e in results.summary["environments"]] == [envs[1]]
+    assert document(results)["imported"] == {"format": "openai-messages", "runs": 1, "files": 1}
 
 
 def recorded_nothing(service: Service, owner: str, exp_id: str) -> bool:
-    return bool(service.views.experiment(owner, exp_id)["iterations"] == 0)
+    return bool(service.views.experiment(owner, exp_id).iterations == 0)
 
 
 def test_unknown_keys_are_named_and_nothing_is_recorded(service: Service) -> None:
@@ -190,14 +193,14 @@ def test_unknown_keys_are_named_and_nothing_is_recorded(service: Service) -> Non
 
 def test_an_ambiguous_name_asks_for_the_id(service: Service) -> None:
     owner, exp_id, _, _ = setup_replay(service)
-    twin = service.catalog.create_task(owner, {"name": "install-sdk", "prompt": "again"})["id"]
+    twin = service.catalog.create_task(owner, {"name": "install-sdk", "prompt": "again"}).id
     service.experiments.attach(owner, exp_id, "task", twin)
     logs = [LogToImport(LogKeys("install-sdk", "sonnet-docs"), transcript("refund__gpt-nodocs"))]
     with pytest.raises(InvalidInput, match=r"names 2 tasks .*give the id"):
         service.experiments.import_logs(owner, exp_id, "tpc", logs)
     assert recorded_nothing(service, owner, exp_id)
     logs = [LogToImport(LogKeys(twin, "sonnet-docs"), transcript("refund__gpt-nodocs"))]
-    assert service.experiments.import_logs(owner, exp_id, "tpc", logs)["iteration"] == 1
+    assert service.experiments.import_logs(owner, exp_id, "tpc", logs).iteration == 1
 
 
 def test_bad_transcripts_are_located_and_nothing_is_recorded(service: Service) -> None:
@@ -243,8 +246,8 @@ def test_the_operators_limits_apply(service: Service, store_url: str) -> None:
             limited.experiments.import_logs(owner, exp_id, "tpc", logs[:4])
         limited.experiments.import_logs(owner, exp_id, "tpc", logs[:3])
         with pytest.raises(TooManyRequests, match="TPC_MAX_RUNNING_ITERATIONS"):
-            limited.experiments.import_logs(owner, exp_id, "tpc", logs[:3])
-        assert limited.views.experiment(owner, exp_id)["iterations"] == 1
+            limited.import_logs(owner, exp_id, "tpc", logs[:3])
+        assert limited.views.experiment(owner, exp_id).iterations == 1
     finally:
         limited.close()
 

@@ -19,6 +19,7 @@ from domain.transcripts import transcript_from_object
 from infra.runners.base import RunRequest
 from infra.runners.scripted import ScriptedRunner
 from infra.settings import Settings
+from projections.read_models import document
 from tests.integration.test_store_contracts import dump_views
 
 
@@ -37,11 +38,11 @@ def setup(service: Service, repeats: int = 2) -> tuple[str, str, Iteration]:
     boot = service.catalog.bootstrap("live-token")
     assert boot is not None
     owner = boot.product_id
-    task = service.catalog.create_task(owner, {"name": "Live", "prompt": "Do it"})["id"]
+    task = service.catalog.create_task(owner, {"name": "Live", "prompt": "Do it"}).id
     env = service.catalog.create_environment(
         owner, {"name": "scripted", "agent": {"kind": "scripted"}}
     )
-    exp = service.experiments.create_experiment(owner, "live", [task], [env["id"]], repeats)["id"]
+    exp = service.experiments.create_experiment(owner, "live", [task], [env.id], repeats).id
     service.experiments.trigger(owner, exp)
     return owner, exp, service.runs.load_iteration(exp, 1)
 
@@ -63,7 +64,7 @@ def test_live_messages_are_followed_then_superseded_by_the_transcript(service: S
     owner, exp, iteration = setup(service)
     run_id = iteration.runs[0].run_id
     queued = service.transcripts.run_logs(owner, run_id)
-    assert queued == {
+    assert document(queued) == {
         "run_id": run_id,
         "status": "queued",
         "attempt": 0,
@@ -80,16 +81,16 @@ def test_live_messages_are_followed_then_superseded_by_the_transcript(service: S
     assert service.runs.record_live_messages([(run, 2, [say("assistant", "working")])]) == []
     service.projector.catch_up()  # the executor's saves leave it to the log follower
     live = service.transcripts.run_logs(owner, run_id)
-    assert (live["status"], live["attempt"], live["next"], live["done"]) == ("running", 1, 3, False)
-    assert live["messages"] == [
+    assert (live.status, live.attempt, live.next, live.done) == ("running", 1, 3, False)
+    assert live.messages == [
         {"index": 0, "role": "system", "content": "sys"},
         {"index": 1, "role": "user", "content": "Do it"},
         {"index": 2, "role": "assistant", "content": "working"},
     ]
     later = service.transcripts.run_logs(owner, run_id, after=2)
-    assert ([m["index"] for m in later["messages"]], later["next"]) == ([2], 3)
-    assert service.transcripts.run_logs(owner, run_id, after=3)["messages"] == []
-    assert service.transcripts.run_logs(owner, run_id, after=3)["next"] == 3
+    assert ([m["index"] for m in later.messages], later.next) == ([2], 3)
+    assert service.transcripts.run_logs(owner, run_id, after=3).messages == []
+    assert service.transcripts.run_logs(owner, run_id, after=3).next == 3
     with pytest.raises(NotFound):
         service.transcripts.run_logs("prd_other", run_id)
 
@@ -103,9 +104,9 @@ def test_live_messages_are_followed_then_superseded_by_the_transcript(service: S
         run
     ]
     service.projector.catch_up()
-    assert service.transcripts.run_logs(owner, run_id, after=3)["attempt"] == 2
-    assert service.transcripts.run_logs(owner, run_id)["messages"] == []
-    assert [m["content"] for m in service.transcripts.run_logs(owner, other)["messages"]] == ["sys"]
+    assert service.transcripts.run_logs(owner, run_id, after=3).attempt == 2
+    assert service.transcripts.run_logs(owner, run_id).messages == []
+    assert [m["content"] for m in service.transcripts.run_logs(owner, other).messages] == ["sys"]
     service.runs.record_live_messages([(retried, 0, [say("system", "sys"), say("user", "Do it")])])
     service.projector.catch_up()
     assert live_rows(service, run_id) == [(2, 0), (2, 1)]
@@ -115,7 +116,7 @@ def test_live_messages_are_followed_then_superseded_by_the_transcript(service: S
     service.projector.catch_up()
     assert live_rows(service, run_id) == []  # the transcript supersedes them
     rest = service.transcripts.run_logs(owner, run_id, after=2)
-    assert rest == {
+    assert document(rest) == {
         "run_id": run_id,
         "status": "passed",
         "attempt": 2,
@@ -124,14 +125,14 @@ def test_live_messages_are_followed_then_superseded_by_the_transcript(service: S
         "done": True,
     }
     whole = service.transcripts.run_logs(owner, run_id)
-    assert [m["content"] for m in whole["messages"]] == ["sys", "Do it", "done"]
-    assert service.transcripts.run_logs(owner, run_id, after=9)["done"] is True
+    assert [m["content"] for m in whole.messages] == ["sys", "Do it", "done"]
+    assert service.transcripts.run_logs(owner, run_id, after=9).done is True
 
     # A cancelled run has no transcript: what it recorded live is what remains, and stays.
     service.runs.cancel_run(iteration, other)
     service.projector.catch_up()
     gone = service.transcripts.run_logs(owner, other)
-    assert (gone["status"], gone["messages"], gone["done"]) == (
+    assert (gone.status, gone.messages, gone.done) == (
         "cancelled",
         [{"index": 0, "role": "system", "content": "sys"}],
         True,
@@ -139,8 +140,8 @@ def test_live_messages_are_followed_then_superseded_by_the_transcript(service: S
 
     # Live messages are not history; the views rebuild to the same rows (in one batch, the
     # clearing by a new attempt or a transcript happens before any row is written).
-    history = service.views.history(owner, exp)["items"]
-    assert not any(item["type"] == "Run.MessagesRecorded" for item in history)
+    history = service.views.history(owner, exp).items
+    assert not any(item.type == "Run.MessagesRecorded" for item in history)
     before = dump_views(service)
     assert before["v_live_messages"]
     service.rebuild_projections()
@@ -183,21 +184,21 @@ def test_a_slow_scripted_run_is_recorded_live_by_the_executor(service: Service) 
     boot = service.catalog.bootstrap(None)
     assert boot is not None
     owner = boot.product_id
-    task = service.catalog.create_task(owner, {"name": "Slow", "prompt": "Take your time"})["id"]
+    task = service.catalog.create_task(owner, {"name": "Slow", "prompt": "Take your time"}).id
     env = service.catalog.create_environment(
         owner, {"name": "slow", "agent": {"kind": "scripted", "skill": 1, "step_latency_s": 0.1}}
-    )["id"]
-    exp = service.experiments.create_experiment(owner, "slow", [task], [env], 1)["id"]
+    ).id
+    exp = service.experiments.create_experiment(owner, "slow", [task], [env], 1).id
     status = service.experiments.trigger(owner, exp)
 
     async def execute() -> None:
         executor = Executor(service.runs, {"scripted": ScriptedRunner()}, 1)
-        await executor.submit(exp, status["iteration"])
+        await executor.submit(exp, status.iteration)
         await executor.drain()
 
     asyncio.run(execute())
     service.projector.catch_up()
-    run_id = service.views.runs(owner, exp, 1)["items"][0]["id"]
+    run_id = service.views.runs(owner, exp, 1).items[0].id
     recorded = service.database.read(
         "SELECT COUNT(*) FROM " + service.store.events_table + " WHERE topic = ?",
         ("tpc:Run.MessagesRecorded",),
@@ -205,8 +206,8 @@ def test_a_slow_scripted_run_is_recorded_live_by_the_executor(service: Service) 
     assert recorded[0][0] >= 1
     logs = service.transcripts.run_logs(owner, run_id)
     transcript = service.transcripts.transcript(owner, run_id)
-    assert logs["done"] is True and logs["status"] == "passed"
-    assert [{k: v for k, v in m.items() if k != "index"} for m in logs["messages"]] == transcript[
+    assert logs.done is True and logs.status == "passed"
+    assert [{k: v for k, v in m.items() if k != "index"} for m in logs.messages] == transcript[
         "messages"
     ]
     assert live_rows(service, run_id) == []
@@ -216,24 +217,24 @@ def test_a_run_cut_off_by_its_time_limit_keeps_what_it_reported(service: Service
     boot = service.catalog.bootstrap(None)
     assert boot is not None
     owner = boot.product_id
-    task = service.catalog.create_task(owner, {"name": "Slow", "prompt": "Take your time"})["id"]
+    task = service.catalog.create_task(owner, {"name": "Slow", "prompt": "Take your time"}).id
     agent = {"kind": "scripted", "skill": 1, "step_latency_s": 0.3}
     env = service.catalog.create_environment(
         owner, {"name": "too slow", "agent": agent, "limits": {"timeout_s": 0.8}}
-    )["id"]
-    exp = service.experiments.create_experiment(owner, "cut off", [task], [env], 1)["id"]
+    ).id
+    exp = service.experiments.create_experiment(owner, "cut off", [task], [env], 1).id
     status = service.experiments.trigger(owner, exp)
 
     async def execute() -> None:
         executor = Executor(service.runs, {"scripted": ScriptedRunner()}, 1)
-        await executor.submit(exp, status["iteration"])
+        await executor.submit(exp, status.iteration)
         await executor.drain()
 
     asyncio.run(execute())
     service.projector.catch_up()
-    run = service.views.runs(owner, exp, 1)["items"][0]
-    assert run["status"] == "timed_out"
-    transcript = service.transcripts.transcript(owner, run["id"])
+    run = service.views.runs(owner, exp, 1).items[0]
+    assert run.status == "timed_out"
+    transcript = service.transcripts.transcript(owner, run.id)
     # More than the instruction: the steps the agent took before the limit, as reported live.
     assert len(transcript["messages"]) > 2
     assert "scripted agent" in json.dumps(transcript["messages"][0])

@@ -22,6 +22,7 @@ from infra.llm.providers import Providers, ProviderSettings
 from infra.llm.retry import RetryPolicy
 from infra.runners.llm import LlmRunner
 from infra.settings import Settings
+from projections.read_models import document
 from tests.fakes.provider import FakeProvider, Recorded, Reply, forced, has_tools, serving
 
 SIGNALS = """
@@ -67,18 +68,18 @@ def experiment(
     product = service.catalog.bootstrap("token")
     assert product is not None
     owner = product.product_id
-    task_id = service.catalog.create_task(owner, task)["id"]
+    task_id = service.catalog.create_task(owner, task).id
     env_id = service.catalog.create_environment(
         owner, {"name": "Haiku", "agent": agent, "limits": limits or {}}
-    )["id"]
+    ).id
     exp = service.experiments.create_experiment(owner, "LLM", [task_id], [env_id], repeats, config)
-    return owner, exp["id"]
+    return owner, exp.id
 
 
 def execute(
     service: Service, fake: FakeProvider, owner: str, exp_id: str, judged: bool = True
 ) -> list[dict[str, Any]]:
-    number = service.experiments.trigger(owner, exp_id)["iteration"]
+    number = service.experiments.trigger(owner, exp_id).iteration
 
     async def go() -> None:
         settings = ProviderSettings(retry=RetryPolicy(max_retries=1, base_delay_s=0.01))
@@ -90,8 +91,8 @@ def execute(
         await providers.aclose()
 
     asyncio.run(go())
-    assert service.views.iteration_status(owner, exp_id, number)["status"] == "completed"
-    items: list[dict[str, Any]] = service.views.runs(owner, exp_id, number)["items"]
+    assert service.views.iteration_status(owner, exp_id, number).status == "completed"
+    items = [document(run) for run in service.views.runs(owner, exp_id, number).items]
     return items
 
 

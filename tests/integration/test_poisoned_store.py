@@ -65,7 +65,7 @@ def owner_of(service: Service) -> str:
 
 
 def task_names(service: Service, owner: str) -> list[str]:
-    return [task["name"] for task in service.views.tasks(owner)["items"]]
+    return [task.name for task in service.views.tasks(owner).items]
 
 
 @pytest.mark.parametrize("text", UNSTORABLE.values(), ids=UNSTORABLE.keys())
@@ -100,7 +100,7 @@ def test_a_command_with_unstorable_text_is_refused_and_the_next_one_works(
     assert refused.value.problems[0][0] == "definition.name"
     assert service.store.last_position() == head
     created = service.catalog.create_task(owner, {"name": "fine", "prompt": "p"})
-    assert service.views.task(owner, created["id"])["name"] == "fine"
+    assert service.views.task(owner, created.id).name == "fine"
     assert task_names(service, owner) == ["fine"]
     assert service.projector.status()["failures"] == []
 
@@ -219,8 +219,8 @@ def test_a_store_poisoned_by_an_older_version_opens_and_rebuilds(store_url: str)
     reopened = Service(settings)
     try:
         assert [f["position"] for f in reopened.projector.status()["failures"]] == [bad]
-        created = reopened.catalog.create_task(owner, {"name": "after", "prompt": "p"})
-        assert reopened.views.task(owner, created["id"])["name"] == "after"
+        created = reopened.create_task(owner, {"name": "after", "prompt": "p"})
+        assert reopened.views.task(owner, created.id).name == "after"
         with reopened.database.write() as db:
             db.execute("UPDATE tracking SET position = 1 WHERE name = ?", (follower.SCHEMA_MARK,))
     finally:
@@ -259,12 +259,12 @@ class PrintsUnstorableText:
 
 def test_what_an_agent_prints_is_cleaned_and_its_runs_are_recorded(service: Service) -> None:
     owner = owner_of(service)
-    task = service.catalog.create_task(owner, {"name": "t", "prompt": "p"})["id"]
+    task = service.catalog.create_task(owner, {"name": "t", "prompt": "p"}).id
     env = service.catalog.create_environment(
         owner, {"name": "dirty", "agent": {"kind": "scripted"}}
-    )["id"]
-    exp = service.experiments.create_experiment(owner, "dirty output", [task], [env], 2)["id"]
-    number = service.experiments.trigger(owner, exp)["iteration"]
+    ).id
+    exp = service.experiments.create_experiment(owner, "dirty output", [task], [env], 2).id
+    number = service.experiments.trigger(owner, exp).iteration
 
     async def execute() -> None:
         executor = Executor(service.runs, {"scripted": PrintsUnstorableText()}, 2)
@@ -272,19 +272,19 @@ def test_what_an_agent_prints_is_cleaned_and_its_runs_are_recorded(service: Serv
         await executor.drain()
 
     asyncio.run(execute())
-    assert service.views.iteration_status(owner, exp, number)["status"] == "completed"
-    runs = {run["repeat"]: run for run in service.views.runs(owner, exp, number)["items"]}
-    assert runs[0]["status"] == "failed"
-    assert runs[1]["status"] == "errored"
-    assert runs[1]["error"] == "the agent crashed: \ufffd\ufffd"
-    transcript = service.transcripts.transcript(owner, runs[0]["id"])
+    assert service.views.iteration_status(owner, exp, number).status == "completed"
+    runs = {run.repeat: run for run in service.views.runs(owner, exp, number).items}
+    assert runs[0].status == "failed"
+    assert runs[1].status == "errored"
+    assert runs[1].error == "the agent crashed: \ufffd\ufffd"
+    transcript = service.transcripts.transcript(owner, runs[0].id)
     assert transcript["messages"][1]["content"][0]["text"] == "out\ufffdput \ufffd here"
     assert transcript["final_answer"] == "done\ufffd"
     assert transcript["stats"]["model"] == "m\ufffdodel"
     # The live messages were saved too, cleaned (events of the run's stream).
     live = [
         message
-        for event in service.store.events.get(stream_id(runs[1]["id"]))
+        for event in service.store.events.get(stream_id(runs[1].id))
         if isinstance(event, Run.MessagesRecorded)
         for message in event.messages
     ]

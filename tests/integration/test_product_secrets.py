@@ -136,7 +136,7 @@ def test_a_server_variable_is_refused_at_creation_naming_it_and_how_to_set_it(
         assert "tpc product secret set PRODUCT TPC_API_TOKEN" in message
         assert "PUT /v1/secrets/TPC_API_TOKEN" in message
         assert refused.value.problems[0][0] == "agent.env.S"
-        assert service.views.environments(product)["items"] == []
+        assert service.views.environments(product).items == []
     finally:
         service.close()
 
@@ -150,9 +150,9 @@ def test_another_products_secret_cannot_be_used(service: Service) -> None:
 
 
 def experiment_with(service: Service, product: str, env: dict[str, Any], **task: Any) -> str:
-    task_id = service.catalog.create_task(product, {"name": "t", "prompt": "hi", **task})["id"]
-    env_id = service.catalog.create_environment(product, env)["id"]
-    exp_id: str = service.experiments.create_experiment(product, "e", [task_id], [env_id])["id"]
+    task_id = service.catalog.create_task(product, {"name": "t", "prompt": "hi", **task}).id
+    env_id = service.catalog.create_environment(product, env).id
+    exp_id: str = service.experiments.create_experiment(product, "e", [task_id], [env_id]).id
     return exp_id
 
 
@@ -165,7 +165,7 @@ def test_a_secret_removed_since_creation_is_refused_at_trigger(service: Service)
         service.experiments.trigger(product, exp_id)
     assert "tpc product secret set PRODUCT S" in str(refused.value)
     service.catalog.set_secret(product, "S", "again")
-    assert service.experiments.trigger(product, exp_id)["iteration"] == 1
+    assert service.experiments.trigger(product, exp_id).iteration == 1
 
 
 def test_the_run_sees_the_products_secret_and_never_the_servers_environment(
@@ -177,7 +177,7 @@ def test_the_run_sees_the_products_secret_and_never_the_servers_environment(
     service.catalog.set_secret(b, "S", "b's secret")
     exp_id = experiment_with(service, a, command_env({"S": "${S}"}))
     service.catalog.set_secret(a, "S", "rotated")  # read when the run starts, not frozen at trigger
-    number = service.experiments.trigger(a, exp_id)["iteration"]
+    number = service.experiments.trigger(a, exp_id).iteration
 
     async def go() -> None:
         executor = Executor(service.runs, {"command": CommandRunner()}, 2)
@@ -185,8 +185,8 @@ def test_the_run_sees_the_products_secret_and_never_the_servers_environment(
         await executor.drain()
 
     asyncio.run(go())
-    [run] = service.views.runs(a, exp_id, number)["items"]
-    transcript = json.dumps(service.transcripts.transcript(a, run["id"]))
+    [run] = service.views.runs(a, exp_id, number).items
+    transcript = json.dumps(service.transcripts.transcript(a, run.id))
     assert "S=rotated server=none" in transcript
     assert "the-operators-token" not in transcript
     assert "secret" not in transcript  # neither a's old value nor b's
@@ -229,7 +229,7 @@ def test_commands_are_refused_unless_the_operator_allows_the_product(
         other.close()
         for setting in ("all", product, f"prd_x, {product}"):
             allowed = open_service(store_url, {"TPC_ALLOW_COMMANDS": setting})
-            assert create(allowed, product)["id"]
+            assert create(allowed, product).id
             allowed.close()
     finally:
         refused.close()
@@ -241,7 +241,7 @@ def test_plain_definitions_need_no_consent(store_url: str) -> None:
         product = first_product(service)
         scripted = {"name": "s", "agent": {"kind": "scripted"}}
         exp_id = experiment_with(service, product, scripted)
-        assert service.experiments.trigger(product, exp_id)["iteration"] == 1
+        assert service.experiments.trigger(product, exp_id).iteration == 1
     finally:
         service.close()
 
@@ -259,11 +259,11 @@ def test_a_trigger_is_refused_once_the_operator_withdrew_consent(
     withdrawn = open_service(store_url, {})
     try:
         with pytest.raises(Forbidden, match=r"task 't' uses a `success.command`"):
-            withdrawn.experiments.trigger(product, exp_id)
-        assert withdrawn.views.iterations(product, exp_id)["items"] == []
+            withdrawn.trigger(product, exp_id)
+        assert withdrawn.views.iterations(product, exp_id).items == []
     finally:
         withdrawn.close()
-    assert service.experiments.trigger(product, exp_id)["iteration"] == 1
+    assert service.experiments.trigger(product, exp_id).iteration == 1
 
 
 @pytest.mark.parametrize("raw", ["all,prd_x", "prd x", ",", "none,prd_y"])
@@ -293,6 +293,6 @@ def test_more_network_than_the_operator_allows_is_refused_at_creation(store_url:
         assert refused.value.problems[0][0] == "agent.network"
         within = command_env({}, name="within")
         within["agent"]["network"] = "loopback"
-        assert service.catalog.create_environment(product, within)["name"] == "within"
+        assert service.catalog.create_environment(product, within).name == "within"
     finally:
         service.close()

@@ -235,9 +235,7 @@ def test_an_unlisted_base_url_without_a_key_of_its_own_is_refused_at_creation(
     )
     assert PRODUCT_KEY not in str(own)
     # The operator's own endpoint needs no key of the product's.
-    assert service.catalog.create_environment(product, llm_env(base_url=operator.anthropic_url))[
-        "id"
-    ]
+    assert service.catalog.create_environment(product, llm_env(base_url=operator.anthropic_url)).id
     assert tenant.requests == []
 
 
@@ -250,9 +248,9 @@ def test_a_base_url_delisted_since_creation_is_refused_at_trigger(
         created = listed.catalog.bootstrap("token")
         assert created is not None
         product = created.product_id
-        task = listed.catalog.create_task(product, {"name": "t", "prompt": "p"})["id"]
-        env = listed.catalog.create_environment(product, llm_env(base_url=tenant.url))["id"]
-        exp_id = listed.experiments.create_experiment(product, "e", [task], [env])["id"]
+        task = listed.create_task(product, {"name": "t", "prompt": "p"}).id
+        env = listed.create_environment(product, llm_env(base_url=tenant.url)).id
+        exp_id = listed.create_experiment(product, "e", [task], [env]).id
     finally:
         listed.close()
     delisted = Service(settings, environ=operator.env())

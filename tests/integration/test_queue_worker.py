@@ -89,8 +89,8 @@ def test_a_worker_executes_the_jobs_and_closes_the_iteration(
 
     assert asyncio.run(scenario()) == "completed"
     status = service.views.iteration_status(owner, exp_id, 1)
-    assert status["runs"]["total"] == 12
-    assert status["runs"]["queued"] == status["runs"]["running"] == 0
+    assert status.runs.total == 12
+    assert status.runs.queued == status.runs.running == 0
 
 
 def test_a_worker_executes_a_rescore_without_any_runner(
@@ -115,8 +115,8 @@ def test_a_worker_executes_a_rescore_without_any_runner(
 
     assert asyncio.run(scenario()) == ("completed", "completed")
     source, rescore = (service.views.iteration_status(owner, exp_id, n) for n in (1, 2))
-    assert rescore["rescore_of"] == 1 and rescore["runs"] == source["runs"]
-    assert rescore["runs"]["errored"] == 0
+    assert rescore.rescore_of == 1 and rescore.runs == source.runs
+    assert rescore.runs.errored == 0
 
 
 def test_an_iteration_whose_last_worker_died_before_checking_is_closed_by_the_sweep(
@@ -146,7 +146,7 @@ def test_an_iteration_whose_last_worker_died_before_checking_is_closed_by_the_sw
             return await work_until_closed(service, worker, exp_id)
 
     assert asyncio.run(scenario()) == "completed"
-    assert service.views.iteration_status(owner, exp_id, 1)["runs"]["queued"] == 0
+    assert service.views.iteration_status(owner, exp_id, 1).runs.queued == 0
 
 
 def test_queueing_a_large_iteration_refreshes_the_queues_statistics(postgres_url: str) -> None:

@@ -16,6 +16,7 @@ from application.service import Service
 from domain.errors import Conflict, InvalidInput, TooManyRequests
 from infra.runners.registry import build_runners
 from infra.settings import Limits, Settings
+from projections.read_models import IterationStatus
 from tests.conftest import FIXTURES
 from tests.integration.test_service import run_iteration, service, setup_replay
 from tests.integration.test_stored_events_golden import insert_stored_events
@@ -35,7 +36,7 @@ aggregates:
 """
 
 
-def execute(service: Service, exp_id: str, number: int) -> dict[str, Any]:
+def execute(service: Service, exp_id: str, number: int) -> IterationStatus:
     """Execute the iteration in process. A re-score gets no runner at all: a run that asked
     for one would be errored ("no runner for agent kind"), so equal statuses prove that no
     agent ran."""
@@ -59,17 +60,15 @@ def service_owner(service: Service) -> str:
 
 def outcomes(service: Service, owner: str, exp_id: str, number: int) -> list[tuple[Any, ...]]:
     """Each run's (task, environment, status, termination reason, stats, transcript)."""
-    rows = service.views.runs(owner, exp_id, number, None, 100, None)["items"]
+    rows = service.views.runs(owner, exp_id, number, None, 100, None).items
     return [
         (
-            row["task_id"],
-            row["environment_id"],
-            row["status"],
-            row["termination_reason"],
-            row.get("stats"),
-            service.views.transcript_ref(owner, row["id"])
-            if row["status"] != "cancelled"
-            else None,
+            row.task_id,
+            row.environment_id,
+            row.status,
+            row.termination_reason,
+            row.stats,
+            service.views.transcript_ref(owner, row.id) if row.status != "cancelled" else None,
         )
         for row in rows
     ]
@@ -80,8 +79,8 @@ def test_a_rescore_is_the_next_iteration_with_the_new_config(service: Service) -
     service.experiments.trigger(owner, exp_id)
     with pytest.raises(Conflict, match="still running"):
         service.experiments.rescore(owner, exp_id, 1, NEW_CONFIG)
-    assert service.views.experiment(owner, exp_id)["iterations"] == 1  # nothing saved
-    assert execute(service, exp_id, 1)["status"] == "completed"
+    assert service.views.experiment(owner, exp_id).iterations == 1  # nothing saved
+    assert execute(service, exp_id, 1).status == "completed"
     source_signals = service.views.signals(owner, exp_id, 1)
     experiment = service.views.experiment(owner, exp_id)
 
@@ -90,11 +89,11 @@ def test_a_rescore_is_the_next_iteration_with_the_new_config(service: Service) -
     assert [loc for loc, _ in refused.value.problems] == ["aggregates[0].id"]
 
     started = service.experiments.rescore(owner, exp_id, 1, NEW_CONFIG)
-    assert (started["iteration"], started["rescore_of"], started["status"]) == (2, 1, "running")
-    assert started["runs"]["total"] == 12
+    assert (started.iteration, started.rescore_of, started.status) == (2, 1, "running")
+    assert started.runs.total == 12
     finished = execute(service, exp_id, 2)
-    assert finished["status"] == "completed" and finished["rescore_of"] == 1
-    assert finished["runs"] == service.views.iteration_status(owner, exp_id, 1)["runs"]
+    assert finished.status == "completed" and finished.rescore_of == 1
+    assert finished.runs == service.views.iteration_status(owner, exp_id, 1).runs
     assert outcomes(service, owner, exp_id, 2) == outcomes(service, owner, exp_id, 1)
 
     signals = service.views.signals(owner, exp_id, 2)
@@ -103,7 +102,7 @@ def test_a_rescore_is_the_next_iteration_with_the_new_config(service: Service) -
     assert signals["aggregates"][0]["n"] == 12
     # The source and the experiment are as they were.
     assert service.views.signals(owner, exp_id, 1) == source_signals
-    assert service.views.experiment(owner, exp_id)["signal_config"] == experiment["signal_config"]
+    assert service.views.experiment(owner, exp_id).signal_config == experiment.signal_config
 
     iteration = service.runs.load_iteration(exp_id, 2)
     source = service.runs.load_iteration(exp_id, 1)
@@ -111,18 +110,18 @@ def test_a_rescore_is_the_next_iteration_with_the_new_config(service: Service) -
     assert [iteration.source_run(run.run_id) for run in iteration.runs] == [
         run.run_id for run in source.runs
     ]
-    assert service.views.results(owner, exp_id, 2)["rescore_of"] == 1
+    assert service.views.results(owner, exp_id, 2).rescore_of == 1
 
     # Without a config: the experiment's current one. The experiment's tasks and environments
     # may have changed since: a re-score runs its source's.
-    for task_id in service.views.experiment(owner, exp_id)["task_ids"]:
+    for task_id in service.views.experiment(owner, exp_id).task_ids:
         service.experiments.detach(owner, exp_id, "task", task_id)
     again = service.experiments.rescore(owner, exp_id, 2)
-    assert again["config_hash"] == experiment["signal_config"]["hash"]
-    assert again["runs"]["total"] == 12
-    assert again["rescore_of"] == 2
-    history = service.views.history(owner, exp_id, 1000, None)["items"]
-    summaries = [e["summary"] for e in history if e["type"] == "Iteration.RescoreOf"]
+    assert again.config_hash == (experiment.signal_config and experiment.signal_config.hash)
+    assert again.runs.total == 12
+    assert again.rescore_of == 2
+    history = service.views.history(owner, exp_id, 1000, None).items
+    summaries = [e.summary for e in history if e.type == "Iteration.RescoreOf"]
     assert [text.split(":")[0] for text in summaries] == [
         "iteration 2 is a re-score of iteration 1",
         "iteration 3 is a re-score of iteration 2",
@@ -136,12 +135,12 @@ def test_runs_without_a_transcript_keep_their_status_and_get_no_signals(
     service.experiments.trigger(owner, exp_id)
     service.experiments.cancel(owner, exp_id, 1)
     cancelled = execute(service, exp_id, 1)
-    assert cancelled["status"] == "cancelled" and cancelled["runs"]["cancelled"] == 12
+    assert cancelled.status == "cancelled" and cancelled.runs.cancelled == 12
 
     service.experiments.rescore(owner, exp_id, 1, NEW_CONFIG)
     status = execute(service, exp_id, 2)
-    assert status["status"] == "completed"
-    assert status["runs"]["cancelled"] == 12
+    assert status.status == "completed"
+    assert status.runs.cancelled == 12
     signals = service.views.signals(owner, exp_id, 2)
     assert all(run["signals"] == {} for run in signals["runs"])
     assert (signals["aggregates"][0]["n"], signals["aggregates"][0]["missing"]) == (0, 12)
@@ -159,8 +158,8 @@ def test_the_limits_of_a_trigger_apply(store_url: str) -> None:
         run_iteration(strict, owner, exp_id)
         strict.experiments.trigger(owner, exp_id)  # iteration 2 stays running: the one allowed
         with pytest.raises(TooManyRequests, match="TPC_MAX_RUNNING_ITERATIONS"):
-            strict.experiments.rescore(owner, exp_id, 1)
-        assert strict.views.experiment(owner, exp_id)["iterations"] == 2
+            strict.rescore(owner, exp_id, 1)
+        assert strict.views.experiment(owner, exp_id).iterations == 2
     finally:
         strict.close()
     # An operator who lowered the runs limit below the source's size.

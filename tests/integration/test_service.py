@@ -19,8 +19,8 @@ from domain.signals.validation import load_signal_config
 from infra.runners.replay import ReplayRunner
 from infra.runners.scripted import ScriptedRunner
 from infra.settings import Settings
+from projections.read_models import IterationStatus, document
 from tests.conftest import ROOT
-from tests.eventually import eventually_async
 from tests.offline import offline_report
 
 EXAMPLES = ROOT / "examples"
@@ -41,7 +41,7 @@ def service(store_url: str) -> Iterator[Service]:
 
 def run_iteration(
     service: Service, product: str, exp_id: str, concurrency: int = 4
-) -> dict[str, Any]:
+) -> IterationStatus:
     status = service.experiments.trigger(product, exp_id)
 
     async def execute() -> None:
@@ -50,11 +50,11 @@ def run_iteration(
             "scripted": ScriptedRunner(),
         }
         executor = Executor(service.runs, runners, concurrency)
-        await executor.submit(exp_id, status["iteration"])
+        await executor.submit(exp_id, status.iteration)
         await executor.drain()
 
     asyncio.run(execute())
-    return service.views.iteration_status(product, exp_id, status["iteration"])
+    return service.views.iteration_status(product, exp_id, status.iteration)
 
 
 def setup_replay(service: Service) -> tuple[str, str, list[str], list[str]]:
@@ -62,7 +62,7 @@ def setup_replay(service: Service) -> tuple[str, str, list[str], list[str]]:
     assert product is not None and product.token is None
     owner = product.product_id
     tasks = [
-        service.catalog.create_task(owner, {"name": name, "prompt": f"Please {name}"})["id"]
+        service.catalog.create_task(owner, {"name": name, "prompt": f"Please {name}"}).id
         for name in TASKS
     ]
     envs = [
@@ -77,19 +77,19 @@ def setup_replay(service: Service) -> tuple[str, str, list[str], list[str]]:
                     },
                 },
             },
-        )["id"]
+        ).id
         for label in ("sonnet-docs", "gpt-nodocs")
     ]
     config = (EXAMPLES / "signals.yaml").read_text()
     exp = service.experiments.create_experiment(owner, "Replay", tasks, envs, 2, config)
-    return owner, exp["id"], tasks, envs
+    return owner, exp.id, tasks, envs
 
 
 def test_replay_iteration_results_equal_the_offline_computation(service: Service) -> None:
     owner, exp_id, _, envs = setup_replay(service)
     status = run_iteration(service, owner, exp_id)
-    assert status["status"] == "completed"
-    assert status["runs"] == {
+    assert status.status == "completed"
+    assert document(status.runs) == {
         "total": 12,
         "queued": 0,
         "running": 0,
@@ -105,17 +105,17 @@ def test_replay_iteration_results_equal_the_offline_computation(service: Service
         (a["id"], a["value"], a["n"], a["missing"]) for a in expected
     ]
     results = service.views.results(owner, exp_id, 1)
-    assert results["summary"]["score"] == pytest.approx(6 / 12)
-    by_env = {e["environment_id"]: e for e in results["summary"]["environments"]}
+    assert results.summary["score"] == pytest.approx(6 / 12)
+    by_env = {e["environment_id"]: e for e in results.summary["environments"]}
     assert by_env[envs[0]]["score"] == pytest.approx(4 / 6)
     assert by_env[envs[1]]["score"] == pytest.approx(2 / 6)
     assert by_env[envs[1]]["score_delta_to_best"] == pytest.approx(2 / 6 - 4 / 6)
     # A replayed run keeps its recorded status and stats but takes the run's own ids.
-    run = service.views.runs(owner, exp_id, 1, status="timed_out")["items"][0]
-    replayed = service.transcripts.transcript(owner, run["id"])
-    assert replayed["task_id"] == run["task_id"]
+    run = service.views.runs(owner, exp_id, 1, status="timed_out").items[0]
+    replayed = service.transcripts.transcript(owner, run.id)
+    assert replayed["task_id"] == run.task_id
     assert replayed["environment_id"] == envs[1]
-    assert run["stats"]["duration"] == 600.0
+    assert run.stats["duration"] == 600.0
 
 
 def test_a_config_change_never_rewrites_an_earlier_iteration(service: Service) -> None:
@@ -134,7 +134,7 @@ def test_a_config_change_never_rewrites_an_earlier_iteration(service: Service) -
         "avg-tokens",
         "give-up-rate",
     ]
-    compared = service.views.results(owner, exp_id, 2, compare_with=1)["compare"]
+    compared = service.views.results(owner, exp_id, 2, compare_with=1).compare
     assert compared["iteration"] == 1
     assert compared["score_delta"] == 0
 
@@ -167,18 +167,15 @@ def test_restart_and_rebuild_give_identical_answers(service: Service, store_url:
 
 def test_history_and_as_of(service: Service) -> None:
     owner, exp_id, tasks, _ = setup_replay(service)
-    history = service.views.history(owner, exp_id)["items"]
-    assert [item["summary"] for item in history][:2] == [
+    history = service.views.history(owner, exp_id).items
+    assert [item.summary for item in history][:2] == [
         "created 'Replay' (repeats 2)",
         f"task {tasks[0]} attached",
     ]
-    position = history[1]["position"]
-    assert service.experiments.experiment_as_of(owner, exp_id, position)["task_ids"] == [tasks[0]]
+    position = history[1].position
+    assert service.experiments.experiment_as_of(owner, exp_id, position).task_ids == [tasks[0]]
     assert (
-        len(
-            service.experiments.experiment_as_of(owner, exp_id, history[-1]["position"])["task_ids"]
-        )
-        == 3
+        len(service.experiments.experiment_as_of(owner, exp_id, history[-1].position).task_ids) == 3
     )
 
 
@@ -213,7 +210,7 @@ def test_bad_input_is_rejected_and_nothing_is_recorded(service: Service) -> None
     assert bad_replay.value.problems[0][0] == "agent.transcripts.install-sdk[1].messages[0].role"
     empty = service.experiments.create_experiment(owner, "empty", [], [])
     with pytest.raises(Conflict, match="has no tasks"):
-        service.experiments.trigger(owner, empty["id"])
+        service.experiments.trigger(owner, empty.id)
     assert service.store.last_position() == before + 1  # only the empty experiment was created
 
 
@@ -229,7 +226,7 @@ def test_timeouts_and_cancellation(service: Service) -> None:
     product = service.catalog.bootstrap(None)
     assert product is not None and product.token is not None
     owner = product.product_id
-    task = service.catalog.create_task(owner, {"name": "Slow", "prompt": "Take your time"})["id"]
+    task = service.catalog.create_task(owner, {"name": "Slow", "prompt": "Take your time"}).id
     slow = service.catalog.create_environment(
         owner,
         {
@@ -237,12 +234,12 @@ def test_timeouts_and_cancellation(service: Service) -> None:
             "agent": {"kind": "scripted", "step_latency_s": 0.5},
             "limits": {"timeout_s": 0.2},
         },
-    )["id"]
-    exp = service.experiments.create_experiment(owner, "timeouts", [task], [slow], 2)["id"]
+    ).id
+    exp = service.experiments.create_experiment(owner, "timeouts", [task], [slow], 2).id
     status = run_iteration(service, owner, exp)
-    assert status["runs"]["timed_out"] == 2
-    run = service.views.runs(owner, exp, 1)["items"][0]
-    assert (run["termination_reason"], run["error"]) == (
+    assert status.runs.timed_out == 2
+    run = service.views.runs(owner, exp, 1).items[0]
+    assert (run.termination_reason, run.error) == (
         "timeout",
         "the run exceeded the time limit of 0.2 s",
     )
@@ -253,28 +250,22 @@ def test_timeouts_and_cancellation(service: Service) -> None:
             "name": "forever",
             "agent": {"kind": "scripted", "step_latency_s": 30},
         },
-    )["id"]
-    exp2 = service.experiments.create_experiment(owner, "cancel", [task], [forever], 3)["id"]
+    ).id
+    exp2 = service.experiments.create_experiment(owner, "cancel", [task], [forever], 3).id
     started = service.experiments.trigger(owner, exp2)
 
     async def cancel_midway() -> None:
         executor = Executor(service.runs, {"scripted": ScriptedRunner()}, 2)
-        await executor.submit(exp2, started["iteration"])
-
-        def executing() -> bool:
-            service.projector.catch_up()
-            status = service.views.iteration_status(owner, exp2, started["iteration"])
-            return bool(status["runs"]["running"])
-
-        await eventually_async(lambda: asyncio.to_thread(executing), what="a run executing")
-        await asyncio.to_thread(service.experiments.cancel, owner, exp2, started["iteration"])
-        await executor.cancel(exp2, started["iteration"])
+        await executor.submit(exp2, started.iteration)
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(service.experiments.cancel, owner, exp2, started.iteration)
+        await executor.cancel(exp2, started.iteration)
         await executor.drain()
 
     asyncio.run(cancel_midway())
     final = service.views.iteration_status(owner, exp2, 1)
-    assert final["status"] == "cancelled"
-    assert final["runs"]["cancelled"] == 3
+    assert final.status == "cancelled"
+    assert final.runs.cancelled == 3
     with pytest.raises(Conflict, match="is cancelled and accepts no further change"):
         service.experiments.cancel(owner, exp2, 1)
 
@@ -284,7 +275,7 @@ def test_an_interrupted_iteration_resumes_with_a_new_attempt(
 ) -> None:
     owner, exp_id, _, _ = setup_replay(service)
     status = service.experiments.trigger(owner, exp_id)
-    iteration = service.runs.load_iteration(exp_id, status["iteration"])
+    iteration = service.runs.load_iteration(exp_id, status.iteration)
     # A process started two runs and died before recording them.
     for planned in iteration.runs[:2]:
         service.runs.start_run(iteration, planned.run_id)
@@ -299,10 +290,10 @@ def test_an_interrupted_iteration_resumes_with_a_new_attempt(
 
         asyncio.run(resume())
         final = again.views.iteration_status(owner, exp_id, 1)
-        assert final["status"] == "completed"
+        assert final.status == "completed"
         retried = again.views.run(owner, iteration.runs[0].run_id)
-        assert retried["attempts"] == 2
-        assert again.views.run(owner, iteration.runs[5].run_id)["attempts"] == 1
+        assert retried.attempts == 2
+        assert again.views.run(owner, iteration.runs[5].run_id).attempts == 1
     finally:
         again.close()
 
@@ -311,11 +302,11 @@ def test_failing_runs_are_clustered_once_when_the_iteration_completes(service: S
     owner, exp_id, _, _ = setup_replay(service)
     run_iteration(service, owner, exp_id)
     results = service.views.results(owner, exp_id, 1)
-    clusters = results["failure_clusters"]
+    clusters = results.failure_clusters
     failing = {
-        run["id"]
+        run.id
         for status in ("failed", "errored", "timed_out")
-        for run in service.views.runs(owner, exp_id, 1, status=status)["items"]
+        for run in service.views.runs(owner, exp_id, 1, status=status).items
     }
     # Every failing run is in exactly one cluster.
     members = [run_id for cluster in clusters for run_id in cluster["run_ids"]]
@@ -324,20 +315,20 @@ def test_failing_runs_are_clustered_once_when_the_iteration_completes(service: S
     categories = {c["category"] for c in clusters}
     assert "Services that did not answer in time" in categories
     assert all(c["root_cause"]["area"] in {"product", "docs", "infra", "agent"} for c in clusters)
-    assert results["suggestions"]
-    runs_addressed = [s["runs"] for s in results["suggestions"]]
+    assert results.suggestions
+    runs_addressed = [s["runs"] for s in results.suggestions]
     assert runs_addressed == sorted(runs_addressed, reverse=True)
     # --error-category: a name in any case or a cause key, one cluster; an unknown name lists
     # the known ones.
     only = service.views.results(
         owner, exp_id, 1, error_category="services that did not answer in time"
     )
-    assert [c["key"] for c in only["failure_clusters"]] == ["service_timeout"]
+    assert [c["key"] for c in only.failure_clusters] == ["service_timeout"]
     by_key = service.views.results(owner, exp_id, 1, error_category="Service_Timeout")
-    assert by_key["failure_clusters"] == only["failure_clusters"]
+    assert by_key.failure_clusters == only.failure_clusters
     with pytest.raises(NotFound, match="no failure cluster named 'Nope'"):
         service.views.results(owner, exp_id, 1, error_category="Nope")
-    history = [item["summary"] for item in service.views.history(owner, exp_id)["items"]]
+    history = [item.summary for item in service.views.history(owner, exp_id).items]
     assert any("failure clusters" in summary for summary in history)
 
 
@@ -348,11 +339,11 @@ def test_a_second_iteration_compares_its_clusters_by_cause(service: Service) -> 
     second = service.views.results(owner, exp_id, 2, compare_with=1)
     first = service.views.results(owner, exp_id, 1)
     # The same transcripts replayed: the same causes, under the same keys, names and ids.
-    assert [(c["key"], c["id"]) for c in second["failure_clusters"]] == [
-        (c["key"], c["id"]) for c in first["failure_clusters"]
+    assert [(c["key"], c["id"]) for c in second.failure_clusters] == [
+        (c["key"], c["id"]) for c in first.failure_clusters
     ]
-    rows = second["compare"]["clusters"]
-    assert {r["key"] for r in rows} == {c["key"] for c in first["failure_clusters"]}
+    rows = second.compare["clusters"]
+    assert {r["key"] for r in rows} == {c["key"] for c in first.failure_clusters}
     assert {r["change"] for r in rows} == {"unchanged"}
     assert all(r["runs"] == r["previous_runs"] and r["delta"] == 0 for r in rows)
 
@@ -366,16 +357,14 @@ def test_racing_triggers_get_gapless_unique_numbers(service: Service, store_url:
         with ThreadPoolExecutor(max_workers=4) as pool:
             numbers = list(
                 pool.map(
-                    lambda i: (service if i % 2 else other).experiments.trigger(owner, exp_id)[
-                        "iteration"
-                    ],
+                    lambda i: (service if i % 2 else other).trigger(owner, exp_id).iteration,
                     range(12),
                 )
             )
         assert sorted(numbers) == list(range(1, 13))
         service.projector.catch_up()
-        assert service.views.experiment(owner, exp_id)["iterations"] == 12
-        assert [i["iteration"] for i in service.views.iterations(owner, exp_id)["items"]] == list(
+        assert service.views.experiment(owner, exp_id).iterations == 12
+        assert [i.iteration for i in service.views.iterations(owner, exp_id).items] == list(
             range(1, 13)
         )
     finally:
@@ -393,7 +382,7 @@ def test_two_triggers_at_the_same_instant_get_consecutive_numbers(
 
     def trigger(svc: Service) -> int:
         barrier.wait()
-        number: int = svc.experiments.trigger(owner, exp_id)["iteration"]
+        number: int = svc.experiments.trigger(owner, exp_id).iteration
         return number
 
     try:
@@ -402,9 +391,7 @@ def test_two_triggers_at_the_same_instant_get_consecutive_numbers(
                 numbers = sorted(pool.map(trigger, (service, other)))
                 assert numbers == [n, n + 1]
         other.projector.catch_up()
-        statuses = other.views.iterations(owner, exp_id)["items"]
-        assert [(s["iteration"], s["runs"]["total"]) for s in statuses] == [
-            (n, 12) for n in range(1, 11)
-        ]
+        statuses = other.views.iterations(owner, exp_id).items
+        assert [(s.iteration, s.runs.total) for s in statuses] == [(n, 12) for n in range(1, 11)]
     finally:
         other.close()

@@ -225,7 +225,7 @@ def test_a_full_disk_stops_the_views_and_skips_nothing(tmp_path: Path, page_cap:
 
         page_cap.cap(tmp_path / "tpc.db", extra_pages=100_000)
         assert service.projector.catch_up() == service.store.last_position()
-        assert service.views.task(owner, "task_big")["name"] == "big"
+        assert service.views.task(owner, "task_big").name == "big"
         assert service.projector.status()["failures"] == []
     finally:
         service.close()

@@ -281,9 +281,9 @@ def make_history(service: Service, count: int) -> str:
     boot = service.catalog.bootstrap("contract-token")
     owner = boot.product_id if boot else service.catalog.product_for_token("contract-token")
     assert owner is not None
-    task = service.catalog.create_task(owner, {"name": "t", "prompt": "p"})["id"]
+    task = service.catalog.create_task(owner, {"name": "t", "prompt": "p"}).id
     for i in range(count):
-        exp = service.experiments.create_experiment(owner, f"exp {i}", [task], [], 1)["id"]
+        exp = service.experiments.create_experiment(owner, f"exp {i}", [task], [], 1).id
         service.experiments.update_experiment(owner, exp, {"name": f"renamed {i}", "repeats": 2})
         service.experiments.detach(owner, exp, "task", task)
     return owner
@@ -293,8 +293,8 @@ def test_catch_up_reaches_the_log_and_a_rebuild_gives_the_same_views(service: Se
     owner = make_history(service, 3)
     assert service.projector.catch_up() == service.store.last_position()
     assert service.projector.position() == service.store.last_position()
-    listed = service.views.experiments(owner)["items"]
-    assert [(e["name"], e["repeats"], e["task_ids"]) for e in listed] == [
+    listed = service.views.experiments(owner).items
+    assert [(e.name, e.repeats, e.task_ids) for e in listed] == [
         (f"renamed {i}", 2, []) for i in range(3)
     ]
     before = dump_views(service)

@@ -20,6 +20,7 @@ from domain.catalog import Product
 from domain.experiments import Experiment
 from domain.ids import stream_id
 from infra.settings import Settings
+from projections.read_models import document
 from tests.conftest import FIXTURES
 
 GOLDEN: dict[str, Any] = json.loads((FIXTURES / "stored_events_v1.json").read_text())
@@ -82,9 +83,9 @@ def test_aggregates_and_views_rebuilt_from_the_golden_log_answer_as_before(
         experiment = service.store.load(Experiment, stream_id(exp_id), exp_id)
         assert (experiment.name, experiment.repeats, experiment.iterations) == ("golden v2", 2, 2)
         answers = {
-            "results_1": service.views.results(owner, exp_id, 1),
-            "status_2": service.views.iteration_status(owner, exp_id, 2),
-            "experiment": service.views.experiment(owner, exp_id),
+            "results_1": document(service.views.results(owner, exp_id, 1)),
+            "status_2": document(service.views.iteration_status(owner, exp_id, 2)),
+            "experiment": document(service.views.experiment(owner, exp_id)),
         }
         assert json.loads(json.dumps(answers, sort_keys=True)) == ANSWERS
     finally:

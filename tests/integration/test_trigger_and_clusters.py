@@ -44,9 +44,9 @@ def experiment(
     task = service.catalog.create_task(product, {"name": "install", "prompt": "Install the SDK."})
     env = service.catalog.create_environment(product, {"name": "agent", "agent": agent})
     exp = service.experiments.create_experiment(
-        product, "checks", [task["id"]], [env["id"]], repeats, config
+        product, "checks", [task.id], [env.id], repeats, config
     )
-    return product, exp["id"]
+    return product, exp.id
 
 
 def test_an_agent_without_its_key_cannot_be_triggered(tmp_path: Path) -> None:
@@ -55,7 +55,7 @@ def test_an_agent_without_its_key_cannot_be_triggered(tmp_path: Path) -> None:
         product, exp_id = experiment(service, LLM_AGENT, None)
         with pytest.raises(InvalidInput, match=r"ANTHROPIC_API_KEY is not set \(needed by "):
             service.experiments.trigger(product, exp_id)
-        assert service.views.experiment(product, exp_id)["iterations"] == 0  # nothing saved
+        assert service.views.experiment(product, exp_id).iterations == 0  # nothing saved
     finally:
         service.close()
 
@@ -65,8 +65,9 @@ def test_llm_signals_without_their_key_only_warn(tmp_path: Path) -> None:
     try:
         product, exp_id = experiment(service, SCRIPTED, SEED_CONFIG)
         started = service.experiments.trigger(product, exp_id)
-        assert started["iteration"] == 1
-        (warning,) = started["warnings"]
+        assert started.iteration == 1
+        assert started.warnings is not None
+        (warning,) = started.warnings
         assert warning.startswith("ANTHROPIC_API_KEY is not set (needed by signal ")
     finally:
         service.close()
@@ -74,7 +75,7 @@ def test_llm_signals_without_their_key_only_warn(tmp_path: Path) -> None:
     try:
         product = with_key.catalog.product_for_token("token")
         assert product is not None
-        assert "warnings" not in with_key.experiments.trigger(product, exp_id)
+        assert with_key.trigger(product, exp_id).warnings is None
     finally:
         with_key.close()
 
@@ -111,12 +112,12 @@ def test_a_cluster_model_writes_the_recorded_clusters(tmp_path: Path, fake: Fake
         results = service.views.results(product, exp_id, 1)
     finally:
         service.close()
-    failing = results["summary"]["runs"]
+    failing = results.summary["runs"]
     failed = sum(failing.get(s, 0) for s in ("failed", "errored", "timed_out"))
     assert failed > 0
-    (cluster,) = results["failure_clusters"]
+    (cluster,) = results.failure_clusters
     assert cluster["category"] == "Agents stumble on the quickstart"
     assert cluster["written_by"] == "claude-haiku-4-5"
     assert cluster["size"] == failed
-    assert results["suggestions"][0]["fix"] == "Rewrite the quickstart's first step."
+    assert results.suggestions[0]["fix"] == "Rewrite the quickstart's first step."
     assert len(fake.requests) == 1

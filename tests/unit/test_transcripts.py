@@ -193,3 +193,44 @@ def test_parsing_accepts_and_rejects_what_json_validation_does(
     assert got == expected
     if got is not None:
         assert got.model_dump() == expected.model_dump()  # type: ignore[union-attr]
+
+
+def test_actions_pair_each_tool_call_with_its_result_in_call_order() -> None:
+    transcript = Transcript.model_validate(
+        {
+            "messages": [
+                {"role": "user", "content": "go"},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "tool_call", "id": "a", "name": "ls", "input": {"path": "."}},
+                        {"type": "tool_call", "id": "b", "name": "cat", "input": {"f": "x"}},
+                    ],
+                },
+                {
+                    "role": "tool",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_call_id": "b",
+                            "content": "no such file",
+                            "is_error": True,
+                        },
+                        {"type": "tool_result", "tool_call_id": "a", "content": "x"},
+                    ],
+                },
+                {"role": "assistant", "content": [{"type": "tool_call", "id": "c", "name": "rm"}]},
+            ]
+        }
+    )
+    assert [action.model_dump() for action in transcript.actions()] == [
+        {"event": 1, "name": "ls", "input": {"path": "."}, "result": "x", "is_error": False},
+        {
+            "event": 1,
+            "name": "cat",
+            "input": {"f": "x"},
+            "result": "no such file",
+            "is_error": True,
+        },
+        {"event": 3, "name": "rm", "input": {}, "result": None, "is_error": False},
+    ]
