@@ -20,7 +20,13 @@ from application.live_log import LiveBatch
 from domain.api_tokens import check_label, normalise_token, token_problem
 from domain.catalog import LEGACY_TOKEN_NAME, Environment, Product, Task
 from domain.clusters import FailingRun, cluster_failures, suggestions
-from domain.definitions import parse_environment, parse_task, secret_references
+from domain.definitions import (
+    EnvironmentDefinition,
+    TaskDefinition,
+    parse_environment,
+    parse_task,
+    secret_references,
+)
 from domain.errors import Conflict, InvalidInput, NotFound, StorageFull, TooManyRequests
 from domain.experiments import (
     Experiment,
@@ -30,11 +36,12 @@ from domain.experiments import (
 )
 from domain.ids import has_prefix, iteration_stream_id, stream_id
 from domain.imports import LogToImport, plan_import, resolve_keys
-from domain.iterations import Iteration, plan_rescore, plan_runs
+from domain.iterations import FrozenSignalConfig, Iteration, plan_rescore, plan_runs
 from domain.network_policy import check_network
-from domain.runs import Run
+from domain.runs import RecordedStats, Run
 from domain.safe_text import unsafe_text_problems
 from domain.secrets import check_secret, check_secret_name, how_to_set
+from domain.signals.extraction import SignalValue
 from domain.signals.validation import load_signal_config
 from domain.transcripts import InvalidTranscript, parse_transcript, transcript_from_object
 from infra.command_policy import CommandPolicy
@@ -556,11 +563,9 @@ class Service:
             config = None
             if experiment.config_text is not None:
                 config = load_signal_config(experiment.config_text).require_valid()
-                signal_config = {
-                    "text": experiment.config_text,
-                    "parsed": config.to_json(),
-                    "hash": experiment.config_hash,
-                }
+                signal_config = FrozenSignalConfig(
+                    text=experiment.config_text, parsed=config, hash=experiment.config_hash or ""
+                )
             self._check_operator_rules(product, environments.values(), tasks.values())
             warnings[:] = check_credentials(
                 environments.values(), config, tasks.values(), self._environ
@@ -577,9 +582,11 @@ class Service:
                 product_id=product,
                 number=number,
                 signal_config=signal_config,
-                tasks=tasks,
-                environments=environments,
-                runs=[run.to_json() for run in runs],
+                tasks={tid: TaskDefinition.model_validate(d) for tid, d in tasks.items()},
+                environments={
+                    eid: EnvironmentDefinition.model_validate(d) for eid, d in environments.items()
+                },
+                runs=runs,
             )
             self._save(experiment, iteration)
             return number
@@ -620,7 +627,7 @@ class Service:
             config = None
             if text is not None:
                 config = load_signal_config(text).require_valid()
-                frozen_config = {"text": text, "parsed": config.to_json(), "hash": text_hash}
+                frozen_config = FrozenSignalConfig(text=text, parsed=config, hash=text_hash or "")
             # No agent, success judge or simulated user runs: only the signals' judges.
             warnings[:] = check_credentials([], config, [], self._environ)
             runs = plan_rescore(origin.runs, [new_id("run") for _ in origin.runs])
@@ -631,7 +638,7 @@ class Service:
                 signal_config=frozen_config,
                 tasks=origin.tasks,
                 environments=origin.environments,
-                runs=[run.to_json() for run in runs],
+                runs=runs,
             )
             iteration.derive_from(origin)
             self._save(experiment, iteration)
@@ -674,11 +681,9 @@ class Service:
             config = None
             if experiment.config_text is not None:
                 config = load_signal_config(experiment.config_text).require_valid()
-                frozen_config = {
-                    "text": experiment.config_text,
-                    "parsed": config.to_json(),
-                    "hash": experiment.config_hash,
-                }
+                frozen_config = FrozenSignalConfig(
+                    text=experiment.config_text, parsed=config, hash=experiment.config_hash or ""
+                )
             # No agent, success judge or simulated user runs: only the signals' judges.
             warnings[:] = check_credentials([], config, [], self._environ)
             planned = plan_import(
@@ -694,11 +699,17 @@ class Service:
                 number=number,
                 signal_config=frozen_config,
                 # Only what the logs name: an import says nothing of the others.
-                tasks={t: self._frozen(d) for t, d in tasks.items() if t in used_tasks},
-                environments={
-                    e: self._frozen(d) for e, d in environments.items() if e in used_envs
+                tasks={
+                    t: TaskDefinition.model_validate(self._frozen(d))
+                    for t, d in tasks.items()
+                    if t in used_tasks
                 },
-                runs=[run.to_json() for run, _ in planned],
+                environments={
+                    e: EnvironmentDefinition.model_validate(self._frozen(d))
+                    for e, d in environments.items()
+                    if e in used_envs
+                },
+                runs=[run for run, _ in planned],
             )
             iteration.import_logs(
                 format,
@@ -848,9 +859,9 @@ class Service:
         not "fired": every run has a duration; patterns and judges tell something."""
         frozen = iteration.signal_config
         telling = {
-            signal["id"]
-            for signal in (frozen["parsed"]["signals"] if frozen else [])
-            if signal["extract"]["method"] != "stats"
+            signal.id
+            for signal in (frozen.parsed.signals if frozen else [])
+            if signal.extract.method != "stats"
         }
         failing = []
         for row in self.views.failing_runs(iteration.experiment_id, iteration.number):
@@ -864,8 +875,8 @@ class Service:
                     status=row["status"],
                     termination_reason=row["termination_reason"],
                     error=row["error"],
-                    task_name=iteration.tasks[row["task_id"]]["name"],
-                    environment_name=iteration.environments[row["environment_id"]]["name"],
+                    task_name=iteration.tasks[row["task_id"]].name,
+                    environment_name=iteration.environments[row["environment_id"]].name,
                     transcript=parse_transcript(self.blobs.get(ref), ref) if ref else None,
                     fired_signals=tuple(
                         sorted(
@@ -932,10 +943,10 @@ class Service:
         run: Run,
         status: str,
         termination_reason: str | None,
-        stats: dict[str, Any],
+        stats: RecordedStats,
         transcript: bytes | None,
         error: str | None,
-        signals: tuple[str, dict[str, dict[str, Any]]] | None,
+        signals: tuple[str, dict[str, SignalValue]] | None,
         transcript_ref: str | None = None,
     ) -> None:
         """Record the outcome and the extracted signals of an attempt, in one save.

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from domain.iterations import PlannedRun
-from domain.runs import Run
+from domain.runs import Run, signal_values_to_json
 from infra.store.database import Connection
 from projections.view_values import json_text
 
@@ -100,10 +100,11 @@ def _completed(e: Any, time: str) -> tuple[tuple[Any, ...], str]:
 
 def _signals_extracted(e: Any, time: str) -> tuple[tuple[Any, ...], str]:
     # The values alone, too: results read them for every run, evidence only for one.
-    values = {sid: item.get("value") for sid, item in e.values.items()}
-    failed = sum(1 for v in e.values.values() if v.get("error"))
+    values = {sid: item.value for sid, item in e.values.items()}
+    failed = sum(1 for v in e.values.values() if v.error)
     note = f", {failed} failed" if failed else ""
-    return (json_text(e.values), json_text(values)), f": {len(e.values)} signals extracted{note}"
+    stored = signal_values_to_json(e.values)
+    return (json_text(stored), json_text(values)), f": {len(e.values)} signals extracted{note}"
 
 
 def _cancelled(e: Any, time: str) -> tuple[tuple[Any, ...], str]:
