@@ -12,15 +12,15 @@ its model printed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
-from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, ConfigDict
 
 from domain.errors import Conflict
-from domain.event_payloads import PayloadField, modelled, typed_payload
+from domain.event_payloads import PayloadField, typed_payload
 from domain.ids import stream_id
 from domain.safe_text import clean_text, clean_value
 from domain.signals.extraction import Evidence, SignalValue
@@ -56,19 +56,64 @@ class RecordedStats(BaseModel):
             merged.update(extra)
         return cls.model_validate(merged)
 
-    @model_serializer(mode="wrap")
-    def _as_recorded(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        given = self.model_fields_set
-        return {key: value for key, value in data.items() if key in given}
-
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        """The fields it was given, as JSON (an event's `stats`, a run row's)."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
     @property
     def spent(self) -> dict[str, Any]:
         """The extra fields: what the run spent beside the built-in stats."""
         return dict(self.model_extra or {})
+
+
+class SignalValues(Mapping[str, SignalValue]):
+    """A run's signal values by signal id (`Run.SignalsExtracted.values`). Read from the
+    log, they are made from their JSON when first looked at: a projection that stores the
+    JSON as it is never builds them."""
+
+    __slots__ = ("_json", "_values")
+
+    def __init__(
+        self,
+        values: Mapping[str, SignalValue] | None = None,
+        *,
+        json: Mapping[str, Any] | None = None,
+    ) -> None:
+        if values is None and json is None:
+            raise TypeError("give the values, their JSON or both")
+        self._values = None if values is None else dict(values)
+        self._json = None if json is None else dict(json)
+
+    @classmethod
+    def from_json(cls, json: Mapping[str, Any]) -> SignalValues:
+        if not isinstance(json, Mapping):
+            raise TypeError(f"signal values must be an object, not {type(json).__name__}")
+        return cls(json=json)
+
+    def to_json(self) -> dict[str, dict[str, Any]]:
+        """As `SignalValue.to_json` writes each value."""
+        if self._json is None:
+            assert self._values is not None
+            self._json = signal_values_to_json(self._values)
+        return self._json
+
+    def _decoded(self) -> dict[str, SignalValue]:
+        if self._values is None:
+            assert self._json is not None
+            self._values = signal_values_from_json(self._json)
+        return self._values
+
+    def __getitem__(self, signal_id: str) -> SignalValue:
+        return self._decoded()[signal_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._json if self._json is not None else self._decoded())
+
+    def __len__(self) -> int:
+        return len(self._json if self._json is not None else self._decoded())
+
+    def __repr__(self) -> str:
+        return f"SignalValues({self._decoded()!r})"
 
 
 def signal_values_from_json(values: Mapping[str, Any]) -> dict[str, SignalValue]:
@@ -90,7 +135,8 @@ def signal_values_to_json(values: Mapping[str, SignalValue]) -> dict[str, dict[s
     return {signal_id: value.to_json() for signal_id, value in values.items()}
 
 
-_SIGNAL_VALUES = PayloadField(signal_values_from_json, signal_values_to_json)
+_STATS = PayloadField(RecordedStats.model_validate, RecordedStats.to_json)
+_SIGNAL_VALUES = PayloadField(SignalValues.from_json, SignalValues.to_json)
 
 
 class Run(Aggregate):
@@ -129,7 +175,7 @@ class Run(Aggregate):
 
         TOPIC = "tpc:Run.Completed"
         class_version = 2
-        payload = typed_payload(stats=modelled(RecordedStats))
+        payload = typed_payload(stats=_STATS)
         status: str
         termination_reason: str | None
         stats: RecordedStats
@@ -142,14 +188,14 @@ class Run(Aggregate):
 
     class SignalsExtracted(Aggregate.Event):
         """Every signal's value under the config `config_hash` names. Version 2 holds
-        `SignalValue`s (stored as `SignalValue.to_json` writes them); version 1 stored the same
-        JSON from plain dicts."""
+        `SignalValues` (stored as `SignalValue.to_json` writes each); version 1 stored the
+        same JSON from plain dicts."""
 
         TOPIC = "tpc:Run.SignalsExtracted"
         class_version = 2
         payload = typed_payload(values=_SIGNAL_VALUES)
         config_hash: str
-        values: dict[str, SignalValue]
+        values: SignalValues
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -232,7 +278,9 @@ class Run(Aggregate):
         cleaned = clean_value(recorded)
         self._signals_extracted(
             config_hash,
-            dict(values) if cleaned is recorded else signal_values_from_json(cleaned),
+            SignalValues(values, json=recorded)
+            if cleaned is recorded
+            else SignalValues(json=cleaned),
         )
 
     def cancel(self) -> None:
@@ -264,7 +312,7 @@ class Run(Aggregate):
         self.error = error
 
     @event(SignalsExtracted)
-    def _signals_extracted(self, config_hash: str, values: dict[str, SignalValue]) -> None:
+    def _signals_extracted(self, config_hash: str, values: SignalValues) -> None:
         pass
 
     @event(Cancelled)

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from domain.iterations import PlannedRun
-from domain.runs import Run, signal_values_to_json
+from domain.runs import Run
 from infra.store.database import Connection
 from projections.view_values import json_text
 
@@ -94,17 +94,24 @@ def _started(e: Any, time: str) -> tuple[tuple[Any, ...], str]:
 def _completed(e: Any, time: str) -> tuple[tuple[Any, ...], str]:
     reason = f" ({e.termination_reason})" if e.termination_reason else ""
     error = f": {e.error}" if e.error else ""
-    values = (e.status, e.termination_reason, json_text(e.stats), e.error, e.transcript_ref, time)
+    values = (
+        e.status,
+        e.termination_reason,
+        json_text(e.stats.to_json()),
+        e.error,
+        e.transcript_ref,
+        time,
+    )
     return values, f" {e.status}{reason}{error}"
 
 
 def _signals_extracted(e: Any, time: str) -> tuple[tuple[Any, ...], str]:
     # The values alone, too: results read them for every run, evidence only for one.
-    values = {sid: item.value for sid, item in e.values.items()}
-    failed = sum(1 for v in e.values.values() if v.error)
+    stored = e.values.to_json()  # the JSON it was read from: no value is built
+    values = {sid: item.get("value") for sid, item in stored.items()}
+    failed = sum(1 for v in stored.values() if v.get("error"))
     note = f", {failed} failed" if failed else ""
-    stored = signal_values_to_json(e.values)
-    return (json_text(stored), json_text(values)), f": {len(e.values)} signals extracted{note}"
+    return (json_text(stored), json_text(values)), f": {len(stored)} signals extracted{note}"
 
 
 def _cancelled(e: Any, time: str) -> tuple[tuple[Any, ...], str]:
