@@ -85,10 +85,14 @@ class SignalValues(Mapping[str, SignalValue]):
         self._json = None if json is None else dict(json)
 
     @classmethod
-    def from_json(cls, json: Mapping[str, Any]) -> SignalValues:
-        if not isinstance(json, Mapping):
+    def from_json(cls, json: dict[str, Any]) -> SignalValues:
+        """The values of this JSON object (kept as it is: decoded for this event alone)."""
+        if type(json) is not dict:
             raise TypeError(f"signal values must be an object, not {type(json).__name__}")
-        return cls(json=json)
+        values = object.__new__(cls)
+        values._values = None
+        values._json = json
+        return values
 
     def to_json(self) -> dict[str, dict[str, Any]]:
         """As `SignalValue.to_json` writes each value."""
@@ -135,7 +139,7 @@ def signal_values_to_json(values: Mapping[str, SignalValue]) -> dict[str, dict[s
     return {signal_id: value.to_json() for signal_id, value in values.items()}
 
 
-_STATS = PayloadField(RecordedStats.model_validate, RecordedStats.to_json)
+_STATS = PayloadField(RecordedStats.__pydantic_validator__.validate_python, RecordedStats.to_json)
 _SIGNAL_VALUES = PayloadField(SignalValues.from_json, SignalValues.to_json)
 
 
