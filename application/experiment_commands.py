@@ -9,6 +9,7 @@ from typing import Any
 
 from application.operator_rules import OperatorRules
 from application.saving import Saver
+from domain.definitions import EnvironmentDefinition, TaskDefinition
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.experiments import (
     Experiment,
@@ -18,7 +19,7 @@ from domain.experiments import (
 )
 from domain.ids import has_prefix, iteration_stream_id, stream_id
 from domain.imports import LogToImport, check_import_format, plan_import, resolve_keys
-from domain.iterations import Iteration, plan_rescore, plan_runs
+from domain.iterations import FrozenSignalConfig, Iteration, plan_rescore, plan_runs
 from domain.safe_text import unsafe_text_problems
 from domain.signals.validation import load_signal_config
 from domain.transcripts import InvalidTranscript, transcript_from_object
@@ -212,11 +213,9 @@ class ExperimentCommands:
             config = None
             if experiment.config_text is not None:
                 config = load_signal_config(experiment.config_text).require_valid()
-                signal_config = {
-                    "text": experiment.config_text,
-                    "parsed": config.to_json(),
-                    "hash": experiment.config_hash,
-                }
+                signal_config = FrozenSignalConfig(
+                    text=experiment.config_text, parsed=config, hash=experiment.config_hash or ""
+                )
             self._rules.check(product, environments.values(), tasks.values())
             warnings[:] = check_credentials(
                 environments.values(), config, tasks.values(), self._environ
@@ -233,9 +232,11 @@ class ExperimentCommands:
                 product_id=product,
                 number=number,
                 signal_config=signal_config,
-                tasks=tasks,
-                environments=environments,
-                runs=[run.to_json() for run in runs],
+                tasks={tid: TaskDefinition.model_validate(d) for tid, d in tasks.items()},
+                environments={
+                    eid: EnvironmentDefinition.model_validate(d) for eid, d in environments.items()
+                },
+                runs=runs,
             )
             self._saver.save(experiment, iteration)
             return number
@@ -276,7 +277,7 @@ class ExperimentCommands:
             config = None
             if text is not None:
                 config = load_signal_config(text).require_valid()
-                frozen_config = {"text": text, "parsed": config.to_json(), "hash": text_hash}
+                frozen_config = FrozenSignalConfig(text=text, parsed=config, hash=text_hash or "")
             # No agent, success judge or simulated user runs: only the signals' judges.
             warnings[:] = check_credentials([], config, [], self._environ)
             runs = plan_rescore(origin.runs, [new_id("run") for _ in origin.runs])
@@ -287,7 +288,7 @@ class ExperimentCommands:
                 signal_config=frozen_config,
                 tasks=origin.tasks,
                 environments=origin.environments,
-                runs=[run.to_json() for run in runs],
+                runs=runs,
             )
             iteration.derive_from(origin)
             self._saver.save(experiment, iteration)
@@ -331,11 +332,9 @@ class ExperimentCommands:
             config = None
             if experiment.config_text is not None:
                 config = load_signal_config(experiment.config_text).require_valid()
-                frozen_config = {
-                    "text": experiment.config_text,
-                    "parsed": config.to_json(),
-                    "hash": experiment.config_hash,
-                }
+                frozen_config = FrozenSignalConfig(
+                    text=experiment.config_text, parsed=config, hash=experiment.config_hash or ""
+                )
             # No agent, success judge or simulated user runs: only the signals' judges.
             warnings[:] = check_credentials([], config, [], self._environ)
             planned = plan_import(
@@ -351,11 +350,17 @@ class ExperimentCommands:
                 number=number,
                 signal_config=frozen_config,
                 # Only what the logs name: an import says nothing of the others.
-                tasks={t: self._frozen(d) for t, d in tasks.items() if t in used_tasks},
-                environments={
-                    e: self._frozen(d) for e, d in environments.items() if e in used_envs
+                tasks={
+                    t: TaskDefinition.model_validate(self._frozen(d))
+                    for t, d in tasks.items()
+                    if t in used_tasks
                 },
-                runs=[run.to_json() for run, _ in planned],
+                environments={
+                    e: EnvironmentDefinition.model_validate(self._frozen(d))
+                    for e, d in environments.items()
+                    if e in used_envs
+                },
+                runs=[run for run, _ in planned],
             )
             iteration.import_logs(
                 format,

@@ -22,8 +22,8 @@ from application.run_recording import RunRecording
 from domain.definitions import secret_references
 from domain.iteration_key import IterationKey
 from domain.iterations import Iteration, PlannedRun
-from domain.signals.config import SignalConfig
-from domain.signals.extraction import Extractor
+from domain.runs import RecordedStats
+from domain.signals.extraction import Extractor, SignalValue
 from domain.signals.judging import Judge, JudgeKey, JudgeVerdict
 from domain.stats import RunStats, derive_stats
 from domain.success import CriterionUnavailable, judge_status
@@ -84,7 +84,8 @@ class RunExecution:
         if iteration.rescore_of is not None:
             await self._rescore(iteration, run, planned)
             return
-        environment = iteration.environments[planned.environment_id]
+        # Runners read the frozen definitions as JSON.
+        environment = iteration.environments[planned.environment_id].model_dump(mode="json")
         secrets = await self._secrets(iteration.product_id, environment)
         live = self._live_logs().open(run)
         request = RunRequest(
@@ -93,7 +94,7 @@ class RunExecution:
             environment_id=planned.environment_id,
             repeat=planned.repeat,
             attempt=run.attempts,
-            task=iteration.tasks[planned.task_id],
+            task=iteration.tasks[planned.task_id].model_dump(mode="json"),
             environment=environment,
             progress=live,
             secrets=secrets,
@@ -158,7 +159,7 @@ class RunExecution:
             run,
             recorded.status,
             recorded.termination_reason,
-            {**recorded.agent_stats, **spend.stats()},
+            RecordedStats.model_validate({**recorded.agent_stats, **spend.stats()}),
             None,
             recorded.error,
             signals,
@@ -186,9 +187,7 @@ class RunExecution:
         key = IterationKey(iteration.experiment_id, iteration.number)
         if key not in self._extractors:
             frozen = iteration.signal_config
-            self._extractors[key] = (
-                Extractor(SignalConfig.model_validate(frozen["parsed"])) if frozen else None
-            )
+            self._extractors[key] = Extractor(frozen.parsed) if frozen else None
         return self._extractors[key]
 
     async def _attempt(self, request: RunRequest, runner: Runner | None = None) -> Attempt:
@@ -272,7 +271,7 @@ class RunExecution:
             run,
             result.status,
             transcript.termination_reason,
-            {**stats.to_json(), **_side_costs(transcript), **result.spend.stats()},
+            RecordedStats.of(stats, _side_costs(transcript), result.spend.stats()),
             document,
             result.error,
             signals,
@@ -284,7 +283,7 @@ class RunExecution:
         transcript: Transcript,
         stats: RunStats,
         verdicts: Mapping[JudgeKey, JudgeVerdict] | None,
-    ) -> tuple[str, dict[str, dict[str, Any]]] | None:
+    ) -> tuple[str, dict[str, SignalValue]] | None:
         """(config hash, every signal's value) under the iteration's config, if it has one."""
         extractor = self._extractor(iteration)
         if extractor is None:
@@ -292,10 +291,7 @@ class RunExecution:
         values = extractor.extract(
             transcript, stats, verdicts=verdicts, no_verdict=NO_JUDGE_IN_SERVER
         )
-        return (
-            str(iteration.signal_config["hash"]) if iteration.signal_config else "",
-            {sid: value.to_json() for sid, value in values.items()},
-        )
+        return (iteration.signal_config.hash if iteration.signal_config else "", values)
 
 
 def _final_transcript(

@@ -9,7 +9,6 @@ folds them into the views in batches (one transaction for many runs).
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 
@@ -19,7 +18,8 @@ from domain.clusters import FailingRun, cluster_failures, suggestions
 from domain.errors import Conflict
 from domain.ids import iteration_stream_id, stream_id
 from domain.iterations import Iteration
-from domain.runs import Run
+from domain.runs import RecordedStats, Run
+from domain.signals.extraction import SignalValue
 from domain.transcripts import parse_transcript
 from infra.llm.cluster_writer import ClusterWriter
 from infra.store.blobs import BlobStore
@@ -86,9 +86,9 @@ class RunRecording:
         not "fired": every run has a duration; patterns and judges tell something."""
         frozen = iteration.signal_config
         telling = {
-            signal["id"]
-            for signal in (frozen["parsed"]["signals"] if frozen else [])
-            if signal["extract"]["method"] != "stats"
+            signal.id
+            for signal in (frozen.parsed.signals if frozen else [])
+            if signal.extract.method != "stats"
         }
         failing = []
         for row in self.views.failing_runs(iteration.experiment_id, iteration.number):
@@ -102,8 +102,8 @@ class RunRecording:
                     status=row["status"],
                     termination_reason=row["termination_reason"],
                     error=row["error"],
-                    task_name=iteration.tasks[row["task_id"]]["name"],
-                    environment_name=iteration.environments[row["environment_id"]]["name"],
+                    task_name=iteration.tasks[row["task_id"]].name,
+                    environment_name=iteration.environments[row["environment_id"]].name,
                     transcript=parse_transcript(self.blobs.get(ref), ref) if ref else None,
                     fired_signals=tuple(
                         sorted(
@@ -165,10 +165,10 @@ class RunRecording:
         run: Run,
         status: str,
         termination_reason: str | None,
-        stats: dict[str, Any],
+        stats: RecordedStats,
         transcript: bytes | None,
         error: str | None,
-        signals: tuple[str, dict[str, dict[str, Any]]] | None,
+        signals: tuple[str, dict[str, SignalValue]] | None,
         transcript_ref: str | None = None,
     ) -> None:
         """Record the outcome and the extracted signals of an attempt, in one save.

@@ -48,11 +48,12 @@ sys.path.insert(0, str(ROOT))
 
 from application.executor import Executor  # noqa: E402
 from application.service import Service  # noqa: E402
+from domain.definitions import EnvironmentDefinition, TaskDefinition  # noqa: E402
 from domain.experiments import Experiment  # noqa: E402
 from domain.ids import stream_id  # noqa: E402
-from domain.iterations import Iteration, plan_runs  # noqa: E402
-from domain.runs import Run  # noqa: E402
-from domain.signals.extraction import Extractor  # noqa: E402
+from domain.iterations import FrozenSignalConfig, Iteration, plan_runs  # noqa: E402
+from domain.runs import RecordedStats, Run  # noqa: E402
+from domain.signals.extraction import Extractor, SignalValue  # noqa: E402
 from domain.signals.validation import load_signal_config  # noqa: E402
 from domain.stats import derive_stats  # noqa: E402
 from domain.transcripts import parse_transcript  # noqa: E402
@@ -132,9 +133,9 @@ class Outcome:
 
     status: str
     reason: str
-    stats: dict[str, Any]
+    stats: RecordedStats
     ref: str
-    signals: dict[str, dict[str, Any]]
+    signals: dict[str, SignalValue]
 
 
 def example_outcomes(config_text: str) -> list[Outcome]:
@@ -151,9 +152,9 @@ def example_outcomes(config_text: str) -> list[Outcome]:
                 Outcome(
                     status=transcript.status or "passed",
                     reason=transcript.termination_reason or "completed",
-                    stats=stats.to_json(),
+                    stats=RecordedStats.of(stats),
                     ref=content_ref(transcript.model_dump_json(exclude_none=True).encode()),
-                    signals={sid: value.to_json() for sid, value in values.items()},
+                    signals=values,
                 )
             )
     return outcomes
@@ -302,11 +303,9 @@ def build_log(
     iterations and runs straight through the aggregates, `per_save` runs per save."""
     outcomes = example_outcomes(config_text)
     report = load_signal_config(config_text)
-    signal_config = {
-        "text": config_text,
-        "parsed": report.require_valid().to_json(),
-        "hash": report.content_hash,
-    }
+    signal_config = FrozenSignalConfig(
+        text=config_text, parsed=report.require_valid(), hash=report.content_hash
+    )
     service = Service(Settings(database_url=store_url(where)))
     try:
         bootstrap = service.catalog.bootstrap("benchmark-token")
@@ -320,10 +319,14 @@ def build_log(
             for i in range(5)
         ]
         frozen_tasks = {
-            tid: _frozen(service.views.task_definition(product, tid)) for tid in task_ids
+            tid: TaskDefinition.model_validate(_frozen(service.views.task_definition(product, tid)))
+            for tid in task_ids
         }
         frozen_envs = {
-            eid: _frozen(service.views.environment_definition(product, eid)) for eid in env_ids
+            eid: EnvironmentDefinition.model_validate(
+                _frozen(service.views.environment_definition(product, eid))
+            )
+            for eid in env_ids
         }
         loaded = {
             exp_id: service.store.load(Experiment, stream_id(exp_id), exp_id)
@@ -347,7 +350,7 @@ def build_log(
                 signal_config=signal_config,
                 tasks=frozen_tasks,
                 environments=frozen_envs,
-                runs=[run.to_json() for run in planned],
+                runs=planned,
             )
             store.save(experiment, iteration)
             for start in range(0, len(planned), per_save):
@@ -364,7 +367,7 @@ def build_log(
                     )
                     run.start()
                     _complete(run, outcome)
-                    run.record_signals(str(signal_config["hash"]), outcome.signals)
+                    run.record_signals(signal_config.hash, outcome.signals)
                     batch.append(run)
                 store.save(*batch)
             iteration.complete()

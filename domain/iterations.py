@@ -10,10 +10,14 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
+from pydantic import BaseModel, ConfigDict, field_serializer
 
+from domain.definitions import EnvironmentDefinition, TaskDefinition
 from domain.errors import Conflict
+from domain.event_payloads import PayloadField, modelled, typed_payload
 from domain.ids import iteration_stream_id
 from domain.safe_text import clean_value
+from domain.signals.config import SignalConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +33,28 @@ class PlannedRun:
     @classmethod
     def from_json(cls, row: list[Any]) -> PlannedRun:
         return cls(str(row[0]), str(row[1]), str(row[2]), int(row[3]))
+
+
+class FrozenSignalConfig(BaseModel):
+    """An iteration's signal config as frozen at its trigger: the YAML text, its parsed form
+    and the text's hash. Stored with `parsed` as `SignalConfig.to_json` writes it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: str
+    parsed: SignalConfig
+    hash: str
+
+    @field_serializer("parsed")
+    def _parsed_json(self, parsed: SignalConfig) -> dict[str, Any]:
+        return parsed.to_json()
+
+
+# Rows of [run id, task id, environment id, repeat]: ten thousand runs stay a compact event.
+_PLANNED_RUNS = PayloadField(
+    lambda rows: [PlannedRun.from_json(row) for row in rows],
+    lambda runs: [run.to_json() for run in runs],
+)
 
 
 def plan_runs(
@@ -61,14 +87,29 @@ class Iteration(Aggregate):
         TOPIC = "tpc:Iteration.Created"
 
     class ConfigFrozen(Created):
+        """What the iteration runs. Version 2 holds models (stored as their JSON); version 1
+        held the same JSON written from plain dicts, its definitions as the catalog kept them
+        then: fields added to the definitions since take their defaults when it is read."""
+
         TOPIC = "tpc:Iteration.ConfigFrozen"
+        class_version = 2
+        payload = typed_payload(
+            signal_config=modelled(FrozenSignalConfig | None),
+            tasks=modelled(dict[str, TaskDefinition]),
+            environments=modelled(dict[str, EnvironmentDefinition]),
+            runs=_PLANNED_RUNS,
+        )
         experiment_id: str
         product_id: str
         number: int
-        signal_config: dict[str, Any] | None  # {"text", "parsed", "hash"}
-        tasks: dict[str, dict[str, Any]]
-        environments: dict[str, dict[str, Any]]
-        runs: list[list[Any]]
+        signal_config: FrozenSignalConfig | None
+        tasks: dict[str, TaskDefinition]
+        environments: dict[str, EnvironmentDefinition]
+        runs: list[PlannedRun]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Version 1's JSON is version 2's: nothing moves; the models are made on load."""
 
     class RescoreOf(Aggregate.Event):
         """This iteration re-scores iteration `source`: its runs take the source runs'
@@ -115,10 +156,10 @@ class Iteration(Aggregate):
         experiment_id: str,
         product_id: str,
         number: int,
-        signal_config: dict[str, Any] | None,
-        tasks: dict[str, dict[str, Any]],
-        environments: dict[str, dict[str, Any]],
-        runs: list[list[Any]],
+        signal_config: FrozenSignalConfig | None,
+        tasks: dict[str, TaskDefinition],
+        environments: dict[str, EnvironmentDefinition],
+        runs: list[PlannedRun],
     ) -> None:
         self.experiment_id = experiment_id
         self.product_id = product_id
@@ -126,7 +167,7 @@ class Iteration(Aggregate):
         self.signal_config = signal_config
         self.tasks = tasks
         self.environments = environments
-        self.runs = [PlannedRun.from_json(row) for row in runs]
+        self.runs = runs
         self.cancel_requested = False
         self.status = "running"
         self.rescore_of: int | None = None

@@ -94,16 +94,24 @@ def _started(e: Any, time: str) -> tuple[tuple[Any, ...], str]:
 def _completed(e: Any, time: str) -> tuple[tuple[Any, ...], str]:
     reason = f" ({e.termination_reason})" if e.termination_reason else ""
     error = f": {e.error}" if e.error else ""
-    values = (e.status, e.termination_reason, json_text(e.stats), e.error, e.transcript_ref, time)
+    values = (
+        e.status,
+        e.termination_reason,
+        json_text(e.stats.to_json()),
+        e.error,
+        e.transcript_ref,
+        time,
+    )
     return values, f" {e.status}{reason}{error}"
 
 
 def _signals_extracted(e: Any, time: str) -> tuple[tuple[Any, ...], str]:
     # The values alone, too: results read them for every run, evidence only for one.
-    values = {sid: item.get("value") for sid, item in e.values.items()}
-    failed = sum(1 for v in e.values.values() if v.get("error"))
+    stored = e.values.to_json()  # the JSON it was read from: no value is built
+    values = {sid: item.get("value") for sid, item in stored.items()}
+    failed = sum(1 for v in stored.values() if v.get("error"))
     note = f", {failed} failed" if failed else ""
-    return (json_text(e.values), json_text(values)), f": {len(e.values)} signals extracted{note}"
+    return (json_text(stored), json_text(values)), f": {len(stored)} signals extracted{note}"
 
 
 def _cancelled(e: Any, time: str) -> tuple[tuple[Any, ...], str]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from domain.catalog import LEGACY_TOKEN_NAME, Environment, Product, Task, legacy_token_id
 from domain.experiments import Experiment
-from domain.iterations import Iteration, PlannedRun
+from domain.iterations import Iteration
 from domain.results import RunRow, summarize
 from domain.signals.config import SignalConfig
 from infra.store.database import Connection, Database, Row
@@ -360,7 +360,7 @@ def _iteration_frozen(db: Connection, e: Any, position: int, runs: RunEventBatch
             e.product_id,
             len(e.runs),
             json_text(config) if config else None,
-            config["hash"] if config else None,
+            config.hash if config else None,
             json_text(e.tasks),
             json_text(e.environments),
             event_time(e),
@@ -372,10 +372,10 @@ def _iteration_frozen(db: Connection, e: Any, position: int, runs: RunEventBatch
         e.product_id,
         e.experiment_id,
         e.number,
-        [PlannedRun.from_json(row) for row in e.runs],
+        e.runs,
         db,
     )
-    hash_note = f", config {config['hash']}" if config else ", no signal config"
+    hash_note = f", config {config.hash}" if config else ", no signal config"
     _audit(
         db,
         e,

@@ -17,6 +17,7 @@ from eventsourcing.persistence import (
 )
 
 from infra.store.events import EventStore
+from infra.store.transcoding import PayloadMapper
 
 
 class _AsciiTranscoder(JSONTranscoder):
@@ -34,7 +35,7 @@ def unguarded_mapper() -> Mapper[Any]:
     transcoder = _AsciiTranscoder()
     for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
         transcoder.register(transcoding)
-    return Mapper(transcoder=transcoder, compressor=ZlibCompressor())
+    return PayloadMapper(transcoder=transcoder, compressor=ZlibCompressor())
 
 
 def save_around_the_guard(store: EventStore, *aggregates: Aggregate) -> list[int]:

@@ -51,5 +51,5 @@ class RescoreRunner:
             document = await asyncio.to_thread(self._load_blob, ref)
             transcript = parse_transcript(document, ref)
         return RecordedOutcome(
-            run.status, run.termination_reason, dict(run.stats), run.error, transcript, ref
+            run.status, run.termination_reason, run.stats.to_json(), run.error, transcript, ref
         )

@@ -4,14 +4,16 @@ The library parses each event's JSON with the `json` module and a Python hook ca
 object, only to turn `{"_type_": …, "_data_": …}` objects back into values; our events hold one
 such object, their timestamp. Here the state is parsed by pydantic-core (Rust) and, when the
 text shows no other `"_type_"` key (and no `\\u` escape that could spell one), only the
-timestamp is converted. Anything else (another tagged value, a class to upcast, a parse this
-cannot do, a store set up otherwise) takes the mapper's path, which also raises its own errors.
+timestamp is converted. States of an older class version are upcast as the mapper does, and
+typed payloads (`domain.event_payloads`) validated into their models, as `PayloadMapper` does.
+Anything else (another tagged value, a parse this cannot do, a payload that does not validate,
+a store set up otherwise) takes the mapper's path, which also raises its own errors.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -29,6 +31,9 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import resolve_topic
 from pydantic_core import from_json
 
+from domain.event_payloads import PayloadField, load_payload, payload_of
+from infra.store.transcoding import PayloadMapper
+
 # A row of the events table as the projections read it.
 EventRow = tuple[int, Any, int, str, bytes]
 
@@ -41,7 +46,7 @@ class EventDecoder:
         self._mapper = mapper
         transcoder = mapper.transcoder
         self._fast = (
-            type(mapper) is Mapper
+            type(mapper) in (Mapper, PayloadMapper)
             # The store's transcoder checks what it encodes and decodes as the library's.
             and isinstance(transcoder, JSONTranscoder)
             and type(transcoder).decode is JSONTranscoder.decode
@@ -51,7 +56,7 @@ class EventDecoder:
             and mapper.cipher is None
         )
         self._classes: dict[str, type] = {}
-        self._plain: dict[type, bool] = {}
+        self._decodings: dict[type, _ClassDecoding | None] = {}
         self._wanted: dict[Callable[[type], bool], dict[type, bool]] = {}
 
     def decode(
@@ -90,7 +95,8 @@ class EventDecoder:
     def _decoded(
         self, cls: type, topic: str, originator_id: UUID, version: int, state: bytes
     ) -> Any:
-        event_state = self._state(state) if self._is_plain(cls) else None
+        decoding = self._decoding(cls)
+        event_state = self._state(state, decoding) if decoding is not None else None
         if event_state is None:
             return self._mapped(topic, originator_id, version, state)
         # As the mapper makes it (its id convertor passes a UUID through).
@@ -113,21 +119,35 @@ class EventDecoder:
             cls = self._classes[topic] = resolve_topic(topic)
         return cls
 
-    def _is_plain(self, cls: type) -> bool:
-        """Whether the mapper takes events of this class as stored: no upcasting, the
-        originator id as it is. Others (and states naming a `class_version`) go through it."""
-        plain = self._plain.get(cls)
-        if plain is None:
-            plain = self._plain[cls] = (
-                getattr(cls, "class_version", 1) == 1
-                and find_id_convertor(cls, UUID) is pass_through_convertor
+    def _decoding(self, cls: type) -> _ClassDecoding | None:
+        """How events of this class are decoded here; None when the mapper must (an originator
+        id it converts)."""
+        if cls not in self._decodings:
+            self._decodings[cls] = (
+                _ClassDecoding(cls, getattr(cls, "class_version", 1), payload_of(cls))
+                if find_id_convertor(cls, UUID) is pass_through_convertor
+                else None
             )
-        return plain
+        return self._decodings[cls]
 
-    def _state(self, state: bytes) -> dict[str, Any] | None:
+    def _state(self, state: bytes, decoding: _ClassDecoding) -> dict[str, Any] | None:
         """The event's state as the mapper decodes it, or None when only the mapper can say."""
-        if not self._fast:
+        decoded = self._parsed(state) if self._fast else None
+        if decoded is None:
             return None
+        upcast = "class_version" in decoded or decoding.class_version != 1
+        if upcast and not decoding.upcast(decoded):
+            return None
+        if decoding.payload is not None:
+            try:
+                load_payload(decoding.payload, decoded)
+            except (ValueError, TypeError, KeyError):  # the mapper reports it
+                return None
+        return decoded
+
+    @staticmethod
+    def _parsed(state: bytes) -> dict[str, Any] | None:
+        """The stored JSON with its timestamp converted, when that is its only tagged value."""
         try:
             text = zlib.decompress(state)
         except zlib.error:
@@ -142,20 +162,51 @@ class EventDecoder:
             decoded = from_json(text)
         except ValueError:  # the mapper raises its own error, or parses what this cannot
             return None
-        if type(decoded) is not dict or "class_version" in decoded:
+        if type(decoded) is not dict:
             return None
-        if tagged:
-            # The one tagged object must be the timestamp, else the mapper decides.
-            stamp = decoded.get("timestamp")
-            if (
-                type(stamp) is not dict
-                or len(stamp) != 2
-                or stamp.get("_type_") != DatetimeAsISO.name
-                or type(data := stamp.get("_data_")) is not str
-            ):
-                return None
-            try:
-                decoded["timestamp"] = datetime.fromisoformat(data)
-            except ValueError:  # the mapper reports it as it would
-                return None
+        if tagged and not _convert_timestamp(decoded):
+            return None
         return decoded
+
+
+def _convert_timestamp(decoded: dict[str, Any]) -> bool:
+    """Turn the one tagged object, the timestamp, into a datetime; False when it is not that
+    (the mapper decides then)."""
+    stamp = decoded.get("timestamp")
+    if (
+        type(stamp) is not dict
+        or len(stamp) != 2
+        or stamp.get("_type_") != DatetimeAsISO.name
+        or type(data := stamp.get("_data_")) is not str
+    ):
+        return False
+    try:
+        decoded["timestamp"] = datetime.fromisoformat(data)
+    except ValueError:  # the mapper reports it as it would
+        return False
+    return True
+
+
+class _ClassDecoding:
+    """What decoding an event class's state takes beyond parsing: upcasting from older class
+    versions (the class's `upcast_vN_vN+1`, as the mapper calls them) and typed payloads."""
+
+    __slots__ = ("class_version", "cls", "payload")
+
+    def __init__(
+        self, cls: type, class_version: int, payload: Mapping[str, PayloadField] | None
+    ) -> None:
+        self.cls = cls
+        self.class_version = class_version
+        self.payload = payload
+
+    def upcast(self, state: dict[str, Any]) -> bool:
+        """Upcast `state` to the class's version in place; False when it cannot be here (a
+        version from the future, or not an int), which the mapper then reports."""
+        stored = state.pop("class_version", 1)
+        if type(stored) is not int or stored > self.class_version:
+            return False
+        while stored < self.class_version:
+            getattr(self.cls, f"upcast_v{stored}_v{stored + 1}")(state)
+            stored += 1
+        return True

@@ -14,12 +14,12 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, DomainEventProtocol, MutableOrImmutableAggregate
-from eventsourcing.persistence import Notification, Recording, Transcoder
+from eventsourcing.persistence import Mapper, Notification, Recording, Transcoder
 
 from domain.errors import NotFound, StorageFull
 from infra.store.database import STORAGE_FULL, Connection, Database
 from infra.store.decoding import EventDecoder, EventRow
-from infra.store.transcoding import SafeTextTranscoder
+from infra.store.transcoding import PayloadMapper, SafeTextTranscoder
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -43,6 +43,11 @@ class EventStore(Application[UUID]):
         # SQLite numbers the log by rowid; eventsourcing's PostgreSQL table has a column.
         self._position = "rowid" if database.kind == "sqlite" else "notification_id"
         self._decoder = EventDecoder(self.mapper)
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=PayloadMapper
+        )
 
     def construct_transcoder(self) -> Transcoder:
         transcoder = SafeTextTranscoder()

@@ -50,5 +50,5 @@ def test_example_outcomes_carry_stats_and_signals() -> None:
     assert len(outcomes) == 6
     for outcome in outcomes:
         assert outcome.ref.startswith("sha256:")
-        assert outcome.stats
+        assert outcome.stats.to_json()
         assert len(outcome.signals) == 10

@@ -11,12 +11,12 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import MapperDeserialisationError, StoredEvent
 
 from application.service import Service
-from domain.runs import Run
+from domain.runs import RecordedStats, Run
 from projections.views import handled
-from tests.integration.test_stored_events_golden import load_golden_store
+from tests.integration.test_stored_events_golden import GOLDEN_LOGS, load_golden_store
 
 STAMP = {"_type_": "datetime_iso", "_data_": "2026-11-23T01:38:53.671566+00:00"}
 MESSAGES_TOPIC = "tpc:Run.MessagesRecorded"
@@ -47,9 +47,9 @@ ODD_TEXTS = [
 ]
 
 
-@pytest.fixture
-def golden_service(store_url: str) -> Iterator[Service]:
-    service = load_golden_store(store_url)
+@pytest.fixture(params=sorted(GOLDEN_LOGS))
+def golden_service(store_url: str, request: pytest.FixtureRequest) -> Iterator[Service]:
+    service = load_golden_store(store_url, GOLDEN_LOGS[request.param])
     yield service
     service.close()
 
@@ -96,3 +96,59 @@ def test_odd_states_decode_as_the_mapper_decodes_them(golden_service: Service) -
         expected = store.mapper.to_domain_event(notification)
         assert same(store.to_event(notification), expected)
         assert same(event, expected)
+
+
+def completed_state(**extra: Any) -> dict[str, Any]:
+    stats = {"turns": 2, "token_total": 10, "judge_cost": 0.5}
+    return {
+        "timestamp": STAMP,
+        "status": "passed",
+        "termination_reason": "completed",
+        "stats": stats,
+        "transcript_ref": None,
+        "error": None,
+        **extra,
+    }
+
+
+TYPED_STATES = [
+    completed_state(),  # version 1: upcast, then typed
+    completed_state(class_version=2),
+    completed_state(class_version=2, stats={"turns": 1, "when": STAMP}),  # a tagged stat
+    completed_state(stats={}),
+]
+
+
+def test_typed_payloads_decode_as_the_mapper_decodes_them(golden_service: Service) -> None:
+    store = golden_service.store
+    events = [
+        StoredEvent(uuid4(), 2, "tpc:Run.Completed", zlib.compress(json.dumps(state).encode()))
+        for state in TYPED_STATES
+    ]
+    store.recorder.insert_events(events)
+    notifications = list(store.notifications(0, 1000))[-len(events) :]
+    with golden_service.database.write() as db:
+        read, _ = store.read_events(db, notifications[0].id - 1, len(events))
+        decoded = [event for event, _ in read]
+    for notification, event in zip(notifications, decoded, strict=True):
+        expected = store.mapper.to_domain_event(notification)
+        assert isinstance(expected, Run.Completed)
+        assert isinstance(expected.stats, RecordedStats)
+        assert same(store.to_event(notification), expected)
+        assert same(event, expected)
+    assert decoded[0].stats.to_json() == {"turns": 2, "token_total": 10, "judge_cost": 0.5}
+    assert decoded[0].stats.spent == {"judge_cost": 0.5}
+
+
+def test_a_payload_that_does_not_validate_is_refused_on_either_road(
+    golden_service: Service,
+) -> None:
+    store = golden_service.store
+    state = completed_state(class_version=2, stats={"turns": "many"})
+    event = StoredEvent(uuid4(), 2, "tpc:Run.Completed", zlib.compress(json.dumps(state).encode()))
+    store.recorder.insert_events([event])
+    [notification] = list(store.notifications(0, 1000))[-1:]
+    with pytest.raises(MapperDeserialisationError, match="payload"):
+        store.mapper.to_domain_event(notification)
+    with pytest.raises(MapperDeserialisationError, match="payload"):
+        store.to_event(notification)

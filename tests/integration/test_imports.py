@@ -246,7 +246,7 @@ def test_the_operators_limits_apply(service: Service, store_url: str) -> None:
             limited.experiments.import_logs(owner, exp_id, "tpc", logs[:4])
         limited.experiments.import_logs(owner, exp_id, "tpc", logs[:3])
         with pytest.raises(TooManyRequests, match="TPC_MAX_RUNNING_ITERATIONS"):
-            limited.import_logs(owner, exp_id, "tpc", logs[:3])
+            limited.experiments.import_logs(owner, exp_id, "tpc", logs[:3])
         assert limited.views.experiment(owner, exp_id).iterations == 1
     finally:
         limited.close()

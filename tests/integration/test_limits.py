@@ -16,9 +16,11 @@ def test_a_lowered_limit_refuses_the_next_trigger(store_url: str) -> None:
     try:
         product = with_room.catalog.bootstrap("t")
         assert product is not None
-        task = with_room.create_task(product.product_id, {"name": "t", "prompt": "p"}).id
-        env = with_room.create_environment(product.product_id, SLOW).id
-        exp = with_room.create_experiment(product.product_id, "e", [task], [env], repeats=5)
+        task = with_room.catalog.create_task(product.product_id, {"name": "t", "prompt": "p"}).id
+        env = with_room.catalog.create_environment(product.product_id, SLOW).id
+        exp = with_room.experiments.create_experiment(
+            product.product_id, "e", [task], [env], repeats=5
+        )
     finally:
         with_room.close()
     strict = Service(Settings(database_url=store_url, limits=Limits(max_runs_per_iteration=4)))
@@ -26,7 +28,7 @@ def test_a_lowered_limit_refuses_the_next_trigger(store_url: str) -> None:
         with pytest.raises(
             InvalidInput, match="5 runs per iteration, over the server's limit of 4"
         ):
-            strict.trigger(product.product_id, exp.id)
+            strict.experiments.trigger(product.product_id, exp.id)
         assert strict.views.experiment(product.product_id, exp.id).iterations == 0
     finally:
         strict.close()

@@ -15,6 +15,7 @@ from application.executor import Executor
 from application.service import Service
 from domain.errors import NotFound
 from domain.iterations import Iteration
+from domain.runs import RecordedStats
 from domain.transcripts import transcript_from_object
 from infra.runners.base import RunRequest
 from infra.runners.scripted import ScriptedRunner
@@ -112,7 +113,9 @@ def test_live_messages_are_followed_then_superseded_by_the_transcript(service: S
     assert live_rows(service, run_id) == [(2, 0), (2, 1)]
 
     final = [say("system", "sys"), say("user", "Do it"), say("assistant", "done")]
-    service.runs.finish_run(retried, "passed", "completed", {}, transcript_bytes(final), None, None)
+    service.runs.finish_run(
+        retried, "passed", "completed", RecordedStats(), transcript_bytes(final), None, None
+    )
     service.projector.catch_up()
     assert live_rows(service, run_id) == []  # the transcript supersedes them
     rest = service.transcripts.run_logs(owner, run_id, after=2)

@@ -14,10 +14,11 @@ import pytest
 from application.executor import Executor
 from application.service import Service
 from domain.catalog import Product, Task
+from domain.definitions import EnvironmentDefinition, TaskDefinition
 from domain.errors import InvalidInput
 from domain.ids import stream_id
 from domain.iterations import Iteration, PlannedRun
-from domain.runs import Run
+from domain.runs import RecordedStats, Run
 from domain.transcripts import transcript_from_object
 from infra.runners.base import RunnerError, RunOutcome, RunRequest
 from infra.settings import Settings
@@ -166,9 +167,13 @@ def test_a_bad_run_event_is_skipped_alone_from_a_batch_of_run_events(
         product_id="prd_poison",
         number=1,
         signal_config=None,
-        tasks={"task_a": {"name": "a"}},
-        environments={"env_x": {"name": "x"}},
-        runs=[run.to_json() for run in planned],
+        tasks={"task_a": TaskDefinition(name="a", prompt="Do a")},
+        environments={
+            "env_x": EnvironmentDefinition.model_validate(
+                {"name": "x", "agent": {"kind": "scripted"}}
+            )
+        },
+        runs=planned,
     )
     service.store.save(iteration)
     bad_position = 0
@@ -185,10 +190,10 @@ def test_a_bad_run_event_is_skipped_alone_from_a_batch_of_run_events(
         service.store.save(run)
         if p.run_id == "run_1":
             # As an older version recorded an agent's error, uncleaned.
-            run._completed("errored", "error", {"turns": 1}, None, f"agent said {text}")
+            run._completed("errored", "error", RecordedStats(turns=1), None, f"agent said {text}")
             [bad_position] = save_around_the_guard(service.store, run)
         else:
-            run.complete("passed", "completed", {"turns": 1}, None)
+            run.complete("passed", "completed", RecordedStats(turns=1), None)
             service.store.save(run)
     # Every event above waits for one catch-up: one batch, the bad event in its middle.
     service.projector.catch_up()
@@ -219,7 +224,7 @@ def test_a_store_poisoned_by_an_older_version_opens_and_rebuilds(store_url: str)
     reopened = Service(settings)
     try:
         assert [f["position"] for f in reopened.projector.status()["failures"]] == [bad]
-        created = reopened.create_task(owner, {"name": "after", "prompt": "p"})
+        created = reopened.catalog.create_task(owner, {"name": "after", "prompt": "p"})
         assert reopened.views.task(owner, created.id).name == "after"
         with reopened.database.write() as db:
             db.execute("UPDATE tracking SET position = 1 WHERE name = ?", (follower.SCHEMA_MARK,))

@@ -259,7 +259,7 @@ def test_a_trigger_is_refused_once_the_operator_withdrew_consent(
     withdrawn = open_service(store_url, {})
     try:
         with pytest.raises(Forbidden, match=r"task 't' uses a `success.command`"):
-            withdrawn.trigger(product, exp_id)
+            withdrawn.experiments.trigger(product, exp_id)
         assert withdrawn.views.iterations(product, exp_id).items == []
     finally:
         withdrawn.close()

@@ -12,15 +12,24 @@ import pytest
 from eventsourcing.domain import Aggregate
 
 from application.service import Service
+from domain.definitions import EnvironmentDefinition, TaskDefinition
 from domain.iterations import Iteration, PlannedRun
-from domain.runs import Run
+from domain.runs import RecordedStats, Run, signal_values_from_json
+from domain.signals.extraction import SignalValue
 from infra.settings import Settings
 from projections import follower
 from tests.integration.test_store_contracts import dump_views
 
-TASKS = {"task_a": {"name": "alpha"}, "task_b": {"name": "beta"}}
-ENVIRONMENTS = {"env_x": {"name": "x"}}
-STATS = {"turns": 3, "cost_usd": 0.0125, "tokens": {"input": 1200, "output": 80}}
+TASKS = {
+    "task_a": TaskDefinition(name="alpha", prompt="Do alpha"),
+    "task_b": TaskDefinition(name="beta", prompt="Do beta"),
+}
+ENVIRONMENTS = {
+    "env_x": EnvironmentDefinition.model_validate({"name": "x", "agent": {"kind": "scripted"}})
+}
+STATS = RecordedStats.model_validate(
+    {"turns": 3, "cost_usd": 0.0125, "tokens": {"input": 1200, "output": 80}}
+)
 
 
 @pytest.fixture
@@ -52,7 +61,7 @@ class History:
             signal_config=None,
             tasks=TASKS,
             environments=ENVIRONMENTS,
-            runs=[run.to_json() for run in planned],
+            runs=planned,
         )
         self.save(iteration)
         return iteration, [
@@ -72,11 +81,17 @@ def say(text: str) -> dict[str, Any]:
     return {"role": "assistant", "content": text}
 
 
-def signals(failed: bool) -> dict[str, dict[str, Any]]:
-    return {
-        "gave-up": {"value": failed, "evidence": [{"message": 1, "text": "I give up"}]},
-        "turns": {"value": None, "error": "no match"} if failed else {"value": 3},
-    }
+def signals(failed: bool) -> dict[str, SignalValue]:
+    return signal_values_from_json(
+        {
+            "gave-up": {"value": failed, "evidence": [{"event": 1, "snippet": "I give up"}]},
+            "turns": (
+                {"value": None, "evidence": [], "error": "no match"}
+                if failed
+                else {"value": 3, "evidence": []}
+            ),
+        }
+    )
 
 
 def make_overlapping_history(service: Service) -> None:

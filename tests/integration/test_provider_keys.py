@@ -248,9 +248,9 @@ def test_a_base_url_delisted_since_creation_is_refused_at_trigger(
         created = listed.catalog.bootstrap("token")
         assert created is not None
         product = created.product_id
-        task = listed.create_task(product, {"name": "t", "prompt": "p"}).id
-        env = listed.create_environment(product, llm_env(base_url=tenant.url)).id
-        exp_id = listed.create_experiment(product, "e", [task], [env]).id
+        task = listed.catalog.create_task(product, {"name": "t", "prompt": "p"}).id
+        env = listed.catalog.create_environment(product, llm_env(base_url=tenant.url)).id
+        exp_id = listed.experiments.create_experiment(product, "e", [task], [env]).id
     finally:
         listed.close()
     delisted = Service(settings, environ=operator.env())

@@ -158,7 +158,7 @@ def test_the_limits_of_a_trigger_apply(store_url: str) -> None:
         run_iteration(strict, owner, exp_id)
         strict.experiments.trigger(owner, exp_id)  # iteration 2 stays running: the one allowed
         with pytest.raises(TooManyRequests, match="TPC_MAX_RUNNING_ITERATIONS"):
-            strict.rescore(owner, exp_id, 1)
+            strict.experiments.rescore(owner, exp_id, 1)
         assert strict.views.experiment(owner, exp_id).iterations == 2
     finally:
         strict.close()

@@ -75,7 +75,7 @@ def test_llm_signals_without_their_key_only_warn(tmp_path: Path) -> None:
     try:
         product = with_key.catalog.product_for_token("token")
         assert product is not None
-        assert with_key.trigger(product, exp_id).warnings is None
+        assert with_key.experiments.trigger(product, exp_id).warnings is None
     finally:
         with_key.close()
 

@@ -4,8 +4,9 @@ one place per kind of record, and clean output is kept as it is, without a copy.
 from __future__ import annotations
 
 from domain.iterations import Iteration
-from domain.runs import Run
+from domain.runs import RecordedStats, Run
 from domain.safe_text import clean_value
+from domain.signals.extraction import Evidence, SignalValue
 from domain.transcripts import storable_transcript, transcript_from_object
 
 
@@ -67,15 +68,15 @@ def run() -> Run:
 def test_a_run_records_its_agents_messages_outcome_and_signals_cleaned() -> None:
     dirty = run()
     dirty.record_messages(0, [{"role": "assistant", "content": "a\x00"}])
-    dirty.complete("errored", "error", {"model": "m\ud800"}, None, "crashed: \x00")
-    dirty.record_signals("h", {"s": {"value": "v\x00", "evidence": [{"text": "\ud800"}]}})
+    dirty.complete("errored", "error", RecordedStats(model="m\ud800"), None, "crashed: \x00")
+    dirty.record_signals("h", {"s": SignalValue("v\x00", (Evidence(None, "\ud800"),))})
     messages, completed, signals = dirty.collect_events()[-3:]
     assert isinstance(messages, Run.MessagesRecorded)
     assert messages.messages == [{"role": "assistant", "content": "a\ufffd"}]
     assert isinstance(completed, Run.Completed)
-    assert (completed.stats, completed.error) == ({"model": "m\ufffd"}, "crashed: \ufffd")
+    assert (completed.stats, completed.error) == (RecordedStats(model="m\ufffd"), "crashed: \ufffd")
     assert isinstance(signals, Run.SignalsExtracted)
-    assert signals.values == {"s": {"value": "v\ufffd", "evidence": [{"text": "\ufffd"}]}}
+    assert signals.values == {"s": SignalValue("v\ufffd", (Evidence(None, "\ufffd"),))}
 
 
 def test_clusters_a_model_named_are_recorded_cleaned() -> None:

@@ -7,7 +7,7 @@ import pytest
 from domain.errors import Conflict, InvalidInput
 from domain.experiments import Experiment
 from domain.iterations import Iteration, PlannedRun, plan_runs
-from domain.runs import Run
+from domain.runs import RecordedStats, Run
 
 
 def experiment() -> Experiment:
@@ -68,7 +68,7 @@ def iteration() -> Iteration:
         signal_config=None,
         tasks={},
         environments={},
-        runs=[["run_aaaa", "t", "e", 0]],
+        runs=[PlannedRun("run_aaaa", "t", "e", 0)],
     )
 
 
@@ -110,9 +110,9 @@ def test_a_run_is_retried_as_a_new_attempt_and_completed_once() -> None:
     r = run()
     assert r.start() == 1
     assert r.start() == 2  # the process died mid-run: the next one retries
-    r.complete("passed", "completed", {}, "sha256:x")
+    r.complete("passed", "completed", RecordedStats(), "sha256:x")
     with pytest.raises(Conflict, match="already passed"):
-        r.complete("failed", "completed", {}, None)
+        r.complete("failed", "completed", RecordedStats(), None)
     with pytest.raises(Conflict):
         r.start()
     with pytest.raises(Conflict):
@@ -123,7 +123,7 @@ def test_a_run_rejects_a_non_terminal_outcome() -> None:
     r = run()
     r.start()
     with pytest.raises(ValueError, match="not a terminal status"):
-        r.complete("running", None, {}, None)
+        r.complete("running", None, RecordedStats(), None)
 
 
 @pytest.mark.parametrize(

@@ -149,7 +149,7 @@ def frozen_iteration(number: int = 1) -> Iteration:
         signal_config=None,
         tasks={},
         environments={},
-        runs=[run.to_json() for run in runs],
+        runs=runs,
     )
 
 

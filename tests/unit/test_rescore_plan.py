@@ -17,7 +17,7 @@ def iteration(number: int, run_ids: list[str]) -> Iteration:
         signal_config=None,
         tasks={},
         environments={},
-        runs=[run.to_json() for run in runs],
+        runs=runs,
     )
 
 
