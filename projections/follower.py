@@ -99,7 +99,11 @@ class Projector:
                 return self._reached
             while True:
                 try:
-                    with self._database.write() as db:
+                    # Pipelined: BEGIN goes with the lock, the views' writes with the COMMIT,
+                    # rather than each waiting for a round trip while the lock is held (an
+                    # error fails the batch, retried below); and the COMMIT does not wait
+                    # for the disk (the log is there already).
+                    with self._database.derived_write() as db:
                         if until is None:
                             self._database.lock(db, TRACKING_NAME)
                             locked = True
@@ -107,10 +111,7 @@ class Projector:
                             locked = self._database.try_lock(db, TRACKING_NAME)
                         if locked:
                             position = _position(db)
-                            # Pipelined: the views' writes do not each wait for a round trip
-                            # while the lock is held (an error fails the batch, retried below).
-                            with self._database.pipelined(db):
-                                applied = self._apply_batch(db, position)
+                            applied = self._apply_batch(db, position)
                             if not applied:
                                 self._reached = max(self._reached, position)
                                 return position

@@ -104,6 +104,16 @@ class Database(ABC):
     def write(self) -> AbstractContextManager[Connection]:
         """A connection in a write transaction: committed on exit, rolled back on error."""
 
+    def derived_write(self) -> AbstractContextManager[Connection]:
+        """`write` for data derived from the event log (the views, with their position in
+        it), made for short transactions under a lock: pipelined (see `pipelined`) from its
+        start, so that its first statements go with its BEGIN and its last writes with its
+        COMMIT; and its commit does not wait for the disk. A crash may then lose the last such
+        transactions, each whole, never part of one: the views are back at an earlier
+        position, and applying the log again from there brings them back. Where the
+        database is in the process (SQLite), `write`."""
+        return self.write()
+
     def pipelined(self, db: Connection) -> AbstractContextManager[None]:
         """Within the block, statements whose results nobody reads are sent without waiting
         for the server's answer; a read waits for what was sent before it, and an error
