@@ -8,8 +8,7 @@ themselves, so replaying the log from zero rebuilds identical tables.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -19,7 +18,7 @@ from domain.iterations import Iteration, PlannedRun
 from domain.results import RunRow, summarize
 from domain.signals.config import SignalConfig
 from infra.store.database import Connection, Database, Row
-from projections.run_rows import RUN_EVENT_TYPES, RUN_EVENTS, RunEventBatch
+from projections.run_rows import AUDIT_COLUMNS, RUN_EVENT_TYPES, RUN_EVENTS, RunEventBatch
 from projections.view_values import event_time, json_text, parse_json
 
 # One schema for both stores: `{serial}`, `{int}` are the port's type names (Database.ddl).
@@ -129,20 +128,29 @@ def handles_with_runs(*kinds: type) -> Callable[[BatchHandler], BatchHandler]:
     return register
 
 
+# A row of `v_experiments` or `v_iterations` as `ViewRows` keeps it: by column name.
+ViewRow = dict[str, Any]
+# The column that names a row in its UPDATEs.
+_ROW_KEYS = {"v_experiments": "id", "v_iterations": "stream"}
+
+
 class ViewRows:
-    """The `v_experiments` and `v_iterations` rows one batch of events reads, by stream.
+    """The `v_experiments` and `v_iterations` rows one batch of events reads and writes, by
+    stream, and the batch's audit rows: written once, when the batch ends (`flush`).
 
     Each handler of an experiment's or an iteration's event needs its row (ids, lists it
-    extends, the frozen config). Read from the table, that is a round trip per event, and on
-    PostgreSQL it is most of a catch-up's time under the projector's lock (a creation is five
-    events on one row). Kept here, a row is read at most once per batch, and a row the batch
-    inserts never: every handler that writes a row sets the same values here."""
+    extends, the frozen config) and changes it. Statement by statement, that is a round trip
+    per event to read it and a statement or two to write it, and on PostgreSQL it was most of
+    a catch-up's time under the projector's lock (a creation is five events on one row). Kept
+    here, a row is read at most once per batch, a row the batch inserts never, and each is
+    written with one statement; no view's handler reads these tables but through here."""
 
     def __init__(self) -> None:
-        self._rows: dict[str, dict[str, ViewRow]] = {
-            "v_experiments": {},
-            "v_iterations": {},
-        }
+        self._rows: dict[str, dict[str, ViewRow]] = {table: {} for table in _ROW_KEYS}
+        # Rows this batch inserts, and the columns it changed of rows already written.
+        self._new: dict[str, dict[str, ViewRow]] = {table: {} for table in _ROW_KEYS}
+        self._changed: dict[str, dict[str, set[str]]] = {table: {} for table in _ROW_KEYS}
+        self._audit: list[tuple[Any, ...]] = []
 
     def get(self, db: Connection, table: str, stream: str) -> ViewRow | None:
         rows = self._rows[table]
@@ -156,35 +164,52 @@ class ViewRows:
             row = rows[stream] = dict(zip(found.keys(), found, strict=True))
         return row
 
-    def inserted(self, table: str, row: ViewRow) -> None:
-        self._rows[table][row["stream"]] = row
+    def insert(self, table: str, row: ViewRow) -> None:
+        self._rows[table][row["stream"]] = self._new[table][row["stream"]] = row
 
-    def changed(self, table: str, stream: str, values: dict[str, Any]) -> None:
-        row = self._rows[table].get(stream)
-        if row is not None:
-            row.update(values)
+    def update(self, table: str, row: ViewRow, values: dict[str, Any]) -> None:
+        row.update(values)
+        if row["stream"] not in self._new[table]:
+            self._changed[table].setdefault(row["stream"], set()).update(values)
+
+    def audit(self, row: tuple[Any, ...]) -> None:
+        self._audit.append(row)
+
+    def flush(self, db: Connection) -> None:
+        for table, key in _ROW_KEYS.items():
+            new = self._new[table]
+            if new:
+                columns = tuple(next(iter(new.values())))
+                db.executemany(
+                    f"INSERT INTO {table} ({', '.join(columns)})"
+                    f" VALUES ({', '.join('?' * len(columns))})",
+                    [tuple(row[c] for c in columns) for row in new.values()],
+                )
+            by_columns: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+            for stream, names in self._changed[table].items():
+                row = self._rows[table][stream]
+                ordered = tuple(sorted(names))
+                by_columns.setdefault(ordered, []).append(
+                    (*(row[name] for name in ordered), row[key])
+                )
+            for ordered, values in by_columns.items():
+                assignments = ", ".join(f"{name} = ?" for name in ordered)
+                db.executemany(f"UPDATE {table} SET {assignments} WHERE {key} = ?", values)
+            new.clear()
+            self._changed[table].clear()
+        if self._audit:
+            db.insert_rows("v_audit", AUDIT_COLUMNS, self._audit)
+            self._audit.clear()
 
 
-# A row of `v_experiments` or `v_iterations` as `ViewRows` keeps it: by column name.
-ViewRow = dict[str, Any]
 # The rows of the batch being applied (`apply_events`), for the handlers of this thread.
 _batch_rows: ContextVar[ViewRows | None] = ContextVar("tpc_view_rows", default=None)
 
 
-@contextmanager
-def _rows_kept() -> Iterator[ViewRows]:
-    rows = ViewRows()
-    token = _batch_rows.set(rows)
-    try:
-        yield rows
-    finally:
-        _batch_rows.reset(token)
-
-
 def _view_rows() -> ViewRows:
-    """The current batch's rows; outside `apply_events` (a handler called on its own), rows
-    kept for this call only."""
-    return _batch_rows.get() or ViewRows()
+    rows = _batch_rows.get()
+    assert rows is not None, "a view's handler runs inside apply_events"
+    return rows
 
 
 def apply_events(
@@ -192,28 +217,29 @@ def apply_events(
 ) -> None:
     """Fold events (with their log positions) into the views, in order; events no view needs
     are skipped. Run events wait in `runs` (flushed here unless the caller passes its own
-    batch, which it then flushes). The experiments' and iterations' rows are read once for
-    all the events (`ViewRows`)."""
-    with _rows_kept():
-        _apply(db, events, runs)
-
-
-def _apply(db: Connection, events: Iterable[tuple[Any, int]], runs: RunEventBatch | None) -> None:
-    batch = RunEventBatch() if runs is None else runs
-    for event, position in events:
-        kind = type(event)
-        if kind in RUN_EVENT_TYPES or isinstance(event, RUN_EVENTS):
-            batch.add(event, position)
-            continue
-        batch_handler = BATCH_HANDLERS.get(kind)
-        if batch_handler is not None:
-            batch_handler(db, event, position, batch)
-            continue
-        handler = HANDLERS.get(kind)
-        if handler is not None:
-            handler(db, event, position)
-    if runs is None:
-        batch.flush(db)
+    batch, which it then flushes). The experiments' and iterations' rows and the audit rows
+    are written once for all the events (`ViewRows`)."""
+    rows = ViewRows()
+    token = _batch_rows.set(rows)
+    try:
+        batch = RunEventBatch() if runs is None else runs
+        for event, position in events:
+            kind = type(event)
+            if kind in RUN_EVENT_TYPES or isinstance(event, RUN_EVENTS):
+                batch.add(event, position)
+                continue
+            batch_handler = BATCH_HANDLERS.get(kind)
+            if batch_handler is not None:
+                batch_handler(db, event, position, batch)
+                continue
+            handler = HANDLERS.get(kind)
+            if handler is not None:
+                handler(db, event, position)
+        rows.flush(db)
+        if runs is None:
+            batch.flush(db)
+    finally:
+        _batch_rows.reset(token)
 
 
 def handled(kind: type) -> bool:
@@ -231,8 +257,7 @@ def _audit(
     public_id: str,
     summary: str,
 ) -> None:
-    db.execute(
-        "INSERT INTO v_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    _view_rows().audit(
         (
             position,
             product_id,
@@ -243,7 +268,7 @@ def _audit(
             event_time(event),
             type(event).TOPIC.removeprefix("tpc:"),
             summary,
-        ),
+        )
     )
 
 
@@ -319,12 +344,7 @@ def _experiment(db: Connection, e: Any) -> ViewRow:
 
 
 def _update_experiment(db: Connection, row: ViewRow, values: dict[str, Any]) -> None:
-    """Set columns of an experiment's row, in the table and in the batch's rows."""
-    assignments = ", ".join(f"{column} = ?" for column in values)
-    db.execute(
-        f"UPDATE v_experiments SET {assignments} WHERE id = ?", (*values.values(), row["id"])
-    )
-    _view_rows().changed("v_experiments", row["stream"], values)
+    _view_rows().update("v_experiments", row, values)
 
 
 @handles(Experiment.Created)
@@ -343,11 +363,7 @@ def _experiment_created(db: Connection, e: Any, position: int) -> None:
         "created_at": event_time(e),
         "version": e.originator_version,
     }
-    db.execute(
-        f"INSERT INTO v_experiments ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-        tuple(row.values()),
-    )
-    _view_rows().inserted("v_experiments", row)
+    _view_rows().insert("v_experiments", row)
     _audit(
         db,
         e,
@@ -445,11 +461,7 @@ def _iteration_frozen(db: Connection, e: Any, position: int, runs: RunEventBatch
         "imported": None,
         "import_sources": None,
     }
-    db.execute(
-        f"INSERT INTO v_iterations ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-        tuple(row.values()),
-    )
-    _view_rows().inserted("v_iterations", row)
+    _view_rows().insert("v_iterations", row)
     # The run rows wait with the run events, which usually follow: each row is then written
     # once, as it ends the batch, rather than inserted, then updated as its events come.
     runs.plan(
@@ -480,13 +492,7 @@ def _iteration(db: Connection, e: Any) -> ViewRow:
 
 
 def _update_iteration(db: Connection, row: ViewRow, values: dict[str, Any]) -> None:
-    """Set columns of an iteration's row, in the table and in the batch's rows."""
-    assignments = ", ".join(f"{column} = ?" for column in values)
-    db.execute(
-        f"UPDATE v_iterations SET {assignments} WHERE stream = ?",
-        (*values.values(), row["stream"]),
-    )
-    _view_rows().changed("v_iterations", row["stream"], values)
+    _view_rows().update("v_iterations", row, values)
 
 
 def _iteration_audit(db: Connection, e: Any, position: int, row: ViewRow, text: str) -> None:
