@@ -210,11 +210,6 @@ class PostgresDatabase(Database):
                 raise StorageFull(STORAGE_FULL) from error
             raise
 
-    @contextlib.contextmanager
-    def pipelined(self, db: Any) -> Iterator[None]:
-        with db.connection.pipeline():
-            yield
-
     def lock(self, db: Any, name: str) -> None:
         db.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(name),))
 
