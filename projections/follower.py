@@ -84,13 +84,14 @@ class Projector:
         cannot be applied are recorded and skipped (see the module's docstring).
 
         `until`: the caller needs the views only up to this position (its own save, or the
-        log's head when it looked). Under load many threads save at once and each asks for a
-        catch-up; the first one applies every save, and the others, finding the views there
-        already, return at once instead of each opening a transaction that finds nothing to
-        do. While another process holds the projector's lock, such a caller does not queue
-        behind it (holding a connection, then catching up alone in turn): it watches the
-        views' position, and returns as soon as the other process's catch-up reached
-        `until`, or applies what is left once the lock is free."""
+        log's head when it looked), and the catch-up ends with the batch that reaches it.
+        Under load many threads save at once and each asks for a catch-up; the first one
+        applies every save, and the others, finding the views there already, return at once
+        instead of each opening a transaction that finds nothing to do. While another process
+        holds the projector's lock, such a caller does not queue behind it (holding a
+        connection, then catching up alone in turn): it watches the views' position, and
+        returns as soon as the other process's catch-up reached `until`, or applies what is
+        left once the lock is free."""
         if until is not None and self._reached >= until:
             return self._reached
         with self._lock:
@@ -98,7 +99,11 @@ class Projector:
                 return self._reached
             while True:
                 try:
-                    with self._database.write() as db:
+                    # Pipelined: BEGIN goes with the lock, the views' writes with the COMMIT,
+                    # rather than each waiting for a round trip while the lock is held (an
+                    # error fails the batch, retried below); and the COMMIT does not wait
+                    # for the disk (the log is there already).
+                    with self._database.derived_write() as db:
                         if until is None:
                             self._database.lock(db, TRACKING_NAME)
                             locked = True
@@ -106,14 +111,14 @@ class Projector:
                             locked = self._database.try_lock(db, TRACKING_NAME)
                         if locked:
                             position = _position(db)
-                            # Pipelined: the views' writes do not each wait for a round trip
-                            # while the lock is held (an error fails the batch, retried below).
-                            with self._database.pipelined(db):
-                                applied = self._apply_batch(db, position)
-                            if not applied:
-                                self._reached = max(self._reached, position)
-                                return position
-                            continue
+                            reached = self._apply_batch(db, position)
+                    if locked:
+                        # Committed. Done when nothing was left, or when the caller's own
+                        # position is in (no transaction more only to find nothing to do).
+                        if reached == position or (until is not None and reached >= until):
+                            self._reached = max(self._reached, reached)
+                            return reached
+                        continue
                     # Another process is applying the log: let it, and watch the position.
                     assert until is not None
                     position = self.position()
@@ -286,12 +291,13 @@ class Projector:
             watcher = self._watcher
         return watcher.wait(timeout)
 
-    def _apply_batch(self, db: Connection, position: int) -> bool:
+    def _apply_batch(self, db: Connection, position: int) -> int:
+        """Apply the next batch after `position`; returns the position reached."""
         events, last = self._store.read_events(db, position, BATCH, handled)
         apply_events(db, events)
         if last != position:
             _set_position(db, TRACKING_NAME, last)
-        return last != position
+        return last
 
     def close(self) -> None:
         with self._watcher_lock:

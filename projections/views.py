@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from domain.catalog import LEGACY_TOKEN_NAME, Environment, Product, Task, legacy_token_id
@@ -17,7 +18,7 @@ from domain.iterations import Iteration
 from domain.results import RunRow, summarize
 from domain.signals.config import SignalConfig
 from infra.store.database import Connection, Database, Row
-from projections.run_rows import RUN_EVENT_TYPES, RUN_EVENTS, RunEventBatch
+from projections.run_rows import AUDIT_COLUMNS, RUN_EVENT_TYPES, RUN_EVENTS, RunEventBatch
 from projections.view_values import event_time, json_text, parse_json
 
 # One schema for both stores: `{serial}`, `{int}` are the port's type names (Database.ddl).
@@ -127,27 +128,118 @@ def handles_with_runs(*kinds: type) -> Callable[[BatchHandler], BatchHandler]:
     return register
 
 
+# A row of `v_experiments` or `v_iterations` as `ViewRows` keeps it: by column name.
+ViewRow = dict[str, Any]
+# The column that names a row in its UPDATEs.
+_ROW_KEYS = {"v_experiments": "id", "v_iterations": "stream"}
+
+
+class ViewRows:
+    """The `v_experiments` and `v_iterations` rows one batch of events reads and writes, by
+    stream, and the batch's audit rows: written once, when the batch ends (`flush`).
+
+    Each handler of an experiment's or an iteration's event needs its row (ids, lists it
+    extends, the frozen config) and changes it. Statement by statement, that is a round trip
+    per event to read it and a statement or two to write it, and on PostgreSQL it was most of
+    a catch-up's time under the projector's lock (a creation is five events on one row). Kept
+    here, a row is read at most once per batch, a row the batch inserts never, and each is
+    written with one statement; no view's handler reads these tables but through here."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, dict[str, ViewRow]] = {table: {} for table in _ROW_KEYS}
+        # Rows this batch inserts, and the columns it changed of rows already written.
+        self._new: dict[str, dict[str, ViewRow]] = {table: {} for table in _ROW_KEYS}
+        self._changed: dict[str, dict[str, set[str]]] = {table: {} for table in _ROW_KEYS}
+        self._audit: list[tuple[Any, ...]] = []
+
+    def get(self, db: Connection, table: str, stream: str) -> ViewRow | None:
+        rows = self._rows[table]
+        row = rows.get(stream)
+        if row is None:
+            found: Row | None = db.execute(
+                f"SELECT * FROM {table} WHERE stream = ?", (stream,)
+            ).fetchone()
+            if found is None:
+                return None
+            row = rows[stream] = dict(zip(found.keys(), found, strict=True))
+        return row
+
+    def insert(self, table: str, row: ViewRow) -> None:
+        self._rows[table][row["stream"]] = self._new[table][row["stream"]] = row
+
+    def update(self, table: str, row: ViewRow, values: dict[str, Any]) -> None:
+        row.update(values)
+        if row["stream"] not in self._new[table]:
+            self._changed[table].setdefault(row["stream"], set()).update(values)
+
+    def audit(self, row: tuple[Any, ...]) -> None:
+        self._audit.append(row)
+
+    def flush(self, db: Connection) -> None:
+        for table, key in _ROW_KEYS.items():
+            new = self._new[table]
+            if new:
+                columns = tuple(next(iter(new.values())))
+                db.executemany(
+                    f"INSERT INTO {table} ({', '.join(columns)})"
+                    f" VALUES ({', '.join('?' * len(columns))})",
+                    [tuple(row[c] for c in columns) for row in new.values()],
+                )
+            by_columns: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+            for stream, names in self._changed[table].items():
+                row = self._rows[table][stream]
+                ordered = tuple(sorted(names))
+                by_columns.setdefault(ordered, []).append(
+                    (*(row[name] for name in ordered), row[key])
+                )
+            for ordered, values in by_columns.items():
+                assignments = ", ".join(f"{name} = ?" for name in ordered)
+                db.executemany(f"UPDATE {table} SET {assignments} WHERE {key} = ?", values)
+            new.clear()
+            self._changed[table].clear()
+        if self._audit:
+            db.insert_rows("v_audit", AUDIT_COLUMNS, self._audit)
+            self._audit.clear()
+
+
+# The rows of the batch being applied (`apply_events`), for the handlers of this thread.
+_batch_rows: ContextVar[ViewRows | None] = ContextVar("tpc_view_rows", default=None)
+
+
+def _view_rows() -> ViewRows:
+    rows = _batch_rows.get()
+    assert rows is not None, "a view's handler runs inside apply_events"
+    return rows
+
+
 def apply_events(
     db: Connection, events: Iterable[tuple[Any, int]], runs: RunEventBatch | None = None
 ) -> None:
     """Fold events (with their log positions) into the views, in order; events no view needs
     are skipped. Run events wait in `runs` (flushed here unless the caller passes its own
-    batch, which it then flushes)."""
-    batch = RunEventBatch() if runs is None else runs
-    for event, position in events:
-        kind = type(event)
-        if kind in RUN_EVENT_TYPES or isinstance(event, RUN_EVENTS):
-            batch.add(event, position)
-            continue
-        batch_handler = BATCH_HANDLERS.get(kind)
-        if batch_handler is not None:
-            batch_handler(db, event, position, batch)
-            continue
-        handler = HANDLERS.get(kind)
-        if handler is not None:
-            handler(db, event, position)
-    if runs is None:
-        batch.flush(db)
+    batch, which it then flushes). The experiments' and iterations' rows and the audit rows
+    are written once for all the events (`ViewRows`)."""
+    rows = ViewRows()
+    token = _batch_rows.set(rows)
+    try:
+        batch = RunEventBatch() if runs is None else runs
+        for event, position in events:
+            kind = type(event)
+            if kind in RUN_EVENT_TYPES or isinstance(event, RUN_EVENTS):
+                batch.add(event, position)
+                continue
+            batch_handler = BATCH_HANDLERS.get(kind)
+            if batch_handler is not None:
+                batch_handler(db, event, position, batch)
+                continue
+            handler = HANDLERS.get(kind)
+            if handler is not None:
+                handler(db, event, position)
+        rows.flush(db)
+        if runs is None:
+            batch.flush(db)
+    finally:
+        _batch_rows.reset(token)
 
 
 def handled(kind: type) -> bool:
@@ -165,8 +257,7 @@ def _audit(
     public_id: str,
     summary: str,
 ) -> None:
-    db.execute(
-        "INSERT INTO v_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    _view_rows().audit(
         (
             position,
             product_id,
@@ -177,7 +268,7 @@ def _audit(
             event_time(event),
             type(event).TOPIC.removeprefix("tpc:"),
             summary,
-        ),
+        )
     )
 
 
@@ -246,29 +337,33 @@ def _definition_created(db: Connection, e: Any, _: int) -> None:
 # -- experiments ------------------------------------------------------------------------------
 
 
-def _experiment(db: Connection, e: Any) -> Row:
-    row: Row | None = db.execute(
-        "SELECT * FROM v_experiments WHERE stream = ?", (str(e.originator_id),)
-    ).fetchone()
+def _experiment(db: Connection, e: Any) -> ViewRow:
+    row = _view_rows().get(db, "v_experiments", str(e.originator_id))
     assert row is not None, f"experiment stream {e.originator_id} has no view row"
     return row
 
 
+def _update_experiment(db: Connection, row: ViewRow, values: dict[str, Any]) -> None:
+    _view_rows().update("v_experiments", row, values)
+
+
 @handles(Experiment.Created)
 def _experiment_created(db: Connection, e: Any, position: int) -> None:
-    db.execute(
-        "INSERT INTO v_experiments (id, stream, product_id, name, task_ids, env_ids, repeats,"
-        " iterations, created_at, version) VALUES (?, ?, ?, ?, '[]', '[]', ?, 0, ?, ?)",
-        (
-            e.public_id,
-            str(e.originator_id),
-            e.product_id,
-            e.name,
-            e.repeats,
-            event_time(e),
-            e.originator_version,
-        ),
-    )
+    row = {
+        "id": e.public_id,
+        "stream": str(e.originator_id),
+        "product_id": e.product_id,
+        "name": e.name,
+        "task_ids": "[]",
+        "env_ids": "[]",
+        "repeats": e.repeats,
+        "config_text": None,
+        "config_hash": None,
+        "iterations": 0,
+        "created_at": event_time(e),
+        "version": e.originator_version,
+    }
+    _view_rows().insert("v_experiments", row)
     _audit(
         db,
         e,
@@ -282,24 +377,21 @@ def _experiment_created(db: Connection, e: Any, position: int) -> None:
 
 
 def _experiment_change(
-    column: str, summary: Callable[[Any], str], value: Callable[[Any, Row], Any]
+    column: str, summary: Callable[[Any], str], value: Callable[[Any, ViewRow], Any]
 ) -> Handler:
     def handler(db: Connection, e: Any, position: int) -> None:
         row = _experiment(db, e)
-        db.execute(
-            f"UPDATE v_experiments SET {column} = ?, version = ? WHERE id = ?",
-            (value(e, row), e.originator_version, row["id"]),
-        )
+        _update_experiment(db, row, {column: value(e, row), "version": e.originator_version})
         _audit(db, e, position, row["id"], row["product_id"], "experiment", row["id"], summary(e))
 
     return handler
 
 
-def _add(column: str, attr: str) -> Callable[[Any, Row], str]:
+def _add(column: str, attr: str) -> Callable[[Any, ViewRow], str]:
     return lambda e, row: json_text([*json.loads(row[column]), getattr(e, attr)])
 
 
-def _remove(column: str, attr: str) -> Callable[[Any, Row], str]:
+def _remove(column: str, attr: str) -> Callable[[Any, ViewRow], str]:
     return lambda e, row: json_text([x for x in json.loads(row[column]) if x != getattr(e, attr)])
 
 
@@ -330,14 +422,14 @@ HANDLERS[Experiment.IterationStarted] = _experiment_change(
 def _config_changed(db: Connection, e: Any, position: int) -> None:
     row = _experiment(db, e)
     is_set = isinstance(e, Experiment.SignalConfigSet)
-    db.execute(
-        "UPDATE v_experiments SET config_text = ?, config_hash = ?, version = ? WHERE id = ?",
-        (
-            e.text if is_set else None,
-            e.config_hash if is_set else None,
-            e.originator_version,
-            row["id"],
-        ),
+    _update_experiment(
+        db,
+        row,
+        {
+            "config_text": e.text if is_set else None,
+            "config_hash": e.config_hash if is_set else None,
+            "version": e.originator_version,
+        },
     )
     summary = f"signal config set ({e.config_hash})" if is_set else "signal config cleared"
     _audit(db, e, position, row["id"], row["product_id"], "experiment", row["id"], summary)
@@ -349,23 +441,27 @@ def _config_changed(db: Connection, e: Any, position: int) -> None:
 @handles_with_runs(Iteration.ConfigFrozen)
 def _iteration_frozen(db: Connection, e: Any, position: int, runs: RunEventBatch) -> None:
     config = e.signal_config
-    db.execute(
-        "INSERT INTO v_iterations (experiment_id, number, stream, product_id, status, total,"
-        " config, config_hash, tasks, environments, created_at)"
-        " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
-        (
-            e.experiment_id,
-            e.number,
-            str(e.originator_id),
-            e.product_id,
-            len(e.runs),
-            json_text(config) if config else None,
-            config.hash if config else None,
-            json_text(e.tasks),
-            json_text(e.environments),
-            event_time(e),
-        ),
-    )
+    row: ViewRow = {
+        "experiment_id": e.experiment_id,
+        "number": e.number,
+        "stream": str(e.originator_id),
+        "product_id": e.product_id,
+        "status": "running",
+        "total": len(e.runs),
+        "cancel_requested": 0,
+        "config": json_text(config) if config else None,
+        "config_hash": config.hash if config else None,
+        "tasks": json_text(e.tasks),
+        "environments": json_text(e.environments),
+        "created_at": event_time(e),
+        "completed_at": None,
+        "results": None,
+        "clusters": None,
+        "rescore_of": None,
+        "imported": None,
+        "import_sources": None,
+    }
+    _view_rows().insert("v_iterations", row)
     # The run rows wait with the run events, which usually follow: each row is then written
     # once, as it ends the batch, rather than inserted, then updated as its events come.
     runs.plan(
@@ -389,15 +485,17 @@ def _iteration_frozen(db: Connection, e: Any, position: int, runs: RunEventBatch
     )
 
 
-def _iteration(db: Connection, e: Any) -> Row:
-    row: Row | None = db.execute(
-        "SELECT * FROM v_iterations WHERE stream = ?", (str(e.originator_id),)
-    ).fetchone()
+def _iteration(db: Connection, e: Any) -> ViewRow:
+    row = _view_rows().get(db, "v_iterations", str(e.originator_id))
     assert row is not None, f"iteration stream {e.originator_id} has no view row"
     return row
 
 
-def _iteration_audit(db: Connection, e: Any, position: int, row: Row, text: str) -> None:
+def _update_iteration(db: Connection, row: ViewRow, values: dict[str, Any]) -> None:
+    _view_rows().update("v_iterations", row, values)
+
+
+def _iteration_audit(db: Connection, e: Any, position: int, row: ViewRow, text: str) -> None:
     _audit(
         db,
         e,
@@ -413,7 +511,7 @@ def _iteration_audit(db: Connection, e: Any, position: int, row: Row, text: str)
 @handles(Iteration.RescoreOf)
 def _iteration_rescores(db: Connection, e: Any, position: int) -> None:
     row = _iteration(db, e)
-    db.execute("UPDATE v_iterations SET rescore_of = ? WHERE stream = ?", (e.source, row["stream"]))
+    _update_iteration(db, row, {"rescore_of": e.source})
     _iteration_audit(
         db,
         e,
@@ -431,9 +529,8 @@ def _iteration_imported(db: Connection, e: Any, position: int) -> None:
     imported = {"format": e.format, "runs": len(e.transcripts), "files": files}
     # Where each run's transcript was read, for the runs' answers (`Views.runs`).
     sources = {run_id: {"file": file, "sample": sample} for run_id, file, sample in e.sources}
-    db.execute(
-        "UPDATE v_iterations SET imported = ?, import_sources = ? WHERE stream = ?",
-        (json_text(imported), json_text(sources), row["stream"]),
+    _update_iteration(
+        db, row, {"imported": json_text(imported), "import_sources": json_text(sources)}
     )
     _iteration_audit(
         db,
@@ -448,17 +545,15 @@ def _iteration_imported(db: Connection, e: Any, position: int) -> None:
 @handles(Iteration.CancelRequested)
 def _iteration_cancel_requested(db: Connection, e: Any, position: int) -> None:
     row = _iteration(db, e)
-    db.execute("UPDATE v_iterations SET cancel_requested = 1 WHERE stream = ?", (row["stream"],))
+    _update_iteration(db, row, {"cancel_requested": 1})
     _iteration_audit(db, e, position, row, f"iteration {row['number']} cancel requested")
 
 
 @handles(Iteration.ClustersRecorded)
 def _iteration_clustered(db: Connection, e: Any, position: int) -> None:
     row = _iteration(db, e)
-    db.execute(
-        "UPDATE v_iterations SET clusters = ? WHERE stream = ?",
-        (json_text({"failure_clusters": e.clusters, "suggestions": e.suggestions}), row["stream"]),
-    )
+    clusters = {"failure_clusters": e.clusters, "suggestions": e.suggestions}
+    _update_iteration(db, row, {"clusters": json_text(clusters)})
     names = ", ".join(f"{c['category']} ({c['size']})" for c in e.clusters[:5]) or "none"
     _iteration_audit(
         db,
@@ -478,15 +573,16 @@ def _iteration_completed(db: Connection, e: Any, position: int, runs: RunEventBa
     else:
         runs.settle(row["experiment_id"], row["number"])
     results = iteration_results(db, row, waiting)
-    db.execute(
-        "UPDATE v_iterations SET status = ?, completed_at = ?, results = ? WHERE stream = ?",
-        (e.status, event_time(e), json_text(results), row["stream"]),
+    _update_iteration(
+        db,
+        row,
+        {"status": e.status, "completed_at": event_time(e), "results": json_text(results)},
     )
     _iteration_audit(db, e, position, row, f"iteration {row['number']} {e.status}")
 
 
 def iteration_results(
-    db: Connection, iteration: Row, runs: Iterable[Sequence[Any]] | None = None
+    db: Connection, iteration: ViewRow, runs: Iterable[Sequence[Any]] | None = None
 ) -> dict[str, Any]:
     """Computed once, when the iteration completes, from the run rows and the frozen config.
     `runs`: its runs' (id, task_id, environment_id, status, stats, signal_values) in `seq`

@@ -16,7 +16,6 @@ The seam is small on purpose:
 
 from __future__ import annotations
 
-import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -104,12 +103,16 @@ class Database(ABC):
     def write(self) -> AbstractContextManager[Connection]:
         """A connection in a write transaction: committed on exit, rolled back on error."""
 
-    def pipelined(self, db: Connection) -> AbstractContextManager[None]:
-        """Within the block, statements whose results nobody reads are sent without waiting
-        for the server's answer; a read waits for what was sent before it, and an error
-        surfaces at the latest when the block ends (the transaction then fails whole).
-        Nothing to do where the database is in the process (SQLite)."""
-        return contextlib.nullcontext()
+    def derived_write(self) -> AbstractContextManager[Connection]:
+        """`write` for data derived from the event log (the views, with their position in
+        it), made for short transactions under a lock. Pipelined from BEGIN to COMMIT:
+        statements whose results nobody reads are sent without waiting for the server's
+        answer, a read waits for what was sent before it, and an error surfaces at the latest
+        when the block ends (the transaction then fails whole). And its commit does not wait
+        for the disk: a crash may lose the last such transactions, each whole, never part of
+        one; the views are then back at an earlier position, and applying the log again from
+        there brings them back. Where the database is in the process (SQLite), `write`."""
+        return self.write()
 
     @abstractmethod
     def lock(self, db: Connection, name: str) -> None:

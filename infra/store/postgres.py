@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import psycopg
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 from psycopg.rows import RowMaker
 from psycopg_pool import ConnectionPool
 
@@ -186,9 +187,28 @@ class PostgresDatabase(Database):
             raise
 
     @contextlib.contextmanager
-    def pipelined(self, db: Any) -> Iterator[None]:
-        with db.connection.pipeline():
-            yield
+    def derived_write(self) -> Iterator[PgConnection]:
+        # BEGIN and COMMIT sent as statements: psycopg's `transaction()` would wait for a
+        # round trip of its own at each end of the block.
+        try:
+            with self._pool.connection() as connection:
+                try:
+                    with connection.pipeline():
+                        connection.execute("BEGIN")
+                        # Asynchronous commit, for this transaction only: visible at once,
+                        # on disk a moment later (wal_writer_delay), atomic either way.
+                        connection.execute("SET LOCAL synchronous_commit TO off")
+                        yield PgConnection(connection)
+                        connection.execute("COMMIT")
+                except BaseException:
+                    if connection.info.transaction_status != TransactionStatus.IDLE:
+                        with contextlib.suppress(psycopg.Error):
+                            connection.execute("ROLLBACK")
+                    raise
+        except psycopg.Error as error:
+            if any(is_disk_full(e) for e in causes(error)):
+                raise StorageFull(STORAGE_FULL) from error
+            raise
 
     def lock(self, db: Any, name: str) -> None:
         db.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(name),))

@@ -371,6 +371,41 @@ def test_racing_triggers_get_gapless_unique_numbers(service: Service, store_url:
         other.close()
 
 
+def test_each_of_many_concurrent_creations_reads_its_own_write(
+    service: Service, store_url: str
+) -> None:
+    """Creations from many threads of two services (two processes) at once, while iterations
+    are triggered: each creator finds its experiment in the views the moment its command
+    returns (read-your-writes, as a GET right after a 201), with the lists it was given, and in
+    the list; the views built this way equal a rebuild from the log."""
+    owner, exp_id, tasks, envs = setup_replay(service)
+    other = Service(Settings(database_url=store_url))
+
+    def create(i: int) -> str:
+        creator = service if i % 2 else other
+        if i % 5 == 0:
+            creator.trigger(owner, exp_id)
+        created = creator.create_experiment(owner, f"e{i}", tasks[:1], envs, 1)
+        found = creator.views.experiment(owner, created["id"])
+        assert (found["name"], found["task_ids"], found["env_ids"]) == (f"e{i}", tasks[:1], envs)
+        listed = creator.views.experiments(owner, 200, None)["items"]
+        assert created["id"] in {item["id"] for item in listed}
+        return str(created["id"])
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            created = list(pool.map(create, range(40)))
+        assert len(set(created)) == 40
+        service.projector.catch_up()
+        incremental = service.views.experiments(owner, 200, None)
+        history = service.views.history(owner, exp_id)
+        service.rebuild_projections()
+        assert service.views.experiments(owner, 200, None) == incremental
+        assert service.views.history(owner, exp_id) == history
+    finally:
+        other.close()
+
+
 def test_two_triggers_at_the_same_instant_get_consecutive_numbers(
     service: Service, store_url: str
 ) -> None:
