@@ -99,38 +99,44 @@ class Projector:
                 return self._reached
             while True:
                 try:
-                    # Pipelined: BEGIN goes with the lock, the views' writes with the COMMIT,
-                    # rather than each waiting for a round trip while the lock is held (an
-                    # error fails the batch, retried below); and the COMMIT does not wait
-                    # for the disk (the log is there already).
-                    with self._database.derived_write() as db:
-                        if until is None:
-                            self._database.lock(db, TRACKING_NAME)
-                            locked = True
-                        else:
-                            locked = self._database.try_lock(db, TRACKING_NAME)
-                        if locked:
-                            position = _position(db)
-                            reached = self._apply_batch(db, position)
-                    if locked:
-                        # Committed. Done when nothing was left, or when the caller's own
-                        # position is in (no transaction more only to find nothing to do).
-                        if reached == position or (until is not None and reached >= until):
-                            self._reached = max(self._reached, reached)
-                            return reached
-                        continue
-                    # Another process is applying the log: let it, and watch the position.
-                    assert until is not None
-                    position = self.position()
-                    if position >= until:
-                        self._reached = max(self._reached, position)
-                        return position
-                    time.sleep(BUSY_WAIT_S)
-                    continue
+                    reached = self._catch_up_batch(until)
                 except Exception as error:
                     if self._database.is_transient(error):
                         raise
-                self._apply_next_batch_one_by_one()
+                    self._apply_next_batch_one_by_one()
+                    continue
+                if reached is not None:
+                    self._reached = max(self._reached, reached)
+                    return reached
+
+    def _catch_up_batch(self, until: int | None) -> int | None:
+        """One step of `catch_up`: the position reached once the caller is served, None while
+        there is more to apply (or another process is applying it and is not at `until`)."""
+        # Pipelined: BEGIN goes with the lock, the views' writes with the COMMIT, rather than
+        # each waiting for a round trip while the lock is held (an error fails the batch,
+        # retried by the caller); and the COMMIT does not wait for the disk (the log is there
+        # already).
+        with self._database.derived_write() as db:
+            if until is None:
+                self._database.lock(db, TRACKING_NAME)
+                locked = True
+            else:
+                locked = self._database.try_lock(db, TRACKING_NAME)
+            if locked:
+                position = _position(db)
+                reached = self._apply_batch(db, position)
+        if locked:
+            # Committed. Done when nothing was left, or when the caller's own position is in
+            # (no transaction more only to find nothing to do).
+            done = reached == position or (until is not None and reached >= until)
+            return reached if done else None
+        # Another process is applying the log: let it, and watch the position.
+        assert until is not None
+        position = self.position()
+        if position >= until:
+            return position
+        time.sleep(BUSY_WAIT_S)
+        return None
 
     def catch_up_to_head(self) -> int:
         """`catch_up` until the log's last event as of now: what a follower woken by news of
