@@ -14,15 +14,19 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import click
 import httpx
+from pydantic import ValidationError
 
 from api.credentials import CredentialsError, read_credentials
 from domain.api_tokens import token_problem
 from domain.errors import Conflict, DomainError, InvalidInput, NotFound, Unauthorized
+from projections.read_models import ReadModel
+
+R = TypeVar("R", bound=ReadModel)
 
 DEFAULT_API_URL = "http://127.0.0.1:8642"
 TIMEOUT_S = 30.0
@@ -135,6 +139,13 @@ class ApiClient:
     def get(self, path: str, params: Mapping[str, str | int | None] | None = None) -> Any:
         return self.request("GET", path, params=params)
 
+    def get_model(
+        self, path: str, model: type[R], params: Mapping[str, str | int | None] | None = None
+    ) -> tuple[Any, R]:
+        """The answer as received (what `--format json` prints) and as its read model."""
+        document = self.get(path, params)
+        return document, parse(model, document)
+
     def post(self, path: str, body: Any = None) -> Any:
         return self.request("POST", path, body=body)
 
@@ -210,6 +221,21 @@ class ApiClient:
         return ApiError(
             f"the server refused the request (HTTP {status}): {message}{detail}", status
         )
+
+
+def parse(model: type[R], document: Any) -> R:
+    """An answer as its read model (projections/read_models.py): the one place the CLI reads
+    the server's shapes. An answer that is not that shape is a clear error, not a traceback."""
+    try:
+        return model.model_validate(document)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the answer"
+        raise ApiError(
+            f"the server answered something that is not a {model.__name__} "
+            f"({where}: {first['msg']}): is TPC_API_URL a tpc server of this version?",
+            200,
+        ) from None
 
 
 def _decoded(response: httpx.Response, url: str) -> Any:

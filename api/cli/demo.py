@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.console import Console
 
-from api.cli.client import ApiClient, Connection
+from api.cli.client import ApiClient, Connection, parse
 from api.cli.demo_story import NextSteps, render_next_steps, render_story
 from api.cli.output import Output, current_output
 from infra.settings import Settings
+from projections.read_models import IterationStatus, Results
 
 if TYPE_CHECKING:
     import uvicorn
@@ -235,12 +236,14 @@ def demo(port: int | None, data_dir: Path, keep: bool | None) -> None:
             serving=keep,
         )
 
+        story = parse(IterationStatus, status), parse(Results, results)
+
         def render(console: Console) -> None:
-            render_story(console, EXPERIMENT_NAME, status, results, steps)
+            render_story(console, EXPERIMENT_NAME, *story, steps)
 
         output.emit({"status": status, "results": results}, render)
         if output.is_json:
-            render_next_steps(output.errors, results, steps)
+            render_next_steps(output.errors, story[1], steps)
         if keep:
             # Flushed now: a reader of a pipe (`tpc demo --keep | tee`) sees the story while
             # the server runs.

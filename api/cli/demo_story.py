@@ -15,6 +15,7 @@ from rich.console import Console
 
 from api.readable import duration, plural
 from domain.vocabulary import TERMINAL
+from projections.read_models import IterationStatus, Results
 
 TOP_CLUSTERS = 3
 
@@ -83,58 +84,59 @@ def gap(entry: Mapping[str, Any] | None) -> str:
 def render_story(
     console: Console,
     experiment_name: str,
-    status: Mapping[str, Any],
-    results: Mapping[str, Any],
+    status: IterationStatus,
+    results: Results,
     next_steps: NextSteps,
     next_console: Console | None = None,
 ) -> None:
     """The four parts; `next_console` takes "where to look next" (stderr when stdout is JSON)."""
     _what_ran(console, experiment_name, status, results)
     _who_won(console, results)
-    _top_clusters(console, results.get("failure_clusters") or [])
+    _top_clusters(console, results.failure_clusters)
     render_next_steps(next_console or console, results, next_steps)
 
 
-def _elapsed(status: Mapping[str, Any]) -> str:
+def _elapsed(status: IterationStatus) -> str:
+    if status.completed_at is None:
+        return ""
     try:
-        start = datetime.fromisoformat(status["created_at"])
-        end = datetime.fromisoformat(status["completed_at"])
-    except (KeyError, TypeError, ValueError):
+        start = datetime.fromisoformat(status.created_at)
+        end = datetime.fromisoformat(status.completed_at)
+    except ValueError:
         return ""
     return f" in {duration((end - start).total_seconds())}"
 
 
-def _what_ran(
-    console: Console, name: str, status: Mapping[str, Any], results: Mapping[str, Any]
-) -> None:
-    summary = results["summary"]
-    runs = status["runs"]
+def _what_ran(console: Console, name: str, status: IterationStatus, results: Results) -> None:
+    summary = results.summary
+    runs = status.runs
     repeats = (summary.get("stability") or {}).get("repeats")
     shape = (
         f"{plural(len(summary['tasks']), 'task')} × "
         f"{plural(len(summary['environments']), 'environment')}"
         + (f" × {plural(repeats, 'repeat')}" if repeats else "")
     )
-    counts = ", ".join(f"{runs[s]} {s.replace('_', ' ')}" for s in TERMINAL if runs.get(s))
-    confidence = results.get("confidence") or 0.95
+    counts = ", ".join(
+        f"{getattr(runs, s)} {s.replace('_', ' ')}" for s in TERMINAL if getattr(runs, s)
+    )
     console.print("[bold]What ran[/]")
     say(
         console,
-        f"{name}, iteration {status['iteration']}: {shape} = "
-        f"{plural(runs['total'], 'run')}{_elapsed(status)}.",
+        f"{name}, iteration {status.iteration}: {shape} = "
+        f"{plural(runs.total, 'run')}{_elapsed(status)}.",
         2,
     )
     say(
         console,
         f"{counts}: overall score {pct(summary.get('score'))} "
-        f"{interval(summary.get('score_ci'))} ({confidence:.0%} intervals).",
+        f"{interval(summary.get('score_ci'))} ({results.confidence:.0%} intervals).",
         2,
     )
 
 
-def _who_won(console: Console, results: Mapping[str, Any]) -> None:
+def _who_won(console: Console, results: Results) -> None:
     environments = sorted(
-        results["summary"]["environments"],
+        results.summary["environments"],
         key=lambda e: -1.0 if e.get("score") is None else float(e["score"]),
         reverse=True,
     )
@@ -165,7 +167,7 @@ def _who_won(console: Console, results: Mapping[str, Any]) -> None:
     say(console, _verdict(environments, results), 2)
 
 
-def _verdict(environments: list[Mapping[str, Any]], results: Mapping[str, Any]) -> str:
+def _verdict(environments: list[Mapping[str, Any]], results: Results) -> str:
     """One sentence: does the leader win, and if not, how many runs would tell."""
     leader = environments[0]["name"]
     others = [e for e in environments[1:] if (e.get("comparison") or {}).get("score")]
@@ -173,15 +175,14 @@ def _verdict(environments: list[Mapping[str, Any]], results: Mapping[str, Any]) 
         return f"{leader} ran alone: nothing to compare it with."
     if not others:
         return f"{leader} scores best; no test compared it with the others."
-    confidence = results.get("confidence") or 0.95
-    level = f"at the {confidence:.0%} level (Holm-adjusted p)"
+    level = f"at the {results.confidence:.0%} level (Holm-adjusted p)"
     behind = [e["name"] for e in others if e["comparison"]["score"].get("verdict") == "significant"]
     unclear = [e for e in others if e["comparison"]["score"].get("verdict") != "significant"]
     if not unclear:
         return f"{leader} wins: significantly ahead of every other environment {level}."
     stability = {
         e["environment_id"]: e
-        for e in ((results["summary"].get("stability") or {}).get("environments") or [])
+        for e in ((results.summary.get("stability") or {}).get("environments") or [])
     }
     needed = [
         f"{e['name']} {stability[e['environment_id']]['runs_needed']} runs "
@@ -199,7 +200,7 @@ def _verdict(environments: list[Mapping[str, Any]], results: Mapping[str, Any]) 
     else:
         sentence = f"{leader} leads, but with {per} no gap is significant {level}."
     if needed:
-        power = (results["summary"].get("stability") or {}).get("power") or 0.8
+        power = (results.summary.get("stability") or {}).get("power") or 0.8
         sentence += f" To tell them apart at {power:.0%} power: {'; '.join(needed)}."
     return sentence
 
@@ -232,7 +233,7 @@ def _top_clusters(console: Console, clusters: Sequence[Mapping[str, Any]]) -> No
         say(console, f"… and {len(rest)} more: {named}", 2)
 
 
-def render_next_steps(console: Console, results: Mapping[str, Any], steps: NextSteps) -> None:
+def render_next_steps(console: Console, results: Results, steps: NextSteps) -> None:
     """The dashboard address and the commands to explore with, each on one line that is never
     wrapped (it must survive a copy and paste from a narrow terminal)."""
 
@@ -256,7 +257,7 @@ def render_next_steps(console: Console, results: Mapping[str, Any], steps: NextS
     line(f"  Dashboard: {page} (sign in with the token)")
     line(f"  {steps.tpc} sim experiment results {exp}   # every table: tasks, stability, clusters")
     line(f"  {steps.tpc} sim experiment signals {exp}   # the signal aggregates")
-    clusters = sorted(results.get("failure_clusters") or [], key=lambda c: -int(c.get("size") or 0))
+    clusters = sorted(results.failure_clusters, key=lambda c: -int(c.get("size") or 0))
     if clusters and clusters[0].get("run_ids"):
         line(
             f"  {steps.tpc} sim run logs {clusters[0]['run_ids'][0]}   "

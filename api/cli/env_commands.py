@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from api.cli.client import api_client, segment
+from api.cli.client import api_client, parse, segment
 from api.cli.inputs import check_definition, read_definition_file
 from api.cli.listing import folding, list_command, render_list
 from api.cli.output import current_output, plural
@@ -26,6 +26,7 @@ from api.http.bodies import EnvironmentCreate
 from domain.errors import InvalidInput, UnreadableDocument
 from domain.transcript_formats import TranscriptFormatError
 from domain.transcripts import InvalidTranscript, transcript_from_object
+from projections.read_models import EnvironmentView, Page
 
 
 @click.group("env")
@@ -77,8 +78,9 @@ def create(
     if name is not None:
         body["name"] = name
     check_definition(EnvironmentCreate, body, "environment", {"name": "--name"})
-    environment = api_client().post("/v1/environments", body)
-    current_output().emit(environment, lambda console: render_environment(console, environment))
+    document = api_client().post("/v1/environments", body)
+    environment = parse(EnvironmentView, document)
+    current_output().emit(document, lambda console: render_environment(console, environment))
 
 
 # Agent options that name folders on the machine executing the runs.
@@ -190,6 +192,7 @@ env_group.add_command(
 
     Example: tpc sim env list
     """,
+        item=EnvironmentView,
     )
 )
 
@@ -201,8 +204,10 @@ def get(env_id: str) -> None:
 
     Example: tpc sim env get env_123
     """
-    environment = api_client().get(f"/v1/environments/{segment(env_id)}")
-    current_output().emit(environment, lambda console: render_environment(console, environment))
+    document, environment = api_client().get_model(
+        f"/v1/environments/{segment(env_id)}", EnvironmentView
+    )
+    current_output().emit(document, lambda console: render_environment(console, environment))
 
 
 def _agent_summary(agent: dict[str, Any]) -> str:
@@ -226,11 +231,11 @@ def _limits(limits: dict[str, Any]) -> str:
     return ", ".join(parts) or "—"
 
 
-def render_environment(console: Console, environment: dict[str, Any]) -> None:
-    agent = environment.get("agent") or {}
+def render_environment(console: Console, environment: EnvironmentView) -> None:
+    agent = environment.agent.model_dump()
     rows = [
-        ("id", escape(str(environment["id"]))),
-        ("name", escape(str(environment.get("name", "")))),
+        ("id", escape(environment.id)),
+        ("name", escape(environment.name)),
         ("agent", escape(_agent_summary(agent))),
     ]
     for key, value in agent.items():
@@ -241,13 +246,13 @@ def render_environment(console: Console, environment: dict[str, Any]) -> None:
             rows.append(("  transcripts", escape(listed)))
         else:
             rows.append((f"  {key}", escape(compact(value))))
-    if environment.get("limits"):
-        rows.append(("limits", escape(_limits(environment["limits"]))))
-    rows.append(("created", escape(when(environment.get("created_at")))))
-    console.print(details_table(f"Environment {escape(str(environment['id']))}", rows))
+    if environment.limits:
+        rows.append(("limits", escape(_limits(environment.limits))))
+    rows.append(("created", escape(when(environment.created_at))))
+    console.print(details_table(f"Environment {escape(environment.id)}", rows))
 
 
-def render_environments(console: Console, page: dict[str, Any]) -> None:
+def render_environments(console: Console, page: Page[EnvironmentView]) -> None:
     render_list(
         console,
         page,
@@ -255,11 +260,11 @@ def render_environments(console: Console, page: dict[str, Any]) -> None:
         empty="No environments yet: tpc sim env create --name NAME --file env.yaml",
         columns=folding("id", "name", "agent", "limits", "created"),
         row=lambda env: (
-            escape(str(env["id"])),
-            escape(str(env.get("name", ""))),
-            escape(_agent_summary(env.get("agent") or {})),
-            escape(_limits(env.get("limits") or {})),
-            escape(when(env.get("created_at"))),
+            escape(env.id),
+            escape(env.name),
+            escape(_agent_summary(env.agent.model_dump())),
+            escape(_limits(env.limits)),
+            escape(when(env.created_at)),
         ),
         more="tpc sim env list",
     )

@@ -16,7 +16,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from api.cli.client import ApiClient, api_client, segment
+from api.cli.client import ApiClient, api_client, parse, segment
 from api.cli.exit_codes import ExitCode
 from api.cli.inputs import id_list, paging_options, read_signal_config
 from api.cli.listing import Member, list_command, membership_group
@@ -35,6 +35,14 @@ from api.cli.results_view import (
 from api.cli.signals_view import render_signals_report
 from domain.gate import Condition, GateResult, GateSyntaxError, evaluate, parse_condition
 from domain.vocabulary import RUN_STATES
+from projections.read_models import (
+    AuditEvent,
+    ExperimentView,
+    IterationStatus,
+    Page,
+    Results,
+    RunRow,
+)
 
 DEFAULT_POLL_INTERVAL_S = 5.0
 _ITERATION = click.option(
@@ -54,8 +62,9 @@ def iteration_path(exp_id: str, iteration: int | None) -> str:
     return f"{experiment_path(exp_id)}/iterations/{segment(number)}"
 
 
-def _emit_experiment(experiment: Any) -> None:
-    current_output().emit(experiment, lambda console: render_experiment(console, experiment))
+def _emit_experiment(document: Any) -> None:
+    experiment = parse(ExperimentView, document)
+    current_output().emit(document, lambda console: render_experiment(console, experiment))
 
 
 # -- definition -----------------------------------------------------------------------------
@@ -103,6 +112,7 @@ list_experiments = list_command(
 
     Example: tpc sim experiment list
     """,
+    item=ExperimentView,
 )
 
 
@@ -202,22 +212,22 @@ def trigger(exp_id: str) -> None:
 
     Example: tpc sim experiment run exp_789
     """
-    status = api_client().post(f"{experiment_path(exp_id)}/iterations")
-    for warning in status.get("warnings", []):
+    document = api_client().post(f"{experiment_path(exp_id)}/iterations")
+    status = parse(IterationStatus, document)
+    for warning in status.warnings or []:
         current_output().warn(warning)
 
     def render(console: Console) -> None:
-        total = status.get("runs", {}).get("total", 0)
+        exp = escape(status.experiment_id)
         console.print(
-            f"Triggered iteration {status['iteration']} of "
-            f"{escape(str(status['experiment_id']))}: {plural(total, 'run')}."
+            f"Triggered iteration {status.iteration} of {exp}: {plural(status.runs.total, 'run')}."
         )
         console.print(
-            f"[dim]Follow it: tpc sim experiment run status {escape(str(status['experiment_id']))} "
-            f"--iteration {status['iteration']} --watch[/]"
+            f"[dim]Follow it: tpc sim experiment run status {exp} "
+            f"--iteration {status.iteration} --watch[/]"
         )
 
-    current_output().emit(status, render)
+    current_output().emit(document, render)
 
 
 @run_group.command("status")
@@ -237,12 +247,12 @@ def status(exp_id: str, iteration: int | None, watch: bool) -> None:
     Example: tpc sim experiment run status exp_789 --watch
     """
     client = api_client()
-    document = (
+    document, shown = (
         watch_iteration(client, exp_id, iteration, poll_interval())
         if watch
-        else client.get(iteration_path(exp_id, iteration))
+        else client.get_model(iteration_path(exp_id, iteration), IterationStatus)
     )
-    current_output().emit(document, lambda console: render_iteration_status(console, document))
+    current_output().emit(document, lambda console: render_iteration_status(console, shown))
 
 
 def poll_interval() -> float:
@@ -258,24 +268,26 @@ def poll_interval() -> float:
     return seconds
 
 
-def watch_iteration(client: ApiClient, exp_id: str, iteration: int | None, interval: float) -> Any:
-    """Poll until the iteration is no longer running; returns its last status."""
-    document = client.get(iteration_path(exp_id, iteration))
+def watch_iteration(
+    client: ApiClient, exp_id: str, iteration: int | None, interval: float
+) -> tuple[Any, IterationStatus]:
+    """Poll until the iteration is no longer running; returns its last status (as received
+    and as its read model)."""
+    document, status = client.get_model(iteration_path(exp_id, iteration), IterationStatus)
     # Pin the number, so an iteration triggered meanwhile does not take over "latest".
-    path = iteration_path(exp_id, int(document["iteration"]))
-    total = int(document.get("runs", {}).get("total", 0))
-    description = f"{exp_id} iteration {document['iteration']}"
-    with current_output().progress(description, total) as advance:
+    path = iteration_path(exp_id, status.iteration)
+    description = f"{exp_id} iteration {status.iteration}"
+    with current_output().progress(description, status.runs.total) as advance:
         shown = 0
         while True:
-            done = finished_runs(document)
+            done = finished_runs(status)
             for _ in range(max(0, done - shown)):
                 advance()
             shown = max(shown, done)
-            if document["status"] != "running":
-                return document
+            if status.status != "running":
+                return document, status
             time.sleep(interval)
-            document = client.get(path)
+            document, status = client.get_model(path, IterationStatus)
 
 
 @run_group.command("cancel")
@@ -287,7 +299,8 @@ def cancel(exp_id: str, iteration: int | None) -> None:
     Example: tpc sim experiment run cancel exp_789 --iteration 3
     """
     document = api_client().post(f"{iteration_path(exp_id, iteration)}/cancel")
-    current_output().emit(document, lambda console: render_iteration_status(console, document))
+    status = parse(IterationStatus, document)
+    current_output().emit(document, lambda console: render_iteration_status(console, status))
 
 
 @click.command("rescore")
@@ -314,23 +327,23 @@ def rescore(exp_id: str, iteration: int, config_path: Path | None) -> None:
     Example: tpc sim experiment rescore exp_789 --iteration 3 --signal-config signals-v2.yaml
     """
     body = {} if config_path is None else {"signal_config": read_signal_config(config_path)}
-    status = api_client().post(f"{iteration_path(exp_id, iteration)}/rescore", body)
-    for warning in status.get("warnings", []):
+    document = api_client().post(f"{iteration_path(exp_id, iteration)}/rescore", body)
+    status = parse(IterationStatus, document)
+    for warning in status.warnings or []:
         current_output().warn(warning)
 
     def render(console: Console) -> None:
-        total = status.get("runs", {}).get("total", 0)
-        exp = escape(str(status["experiment_id"]))
+        exp = escape(status.experiment_id)
         console.print(
-            f"Iteration {status['iteration']} of {exp} re-scores iteration "
-            f"{status.get('rescore_of')}: {plural(total, 'run')}, no agent runs."
+            f"Iteration {status.iteration} of {exp} re-scores iteration "
+            f"{status.rescore_of}: {plural(status.runs.total, 'run')}, no agent runs."
         )
         console.print(
             f"[dim]Follow it: tpc sim experiment run status {exp} "
-            f"--iteration {status['iteration']} --watch[/]"
+            f"--iteration {status.iteration} --watch[/]"
         )
 
-    current_output().emit(status, render)
+    current_output().emit(document, render)
 
 
 @click.command("iterations")
@@ -340,8 +353,10 @@ def iterations(exp_id: str) -> None:
 
     Example: tpc sim experiment iterations exp_789
     """
-    page = api_client().get(f"{experiment_path(exp_id)}/iterations")
-    current_output().emit(page, lambda console: render_iterations(console, page))
+    document, page = api_client().get_model(
+        f"{experiment_path(exp_id)}/iterations", Page[IterationStatus]
+    )
+    current_output().emit(document, lambda console: render_iterations(console, page))
 
 
 @click.command("runs")
@@ -362,11 +377,14 @@ def runs(
     Example: tpc sim experiment runs exp_789 --status failed
     """
     client = api_client()
-    page = client.get(
+    document, page = client.get_model(
         f"{iteration_path(exp_id, iteration)}/runs",
+        Page[RunRow],
         {"status": run_status, "limit": limit, "cursor": cursor},
     )
-    current_output().emit(page, lambda console: render_runs(console, page, catalog_names(client)))
+    current_output().emit(
+        document, lambda console: render_runs(console, page, catalog_names(client))
+    )
 
 
 # -- results --------------------------------------------------------------------------------
@@ -451,7 +469,10 @@ def results(
         )
         gate = evaluate(conditions, document, compared_clusters)
         document["gate"] = gate.to_json()
-    current_output().emit(document, lambda console: render_results(console, document))
+    shown = parse(Results, document)
+    current_output().emit(
+        document, lambda console: render_results(console, shown, document.get("gate"))
+    )
     if gate is not None:
         _report_gate(gate)
 
@@ -528,9 +549,10 @@ def history(exp_id: str) -> None:
     Example: tpc sim experiment history exp_789
     """
     client = api_client()
-    page = client.list_all(f"{experiment_path(exp_id)}/history")
+    document = client.list_all(f"{experiment_path(exp_id)}/history")
+    page = parse(Page[AuditEvent], document)
     current_output().emit(
-        page, lambda console: render_history(console, page, catalog_names(client))
+        document, lambda console: render_history(console, page, catalog_names(client))
     )
 
 

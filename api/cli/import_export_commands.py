@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from api.cli.client import ApiClient, ApiConflict, api_client, segment
+from api.cli.client import ApiClient, ApiConflict, api_client, parse, segment
 from api.cli.env_commands import LOG_SUFFIXES
 from api.cli.experiment_commands import (
     experiment_path,
@@ -33,6 +33,7 @@ from domain.errors import InvalidInput
 from domain.log_keys import SYNTAX, KeyExpression, LogPlace, parse_key
 from domain.transcript_formats.files import LoggedTranscript
 from domain.transcripts import Message, TextBlock
+from projections.read_models import ExperimentView, IterationStatus, Page, Results, RunRow
 
 KEY_HELP = (
     f"Which {{what}} each transcript belongs to: {SYNTAX}; matched to the id or exact name of "
@@ -85,9 +86,13 @@ def import_logs(
         )
     client = api_client()
     if task_expression is None or env_expression is None:
-        experiment = client.get(experiment_path(exp_id))
-        task_expression = task_expression or _only(experiment, "task_ids", "task", "--task-key")
-        env_expression = env_expression or _only(experiment, "env_ids", "environment", "--env-key")
+        _, experiment = client.get_model(experiment_path(exp_id), ExperimentView)
+        task_expression = task_expression or _only(
+            experiment.id, experiment.task_ids, "task", "--task-key"
+        )
+        env_expression = env_expression or _only(
+            experiment.id, experiment.env_ids, "environment", "--env-key"
+        )
     formats = sorted({log.format for log in logs})
     if len(formats) > 1:
         raise InvalidInput(
@@ -99,12 +104,13 @@ def import_logs(
         "format": formats[0],
         "runs": [_posted(log, task_expression, env_expression) for log in logs],
     }
-    status = client.post(f"{experiment_path(exp_id)}/imports", body)
-    for warning in status.get("warnings", []):
+    document = client.post(f"{experiment_path(exp_id)}/imports", body)
+    status = parse(IterationStatus, document)
+    for warning in status.warnings or []:
         current_output().warn(warning)
     if wait:
-        status = watch_iteration(client, exp_id, int(status["iteration"]), poll_interval())
-    current_output().emit(status, lambda console: _render_imported(console, status, wait))
+        document, status = watch_iteration(client, exp_id, status.iteration, poll_interval())
+    current_output().emit(document, lambda console: _render_imported(console, status, wait))
 
 
 def _log_files(paths: tuple[Path, ...]) -> list[Path]:
@@ -129,13 +135,12 @@ def _log_files(paths: tuple[Path, ...]) -> list[Path]:
     return found
 
 
-def _only(experiment: dict[str, Any], field: str, what: str, option: str) -> KeyExpression:
+def _only(exp_id: str, attached: list[str], what: str, option: str) -> KeyExpression:
     """The key that names the experiment's only task (environment), else a usage error."""
-    attached = experiment.get(field) or []
     if len(attached) == 1:
         return parse_key(f"={attached[0]}", option)
     raise click.UsageError(
-        f"{experiment.get('id')} has {len(attached)} {what}s"
+        f"{exp_id} has {len(attached)} {what}s"
         f"{' (' + ', '.join(attached) + ')' if attached else ''}: say which each transcript "
         f"belongs to with {option} (e.g. {option} file-stem)"
     )
@@ -164,12 +169,13 @@ def _posted(log: LoggedTranscript, task: KeyExpression, environment: KeyExpressi
     }
 
 
-def _render_imported(console: Console, status: dict[str, Any], waited: bool) -> None:
-    exp = escape(str(status["experiment_id"]))
-    imported = status.get("imported") or {}
+def _render_imported(console: Console, status: IterationStatus, waited: bool) -> None:
+    exp = escape(status.experiment_id)
+    imported = status.imported
+    runs, files = (imported.runs, imported.files) if imported else (None, None)
     console.print(
-        f"Iteration {status['iteration']} of {exp} imported from {imported.get('runs')} "
-        f"transcripts ({escape(str(imported.get('format')))}, {imported.get('files')} files): "
+        f"Iteration {status.iteration} of {exp} imported from {runs} transcripts "
+        f"({escape(str(imported.format if imported else None))}, {files} files): "
         "no agent runs."
     )
     if waited:
@@ -177,7 +183,7 @@ def _render_imported(console: Console, status: dict[str, Any], waited: bool) -> 
         return
     console.print(
         f"[dim]Follow it: tpc sim experiment run status {exp} "
-        f"--iteration {status['iteration']} --watch[/]"
+        f"--iteration {status.iteration} --watch[/]"
     )
 
 
@@ -227,10 +233,10 @@ def export(
     Example: tpc sim experiment export exp_789 --iteration 3 --to csv --output runs.csv
     """
     client = api_client()
-    results = client.get(f"{iteration_path(exp_id, iteration)}/results")
-    number = int(results["iteration"])
-    runs = client.list_all(f"{iteration_path(exp_id, number)}/runs")["items"]
-    summary = results["summary"]
+    _, results = client.get_model(f"{iteration_path(exp_id, iteration)}/results", Results)
+    number = results.iteration
+    runs = parse(Page[RunRow], client.list_all(f"{iteration_path(exp_id, number)}/runs")).items
+    summary = results.summary
     names, rows = run_rows(
         runs,
         {task["task_id"]: task["name"] for task in summary.get("tasks", [])},
@@ -260,17 +266,17 @@ def export(
     current_output().emit(document, render)
 
 
-def _write_transcripts(client: ApiClient, runs: list[dict[str, Any]], folder: Path) -> int:
+def _write_transcripts(client: ApiClient, runs: list[RunRow], folder: Path) -> int:
     """Each run's transcript as DIR/<run id>.json; runs without one (cancelled before they
     ran) have no file."""
     folder.mkdir(parents=True, exist_ok=True)
     written = 0
     for run in current_output().track(runs, "transcripts", len(runs)):
         try:
-            transcript = client.get(f"/v1/runs/{segment(run['id'])}/transcript")
+            transcript = client.get(f"/v1/runs/{segment(run.id)}/transcript")
         except ApiConflict:  # it has none
             continue
-        path = folder / f"{run['id']}.json"
+        path = folder / f"{run.id}.json"
         path.write_text(json.dumps(transcript, indent=2, ensure_ascii=False) + "\n")
         written += 1
     return written

@@ -4,9 +4,9 @@ and prints alike and every membership change reads the same."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import click
 from rich.console import Console
@@ -16,9 +16,10 @@ from rich.table import Table
 from api.cli.client import api_client, segment
 from api.cli.inputs import paging_options
 from api.cli.output import current_output
+from projections.read_models import Page, ReadModel
 
-Page = Mapping[str, Any]
 Render = Callable[[Console, Any], None]
+Item = TypeVar("Item", bound=ReadModel)
 
 
 @dataclass(frozen=True)
@@ -38,27 +39,25 @@ def folding(*names: str) -> tuple[Column, ...]:
     )
 
 
-def render_more(console: Console, page: Page, command: str) -> None:
+def render_more(console: Console, page: Page[Any], command: str) -> None:
     """Tell people how to read the next page of a list."""
-    if page.get("next_cursor"):
-        console.print(
-            f"[dim]More: {escape(command)} --cursor {escape(str(page['next_cursor']))}[/]"
-        )
+    if page.next_cursor:
+        console.print(f"[dim]More: {escape(command)} --cursor {escape(page.next_cursor)}[/]")
 
 
 def render_list(
     console: Console,
-    page: Page,
+    page: Page[Item],
     *,
     title: str,
     empty: str,
     columns: Sequence[Column],
-    row: Callable[[Mapping[str, Any]], Sequence[str]],
+    row: Callable[[Item], Sequence[str]],
     more: str | None = None,
 ) -> None:
     """A page of items as a table titled with their count, or `empty` when there are none;
     `more` is the command that reads the next page."""
-    items = page["items"]
+    items = page.items
     if not items:
         console.print(empty)
         return
@@ -74,14 +73,18 @@ def render_list(
         render_more(console, page, more)
 
 
-def list_command(path: str, render: Render, help: str) -> click.Command:
-    """`list [--limit N] [--cursor C]`: one page of `path`, drawn by `render`."""
+def list_command(path: str, render: Render, help: str, item: type[ReadModel]) -> click.Command:
+    """`list [--limit N] [--cursor C]`: one page of `path` as `Page[item]`, drawn by `render`."""
 
     @click.command("list", help=help)
     @paging_options
     def list_items(limit: int, cursor: str | None) -> None:
-        page = api_client().get(path, {"limit": limit, "cursor": cursor})
-        current_output().emit(page, lambda console: render(console, page))
+        document, page = api_client().get_model(
+            path,
+            Page[item],  # type: ignore[valid-type]
+            {"limit": limit, "cursor": cursor},
+        )
+        current_output().emit(document, lambda console: render(console, page))
 
     return list_items
 

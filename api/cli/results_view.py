@@ -1,7 +1,8 @@
 """Drawing experiments, iteration status, results and the audit trail for people.
 
-Every function takes a document exactly as the API returns it (docs/api.md) and prints rich
-tables; `--format json` prints the document itself and never comes here.
+Every function takes an answer parsed into its read model (projections/read_models.py; the
+results' summary and clusters are docs/results.md's documents) and prints rich tables;
+`--format json` prints the document itself and never comes here.
 """
 
 from __future__ import annotations
@@ -19,6 +20,15 @@ from api.cli.names import Names
 from api.cli.output import plural
 from api.cli.signals_view import format_value, with_interval
 from domain.vocabulary import RUN_STATES, TERMINAL
+from projections.read_models import (
+    AuditEvent,
+    ExperimentView,
+    ImportSummary,
+    IterationStatus,
+    Page,
+    Results,
+    RunRow,
+)
 
 _STATUS_STYLE = {
     "passed": "green",
@@ -125,23 +135,23 @@ def ids(values: Iterable[Any]) -> str:
 # -- experiments --------------------------------------------------------------------------------
 
 
-def render_experiment(console: Console, experiment: Mapping[str, Any]) -> None:
-    config = experiment.get("signal_config")
+def render_experiment(console: Console, experiment: ExperimentView) -> None:
+    config = experiment.signal_config
     rows = [
-        ("id", escape(str(experiment["id"]))),
-        ("name", escape(str(experiment.get("name", "")))),
-        ("tasks", ids(experiment.get("task_ids", []))),
-        ("environments", ids(experiment.get("env_ids", []))),
-        ("repeats", str(experiment.get("repeats", 1))),
-        ("signal config", escape(str(config["hash"])) if config else "[dim]none[/]"),
-        ("iterations", str(experiment.get("iterations", 0))),
-        ("created", escape(when(experiment.get("created_at")))),
-        ("version", str(experiment.get("version", "—"))),
+        ("id", escape(experiment.id)),
+        ("name", escape(experiment.name)),
+        ("tasks", ids(experiment.task_ids)),
+        ("environments", ids(experiment.env_ids)),
+        ("repeats", str(experiment.repeats)),
+        ("signal config", escape(config.hash) if config else "[dim]none[/]"),
+        ("iterations", str(experiment.iterations)),
+        ("created", escape(when(experiment.created_at))),
+        ("version", str(experiment.version)),
     ]
-    console.print(details_table(f"Experiment {escape(str(experiment['id']))}", rows))
+    console.print(details_table(f"Experiment {escape(experiment.id)}", rows))
 
 
-def render_experiments(console: Console, page: Mapping[str, Any]) -> None:
+def render_experiments(console: Console, page: Page[ExperimentView]) -> None:
     render_list(
         console,
         page,
@@ -161,68 +171,68 @@ def render_experiments(console: Console, page: Mapping[str, Any]) -> None:
     )
 
 
-def _experiment_row(exp: Mapping[str, Any]) -> tuple[str, ...]:
-    config = exp.get("signal_config")
+def _experiment_row(exp: ExperimentView) -> tuple[str, ...]:
+    config = exp.signal_config
     return (
-        escape(str(exp["id"])),
-        escape(str(exp.get("name", ""))),
-        str(len(exp.get("task_ids", []))),
-        str(len(exp.get("env_ids", []))),
-        str(exp.get("repeats", 1)),
-        str(exp.get("iterations", 0)),
-        escape(str(config["hash"])[:19]) if config else "[dim]—[/]",
+        escape(exp.id),
+        escape(exp.name),
+        str(len(exp.task_ids)),
+        str(len(exp.env_ids)),
+        str(exp.repeats),
+        str(exp.iterations),
+        escape(config.hash[:19]) if config else "[dim]—[/]",
     )
 
 
 # -- iterations ---------------------------------------------------------------------------------
 
 
-def finished_runs(status: Mapping[str, Any]) -> int:
-    runs = status.get("runs", {})
-    return sum(int(runs.get(key, 0)) for key in TERMINAL)
+def finished_runs(status: IterationStatus) -> int:
+    return sum(int(getattr(status.runs, key)) for key in TERMINAL)
 
 
-def origin_note(document: Mapping[str, Any]) -> str:
+def origin_note(document: IterationStatus | Results) -> str:
     """Where an iteration's runs came from when no agent ran for them ("" when they ran)."""
-    imported = document.get("imported")
+    imported: ImportSummary | None = document.imported
     if imported:
         return (
-            f"imported from {imported.get('runs')} recorded transcripts "
-            f"({imported.get('format')}, {imported.get('files')} files): no agent ran"
+            f"imported from {imported.runs} recorded transcripts "
+            f"({imported.format}, {imported.files} files): no agent ran"
         )
-    if document.get("rescore_of"):
-        return f"re-score of iteration {document['rescore_of']}: no agent ran"
+    if document.rescore_of:
+        return f"re-score of iteration {document.rescore_of}: no agent ran"
     return ""
 
 
-def render_iteration_status(console: Console, status: Mapping[str, Any]) -> None:
-    runs = status.get("runs", {})
-    total = int(runs.get("total", 0))
+def render_iteration_status(console: Console, status: IterationStatus) -> None:
     console.print(
-        f"[bold]{escape(str(status['experiment_id']))}[/] iteration {status['iteration']}: "
-        f"{styled(status['status'])} — {finished_runs(status)}/{plural(total, 'run')} finished"
+        f"[bold]{escape(status.experiment_id)}[/] iteration {status.iteration}: "
+        f"{styled(status.status)} — {finished_runs(status)}/{plural(status.runs.total, 'run')} "
+        "finished"
     )
     table = Table(show_header=True, box=None, padding=(0, 2))
     for key in RUN_STATES:
         table.add_column(styled(key), justify="right")
-    table.add_row(*(str(runs.get(key, 0)) for key in RUN_STATES))
+    table.add_row(*(str(getattr(status.runs, key)) for key in RUN_STATES))
     console.print(table)
     if origin_note(status):
         console.print(f"[dim]{escape(origin_note(status))}[/]")
-    if status.get("config_hash"):
-        console.print(f"[dim]config {escape(str(status['config_hash']))}[/]", soft_wrap=True)
+    if status.config_hash:
+        console.print(f"[dim]config {escape(status.config_hash)}[/]", soft_wrap=True)
 
 
 # -- results ------------------------------------------------------------------------------------
 
 
-def render_results(console: Console, results: Mapping[str, Any]) -> None:
-    summary = results["summary"]
-    confidence = results.get("confidence")
-    level = f" ({float(confidence):.0%} intervals)" if confidence else ""
+def render_results(
+    console: Console, results: Results, gate: Mapping[str, Any] | None = None
+) -> None:
+    """The results; `gate` is the `--fail-on` verdict (`GateResult.to_json()`) when asked."""
+    summary = results.summary
+    level = f" ({results.confidence:.0%} intervals)" if results.confidence else ""
     console.print(
-        f"[bold]{escape(str(results['experiment_id']))}[/] iteration {results['iteration']} "
-        f"({styled(results['status'])}): overall score "
+        f"[bold]{escape(results.experiment_id)}[/] iteration {results.iteration} "
+        f"({styled(results.status)}): overall score "
         f"[bold]{escape(rate(summary.get('score'), summary.get('score_ci')))}[/]{level}"
     )
     counts = summary.get("runs", {})
@@ -240,15 +250,15 @@ def render_results(console: Console, results: Mapping[str, Any]) -> None:
     _render_task_scores(console, summary.get("tasks", []), env_names)
     _render_environments(console, summary.get("environments", []))
     _render_stability(console, summary.get("stability"), env_names)
-    _render_clusters(console, results.get("failure_clusters", []))
-    _render_suggestions(console, results.get("suggestions", []))
-    if results.get("compare"):
+    _render_clusters(console, results.failure_clusters)
+    _render_suggestions(console, results.suggestions)
+    if results.compare:
         task_names = {t["task_id"]: str(t.get("name") or t["task_id"]) for t in summary["tasks"]}
-        _render_compare(console, results["compare"], task_names, env_names)
-    if results.get("config_hash"):
-        console.print(f"[dim]config {escape(str(results['config_hash']))}[/]", soft_wrap=True)
-    if results.get("gate"):
-        _render_gate(console, results["gate"])
+        _render_compare(console, results.compare, task_names, env_names)
+    if results.config_hash:
+        console.print(f"[dim]config {escape(results.config_hash)}[/]", soft_wrap=True)
+    if gate:
+        _render_gate(console, gate)
 
 
 def _render_task_scores(
@@ -507,9 +517,9 @@ def _signed(delta: Any) -> str:
 # -- history ------------------------------------------------------------------------------------
 
 
-def render_history(console: Console, page: Mapping[str, Any], names: Names | None = None) -> None:
+def render_history(console: Console, page: Page[AuditEvent], names: Names | None = None) -> None:
     names = names or Names()
-    items = page["items"]
+    items = page.items
     table = Table(title=f"History ({plural(len(items), 'event')})", title_justify="left")
     table.add_column("position", justify="right")
     table.add_column("time", no_wrap=True)
@@ -517,15 +527,15 @@ def render_history(console: Console, page: Mapping[str, Any], names: Names | Non
     table.add_column("summary", overflow="fold")
     for event in items:
         table.add_row(
-            str(event.get("position", "")),
-            escape(when(event.get("time"))),
-            escape(str(event.get("type", ""))),
-            escape(names.in_text(str(event.get("summary", "")))),
+            str(event.position),
+            escape(when(event.time)),
+            escape(event.type),
+            escape(names.in_text(event.summary)),
         )
     console.print(table)
 
 
-def render_iterations(console: Console, page: Mapping[str, Any]) -> None:
+def render_iterations(console: Console, page: Page[IterationStatus]) -> None:
     render_list(
         console,
         page,
@@ -538,19 +548,19 @@ def render_iterations(console: Console, page: Mapping[str, Any]) -> None:
             Column("created"),
         ),
         row=lambda status: (
-            str(status["iteration"])
-            + (" (imported)" if status.get("imported") else "")
-            + (f" (re-score of {status['rescore_of']})" if status.get("rescore_of") else ""),
-            styled(status["status"]),
-            str(status.get("runs", {}).get("total", 0)),
+            str(status.iteration)
+            + (" (imported)" if status.imported else "")
+            + (f" (re-score of {status.rescore_of})" if status.rescore_of else ""),
+            styled(status.status),
+            str(status.runs.total),
             str(finished_runs(status)),
-            *(str(status.get("runs", {}).get(key, 0)) for key in TERMINAL),
-            escape(when(status.get("created_at"))),
+            *(str(getattr(status.runs, key)) for key in TERMINAL),
+            escape(when(status.created_at)),
         ),
     )
 
 
-def render_runs(console: Console, page: Mapping[str, Any], names: Names | None = None) -> None:
+def render_runs(console: Console, page: Page[RunRow], names: Names | None = None) -> None:
     names = names or Names()
     render_list(
         console,
@@ -568,13 +578,13 @@ def render_runs(console: Console, page: Mapping[str, Any], names: Names | None =
             Column("duration", justify="right"),
         ),
         row=lambda run: (
-            escape(str(run["id"])),
-            escape(names.task(run.get("task_id", ""))),
-            escape(names.environment(run.get("environment_id", ""))),
-            str(run.get("repeat", "")),
-            styled(run.get("status")),
-            escape(str(run.get("termination_reason") or "—")),
-            seconds((run.get("stats") or {}).get("duration")),
+            escape(run.id),
+            escape(names.task(run.task_id)),
+            escape(names.environment(run.environment_id)),
+            str(run.repeat),
+            styled(run.status),
+            escape(run.termination_reason or "—"),
+            seconds((run.stats or {}).get("duration")),
         ),
         # The next page is the same command (whatever its filters) with --cursor added.
         more="add",

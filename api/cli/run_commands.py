@@ -22,6 +22,7 @@ from api.cli.output import Output, current_output
 from api.cli.results_view import compact, details_table, dollars, seconds, styled
 from api.cli.signals_view import format_value
 from domain.vocabulary import TERMINAL
+from projections.read_models import RunLog, RunRow
 
 # Table cells stay readable; `run logs` and `--format json` show everything.
 ACTION_INPUT_CHARS = 80
@@ -51,12 +52,12 @@ def get(run_id: str) -> None:
     Example: tpc sim run get run_k3x9
     """
     client = api_client()
-    run = client.get(run_path(run_id))
+    document, run = client.get_model(run_path(run_id), RunRow)
 
     def render(console: Console) -> None:
-        render_run(console, run, names_of(client, run.get("task_id"), run.get("environment_id")))
+        render_run(console, run, names_of(client, run.task_id, run.environment_id))
 
-    current_output().emit(run, render)
+    current_output().emit(document, render)
 
 
 @run_group.command("logs")
@@ -100,31 +101,31 @@ def follow_run(client: ApiClient, run_id: str, output: Output, interval: float) 
     path = f"{run_path(run_id)}/logs"
     try:
         if not output.is_json:
-            run = client.get(run_path(run_id))
-            names = names_of(client, run.get("task_id"), run.get("environment_id"))
+            _, run = client.get_model(run_path(run_id), RunRow)
+            names = names_of(client, run.task_id, run.environment_id)
             render_follow_header(output.console, run, names)
         after, attempt = 0, None
         while True:
-            page = client.get(path, {"after": after})
-            if attempt is not None and page["attempt"] != attempt:
+            _, page = client.get_model(path, RunLog, {"after": after})
+            if attempt is not None and page.attempt != attempt:
                 # A new attempt (the run was retried) numbers its messages from 0 again.
                 if attempt and not output.is_json:
-                    _announce_retry(output, page["attempt"])
-                attempt, after = page["attempt"], 0
+                    _announce_retry(output, page.attempt)
+                attempt, after = page.attempt, 0
                 continue
-            attempt = page["attempt"]
-            _print_messages(output, attempt, page["messages"])
-            after = page["next"]
-            if page["done"]:
+            attempt = page.attempt
+            _print_messages(output, attempt, page.messages)
+            after = page.next
+            if page.done:
                 break
-            if page["status"] not in TERMINAL or not page["messages"]:
+            if page.status not in TERMINAL or not page.messages:
                 time.sleep(interval)
-        run = client.get(run_path(run_id))
+        document, run = client.get_model(run_path(run_id), RunRow)
     except KeyboardInterrupt:
         output.errors.print(f"stopped following {escape(run_id)}")
         raise SystemExit(ExitCode.INTERRUPTED) from None  # as a shell reports Ctrl-C; no traceback
     if output.is_json:
-        click.echo(json.dumps(run, ensure_ascii=False))
+        click.echo(json.dumps(document, ensure_ascii=False))
     else:
         output.console.print()
         render_final_status(output.console, run)
@@ -177,27 +178,27 @@ def _stats_line(stats: dict[str, Any]) -> str:
     return ", ".join(parts) or "—"
 
 
-def render_run(console: Console, run: dict[str, Any], names: Names | None = None) -> None:
+def render_run(console: Console, run: RunRow, names: Names | None = None) -> None:
     names = names or Names()
-    task, env = str(run.get("task_id")), str(run.get("environment_id"))
+    task, env = run.task_id, run.environment_id
     rows = [
-        ("id", escape(str(run["id"]))),
-        ("experiment", f"{escape(str(run.get('experiment_id')))} iteration {run.get('iteration')}"),
+        ("id", escape(run.id)),
+        ("experiment", f"{escape(run.experiment_id)} iteration {run.iteration}"),
         ("task", escape(task if names.task(task) == task else f"{names.task(task)} ({task})")),
         (
             "environment",
             escape(env if names.environment(env) == env else f"{names.environment(env)} ({env})"),
         ),
-        ("repeat", str(run.get("repeat", 0))),
-        ("status", styled(run.get("status"))),
-        ("termination", escape(str(run.get("termination_reason") or "—"))),
-        ("attempts", str(run.get("attempts", "—"))),
-        ("stats", escape(_stats_line(run.get("stats") or {}))),
+        ("repeat", str(run.repeat)),
+        ("status", styled(run.status)),
+        ("termination", escape(run.termination_reason or "—")),
+        ("attempts", str(run.attempts)),
+        ("stats", escape(_stats_line(run.stats or {}))),
     ]
-    if run.get("error"):
-        rows.append(("error", f"[red]{escape(str(run['error']))}[/]"))
-    console.print(details_table(f"Run {escape(str(run['id']))}", rows))
-    signals = run.get("signals") or {}
+    if run.error:
+        rows.append(("error", f"[red]{escape(run.error)}[/]"))
+    console.print(details_table(f"Run {escape(run.id)}", rows))
+    signals = run.signals
     if signals:
         table = Table(title="Signals", title_justify="left")
         for column in ("signal", "value", "evidence"):
@@ -212,29 +213,28 @@ def render_run(console: Console, run: dict[str, Any], names: Names | None = None
         console.print(table)
 
 
-def _pair(names: Names, document: dict[str, Any]) -> str:
+def _pair(names: Names, task: str | None, env: str | None) -> str:
     """`install-sdk × Claude + docs`: the task and the environment, by name."""
-    task, env = document.get("task_id"), document.get("environment_id")
     return f"{names.task(task) if task else '?'} × {names.environment(env) if env else '?'}"
 
 
-def render_follow_header(console: Console, run: dict[str, Any], names: Names | None = None) -> None:
+def render_follow_header(console: Console, run: RunRow, names: Names | None = None) -> None:
     header = Text()
-    header.append(_pair(names or Names(), run))
+    header.append(_pair(names or Names(), run.task_id, run.environment_id))
     header.append("  ")
-    header.append_text(Text.from_markup(styled(run.get("status"))))
+    header.append_text(Text.from_markup(styled(run.status)))
     console.print(header, style="bold")
 
 
-def render_final_status(console: Console, run: dict[str, Any]) -> None:
+def render_final_status(console: Console, run: RunRow) -> None:
     """One line: the run, its status, why it ended, its stats (and its error)."""
-    line = Text(f"{run.get('id')} ", style="bold")
-    line.append_text(Text.from_markup(styled(run.get("status"))))
-    if run.get("termination_reason"):
-        line.append(f" ({run['termination_reason']})")
-    line.append(f" · {_stats_line(run.get('stats') or {})}", style="dim")
-    if run.get("error"):
-        line.append(f" · {run['error']}", style="red")
+    line = Text(f"{run.id} ", style="bold")
+    line.append_text(Text.from_markup(styled(run.status)))
+    if run.termination_reason:
+        line.append(f" ({run.termination_reason})")
+    line.append(f" · {_stats_line(run.stats or {})}", style="dim")
+    if run.error:
+        line.append(f" · {run.error}", style="red")
     console.print(line)
 
 
@@ -242,7 +242,9 @@ def render_transcript(
     console: Console, transcript: dict[str, Any], names: Names | None = None
 ) -> None:
     header = Text()
-    header.append(_pair(names or Names(), transcript))
+    header.append(
+        _pair(names or Names(), transcript.get("task_id"), transcript.get("environment_id"))
+    )
     header.append("  ")
     header.append_text(Text.from_markup(styled(transcript.get("status"))))
     if transcript.get("termination_reason"):

@@ -1,8 +1,8 @@
 """An iteration's runs as a table for notebooks: one row per run, stable column names
 (docs/results.md, "Exporting an iteration"), written as JSON Lines, CSV or Parquet.
 
-The rows are built from the API's answers (the runs list and the results' task and
-environment names), so an export holds exactly what the server shows."""
+The rows are built from the API's answers (the runs list, parsed as `RunRow`s, and the
+results' task and environment names), so an export holds exactly what the server shows."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from domain.errors import InvalidInput
+from projections.read_models import RunRow
 
 # Columns every export has, in this order; then one `signal.<id>` column per signal, by id.
 RUN_COLUMNS = (
@@ -52,9 +53,9 @@ SIGNAL_PREFIX = "signal."
 EXPORT_FORMATS = ("jsonl", "csv", "parquet")
 
 
-def signal_ids(runs: Iterable[Mapping[str, Any]]) -> list[str]:
+def signal_ids(runs: Iterable[RunRow]) -> list[str]:
     """Every signal some run has a value for, by id (a cancelled run has none)."""
-    return sorted({sid for run in runs for sid in run.get("signals") or {}})
+    return sorted({sid for run in runs for sid in run.signals})
 
 
 def columns(signals: Sequence[str]) -> list[str]:
@@ -66,7 +67,7 @@ def columns(signals: Sequence[str]) -> list[str]:
 
 
 def run_rows(
-    runs: Sequence[Mapping[str, Any]],
+    runs: Sequence[RunRow],
     task_names: Mapping[str, str],
     environment_names: Mapping[str, str],
 ) -> tuple[list[str], list[dict[str, Any]]]:
@@ -75,25 +76,25 @@ def run_rows(
     signals = signal_ids(runs)
     rows = []
     for run in runs:
-        stats = run.get("stats") or {}
-        values = run.get("signals") or {}
+        stats = run.stats or {}
+        values = run.signals
         row: dict[str, Any] = {
-            "run_id": run["id"],
-            "experiment_id": run["experiment_id"],
-            "iteration": run["iteration"],
-            "task_id": run["task_id"],
-            "task_name": task_names.get(run["task_id"]),
-            "environment_id": run["environment_id"],
-            "environment_name": environment_names.get(run["environment_id"]),
-            "repeat": run["repeat"],
-            "status": run["status"],
-            "termination_reason": run.get("termination_reason"),
-            "attempts": run.get("attempts"),
-            "error": run.get("error"),
-            "started_at": run.get("started_at"),
-            "ended_at": run.get("ended_at"),
-            "source_file": (run.get("source") or {}).get("file"),
-            "source_sample": (run.get("source") or {}).get("sample"),
+            "run_id": run.id,
+            "experiment_id": run.experiment_id,
+            "iteration": run.iteration,
+            "task_id": run.task_id,
+            "task_name": task_names.get(run.task_id),
+            "environment_id": run.environment_id,
+            "environment_name": environment_names.get(run.environment_id),
+            "repeat": run.repeat,
+            "status": run.status,
+            "termination_reason": run.termination_reason,
+            "attempts": run.attempts,
+            "error": run.error,
+            "started_at": run.started_at,
+            "ended_at": run.ended_at,
+            "source_file": run.source.file if run.source else None,
+            "source_sample": run.source.sample if run.source else None,
         }
         row.update({f"stats.{name}": stats.get(name) for name in STATS_COLUMNS})
         row.update({SIGNAL_PREFIX + sid: (values.get(sid) or {}).get("value") for sid in signals})

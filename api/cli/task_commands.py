@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
-from api.cli.client import api_client, segment
+from api.cli.client import api_client, parse, segment
 from api.cli.inputs import check_definition, read_definition_file
 from api.cli.listing import folding, list_command, render_list
 from api.cli.output import current_output
 from api.cli.results_view import compact, details_table, when
 from api.http.bodies import TaskCreate
+from projections.read_models import Page, TaskView
 
 
 @click.group("task")
@@ -45,8 +45,9 @@ def create(name: str | None, prompt: str | None, file: Path | None) -> None:
     if prompt is not None:
         body["prompt"] = prompt
     check_definition(TaskCreate, body, "task", {"name": "--name", "prompt": "--prompt"})
-    task = api_client().post("/v1/tasks", body)
-    current_output().emit(task, lambda console: render_task(console, task))
+    document = api_client().post("/v1/tasks", body)
+    task = parse(TaskView, document)
+    current_output().emit(document, lambda console: render_task(console, task))
 
 
 task_group.add_command(
@@ -57,6 +58,7 @@ task_group.add_command(
 
     Example: tpc sim task list --limit 100
     """,
+        item=TaskView,
     )
 )
 
@@ -68,24 +70,29 @@ def get(task_id: str) -> None:
 
     Example: tpc sim task get task_abc
     """
-    task = api_client().get(f"/v1/tasks/{segment(task_id)}")
-    current_output().emit(task, lambda console: render_task(console, task))
+    document, task = api_client().get_model(f"/v1/tasks/{segment(task_id)}", TaskView)
+    current_output().emit(document, lambda console: render_task(console, task))
 
 
-def render_task(console: Console, task: dict[str, Any]) -> None:
+def render_task(console: Console, task: TaskView) -> None:
     rows = [
-        ("id", escape(str(task["id"]))),
-        ("name", escape(str(task.get("name", "")))),
-        ("prompt", escape(str(task.get("prompt", "")))),
+        ("id", escape(task.id)),
+        ("name", escape(task.name)),
+        ("prompt", escape(task.prompt)),
     ]
-    for key in ("success", "user", "tags", "metadata"):
-        if task.get(key):
-            rows.append((key, escape(compact(task[key]))))
-    rows.append(("created", escape(when(task.get("created_at")))))
-    console.print(details_table(f"Task {escape(str(task['id']))}", rows))
+    for key, value in (
+        ("success", task.success),
+        ("user", task.user),
+        ("tags", task.tags),
+        ("metadata", task.metadata),
+    ):
+        if value:
+            rows.append((key, escape(compact(value))))
+    rows.append(("created", escape(when(task.created_at))))
+    console.print(details_table(f"Task {escape(task.id)}", rows))
 
 
-def render_tasks(console: Console, page: dict[str, Any]) -> None:
+def render_tasks(console: Console, page: Page[TaskView]) -> None:
     render_list(
         console,
         page,
@@ -93,11 +100,11 @@ def render_tasks(console: Console, page: dict[str, Any]) -> None:
         empty="No tasks yet: tpc sim task create --name NAME --prompt PROMPT",
         columns=folding("id", "name", "prompt", "tags", "created"),
         row=lambda task: (
-            escape(str(task["id"])),
-            escape(str(task.get("name", ""))),
-            escape(compact(task.get("prompt", ""), 60)),
-            escape(", ".join(str(t) for t in task.get("tags") or [])),
-            escape(when(task.get("created_at"))),
+            escape(task.id),
+            escape(task.name),
+            escape(compact(task.prompt, 60)),
+            escape(", ".join(task.tags)),
+            escape(when(task.created_at)),
         ),
         more="tpc sim task list",
     )

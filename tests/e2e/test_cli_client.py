@@ -23,6 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 import click
 import pytest
 
+from api.cli.exit_codes import ExitCode
+from projections.read_models import ExperimentView, RunRow, TaskView, document
 from tests.conftest import FIXTURES, ROOT
 
 EXAMPLES = ROOT / "examples"
@@ -153,9 +155,51 @@ def status_document(state: str, finished: int, total: int = 4, iteration: int = 
             "cancelled": 0,
         },
         "config_hash": None,
+        "cancel_requested": False,
         "created_at": "2026-11-21T10:00:00+00:00",
         "completed_at": None,
+        "rescore_of": None,
+        "imported": None,
     }
+
+
+# The stub answers as the real server does: each document is its read model's.
+CREATED_AT = "2026-11-21T10:00:00+00:00"
+
+
+def experiment_document(**fields: Any) -> Any:
+    defaults = {
+        "id": "exp_1",
+        "name": "Onboarding",
+        "task_ids": [],
+        "env_ids": [],
+        "repeats": 1,
+        "signal_config": None,
+        "iterations": 0,
+        "created_at": CREATED_AT,
+        "version": 1,
+    }
+    return document(ExperimentView.model_validate({**defaults, **fields}))
+
+
+def task_document(**fields: Any) -> Any:
+    return document(TaskView.model_validate({"created_at": CREATED_AT, **fields}))
+
+
+def run_document(**fields: Any) -> Any:
+    defaults = {
+        "experiment_id": "exp_1",
+        "iteration": 1,
+        "task_id": "task_a",
+        "environment_id": "env_x",
+        "repeat": 0,
+        "attempts": 1,
+        "error": None,
+        "signals": {},
+        "started_at": CREATED_AT,
+        "ended_at": CREATED_AT,
+    }
+    return document(RunRow.model_validate({**defaults, **fields}))
 
 
 # -- input checks: usage errors and local validation, before any request -----------------------
@@ -380,7 +424,7 @@ def test_task_create_merges_the_file_under_the_flags(
         "name: from-file\nprompt: Install the SDK.\ntags: [onboarding]\n"
         "success: {final_answer_regex: 'cus_\\w+'}\n"
     )
-    created = {"id": "task_1", "name": "install-sdk", "prompt": "Install the SDK."}
+    created = task_document(id="task_1", name="install-sdk", prompt="Install the SDK.")
     api.answer("POST", "/v1/tasks", 201, created)
     done = tpc(
         "sim", "task", "create", "--file", str(spec), "--name", "install-sdk", "--format", "json",
@@ -432,7 +476,8 @@ def test_replay_dir_embeds_each_file_under_its_stem(
 
 def test_experiment_create_sends_ids_repeats_and_the_config_text(home: Path, api: StubApi) -> None:
     config = EXAMPLES / "signals.yaml"
-    api.answer("POST", "/v1/experiments", 201, {"id": "exp_1", "name": "Onboarding"})
+    created = experiment_document(task_ids=["task_a", "task_b"], env_ids=["env_x"], repeats=3)
+    api.answer("POST", "/v1/experiments", 201, created)
     done = tpc(
         "--format", "json", "sim", "experiment", "create", "--name", "Onboarding",
         "--task-ids", "task_a, task_b", "--env-ids", "env_x", "--repeats", "3",
@@ -440,7 +485,7 @@ def test_experiment_create_sends_ids_repeats_and_the_config_text(home: Path, api
         home=home, url=api.url,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"id": "exp_1", "name": "Onboarding"}
+    assert json.loads(done.stdout) == created
     assert api.requests[0].body == {
         "name": "Onboarding",
         "task_ids": ["task_a", "task_b"],
@@ -451,7 +496,7 @@ def test_experiment_create_sends_ids_repeats_and_the_config_text(home: Path, api
 
 
 def test_update_can_clear_the_config(home: Path, api: StubApi) -> None:
-    api.answer("PATCH", "/v1/experiments/exp_1", 200, {"id": "exp_1"})
+    api.answer("PATCH", "/v1/experiments/exp_1", 200, experiment_document())
     done = tpc(
         "sim", "experiment", "update", "exp_1", "--clear-signal-config", "--format", "json",
         home=home, url=api.url,
@@ -461,7 +506,7 @@ def test_update_can_clear_the_config(home: Path, api: StubApi) -> None:
 
 
 def test_membership_commands_use_the_documented_routes(home: Path, api: StubApi) -> None:
-    experiment = {"id": "exp_1", "task_ids": ["task_a"], "env_ids": []}
+    experiment = experiment_document(task_ids=["task_a"])
     for method, path in [
         ("POST", "/v1/experiments/exp_1/tasks"),
         ("DELETE", "/v1/experiments/exp_1/tasks/task_a"),
@@ -539,6 +584,9 @@ def test_results_pass_the_filters_and_render_every_section(home: Path, api: Stub
         "iteration": 2,
         "status": "completed",
         "config_hash": "sha256:abc",
+        "rescore_of": None,
+        "imported": None,
+        "confidence": 0.95,
         "summary": {
             "runs": {"passed": 3, "failed": 1, "errored": 0, "timed_out": 0, "cancelled": 0},
             "score": 0.75,
@@ -638,7 +686,7 @@ def test_results_pass_the_filters_and_render_every_section(home: Path, api: Stub
     assert human.returncode == 0, human.stderr
     lines = human.stdout.splitlines()
     # A document without intervals (an older server) still renders, scores as 0.75.
-    assert lines[0] == "exp_1 iteration 2 (completed): overall score 0.75"
+    assert lines[0] == "exp_1 iteration 2 (completed): overall score 0.75 (95% intervals)"
     for expected in (
         "Task scores",
         "Environments",
@@ -750,7 +798,7 @@ def test_run_logs_follow_restarts_with_a_new_attempt(home: Path, api: StubApi) -
         page(2, "running", []),  # asked from 3: the new attempt is read again from 0
         page(2, "passed", [*first, (2, "assistant", "Installed.")], done=True),
     )
-    run = {"id": "run_1", "status": "passed", "termination_reason": "completed", "stats": {}}
+    run = run_document(id="run_1", status="passed", termination_reason="completed", stats={})
     api.answer("GET", "/v1/runs/run_1", 200, run)
     extra = {"TPC_POLL_INTERVAL": "0"}
     follow = ("sim", "run", "logs", "run_1", "--follow")
@@ -775,6 +823,20 @@ def test_run_logs_follow_restarts_with_a_new_attempt(home: Path, api: StubApi) -
     human = tpc(*follow, home=home, url=api.url, extra=extra)
     assert human.returncode == 0, human.stderr
     assert human.stdout.index("[1] user") < human.stdout.index("run_1 passed (completed)")
+
+
+def test_an_answer_that_is_not_the_read_model_is_a_clear_error(home: Path, api: StubApi) -> None:
+    """Both for people and for JSON: the answer is parsed before anything is printed."""
+    api.answer("GET", "/v1/runs/run_1", 200, {"id": "run_1", "status": "passed"})
+    for json_format in ((), ("--format", "json")):
+        done = tpc(*json_format, "sim", "run", "get", "run_1", home=home, url=api.url)
+        assert done.returncode == ExitCode.FAILED
+        assert done.stdout == ""
+        assert done.stderr.startswith(
+            "error: the server answered something that is not a RunRow (experiment_id: Field "
+            "required)"
+        )
+        assert "Traceback" not in done.stderr
 
 
 def test_run_actions_are_a_table(home: Path, api: StubApi) -> None:
@@ -842,7 +904,12 @@ def test_fail_on_regression_reads_the_previous_iteration_and_exits_4(
         "experiment_id": "exp_1",
         "iteration": 2,
         "status": "completed",
+        "config_hash": None,
+        "rescore_of": None,
+        "imported": None,
+        "confidence": 0.95,
         "summary": {"runs": {}, "score": 0.5, "tasks": [], "environments": []},
+        "suggestions": [],
         "failure_clusters": [{"category": "Auth failures", "size": 2, "run_ids": []}],
         "compare": {
             "iteration": 1,

@@ -8,13 +8,22 @@ from typing import Any
 from rich.console import Console
 
 from api.cli.demo_story import NextSteps, render_story
+from projections.read_models import IterationStatus, Results
 
-STATUS = {
-    "iteration": 1,
-    "runs": {"total": 40, "passed": 25, "failed": 15, "errored": 0, "timed_out": 0},
-    "created_at": "2026-01-01T10:00:00+00:00",
-    "completed_at": "2026-01-01T10:02:03+00:00",
-}
+STATUS = IterationStatus.model_validate(
+    {
+        "experiment_id": "exp_1",
+        "iteration": 1,
+        "status": "completed",
+        "runs": {"total": 40, "passed": 25, "failed": 15, "errored": 0, "timed_out": 0},
+        "config_hash": None,
+        "cancel_requested": False,
+        "created_at": "2026-01-01T10:00:00+00:00",
+        "completed_at": "2026-01-01T10:02:03+00:00",
+        "rescore_of": None,
+        "imported": None,
+    }
+)
 
 
 def environment(env_id: str, score: float, verdict: str | None) -> dict[str, Any]:
@@ -34,6 +43,13 @@ def environment(env_id: str, score: float, verdict: str | None) -> dict[str, Any
 
 def results(*environments: dict[str, Any], clusters: int = 0) -> dict[str, Any]:
     return {
+        "experiment_id": "exp_1",
+        "iteration": 1,
+        "status": "completed",
+        "config_hash": None,
+        "rescore_of": None,
+        "imported": None,
+        "suggestions": [],
         "confidence": 0.95,
         "summary": {
             "score": 0.62,
@@ -73,7 +89,7 @@ def story(document: dict[str, Any], serving: bool = False) -> str:
         8765,
         serving,
     )
-    render_story(console, "Trial", STATUS, document, steps)
+    render_story(console, "Trial", STATUS, Results.model_validate(document), steps)
     return console.export_text()
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from api.cli.run_table import RUN_COLUMNS, STATS_COLUMNS, run_rows, write_table
+from projections.read_models import RunRow
 
 
 def run(run_id: str, signals: dict[str, Any], status: str = "passed") -> dict[str, Any]:
@@ -34,9 +35,12 @@ def run(run_id: str, signals: dict[str, Any], status: str = "passed") -> dict[st
 
 
 RUNS = [
-    run("run_1", {"gave-up": True, "lookups": 2, "tags": ["a", "b"]}),
-    run("run_2", {"gave-up": None, "lookups": 0.5, "tags": []}, "failed"),
-    {**run("run_3", {}, "cancelled"), "signals": {}, "stats": None},
+    RunRow.model_validate(document)
+    for document in (
+        run("run_1", {"gave-up": True, "lookups": 2, "tags": ["a", "b"]}),
+        run("run_2", {"gave-up": None, "lookups": 0.5, "tags": []}, "failed"),
+        {**run("run_3", {}, "cancelled"), "signals": {}, "stats": None},
+    )
 ]
 
 
