@@ -66,7 +66,7 @@ class RunRecording:
         if self.views.count_unfinished_runs(exp_id, number):
             return False
         iteration = self._iteration(exp_id, number)
-        found = [c.to_json() for c in cluster_failures(self._failing_runs(iteration))]
+        found = [c.recorded() for c in cluster_failures(self._failing_runs(iteration))]
         # With a cluster model configured, it names the clusters and writes causes and fixes.
         clusters = self.cluster_writer.write_blocking(found).clusters
 
