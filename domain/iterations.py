@@ -19,6 +19,7 @@ from domain.event_payloads import PayloadField, modelled, typed_payload
 from domain.ids import iteration_stream_id
 from domain.safe_text import clean_value
 from domain.signals.config import SignalConfig
+from domain.vocabulary import IterationStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +153,7 @@ class Iteration(Aggregate):
 
     class Completed(Aggregate.Event):
         TOPIC = "tpc:Iteration.Completed"
-        status: str  # completed | cancelled
+        status: IterationStatus  # completed | cancelled
 
     @staticmethod
     def create_id(experiment_id: str, number: int, **_: Any) -> UUID:
@@ -177,7 +178,7 @@ class Iteration(Aggregate):
         self.environments = environments
         self.runs = runs
         self.cancel_requested = False
-        self.status = "running"
+        self.status: IterationStatus = "running"
         self.rescore_of: int | None = None
         self._source_runs: dict[str, str] = {}
         self.imported_from: str | None = None  # the format of the logs it was imported from
@@ -254,7 +255,8 @@ class Iteration(Aggregate):
     def complete(self) -> None:
         """Close the iteration once every run is terminal (the caller checks that)."""
         self.check_open()
-        self._completed("cancelled" if self.cancel_requested else "completed")
+        ended: IterationStatus = "cancelled" if self.cancel_requested else "completed"
+        self._completed(ended)
 
     @event(RescoreOf)
     def _rescore_of(self, source: int, source_runs: list[str]) -> None:
@@ -281,7 +283,7 @@ class Iteration(Aggregate):
         self.clusters = clusters
 
     @event(Completed)
-    def _completed(self, status: str) -> None:
+    def _completed(self, status: IterationStatus) -> None:
         self.status = status
 
 
