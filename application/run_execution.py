@@ -23,7 +23,7 @@ from domain.definitions import secret_references
 from domain.iteration_key import IterationKey
 from domain.iterations import Iteration, PlannedRun
 from domain.runs import RecordedStats
-from domain.signals.extraction import Extractor, SignalValue
+from domain.signals.extraction import ExtractedSignals, Extractor
 from domain.signals.judging import Judge, JudgeKey, JudgeVerdict
 from domain.stats import RunStats, derive_stats
 from domain.success import CriterionUnavailable, judge_status
@@ -283,15 +283,17 @@ class RunExecution:
         transcript: Transcript,
         stats: RunStats,
         verdicts: Mapping[JudgeKey, JudgeVerdict] | None,
-    ) -> tuple[str, dict[str, SignalValue]] | None:
-        """(config hash, every signal's value) under the iteration's config, if it has one."""
+    ) -> ExtractedSignals | None:
+        """Every signal's value under the iteration's config, if it has one."""
         extractor = self._extractor(iteration)
         if extractor is None:
             return None
         values = extractor.extract(
             transcript, stats, verdicts=verdicts, no_verdict=NO_JUDGE_IN_SERVER
         )
-        return (iteration.signal_config.hash if iteration.signal_config else "", values)
+        return ExtractedSignals(
+            iteration.signal_config.hash if iteration.signal_config else "", values
+        )
 
 
 def _final_transcript(

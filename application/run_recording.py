@@ -19,7 +19,7 @@ from domain.errors import Conflict
 from domain.ids import iteration_stream_id, stream_id
 from domain.iterations import Iteration
 from domain.runs import RecordedStats, Run
-from domain.signals.extraction import SignalValue
+from domain.signals.extraction import ExtractedSignals
 from domain.transcripts import parse_transcript
 from infra.llm.cluster_writer import ClusterWriter
 from infra.store.blobs import BlobStore
@@ -66,7 +66,7 @@ class RunRecording:
         if self.views.count_unfinished_runs(exp_id, number):
             return False
         iteration = self._iteration(exp_id, number)
-        found = [c.to_json() for c in cluster_failures(self._failing_runs(iteration))]
+        found = [c.recorded() for c in cluster_failures(self._failing_runs(iteration))]
         # With a cluster model configured, it names the clusters and writes causes and fixes.
         clusters = self.cluster_writer.write_blocking(found).clusters
 
@@ -168,7 +168,7 @@ class RunRecording:
         stats: RecordedStats,
         transcript: bytes | None,
         error: str | None,
-        signals: tuple[str, dict[str, SignalValue]] | None,
+        signals: ExtractedSignals | None,
         transcript_ref: str | None = None,
     ) -> None:
         """Record the outcome and the extracted signals of an attempt, in one save.
@@ -176,7 +176,7 @@ class RunRecording:
         ref = self.blobs.put(transcript) if transcript is not None else transcript_ref
         run.complete(status, termination_reason, stats, ref, error)
         if signals is not None:
-            run.record_signals(*signals)
+            run.record_signals(signals.config_hash, signals.values)
         self._store.save(run)
 
     def recorded_run(self, run_id: str) -> Run | None:

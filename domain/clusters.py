@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,17 +35,23 @@ from domain.clustering.signatures import (
     failure_signature,
 )
 from domain.errors import InvalidInput
+from domain.event_payloads import PayloadField, modelled
 
 __all__ = [
     "FAILING_STATUSES",
     "MAX_EVIDENCE",
     "MAX_SNIPPET",
+    "RECORDED_CLUSTERS",
     "RULES",
+    "SUGGESTIONS",
     "Cluster",
     "Evidence",
     "FailingRun",
     "Place",
+    "RecordedCluster",
+    "RootCause",
     "Signature",
+    "Suggestion",
     "ToolError",
     "cause_of",
     "cluster_changes",
@@ -119,6 +125,108 @@ class Cluster:
             "evidence": [item.to_json() for item in self.evidence],
         }
 
+    def recorded(self) -> RecordedCluster:
+        """The cluster as its iteration records it."""
+        return RecordedCluster(
+            id=self.id,
+            key=self.key,
+            category=self.category,
+            root_cause=RootCause(self.area, self.explanation),
+            recommended_fix=self.recommended_fix,
+            run_ids=self.run_ids,
+            size=self.size,
+            places=self.places,
+            evidence=self.evidence,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RootCause:
+    area: str  # an `Area`; kept as recorded
+    explanation: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedCluster:
+    """A cluster as an iteration records it (`Cluster.to_json`'s shape): the rules' or a
+    model's rewrite of them (`written_by`). Clusters recorded before cause keys and places
+    existed have neither (None)."""
+
+    id: str
+    category: str
+    root_cause: RootCause
+    recommended_fix: str
+    run_ids: tuple[str, ...]
+    size: int
+    evidence: tuple[Evidence, ...]
+    key: str | None = None
+    places: tuple[Place, ...] | None = None
+    written_by: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Its recorded JSON, keys in `Cluster.to_json`'s order; absent fields stay absent."""
+        whole = {
+            "id": self.id,
+            "key": self.key,
+            "category": self.category,
+            "root_cause": {
+                "area": self.root_cause.area,
+                "explanation": self.root_cause.explanation,
+            },
+            "recommended_fix": self.recommended_fix,
+            "run_ids": list(self.run_ids),
+            "size": self.size,
+            "places": None if self.places is None else [p.to_json() for p in self.places],
+            "evidence": [item.to_json() for item in self.evidence],
+            "written_by": self.written_by,
+        }
+        return {
+            name: value
+            for name, value in whole.items()
+            if value is not None or name not in _ABSENT_WHEN_NONE
+        }
+
+    @classmethod
+    def from_json(cls, recorded: Any) -> RecordedCluster:
+        """A recorded cluster from its JSON, validated (raises pydantic's ValidationError)."""
+        cluster: RecordedCluster = _RECORDED_CLUSTER.load(recorded)
+        return cluster
+
+
+_ABSENT_WHEN_NONE = frozenset({"key", "places", "written_by"})
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """A fix ranked by the runs it would address, and the clusters it fixes."""
+
+    fix: str
+    runs: int
+    cluster_ids: tuple[str, ...]
+    area: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fix": self.fix,
+            "runs": self.runs,
+            "cluster_ids": list(self.cluster_ids),
+            "area": self.area,
+        }
+
+
+_RECORDED_CLUSTER = modelled(RecordedCluster)
+_SUGGESTION = modelled(Suggestion)
+
+# How ClustersRecorded stores its fields: validated on read, written as the JSON above.
+RECORDED_CLUSTERS = PayloadField(
+    lambda rows: [_RECORDED_CLUSTER.load(row) for row in rows],
+    lambda clusters: [cluster.to_json() for cluster in clusters],
+)
+SUGGESTIONS = PayloadField(
+    lambda rows: [_SUGGESTION.load(row) for row in rows],
+    lambda items: [item.to_json() for item in items],
+)
+
 
 def cause_of(run: FailingRun) -> Finding:
     """A failing run's decisive root cause and the place it happened."""
@@ -148,25 +256,20 @@ def cluster_failures(runs: Sequence[FailingRun]) -> list[Cluster]:
     return sorted(clusters, key=lambda c: (-c.size, c.key))
 
 
-def suggestions(clusters: Sequence[Cluster | Mapping[str, Any]]) -> list[dict[str, Any]]:
+def suggestions(clusters: Sequence[Cluster | RecordedCluster]) -> list[Suggestion]:
     """Fixes ranked by how many runs they would address: clusters with the same fix and area
     count together. Ties: the fix whose first cluster comes first, then the fix's text.
-    Takes clusters or their recorded JSON (as an LLM may have rewritten them)."""
+    Takes clusters or recorded ones (as an LLM may have rewritten them)."""
     runs: dict[tuple[str, str], int] = defaultdict(int)
     cluster_ids: dict[tuple[str, str], list[str]] = defaultdict(list)
     for cluster in clusters:
-        recorded = cluster.to_json() if isinstance(cluster, Cluster) else cluster
-        fix = (recorded["recommended_fix"], recorded["root_cause"]["area"])
-        runs[fix] += recorded["size"]
-        cluster_ids[fix].append(recorded["id"])
+        recorded = cluster.recorded() if isinstance(cluster, Cluster) else cluster
+        fix = (recorded.recommended_fix, recorded.root_cause.area)
+        runs[fix] += recorded.size
+        cluster_ids[fix].append(recorded.id)
     ranked = sorted(runs, key=lambda fix: (-runs[fix], min(cluster_ids[fix]), fix))
     return [
-        {
-            "fix": fix,
-            "runs": runs[(fix, area)],
-            "cluster_ids": sorted(cluster_ids[(fix, area)]),
-            "area": area,
-        }
+        Suggestion(fix, runs[(fix, area)], tuple(sorted(cluster_ids[(fix, area)])), area)
         for fix, area in ranked
     ]
 

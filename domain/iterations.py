@@ -12,12 +12,14 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 from pydantic import BaseModel, ConfigDict, field_serializer
 
+from domain.clusters import RECORDED_CLUSTERS, SUGGESTIONS, RecordedCluster, Suggestion
 from domain.definitions import EnvironmentDefinition, TaskDefinition
 from domain.errors import Conflict
 from domain.event_payloads import PayloadField, modelled, typed_payload
 from domain.ids import iteration_stream_id
 from domain.safe_text import clean_value
 from domain.signals.config import SignalConfig
+from domain.vocabulary import IterationStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,15 +138,22 @@ class Iteration(Aggregate):
 
     class ClustersRecorded(Aggregate.Event):
         """The failing runs grouped into clusters (docs/spec.md §7), recorded once so that replaying
-        the log never clusters again (nor calls a model that named them)."""
+        the log never clusters again (nor calls a model that named them). Version 2 holds
+        models (stored as their JSON); version 1 stored the same JSON from dicts."""
 
         TOPIC = "tpc:Iteration.ClustersRecorded"
-        clusters: list[dict[str, Any]]
-        suggestions: list[dict[str, Any]]
+        class_version = 2
+        payload = typed_payload(clusters=RECORDED_CLUSTERS, suggestions=SUGGESTIONS)
+        clusters: list[RecordedCluster]
+        suggestions: list[Suggestion]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Version 1's JSON is version 2's: nothing moves; the models are made on load."""
 
     class Completed(Aggregate.Event):
         TOPIC = "tpc:Iteration.Completed"
-        status: str  # completed | cancelled
+        status: IterationStatus  # completed | cancelled
 
     @staticmethod
     def create_id(experiment_id: str, number: int, **_: Any) -> UUID:
@@ -169,7 +178,7 @@ class Iteration(Aggregate):
         self.environments = environments
         self.runs = runs
         self.cancel_requested = False
-        self.status = "running"
+        self.status: IterationStatus = "running"
         self.rescore_of: int | None = None
         self._source_runs: dict[str, str] = {}
         self.imported_from: str | None = None  # the format of the logs it was imported from
@@ -234,17 +243,20 @@ class Iteration(Aggregate):
             self._cancel_requested()
 
     def record_clusters(
-        self, clusters: list[dict[str, Any]], suggestions: list[dict[str, Any]]
+        self, clusters: list[RecordedCluster], suggestions: list[Suggestion]
     ) -> None:
         self.check_open()
         # Named and explained by a model when one is configured: its text is cleaned, not
         # refused (`domain.safe_text`).
-        self._clusters_recorded(clean_value(clusters), clean_value(suggestions))
+        self._clusters_recorded(
+            _cleaned(RECORDED_CLUSTERS, clusters), _cleaned(SUGGESTIONS, suggestions)
+        )
 
     def complete(self) -> None:
         """Close the iteration once every run is terminal (the caller checks that)."""
         self.check_open()
-        self._completed("cancelled" if self.cancel_requested else "completed")
+        ended: IterationStatus = "cancelled" if self.cancel_requested else "completed"
+        self._completed(ended)
 
     @event(RescoreOf)
     def _rescore_of(self, source: int, source_runs: list[str]) -> None:
@@ -266,10 +278,17 @@ class Iteration(Aggregate):
 
     @event(ClustersRecorded)
     def _clusters_recorded(
-        self, clusters: list[dict[str, Any]], suggestions: list[dict[str, Any]]
+        self, clusters: list[RecordedCluster], suggestions: list[Suggestion]
     ) -> None:
         self.clusters = clusters
 
     @event(Completed)
-    def _completed(self, status: str) -> None:
+    def _completed(self, status: IterationStatus) -> None:
         self.status = status
+
+
+def _cleaned(field: PayloadField, values: list[Any]) -> list[Any]:
+    """`values` with `clean_value` applied to their JSON; `values` themselves when clean."""
+    stored = field.dump(values)
+    cleaned = clean_value(stored)
+    return values if cleaned is stored else list(field.load(cleaned))

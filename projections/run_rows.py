@@ -26,8 +26,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from domain.iteration_key import IterationKey
 from domain.iterations import PlannedRun
 from domain.runs import Run
+from domain.vocabulary import RunState, RunStatus, TerminationReason
 from infra.store.database import Connection
 from projections.view_values import json_text
 
@@ -88,7 +90,8 @@ RunChange = Callable[[Any, str], tuple[tuple[Any, ...], str]]
 
 
 def _started(e: Any, time: str) -> tuple[tuple[Any, ...], str]:
-    return ("running", e.attempt, time), f" started (attempt {e.attempt})"
+    state: RunState = "running"
+    return (state, e.attempt, time), f" started (attempt {e.attempt})"
 
 
 def _completed(e: Any, time: str) -> tuple[tuple[Any, ...], str]:
@@ -115,7 +118,9 @@ def _signals_extracted(e: Any, time: str) -> tuple[tuple[Any, ...], str]:
 
 
 def _cancelled(e: Any, time: str) -> tuple[tuple[Any, ...], str]:
-    return ("cancelled", "cancelled", time), " cancelled"
+    status: RunStatus = "cancelled"
+    reason: TerminationReason = "cancelled"
+    return (status, reason, time), " cancelled"
 
 
 RUN_CHANGES: dict[type, tuple[tuple[str, ...], RunChange]] = {
@@ -162,7 +167,7 @@ class RunEventBatch:
         # opened, by iteration; and rows of completed iterations, final, to write.
         self._planned: dict[str, list[Any]] = {}
         self._planned_streams: dict[str, list[Any]] = {}
-        self._iterations: dict[tuple[str, int], list[list[Any]]] = {}
+        self._iterations: dict[IterationKey, list[list[Any]]] = {}
         self._settled: list[list[Any]] = []
         # Changes to rows already written.
         self._opened: list[tuple[str, str]] = []
@@ -199,7 +204,7 @@ class RunEventBatch:
         ):
             # Changes to rows written already go first, as they did before these rows existed.
             self.flush(db)
-        rows = self._iterations.setdefault((experiment_id, number), [])
+        rows = self._iterations.setdefault(IterationKey(experiment_id, number), [])
         for seq, run in enumerate(planned):
             row: list[Any] = [None] * len(RUN_COLUMNS)
             row[:10] = (  # the first columns of RUN_COLUMNS
@@ -224,7 +229,7 @@ class RunEventBatch:
 
     def iteration_rows(self, experiment_id: str, number: int) -> list[tuple[Any, ...]] | None:
         """What results need of an iteration's runs, when its rows are all still here."""
-        rows = self._iterations.get((experiment_id, number))
+        rows = self._iterations.get(IterationKey(experiment_id, number))
         if rows is None:
             return None
         return [
@@ -242,7 +247,7 @@ class RunEventBatch:
     def settle(self, experiment_id: str, number: int) -> None:
         """The iteration completed: its rows are final, to be written with the next flush
         (should an event still come for one of its runs, it updates the written row)."""
-        rows = self._iterations.pop((experiment_id, number), None)
+        rows = self._iterations.pop(IterationKey(experiment_id, number), None)
         if rows is None:
             return
         for row in rows:

@@ -552,9 +552,12 @@ def _iteration_cancel_requested(db: Connection, e: Any, position: int) -> None:
 @handles(Iteration.ClustersRecorded)
 def _iteration_clustered(db: Connection, e: Any, position: int) -> None:
     row = _iteration(db, e)
-    clusters = {"failure_clusters": e.clusters, "suggestions": e.suggestions}
+    clusters = {
+        "failure_clusters": [cluster.to_json() for cluster in e.clusters],
+        "suggestions": [item.to_json() for item in e.suggestions],
+    }
     _update_iteration(db, row, {"clusters": json_text(clusters)})
-    names = ", ".join(f"{c['category']} ({c['size']})" for c in e.clusters[:5]) or "none"
+    names = ", ".join(f"{c.category} ({c.size})" for c in e.clusters[:5]) or "none"
     _iteration_audit(
         db,
         e,

@@ -87,6 +87,15 @@ class SignalValue:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class ExtractedSignals:
+    """A run's signal values, extracted under the signal config whose text hashes to
+    `config_hash` (recorded together by `Run.record_signals`)."""
+
+    config_hash: str
+    values: dict[str, SignalValue]
+
+
 def _setter(cls: type, field: str) -> Callable[[Any, Any], None]:
     """A slot's own setter: a frozen dataclass allows no other assignment."""
     return vars(cls)[field].__set__  # type: ignore[no-any-return]

@@ -14,8 +14,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 from domain.clustering.written import (
     ANSWER_SCHEMA,
@@ -24,6 +23,7 @@ from domain.clustering.written import (
     cluster_question,
     repeated_names,
 )
+from domain.clusters import RecordedCluster
 from domain.errors import InvalidInput
 from domain.signals.config import JUDGE_MODELS
 from infra.llm.chat import ChatMessage, ChatRequest, Meter, ProviderError
@@ -42,7 +42,7 @@ SYSTEM = "You are a developer-experience analyst. Be specific and cite the evide
 class WrittenClusters:
     """The clusters to record, and how they were written (for the results' readers)."""
 
-    clusters: list[dict[str, Any]]
+    clusters: list[RecordedCluster]
     written_by: str  # "rules" or the model id
     note: str | None = None  # why the rules' clusters stand, when a model was configured
     cost: float = 0.0
@@ -66,7 +66,7 @@ class ClusterWriter:
         self._settings = settings
         self._environ = environ
 
-    def write_blocking(self, clusters: Sequence[dict[str, Any]]) -> WrittenClusters:
+    def write_blocking(self, clusters: Sequence[RecordedCluster]) -> WrittenClusters:
         """For the synchronous service (called in a worker thread): a private event loop, and
         provider clients made for it and closed with it (SDK clients are bound to a loop)."""
 
@@ -80,7 +80,7 @@ class ClusterWriter:
         return asyncio.run(once())
 
     async def write(
-        self, clusters: Sequence[dict[str, Any]], providers: Providers | None = None
+        self, clusters: Sequence[RecordedCluster], providers: Providers | None = None
     ) -> WrittenClusters:
         """The clusters to record: the model's when it answered usably, else the rules'."""
         rules = WrittenClusters(list(clusters), "rules")
@@ -92,13 +92,15 @@ class ClusterWriter:
             )
             return WrittenClusters(list(clusters), "rules", note)
         meter = Meter(MODEL_PRICES)
+        # The question and the answer's rules (pure) read and write the clusters' JSON.
+        recorded = [cluster.to_json() for cluster in clusters]
         try:
             client = (providers or shared_providers()).for_model(self.model)
             response = await client.chat(
                 ChatRequest(
                     model=self.model,
                     system=SYSTEM,
-                    messages=[ChatMessage.user(cluster_question(clusters))],
+                    messages=[ChatMessage.user(cluster_question(recorded))],
                     tools=[ToolSpec(ANSWER_TOOL, "Record the clusters.", ANSWER_SCHEMA)],
                     force_tool=ANSWER_TOOL,
                     max_tokens=8192,
@@ -108,8 +110,9 @@ class ClusterWriter:
             answer = next(
                 (call.input for call in response.tool_calls if call.name == ANSWER_TOOL), None
             )
-            covered, failing = answer_coverage(clusters, answer)
-            written = apply_written_clusters(clusters, answer)
+            covered, failing = answer_coverage(recorded, answer)
+            rewritten = apply_written_clusters(recorded, answer)
+            written = [RecordedCluster.from_json(cluster) for cluster in rewritten]
         except (ProviderError, ValueError) as error:
             log.warning("the cluster model failed; the rules' clusters stand: %s", error)
             return WrittenClusters(list(clusters), "rules", f"{self.model} failed: {error}")
@@ -123,13 +126,14 @@ class ClusterWriter:
                 f"its clusters put {covered} of the {failing} failing runs in exactly one "
                 "cluster; the rules' put all of them"
             )
-        elif repeated := repeated_names(written):
+        elif repeated := repeated_names(rewritten):
             worse = f"it gave one name to several clusters: {', '.join(repeated)}"
         if worse is not None:
             log.warning("the cluster model's answer is worse than the rules': %s", worse)
             note = f"{self.model}'s clusters were worse than the rules' ({worse})"
             return WrittenClusters(list(clusters), "rules", note, meter.cost)
-        for cluster in written:
-            if cluster.get("written_by"):
-                cluster["written_by"] = self.model
-        return WrittenClusters(written, self.model, None, meter.cost)
+        named = [
+            replace(cluster, written_by=self.model) if cluster.written_by else cluster
+            for cluster in written
+        ]
+        return WrittenClusters(named, self.model, None, meter.cost)

@@ -14,6 +14,8 @@ import pytest
 from eventsourcing.persistence import MapperDeserialisationError, StoredEvent
 
 from application.service import Service
+from domain.clusters import Evidence, Place, RecordedCluster
+from domain.iterations import Iteration
 from domain.runs import RecordedStats, Run
 from projections.views import handled
 from tests.integration.test_stored_events_golden import GOLDEN_LOGS, load_golden_store
@@ -146,6 +148,85 @@ def test_a_payload_that_does_not_validate_is_refused_on_either_road(
     store = golden_service.store
     state = completed_state(class_version=2, stats={"turns": "many"})
     event = StoredEvent(uuid4(), 2, "tpc:Run.Completed", zlib.compress(json.dumps(state).encode()))
+    store.recorder.insert_events([event])
+    [notification] = list(store.notifications(0, 1000))[-1:]
+    with pytest.raises(MapperDeserialisationError, match="payload"):
+        store.mapper.to_domain_event(notification)
+    with pytest.raises(MapperDeserialisationError, match="payload"):
+        store.to_event(notification)
+
+
+# Clusters as version 1 stored them: before cause keys and places, then with them and a model's
+# rewrite; version 2 stores the same JSON.
+OLD_CLUSTER = {
+    "id": "cl_1",
+    "category": "Docs",
+    "root_cause": {"area": "docs", "explanation": "a page is gone"},
+    "recommended_fix": "restore it",
+    "run_ids": ["run_1", "run_2"],
+    "size": 2,
+    "evidence": [{"run_id": "run_1", "event": None, "snippet": "404"}],
+}
+KEYED_CLUSTER = {
+    "id": "cl_2",
+    "key": "docs_page_missing",
+    "category": "Missing docs pages",
+    "root_cause": {"area": "docs", "explanation": "the quickstart links /old"},
+    "recommended_fix": "redirect /old",
+    "run_ids": ["run_3"],
+    "size": 1,
+    "places": [{"kind": "page", "name": "/old", "runs": 1}],
+    "evidence": [{"run_id": "run_3", "event": 4, "snippet": "GET /old 404"}],
+    "written_by": "claude-haiku-4-5",
+}
+SUGGESTION = {"fix": "restore it", "runs": 2, "cluster_ids": ["cl_1"], "area": "docs"}
+
+
+def clusters_state(**extra: Any) -> dict[str, Any]:
+    return {
+        "timestamp": STAMP,
+        "clusters": [OLD_CLUSTER, KEYED_CLUSTER],
+        "suggestions": [SUGGESTION],
+        **extra,
+    }
+
+
+def test_recorded_clusters_decode_typed_and_store_the_same_json(golden_service: Service) -> None:
+    store = golden_service.store
+    states = [clusters_state(), clusters_state(class_version=2)]
+    events = [
+        StoredEvent(
+            uuid4(), 2, "tpc:Iteration.ClustersRecorded", zlib.compress(json.dumps(s).encode())
+        )
+        for s in states
+    ]
+    store.recorder.insert_events(events)
+    notifications = list(store.notifications(0, 1000))[-len(events) :]
+    with golden_service.database.write() as db:
+        read, _ = store.read_events(db, notifications[0].id - 1, len(events))
+        decoded = [event for event, _ in read]
+    for notification, event in zip(notifications, decoded, strict=True):
+        expected = store.mapper.to_domain_event(notification)
+        assert isinstance(expected, Iteration.ClustersRecorded)
+        assert same(store.to_event(notification), expected)
+        assert same(event, expected)
+        old, keyed = event.clusters
+        assert isinstance(old, RecordedCluster) and old.key is None and old.places is None
+        assert keyed.places == (Place("page", "/old", 1),)
+        assert keyed.evidence == (Evidence("run_3", 4, "GET /old 404"),)
+        assert [item.fix for item in event.suggestions] == ["restore it"]
+        again = json.loads(zlib.decompress(store.mapper.to_stored_event(event).state))
+        assert again == {**clusters_state(), "class_version": 2}
+
+
+def test_recorded_clusters_that_do_not_validate_are_refused_on_either_road(
+    golden_service: Service,
+) -> None:
+    store = golden_service.store
+    state = clusters_state(class_version=2, clusters=[{**OLD_CLUSTER, "size": "two"}])
+    event = StoredEvent(
+        uuid4(), 2, "tpc:Iteration.ClustersRecorded", zlib.compress(json.dumps(state).encode())
+    )
     store.recorder.insert_events([event])
     [notification] = list(store.notifications(0, 1000))[-1:]
     with pytest.raises(MapperDeserialisationError, match="payload"):

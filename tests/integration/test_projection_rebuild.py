@@ -12,6 +12,7 @@ import pytest
 from eventsourcing.domain import Aggregate
 
 from application.service import Service
+from domain.clusters import RecordedCluster, RootCause, suggestions
 from domain.definitions import EnvironmentDefinition, TaskDefinition
 from domain.iterations import Iteration, PlannedRun
 from domain.runs import RecordedStats, Run, signal_values_from_json
@@ -116,7 +117,8 @@ def make_overlapping_history(service: Service) -> None:
     history.save(*first_runs[:4])
     second_runs[0].cancel()  # cancelled: its live messages stay
     history.save(*first_runs[4:], second_runs[0])
-    first.record_clusters([{"category": "boom", "size": 3}], [])
+    boom = RecordedCluster("cl_boom", "boom", RootCause("agent", "boom"), "fix", ("r",) * 3, 3, ())
+    first.record_clusters([boom], suggestions([boom]))
     first.complete()
     history.save(first)
     # A run event after its iteration completed updates the row written already.

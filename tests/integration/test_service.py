@@ -357,7 +357,9 @@ def test_racing_triggers_get_gapless_unique_numbers(service: Service, store_url:
         with ThreadPoolExecutor(max_workers=4) as pool:
             numbers = list(
                 pool.map(
-                    lambda i: (service if i % 2 else other).trigger(owner, exp_id).iteration,
+                    lambda i: (
+                        (service if i % 2 else other).experiments.trigger(owner, exp_id).iteration
+                    ),
                     range(12),
                 )
             )
@@ -384,13 +386,13 @@ def test_each_of_many_concurrent_creations_reads_its_own_write(
     def create(i: int) -> str:
         creator = service if i % 2 else other
         if i % 5 == 0:
-            creator.trigger(owner, exp_id)
-        created = creator.create_experiment(owner, f"e{i}", tasks[:1], envs, 1)
-        found = creator.views.experiment(owner, created["id"])
-        assert (found["name"], found["task_ids"], found["env_ids"]) == (f"e{i}", tasks[:1], envs)
-        listed = creator.views.experiments(owner, 200, None)["items"]
-        assert created["id"] in {item["id"] for item in listed}
-        return str(created["id"])
+            creator.experiments.trigger(owner, exp_id)
+        created = creator.experiments.create_experiment(owner, f"e{i}", tasks[:1], envs, 1)
+        found = creator.views.experiment(owner, created.id)
+        assert (found.name, found.task_ids, found.env_ids) == (f"e{i}", tasks[:1], envs)
+        listed = creator.views.experiments(owner, 200, None).items
+        assert created.id in {item.id for item in listed}
+        return created.id
 
     try:
         with ThreadPoolExecutor(max_workers=8) as pool:

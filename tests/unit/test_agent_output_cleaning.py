@@ -3,6 +3,7 @@ one place per kind of record, and clean output is kept as it is, without a copy.
 
 from __future__ import annotations
 
+from domain.clusters import RecordedCluster, RootCause, Suggestion
 from domain.iterations import Iteration
 from domain.runs import RecordedStats, Run
 from domain.safe_text import clean_value
@@ -89,10 +90,18 @@ def test_clusters_a_model_named_are_recorded_cleaned() -> None:
         environments={},
         runs=[],
     )
-    iteration.record_clusters([{"category": "c\x00"}], [{"text": "\ud800"}])
+    cluster = RecordedCluster(
+        id="cl_1",
+        category="c\x00",
+        root_cause=RootCause("docs", "explained"),
+        recommended_fix="fix \ud800",
+        run_ids=("run_1",),
+        size=1,
+        evidence=(),
+    )
+    iteration.record_clusters([cluster], [Suggestion("fix \ud800", 1, ("cl_1",), "docs")])
     recorded = iteration.collect_events()[-1]
     assert isinstance(recorded, Iteration.ClustersRecorded)
-    assert (recorded.clusters, recorded.suggestions) == (
-        [{"category": "c\ufffd"}],
-        [{"text": "\ufffd"}],
-    )
+    [cleaned] = recorded.clusters
+    assert (cleaned.category, cleaned.recommended_fix) == ("c\ufffd", "fix \ufffd")
+    assert [item.fix for item in recorded.suggestions] == ["fix \ufffd"]

@@ -963,11 +963,12 @@ def test_suggestions_rank_fixes_by_runs_addressed() -> None:
     runs, _ = generated_iteration()
     clusters = cluster_failures(runs)
     ranked = suggestions(clusters)
-    assert [list(s) for s in ranked] == [["fix", "runs", "cluster_ids", "area"]] * len(ranked)
-    assert [s["runs"] for s in ranked] == sorted((s["runs"] for s in ranked), reverse=True)
-    assert sum(s["runs"] for s in ranked) == len(runs)
-    assert ranked[0]["runs"] == 17 and ranked[0]["area"] == "docs"
-    assert sorted(i for s in ranked for i in s["cluster_ids"]) == sorted(c.id for c in clusters)
+    stored = [s.to_json() for s in ranked]
+    assert [list(s) for s in stored] == [["fix", "runs", "cluster_ids", "area"]] * len(ranked)
+    assert [s.runs for s in ranked] == sorted((s.runs for s in ranked), reverse=True)
+    assert sum(s.runs for s in ranked) == len(runs)
+    assert ranked[0].runs == 17 and ranked[0].area == "docs"
+    assert sorted(i for s in ranked for i in s.cluster_ids) == sorted(c.id for c in clusters)
 
 
 def test_suggestions_count_clusters_with_the_same_fix_together() -> None:
@@ -978,7 +979,7 @@ def test_suggestions_count_clusters_with_the_same_fix_together() -> None:
     other = shuffle_id(run("r9", "errored", "error", None, error="boom"), "r9")
     clusters = cluster_failures([*same, other])
     ranked = suggestions(clusters)
-    assert ranked[0]["runs"] == 2 and ranked[1]["runs"] == 1
+    assert ranked[0].runs == 2 and ranked[1].runs == 1
     assert suggestions([]) == [] and cluster_failures([]) == []
 
 

@@ -157,10 +157,10 @@ def test_any_answer_keeps_every_failing_run_in_exactly_one_cluster(
 
 
 def test_suggestions_rank_written_clusters_like_the_rules_ones() -> None:
-    from domain.clusters import suggestions
+    from domain.clusters import RecordedCluster, suggestions
 
     result = apply_written_clusters(DETERMINISTIC, {"clusters": [written()]})
-    ranked = suggestions(result)
-    assert ranked[0]["fix"] == "Show the Authorization: Bearer header in the quickstart."
-    assert ranked[0]["runs"] == 4 and ranked[0]["area"] == "docs"
-    assert sum(item["runs"] for item in ranked) == len(ALL_RUNS)
+    ranked = suggestions([RecordedCluster.from_json(cluster) for cluster in result])
+    assert ranked[0].fix == "Show the Authorization: Bearer header in the quickstart."
+    assert ranked[0].runs == 4 and ranked[0].area == "docs"
+    assert sum(item.runs for item in ranked) == len(ALL_RUNS)
