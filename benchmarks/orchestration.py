@@ -231,7 +231,7 @@ class TimedRunRecording(RunRecording):
     def finish_run(self, run: Run, status: str, *args: Any) -> None:
         with self.clock.timing("finish_run"):
             super().finish_run(run, status, *args)
-        self.durations.append(float(args[1].get("duration") or 0.0))  # the agent loop's time
+        self.durations.append(float(args[1].duration or 0.0))  # the agent loop's time
 
 
 class TimedService(Service):
@@ -362,16 +362,16 @@ def prepare(service: Service, setup: Setup, docs: Path) -> tuple[str, str]:
     product = bootstrap.product_id
     tasks, repeats = _layout(setup.runs)
     task_ids = [
-        service.catalog.create_task(product, {"name": f"install-{i}", "prompt": PROMPT})["id"]
+        service.catalog.create_task(product, {"name": f"install-{i}", "prompt": PROMPT}).id
         for i in range(tasks)
     ]
     agent = agent_definition(setup, docs)
-    env_id = service.catalog.create_environment(product, {"name": "bench", "agent": agent})["id"]
+    env_id = service.catalog.create_environment(product, {"name": "bench", "agent": agent}).id
     config = (EXAMPLES / "signals.yaml").read_text()
     experiment = service.experiments.create_experiment(
         product, "Orchestration", task_ids, [env_id], repeats, config
     )
-    return product, experiment["id"]
+    return product, experiment.id
 
 
 @dataclass
@@ -418,9 +418,7 @@ async def _iterate(
     loop_cpu, process_cpu = time.thread_time(), time.process_time()
     started = time.perf_counter()
     try:
-        number = (await asyncio.to_thread(service.experiments.trigger, product, exp_id))[
-            "iteration"
-        ]
+        number = (await asyncio.to_thread(service.experiments.trigger, product, exp_id)).iteration
         await executor.submit(exp_id, number)
         await executor.drain()
         makespan = time.perf_counter() - started
@@ -639,7 +637,7 @@ def distribute(url: str, setup: Setup, fake: Fake, docs: Path, workers: int) -> 
             fake_cpu = _process_cpu(fake.process.pid)
             busy, total = _machine_cpu()
             started = time.perf_counter()
-            number = service.experiments.trigger(product, exp_id)["iteration"]
+            number = service.experiments.trigger(product, exp_id).iteration
             asyncio.run(_dispatch(service, url, exp_id, number))
             while True:
                 time.sleep(0.05)  # the makespan to within this

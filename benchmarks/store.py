@@ -315,7 +315,7 @@ def build_log(
         experiments = [
             service.experiments.create_experiment(
                 product, f"Experiment {i}", task_ids, env_ids, repeats, config_text
-            )["id"]
+            ).id
             for i in range(5)
         ]
         frozen_tasks = {
@@ -391,7 +391,7 @@ def create_catalog(service: Service, product: str, tasks: int) -> tuple[list[str
     task_ids = [
         service.catalog.create_task(
             product, {"name": name, "prompt": f"{TASK_KINDS[i % len(TASK_KINDS)]}: {name}"}
-        )["id"]
+        ).id
         for i, name in enumerate(names)
     ]
     objects = {
@@ -410,7 +410,7 @@ def create_catalog(service: Service, product: str, tasks: int) -> tuple[list[str
                     },
                 },
             },
-        )["id"]
+        ).id
         for label in LABELS
     ]
     return task_ids, env_ids
@@ -516,7 +516,7 @@ def end_to_end(
         task_ids, env_ids = create_catalog(service, product, tasks)
         exp_id = service.experiments.create_experiment(
             product, "End to end", task_ids, env_ids, repeats, signal_config_text()
-        )["id"]
+        ).id
         return asyncio.run(_run_iteration(service, product, exp_id, concurrency, poll))
     finally:
         service.close()
