@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 import yaml
 
+from domain.signals import validation
 from domain.signals.validation import (
     InvalidSignalConfig,
     SignalConfigSyntaxError,
     content_hash,
     load_signal_config,
+    parse_yaml,
     validate_signal_config,
 )
 
@@ -619,6 +621,24 @@ def test_text_that_is_not_yaml_is_a_syntax_error(text: str, expected: str) -> No
     with pytest.raises(SignalConfigSyntaxError) as raised:
         load_signal_config(text)
     assert str(raised.value).startswith(expected)
+
+
+def test_a_lone_surrogate_is_a_syntax_error_not_a_crash() -> None:
+    with pytest.raises(SignalConfigSyntaxError, match="lone surrogate"):
+        load_signal_config("version: 1\nsignals: ['\ud800']\n")
+
+
+@pytest.mark.parametrize("path", sorted(SEED.parent.glob("**/*.yaml")), ids=lambda p: p.name)
+def test_the_strict_loader_reads_what_yaml_safe_load_reads(path: Path) -> None:
+    text = path.read_text()
+    assert parse_yaml(text) == yaml.safe_load(text)
+
+
+def test_configs_are_parsed_by_libyaml() -> None:
+    # Every creation and trigger parses its config: PyYAML's pure-Python parser was a fifth
+    # of the server's CPU under mixed load (docs/performance.md).
+    assert yaml.__with_libyaml__
+    assert validation._EventParser is yaml.cyaml.CParser
 
 
 def test_require_valid_raises_with_every_located_problem() -> None:
