@@ -8,6 +8,7 @@ checked here, for every signal and aggregate whose shape is sound.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -77,8 +78,23 @@ class ValidationReport:
         return self.config
 
 
+# Reports of configs up to this size are remembered (the last REMEMBERED_CONFIGS of them): a
+# trigger parses its experiment's config again, and teams create experiments from the same
+# file; parsing and checking one of a few kB costs over a millisecond of the server's CPU.
+REMEMBERED_CONFIG_CHARS = 64 * 1024
+REMEMBERED_CONFIGS = 64
+
+
 def load_signal_config(text: str) -> ValidationReport:
-    """Parse YAML text and validate it; `SignalConfigSyntaxError` when it is not YAML."""
+    """Parse YAML text and validate it; `SignalConfigSyntaxError` when it is not YAML. The
+    report is shared between callers given the same text: it is immutable."""
+    if len(text) <= REMEMBERED_CONFIG_CHARS:
+        return _remembered_report(text)
+    return validate_signal_config(parse_yaml(text))
+
+
+@functools.lru_cache(maxsize=REMEMBERED_CONFIGS)
+def _remembered_report(text: str) -> ValidationReport:
     return validate_signal_config(parse_yaml(text))
 
 

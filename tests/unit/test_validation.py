@@ -641,6 +641,15 @@ def test_configs_are_parsed_by_libyaml() -> None:
     assert validation._EventParser is yaml.cyaml.CParser
 
 
+def test_a_config_read_again_is_not_parsed_again() -> None:
+    text = (SEED.parent / "signals.yaml").read_text()
+    assert load_signal_config(text) is load_signal_config(text)
+    padded = text + "#" * validation.REMEMBERED_CONFIG_CHARS  # too big to be remembered
+    report = load_signal_config(padded)
+    assert report is not load_signal_config(padded)
+    assert report == load_signal_config(text)
+
+
 def test_require_valid_raises_with_every_located_problem() -> None:
     data = seed()
     data["signals"][0].pop("fold")
