@@ -36,6 +36,11 @@ def document(model: ReadModel) -> dict[str, Any]:
     return model.model_dump(mode="json", exclude_unset=True)
 
 
+def json_document(model: ReadModel) -> bytes:
+    """`document(model)` as compact JSON text (UTF-8, non-ASCII kept, as JSONResponse writes)."""
+    return model.__pydantic_serializer__.to_json(model, exclude_unset=True)
+
+
 class Page(ReadModel, Generic[M]):
     """One page of a list: `next_cursor` is the `cursor` of the next page, None on the last."""
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api.http.bodies import (
@@ -41,13 +41,16 @@ from domain.imports import LogKeys, LogToImport
 from domain.signals.validation import SignalConfigSyntaxError, load_signal_config
 from domain.statistics import CONFIDENCES, DEFAULT_CONFIDENCE, confidence_key
 from domain.transcripts import transcript_from_object
-from projections.read_models import ReadModel, document
+from projections.read_models import ReadModel, json_document
 
 
-def ok(answer: ReadModel | dict[str, Any], status: int = 200) -> JSONResponse:
-    """The answer as JSON: a read model serialised as every route serialises them."""
-    body = document(answer) if isinstance(answer, ReadModel) else answer
-    return JSONResponse(body, status_code=status)
+def ok(answer: ReadModel | dict[str, Any], status: int = 200) -> Response:
+    """The answer as JSON: a read model serialised as every route serialises them (by
+    pydantic-core straight to bytes: on the event loop, Python's encoder was a fifth of its
+    time under load)."""
+    if isinstance(answer, ReadModel):
+        return Response(json_document(answer), status, media_type="application/json")
+    return JSONResponse(answer, status_code=status)
 
 
 def _within_config_limit(request: Request, text: str | None) -> str | None:
@@ -122,7 +125,7 @@ def _confidence(request: Request) -> float:
     answer="The task",
     errors=(403, 507),
 )
-async def create_task(request: Request) -> JSONResponse:
+async def create_task(request: Request) -> Response:
     """Create a task."""
     owner = await product(request)
     body = await json_body(request)
@@ -131,14 +134,14 @@ async def create_task(request: Request) -> JSONResponse:
 
 
 @documented(summary="List tasks", returns="Task", query=PAGING, paged=True)
-async def list_tasks(request: Request) -> JSONResponse:
+async def list_tasks(request: Request) -> Response:
     """List tasks."""
     owner = await product(request)
     return ok(await call(service(request).views.tasks, owner, *paging(request)))
 
 
 @documented(summary="Get a task", returns="Task", answer="The task", errors=(404,))
-async def get_task(request: Request) -> JSONResponse:
+async def get_task(request: Request) -> Response:
     """Get a task."""
     owner = await product(request)
     return ok(await call(service(request).views.task, owner, request.path_params["task_id"]))
@@ -152,7 +155,7 @@ async def get_task(request: Request) -> JSONResponse:
     answer="The environment",
     errors=(403, 507),
 )
-async def create_environment(request: Request) -> JSONResponse:
+async def create_environment(request: Request) -> Response:
     """Create an environment."""
     owner = await product(request)
     body = await json_body(request)
@@ -161,7 +164,7 @@ async def create_environment(request: Request) -> JSONResponse:
 
 
 @documented(summary="List environments", returns="Environment", query=PAGING, paged=True)
-async def list_environments(request: Request) -> JSONResponse:
+async def list_environments(request: Request) -> Response:
     """List environments."""
     owner = await product(request)
     return ok(await call(service(request).views.environments, owner, *paging(request)))
@@ -170,7 +173,7 @@ async def list_environments(request: Request) -> JSONResponse:
 @documented(
     summary="Get an environment", returns="Environment", answer="The environment", errors=(404,)
 )
-async def get_environment(request: Request) -> JSONResponse:
+async def get_environment(request: Request) -> Response:
     """Get an environment."""
     owner = await product(request)
     env_id = request.path_params["env_id"]
@@ -188,7 +191,7 @@ async def get_environment(request: Request) -> JSONResponse:
     answer="The experiment",
     errors=(404, 507),
 )
-async def create_experiment(request: Request) -> JSONResponse:
+async def create_experiment(request: Request) -> Response:
     """Create an experiment."""
     owner = await product(request)
     body = parse(ExperimentCreate, await json_body(request), "invalid experiment")
@@ -206,7 +209,7 @@ async def create_experiment(request: Request) -> JSONResponse:
 
 
 @documented(summary="List experiments", returns="Experiment", query=PAGING, paged=True)
-async def list_experiments(request: Request) -> JSONResponse:
+async def list_experiments(request: Request) -> Response:
     """List experiments."""
     owner = await product(request)
     return ok(await call(service(request).views.experiments, owner, *paging(request)))
@@ -219,7 +222,7 @@ async def list_experiments(request: Request) -> JSONResponse:
     answer="The experiment",
     errors=(404,),
 )
-async def get_experiment(request: Request) -> JSONResponse:
+async def get_experiment(request: Request) -> Response:
     """Get an experiment, now or as it stood at a log position."""
     owner = await product(request)
     exp_id = request.path_params["exp_id"]
@@ -236,7 +239,7 @@ async def get_experiment(request: Request) -> JSONResponse:
     answer="The experiment",
     errors=(404, 507),
 )
-async def update_experiment(request: Request) -> JSONResponse:
+async def update_experiment(request: Request) -> Response:
     """Change an experiment's signal config, name or repeats."""
     owner = await product(request)
     body = parse(ExperimentUpdate, await json_body(request), "invalid change")
@@ -253,7 +256,7 @@ def _membership(kind: str, attach: bool) -> Any:
     key = "task_id" if kind == "task" else "env_id"
     model = TaskAttach if kind == "task" else EnvironmentAttach
 
-    async def endpoint(request: Request) -> JSONResponse:
+    async def endpoint(request: Request) -> Response:
         owner = await product(request)
         exp_id = request.path_params["exp_id"]
         if attach:
@@ -281,7 +284,7 @@ def _membership(kind: str, attach: bool) -> Any:
     paged=True,
     errors=(404,),
 )
-async def history(request: Request) -> JSONResponse:
+async def history(request: Request) -> Response:
     """The experiment's audit trail."""
     owner = await product(request)
     limit, cursor = paging(request)
@@ -299,7 +302,7 @@ async def history(request: Request) -> JSONResponse:
     answer="The iteration's status, with `warnings` when llm signals lack a key",
     errors=(403, 404, 409, 429, 507),
 )
-async def trigger(request: Request) -> JSONResponse:
+async def trigger(request: Request) -> Response:
     """Trigger an iteration."""
     owner = await product(request)
     exp_id = request.path_params["exp_id"]
@@ -326,7 +329,7 @@ async def trigger(request: Request) -> JSONResponse:
     "lack a key",
     errors=(404, 409, 413, 429, 507),
 )
-async def rescore(request: Request) -> JSONResponse:
+async def rescore(request: Request) -> Response:
     """Re-score an iteration."""
     owner = await product(request)
     exp_id = request.path_params["exp_id"]
@@ -365,7 +368,7 @@ async def rescore(request: Request) -> JSONResponse:
     "when llm signals lack a key",
     errors=(404, 409, 413, 429, 507),
 )
-async def import_logs(request: Request) -> JSONResponse:
+async def import_logs(request: Request) -> Response:
     """Import recorded transcripts."""
     owner = await product(request)
     exp_id = request.path_params["exp_id"]
@@ -384,7 +387,7 @@ async def import_logs(request: Request) -> JSONResponse:
 @documented(
     summary="Every iteration's status", returns="IterationStatus", paged=True, errors=(404,)
 )
-async def list_iterations(request: Request) -> JSONResponse:
+async def list_iterations(request: Request) -> Response:
     """List iterations."""
     owner = await product(request)
     exp_id = request.path_params["exp_id"]
@@ -397,7 +400,7 @@ async def list_iterations(request: Request) -> JSONResponse:
     answer="Status",
     errors=(404,),
 )
-async def iteration_status(request: Request) -> JSONResponse:
+async def iteration_status(request: Request) -> Response:
     """An iteration's progress."""
     owner = await product(request)
     exp_id = request.path_params["exp_id"]
@@ -411,7 +414,7 @@ async def iteration_status(request: Request) -> JSONResponse:
     answer="Status",
     errors=(404, 409, 507),
 )
-async def cancel(request: Request) -> JSONResponse:
+async def cancel(request: Request) -> Response:
     """Cancel an iteration."""
     owner = await product(request)
     exp_id = request.path_params["exp_id"]
@@ -431,7 +434,7 @@ async def cancel(request: Request) -> JSONResponse:
     answer="Results",
     errors=(404, 409),
 )
-async def results(request: Request) -> JSONResponse:
+async def results(request: Request) -> Response:
     """An iteration's results."""
     owner = await product(request)
     compare = query_number(request, "compare", 1)
@@ -455,7 +458,7 @@ async def results(request: Request) -> JSONResponse:
     answer="Signals report",
     errors=(404, 409),
 )
-async def signals(request: Request) -> JSONResponse:
+async def signals(request: Request) -> Response:
     """An iteration's signals."""
     owner = await product(request)
     exp_id = request.path_params["exp_id"]
@@ -471,7 +474,7 @@ async def signals(request: Request) -> JSONResponse:
     paged=True,
     errors=(404,),
 )
-async def list_runs(request: Request) -> JSONResponse:
+async def list_runs(request: Request) -> Response:
     """An iteration's runs."""
     owner = await product(request)
     limit, cursor = paging(request)
@@ -493,7 +496,7 @@ async def list_runs(request: Request) -> JSONResponse:
 @documented(
     summary="A run with its stats and signal values", returns="Run", answer="The run", errors=(404,)
 )
-async def get_run(request: Request) -> JSONResponse:
+async def get_run(request: Request) -> Response:
     """A run."""
     owner = await product(request)
     return ok(await call(service(request).views.run, owner, request.path_params["run_id"]))
@@ -505,7 +508,7 @@ async def get_run(request: Request) -> JSONResponse:
     answer="Transcript",
     errors=(404, 409),
 )
-async def run_transcript(request: Request) -> JSONResponse:
+async def run_transcript(request: Request) -> Response:
     """A run's transcript."""
     owner = await product(request)
     return ok(
@@ -521,7 +524,7 @@ async def run_transcript(request: Request) -> JSONResponse:
     answer="{run_id, status, attempt, messages: [{index, …message}], next, done}",
     errors=(404,),
 )
-async def run_logs(request: Request) -> JSONResponse:
+async def run_logs(request: Request) -> Response:
     """A run's messages as they happen, to follow it live."""
     owner = await product(request)
     after = query_number(request, "after") or 0
@@ -535,7 +538,7 @@ async def run_logs(request: Request) -> JSONResponse:
     answer="{run_id, actions}",
     errors=(404, 409),
 )
-async def run_actions(request: Request) -> JSONResponse:
+async def run_actions(request: Request) -> Response:
     """A run's tool calls with their results."""
     owner = await product(request)
     run_id = request.path_params["run_id"]
@@ -550,7 +553,7 @@ async def run_actions(request: Request) -> JSONResponse:
     body=SignalConfigUpload,
     answer="{valid, errors, warnings, config_hash}",
 )
-async def validate_config(request: Request) -> JSONResponse:
+async def validate_config(request: Request) -> Response:
     """Validate a signal config on the server."""
     await product(request)
     body = parse(SignalConfigUpload, await json_body(request), "invalid request")
@@ -620,7 +623,7 @@ ROUTES = [
     answer="{name, updated_at}",
     errors=(404,),
 )
-async def put_secret(request: Request) -> JSONResponse:
+async def put_secret(request: Request) -> Response:
     """Create or replace one of the product's secrets."""
     owner = await product(request)
     body = parse(SecretValue, await json_body(request), "invalid secret")
@@ -634,7 +637,7 @@ async def put_secret(request: Request) -> JSONResponse:
     answer="{items: [{name, updated_at}]}",
     errors=(404,),
 )
-async def list_secrets(request: Request) -> JSONResponse:
+async def list_secrets(request: Request) -> Response:
     """List the product's secrets."""
     owner = await product(request)
     return ok(await call(service(request).catalog.list_secrets, owner))
@@ -646,7 +649,7 @@ async def list_secrets(request: Request) -> JSONResponse:
     answer="{name, removed}",
     errors=(404,),
 )
-async def delete_secret(request: Request) -> JSONResponse:
+async def delete_secret(request: Request) -> Response:
     """Erase one of the product's secrets."""
     owner = await product(request)
     return ok(
