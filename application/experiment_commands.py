@@ -93,10 +93,10 @@ class ExperimentCommands:
         experiment = Experiment.new(
             public_id=new_id("exp"), product_id=product, name=name, repeats=repeats
         )
-        for task_id in task_ids:
-            self._check_task(product, task_id)
-        for env_id in env_ids:
-            self._check_environment(product, env_id)
+        tasks, environments = self._views.definitions_found(product, task_ids, env_ids)
+        for kind, ids, found in (("task", task_ids, tasks), ("environment", env_ids, environments)):
+            for unknown in (i for i in ids if i not in found):
+                raise NotFound(f"{kind} {unknown} not found")
         config_hash = config.content_hash if config else None
         for task_id in dict.fromkeys(task_ids):
             experiment.attach_task(task_id)

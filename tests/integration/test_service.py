@@ -19,6 +19,7 @@ from domain.signals.validation import load_signal_config
 from infra.runners.replay import ReplayRunner
 from infra.runners.scripted import ScriptedRunner
 from infra.settings import Settings
+from projections.queries import IDS_PER_QUERY
 from projections.read_models import IterationStatus, document
 from tests.conftest import ROOT
 from tests.offline import offline_report
@@ -177,6 +178,26 @@ def test_history_and_as_of(service: Service) -> None:
     assert (
         len(service.experiments.experiment_as_of(owner, exp_id, history[-1].position).task_ids) == 3
     )
+
+
+def test_a_creation_finds_its_tasks_and_environments_in_one_query(service: Service) -> None:
+    owner, _, tasks, envs = setup_replay(service)
+    other = service.catalog.create_product("other")["product"]["id"]
+    theirs = service.catalog.create_task(other, {"name": "theirs", "prompt": "p"}).id
+    many = [f"task_{i:04}" for i in range(IDS_PER_QUERY + 10)]  # more than one query holds
+    found_tasks, found_envs = service.views.definitions_found(
+        owner, [*many, tasks[0], theirs, tasks[0]], [*envs, tasks[1]]
+    )
+    assert found_tasks == {tasks[0]}
+    assert found_envs == set(envs)  # a task's id is not an environment's
+    before = service.store.last_position()
+    for task_ids, env_ids, missing in (
+        ([tasks[0], theirs], envs, f"task {theirs} not found"),
+        (tasks, [envs[0], "env_nope"], "environment env_nope not found"),
+    ):
+        with pytest.raises(NotFound, match=missing):
+            service.experiments.create_experiment(owner, "x", task_ids, env_ids)
+    assert service.store.last_position() == before
 
 
 def test_bad_input_is_rejected_and_nothing_is_recorded(service: Service) -> None:
