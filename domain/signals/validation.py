@@ -8,10 +8,11 @@ checked here, for every signal and aggregate whose shape is sound.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,32 +79,46 @@ class ValidationReport:
         return self.config
 
 
-# Reports of configs up to this size are remembered (the last REMEMBERED_CONFIGS of them): a
-# trigger parses its experiment's config again, and teams create experiments from the same
-# file; parsing and checking one of a few kB costs over a millisecond of the server's CPU.
+# Reports of valid configs up to this size written without aliases are remembered (the last
+# REMEMBERED_CONFIGS of them): a trigger parses its experiment's config again, and teams create
+# experiments from one file; parsing and checking a few kB costs over a millisecond of the
+# server's CPU. Without aliases a config's objects stay within a small multiple of its text,
+# so what is remembered stays within a few tens of MB whatever products send.
 REMEMBERED_CONFIG_CHARS = 64 * 1024
 REMEMBERED_CONFIGS = 64
+_remembered: OrderedDict[str, ValidationReport] = OrderedDict()
+_remembered_lock = threading.Lock()
 
 
 def load_signal_config(text: str) -> ValidationReport:
     """Parse YAML text and validate it; `SignalConfigSyntaxError` when it is not YAML. The
-    report is shared between callers given the same text: it is immutable."""
-    if len(text) <= REMEMBERED_CONFIG_CHARS:
-        return _remembered_report(text)
-    return validate_signal_config(parse_yaml(text))
-
-
-@functools.lru_cache(maxsize=REMEMBERED_CONFIGS)
-def _remembered_report(text: str) -> ValidationReport:
-    return validate_signal_config(parse_yaml(text))
+    report may be shared between callers given the same text: it is immutable."""
+    with _remembered_lock:
+        report = _remembered.get(text)
+        if report is not None:
+            _remembered.move_to_end(text)
+            return report
+    data, aliased = _load_yaml(text)
+    report = validate_signal_config(data)
+    if report.valid and not aliased and len(text) <= REMEMBERED_CONFIG_CHARS:
+        with _remembered_lock:
+            _remembered[text] = report
+            if len(_remembered) > REMEMBERED_CONFIGS:
+                _remembered.popitem(last=False)
+    return report
 
 
 def parse_yaml(text: str) -> Any:
     """YAML text as data; refuses duplicate keys, deep nesting and alias bombs."""
+    return _load_yaml(text)[0]
+
+
+def _load_yaml(text: str) -> tuple[Any, bool]:
+    """`parse_yaml`'s data, and whether the text used aliases."""
     try:
         loader = _StrictLoader(text)
         try:
-            return loader.get_single_data()
+            return loader.get_single_data(), loader.aliased > 0
         finally:
             loader.dispose()
     except yaml.YAMLError as error:
@@ -523,7 +538,7 @@ class _StrictComposer(yaml.composer.Composer):
     def __init__(self) -> None:
         super().__init__()
         self._depth = 0
-        self._aliased = 0
+        self.aliased = 0  # values that aliases repeated so far
         self._sizes: dict[int, int] = {}
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
@@ -531,8 +546,8 @@ class _StrictComposer(yaml.composer.Composer):
             event = self.peek_event()
             anchored = self.anchors.get(event.anchor)
             if anchored is not None:
-                self._aliased += self._size(anchored)
-                if self._aliased > MAX_ALIASED_VALUES:
+                self.aliased += self._size(anchored)
+                if self.aliased > MAX_ALIASED_VALUES:
                     raise yaml.composer.ComposerError(
                         None,
                         None,

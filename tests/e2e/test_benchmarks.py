@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.benchmark_modules import benchmark
 
-
-def _load(name: str) -> object:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[f"benchmarks_{name}"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-extract_benchmark: Any = _load("extract")
+extract_benchmark: Any = benchmark("extract")
 
 
 def test_extract_benchmark_runs_and_reports_a_ratio(capsys: pytest.CaptureFixture[str]) -> None:

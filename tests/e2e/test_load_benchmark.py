@@ -4,25 +4,10 @@ timing is asserted here."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from typing import Any
-
 import pytest
 
-from tests.conftest import POSTGRES_ADMIN_URL, ROOT
-
-
-def _load() -> Any:
-    # Registered under the module's own name: dataclasses look their module up in sys.modules.
-    spec = importlib.util.spec_from_file_location(
-        "benchmarks_load", ROOT / "benchmarks" / "load.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["benchmarks_load"] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.benchmark_modules import benchmark
+from tests.conftest import POSTGRES_ADMIN_URL
 
 
 @pytest.mark.timeout(300)
@@ -31,7 +16,9 @@ def test_load_benchmark_loses_nothing_on_either_store(
 ) -> None:
     # `postgres_database` is there for its skip (or CI failure) when PostgreSQL is away; the
     # benchmark makes a database of its own with the same role.
-    figures = _load().main(["--clients", "3", "--seconds", "3", "--postgres", POSTGRES_ADMIN_URL])
+    figures = benchmark("load").main(
+        ["--clients", "3", "--seconds", "3", "--postgres", POSTGRES_ADMIN_URL]
+    )
     printed = capsys.readouterr().out
     assert "PostgreSQL ÷ SQLite requests/s" in printed
     for store in ("sqlite", "postgres"):

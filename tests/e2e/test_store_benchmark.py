@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.benchmark_modules import benchmark
 
-
-def _load(name: str) -> Any:
-    # Registered under the module's own name: dataclasses look their module up in sys.modules.
-    module_name = f"benchmarks_{name}"
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-store_benchmark: Any = _load("store")
+store_benchmark: Any = benchmark("store")
 
 
 def test_store_benchmark_reports_every_figure(capsys: pytest.CaptureFixture[str]) -> None:

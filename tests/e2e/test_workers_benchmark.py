@@ -4,25 +4,10 @@ no timing is asserted here."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from typing import Any
-
 import pytest
 
-from tests.conftest import POSTGRES_ADMIN_URL, ROOT
-
-
-def _load() -> Any:
-    # Registered under the module's own name: dataclasses look their module up in sys.modules.
-    spec = importlib.util.spec_from_file_location(
-        "benchmarks_workers", ROOT / "benchmarks" / "workers.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["benchmarks_workers"] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.benchmark_modules import benchmark
+from tests.conftest import POSTGRES_ADMIN_URL
 
 
 @pytest.mark.timeout(600)
@@ -31,7 +16,9 @@ def test_workers_benchmark_completes_and_prints_its_table(
 ) -> None:
     # `postgres_database` is there for its skip (or CI failure) when PostgreSQL is away; the
     # benchmark makes a database of its own per measurement with the same role.
-    figures = _load().main(["--quick", "--runs", "100", "--postgres", POSTGRES_ADMIN_URL])
+    figures = benchmark("workers").main(
+        ["--quick", "--runs", "100", "--postgres", POSTGRES_ADMIN_URL]
+    )
     printed = capsys.readouterr().out
     assert "trigger → completed" in printed
     for name in ("SQLite, tpc serve (in-process)", "PostgreSQL, 1 worker", "PostgreSQL, 2 workers"):

@@ -648,6 +648,14 @@ def test_a_config_read_again_is_not_parsed_again() -> None:
     report = load_signal_config(padded)
     assert report is not load_signal_config(padded)
     assert report == load_signal_config(text)
+    # Aliases could make a short text stand for many objects; invalid configs are not
+    # triggered again: neither is remembered.
+    label = 'name: "Fabricated API endpoint"'
+    aliased = text.replace(label, f"name: &label {label[6:]}\n    description: *label", 1)
+    assert load_signal_config(aliased).valid
+    invalid = "version: 1\nsignals: []\n"
+    for other in (aliased, invalid):
+        assert load_signal_config(other) is not load_signal_config(other)
 
 
 def test_require_valid_raises_with_every_located_problem() -> None:
