@@ -78,6 +78,20 @@ def test_text_no_store_can_keep_is_a_located_422(api: httpx.Client, text: str, l
     assert api.get("/v1/tasks").json()["items"] == []
 
 
+def test_an_experiments_ids_are_checked_whatever_they_hold(api: httpx.Client) -> None:
+    # NUL cannot reach the one query that looks the ids up; thousands of unknown ids are one
+    # clear 404 (a few queries), and nothing is saved either way.
+    error = refused(
+        raw_json(api, "POST", "/v1/experiments", '{"name": "x", "task_ids": ["a\\u0000"]}')
+    )
+    assert error["problems"][0]["loc"] == "task_ids[0]"
+    many = {"name": "x", "task_ids": [f"task_{i}" for i in range(20_000)]}
+    missing = api.post("/v1/experiments", json=many)
+    assert missing.status_code == 404
+    assert "task task_0 not found" in missing.text
+    assert api.get("/v1/experiments").json()["items"] == []
+
+
 def test_bodies_that_are_not_json_objects_are_422(api: httpx.Client) -> None:
     for text in ("{nope", "[1]", '"x"', "\xff", '{"name": NaN}', '{"repeats": 1e400}'):
         refused(raw_json(api, "POST", "/v1/experiments", text))
