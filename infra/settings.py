@@ -26,8 +26,9 @@ DEFAULT_API_URL = "http://127.0.0.1:8642"
 class PostgresPool:
     """Connections each process opens to PostgreSQL. The event store and our tables each keep
     a pool of `pool_size` (growing by up to `max_overflow` under load); the views' catch-ups
-    have one connection, and a process that follows the log adds one listening connection. Keep them small: every server and worker has its
-    own, and PostgreSQL allows 100 connections by default."""
+    have one connection, and a process that follows the log adds one listening connection.
+    Keep them small: every server and worker has its own, and PostgreSQL allows 100
+    connections by default."""
 
     pool_size: int = 2
     max_overflow: int = 4
