@@ -50,24 +50,23 @@ CREATE TABLE IF NOT EXISTS tpc_dispatched_iterations (
 
 async def ensure_queue_schema(app: procrastinate.App) -> bool:
     """Create the queue's tables on first start; True when they were created now."""
-    await app.connector.execute_query_async(DISPATCHED_TABLE)
-    row = await app.connector.execute_query_one_async(
-        "SELECT to_regclass('procrastinate_jobs') IS NOT NULL AS present"
-    )
-    if row["present"]:
-        return False
-    # Two processes starting at once on an empty database: one creates, the other waits.
-    await app.connector.execute_query_async("SELECT pg_advisory_lock(7406201)")
-    try:
-        row = await app.connector.execute_query_one_async(
-            "SELECT to_regclass('procrastinate_jobs') IS NOT NULL AS present"
-        )
-        if row["present"]:
-            return False
-        await app.schema_manager.apply_schema_async()
-        return True
-    finally:
-        await app.connector.execute_query_async("SELECT pg_advisory_unlock(7406201)")
+    # Two processes starting at once on an empty database: one creates, the other waits (even
+    # `CREATE TABLE IF NOT EXISTS` fails when it races another). The lock is the session's, so
+    # it is taken and let go on one connection held throughout.
+    connector: procrastinate.PsycopgConnector = app.connector  # type: ignore[assignment]
+    async with connector.pool.connection() as connection:
+        await connection.execute("SELECT pg_advisory_lock(7406201)")
+        try:
+            await connection.execute(DISPATCHED_TABLE)
+            found = await connection.execute("SELECT to_regclass('procrastinate_jobs') IS NULL")
+            missing = await found.fetchone()
+            await connection.commit()  # the table is there for whoever takes the lock next
+            if not (missing and missing[0]):
+                return False
+            await app.schema_manager.apply_schema_async()
+            return True
+        finally:
+            await connection.execute("SELECT pg_advisory_unlock(7406201)")
 
 
 async def mark_dispatched(app: procrastinate.App, experiment_id: str, number: int) -> None:

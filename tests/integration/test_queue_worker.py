@@ -179,3 +179,24 @@ def test_queueing_a_large_iteration_refreshes_the_queues_statistics(postgres_url
     assert small is None
     assert large is not None
     assert again == large
+
+
+def test_two_processes_creating_the_queue_at_once_create_it_once_and_leave_no_lock(
+    postgres_url: str,
+) -> None:
+    """The creation's lock is a session lock: taken and let go on one connection, or another
+    process starting later would wait for it forever."""
+
+    async def scenario() -> tuple[list[bool], int]:
+        first, second = open_queue(postgres_url), open_queue(postgres_url)
+        async with first.open_async(), second.open_async():
+            created = await asyncio.gather(ensure_queue_schema(first), ensure_queue_schema(second))
+            row = await first.connector.execute_query_one_async(
+                "SELECT COUNT(*) AS held FROM pg_locks"
+                " WHERE locktype = 'advisory' AND objid = 7406201"
+            )
+            return sorted(created), row["held"]
+
+    created, held = asyncio.run(scenario())
+    assert created == [False, True]
+    assert held == 0
