@@ -41,6 +41,9 @@ def open_queue(database_url: str, *, pool_size: int = 4) -> procrastinate.App:
     return procrastinate.App(connector=connector)
 
 
+# The session lock under which one process creates the queue's tables.
+SCHEMA_LOCK_KEY = 7406201
+
 # Iterations whose runs were all queued: the sweep queues the runs of any other running one.
 DISPATCHED_TABLE = """
 CREATE TABLE IF NOT EXISTS tpc_dispatched_iterations (
@@ -55,7 +58,7 @@ async def ensure_queue_schema(app: procrastinate.App) -> bool:
     # it is taken and let go on one connection held throughout.
     connector: procrastinate.PsycopgConnector = app.connector  # type: ignore[assignment]
     async with connector.pool.connection() as connection:
-        await connection.execute("SELECT pg_advisory_lock(7406201)")
+        await connection.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
         try:
             await connection.execute(DISPATCHED_TABLE)
             found = await connection.execute("SELECT to_regclass('procrastinate_jobs') IS NULL")
@@ -66,7 +69,7 @@ async def ensure_queue_schema(app: procrastinate.App) -> bool:
             await app.schema_manager.apply_schema_async()
             return True
         finally:
-            await connection.execute("SELECT pg_advisory_unlock(7406201)")
+            await connection.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
 
 
 async def mark_dispatched(app: procrastinate.App, experiment_id: str, number: int) -> None:

@@ -15,6 +15,7 @@ from application.run_execution import RunExecution
 from application.service import Service
 from infra.run_queue import (
     ANALYZE_AFTER_JOBS,
+    SCHEMA_LOCK_KEY,
     enqueue_runs,
     ensure_queue_schema,
     mark_dispatched,
@@ -193,7 +194,8 @@ def test_two_processes_creating_the_queue_at_once_create_it_once_and_leave_no_lo
             created = await asyncio.gather(ensure_queue_schema(first), ensure_queue_schema(second))
             row = await first.connector.execute_query_one_async(
                 "SELECT COUNT(*) AS held FROM pg_locks"
-                " WHERE locktype = 'advisory' AND objid = 7406201"
+                " WHERE locktype = 'advisory' AND objid = %(key)s",
+                key=SCHEMA_LOCK_KEY,
             )
             return sorted(created), row["held"]
 
