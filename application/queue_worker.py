@@ -24,6 +24,7 @@ from application.run_execution import RunExecution
 from application.run_recording import RunRecording
 from domain.iteration_key import IterationKey
 from domain.iterations import Iteration, PlannedRun
+from domain.runs import Run
 from infra.run_queue import (
     QUEUE_NAME,
     TASK_NAME,
@@ -138,19 +139,17 @@ class QueueWorker:
                 runs.load_iteration, experiment_id, number
             )
         iteration = self._iterations[key]
-        # A duplicate job, or a retry of a run that finished meanwhile, only pokes the closer:
-        # the worker that finished the run may have died before the iteration was checked.
-        if not await asyncio.to_thread(runs.run_is_terminal, iteration, run_id):
-            await self._work_on(iteration, iteration.planned(run_id))
+        # A duplicate job, a retry of a run that finished meanwhile, or a run whose cancel was
+        # requested only pokes the closer: the worker that finished the run may have died
+        # before the iteration was checked.
+        run = await asyncio.to_thread(runs.start_queued_run, iteration, run_id)
+        if run is not None:
+            await self._work_on(iteration, iteration.planned(run_id), run)
         self._closer.poke(key)
 
-    async def _work_on(self, iteration: Iteration, planned: PlannedRun) -> None:
+    async def _work_on(self, iteration: Iteration, planned: PlannedRun, run: Run) -> None:
         runs = self._runs
-        key = IterationKey(iteration.experiment_id, iteration.number)
-        if await asyncio.to_thread(runs.views.cancel_requested, *key):
-            await asyncio.to_thread(runs.cancel_run, iteration, planned.run_id)
-            return
-        execution = asyncio.create_task(self._execution.execute(iteration, planned))
+        execution = asyncio.create_task(self._execution.attempt(iteration, planned, run))
         watcher = asyncio.create_task(self._cancel_on_request(iteration, execution))
         try:
             await asyncio.shield(execution)

@@ -22,7 +22,7 @@ from application.run_recording import RunRecording
 from domain.definitions import secret_references
 from domain.iteration_key import IterationKey
 from domain.iterations import Iteration, PlannedRun
-from domain.runs import RecordedStats
+from domain.runs import RecordedStats, Run
 from domain.signals.extraction import ExtractedSignals, Extractor
 from domain.signals.judging import Judge, JudgeKey, JudgeVerdict
 from domain.stats import RunStats, derive_stats
@@ -79,8 +79,12 @@ class RunExecution:
     async def execute(self, iteration: Iteration, planned: PlannedRun) -> None:
         """Start a new attempt of the run and record its outcome. Cancelled while the outcome
         is being saved, it lets the save land before it gives way."""
+        run = await asyncio.to_thread(self._runs.start_run, iteration, planned.run_id)
+        await self.attempt(iteration, planned, run)
+
+    async def attempt(self, iteration: Iteration, planned: PlannedRun, run: Run) -> None:
+        """`execute` for a run already started (`RunRecording.start_queued_run`)."""
         runs = self._runs
-        run = await asyncio.to_thread(runs.start_run, iteration, planned.run_id)
         if iteration.rescore_of is not None:
             await self._rescore(iteration, run, planned)
             return

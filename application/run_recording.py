@@ -15,7 +15,7 @@ from eventsourcing.persistence import IntegrityError
 from application.live_log import LiveBatch
 from application.saving import Saver
 from domain.clusters import FailingRun, cluster_failures, suggestions
-from domain.errors import Conflict
+from domain.errors import Conflict, NotFound
 from domain.ids import iteration_stream_id, stream_id
 from domain.iterations import Iteration
 from domain.runs import RecordedStats, Run
@@ -118,9 +118,9 @@ class RunRecording:
         return failing
 
     def _run(self, iteration: Iteration, run_id: str) -> Run:
-        stream = stream_id(run_id)
-        if self._store.exists(stream):
-            return self._store.load(Run, stream, f"run {run_id}")
+        recorded = self.recorded_run(run_id)
+        if recorded is not None:
+            return recorded
         planned = iteration.planned(run_id)
         return Run(
             run_id=run_id,
@@ -136,6 +136,22 @@ class RunRecording:
         run.start()
         self._store.save(run)
         return run
+
+    def start_queued_run(self, iteration: Iteration, run_id: str) -> Run | None:
+        """A queued job's run, started anew; None when there is nothing to execute: the run
+        has its final outcome (a duplicate job, or a retry of a run that finished meanwhile,
+        read from its own stream, not from the views, which another process may not have
+        caught up yet), or its iteration's cancel was requested (the run is then recorded as
+        cancelled). One read of the run's stream and one save: a worker pays them per run."""
+        run = self._run(iteration, run_id)
+        if run.is_terminal:
+            return None
+        if self.views.cancel_requested(iteration.experiment_id, iteration.number):
+            run.cancel()
+        else:
+            run.start()
+        self._store.save(run)
+        return None if run.is_terminal else run
 
     def record_live_messages(self, batch: LiveBatch) -> list[Run]:
         """Save live messages of running attempts (`Run.MessagesRecorded`), every run's in one
@@ -181,15 +197,10 @@ class RunRecording:
 
     def recorded_run(self, run_id: str) -> Run | None:
         """A run as its stream records it (a re-score's source run); None if never opened."""
-        stream = stream_id(run_id)
-        if not self._store.exists(stream):
+        try:
+            return self._store.load(Run, stream_id(run_id), f"run {run_id}")
+        except NotFound:
             return None
-        return self._store.load(Run, stream, f"run {run_id}")
-
-    def run_is_terminal(self, iteration: Iteration, run_id: str) -> bool:
-        """Whether the run has its final outcome, from its own stream (the log, not the views,
-        which another process may not have caught up yet)."""
-        return self._run(iteration, run_id).is_terminal
 
     def cancel_run(self, iteration: Iteration, run_id: str) -> None:
         run = self._run(iteration, run_id)
