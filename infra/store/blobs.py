@@ -24,11 +24,10 @@ class BlobStore:
 
     def put(self, data: bytes) -> str:
         ref = content_ref(data)
-        with self._database.write() as db:
-            db.execute(
-                "INSERT INTO blobs (ref, data) VALUES (?, ?) ON CONFLICT (ref) DO NOTHING",
-                (ref, zlib.compress(data, 6)),
-            )
+        self._database.write_one(
+            "INSERT INTO blobs (ref, data) VALUES (?, ?) ON CONFLICT (ref) DO NOTHING",
+            (ref, zlib.compress(data, 6)),
+        )
         return ref
 
     def get(self, ref: str) -> bytes:

@@ -103,6 +103,12 @@ class Database(ABC):
     def write(self) -> AbstractContextManager[Connection]:
         """A connection in a write transaction: committed on exit, rolled back on error."""
 
+    def write_one(self, sql: str, parameters: Sequence[Any] = ()) -> None:
+        """One statement, committed on its own (PostgreSQL: in autocommit, one round trip
+        where a transaction takes three)."""
+        with self.write() as db:
+            db.execute(sql, parameters)
+
     def derived_write(self) -> AbstractContextManager[Connection]:
         """`write` for data derived from the event log (the views, with their position in
         it), made for short transactions under a lock. Pipelined from BEGIN to COMMIT:

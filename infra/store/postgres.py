@@ -119,6 +119,17 @@ def lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"tpc:{name}".encode()).digest()[:8], signed=True)
 
 
+@contextlib.contextmanager
+def _full_disk_as_storage_full() -> Iterator[None]:
+    """A full disk, however the driver words it, as `StorageFull` (nothing was written)."""
+    try:
+        yield
+    except psycopg.Error as error:
+        if any(is_disk_full(e) for e in causes(error)):
+            raise StorageFull(STORAGE_FULL) from error
+        raise
+
+
 class PostgresDatabase(Database):
     kind = "postgresql"
     types: ClassVar[dict[str, str]] = {
@@ -181,13 +192,17 @@ class PostgresDatabase(Database):
     @contextlib.contextmanager
     def write(self) -> Iterator[PgConnection]:
         """A write transaction; a full disk is `StorageFull`, with nothing of it written."""
-        try:
-            with self._pool.connection() as connection, connection.transaction():
-                yield PgConnection(connection)
-        except psycopg.Error as error:
-            if any(is_disk_full(e) for e in causes(error)):
-                raise StorageFull(STORAGE_FULL) from error
-            raise
+        with (
+            _full_disk_as_storage_full(),
+            self._pool.connection() as connection,
+            connection.transaction(),
+        ):
+            yield PgConnection(connection)
+
+    def write_one(self, statement: str, parameters: Sequence[Any] = ()) -> None:
+        # In autocommit: one round trip, where a transaction around it would take three.
+        with _full_disk_as_storage_full(), self._pool.connection() as connection:
+            connection.execute(pg_sql(statement), parameters)
 
     @contextlib.contextmanager
     def derived_write(self) -> Iterator[PgConnection]:
@@ -196,23 +211,18 @@ class PostgresDatabase(Database):
         # connection behind the reads (under load it did, a tenth of its time).
         # BEGIN and COMMIT sent as statements: psycopg's `transaction()` would wait for a
         # round trip of its own at each end of the block.
-        try:
-            with self._derived_lock:
-                connection = self._derived()
-                try:
-                    with connection.pipeline():
-                        connection.execute("BEGIN")
-                        yield PgConnection(connection)
-                        connection.execute("COMMIT")
-                except BaseException:
-                    if connection.info.transaction_status != TransactionStatus.IDLE:
-                        with contextlib.suppress(psycopg.Error):
-                            connection.execute("ROLLBACK")
-                    raise
-        except psycopg.Error as error:
-            if any(is_disk_full(e) for e in causes(error)):
-                raise StorageFull(STORAGE_FULL) from error
-            raise
+        with _full_disk_as_storage_full(), self._derived_lock:
+            connection = self._derived()
+            try:
+                with connection.pipeline():
+                    connection.execute("BEGIN")
+                    yield PgConnection(connection)
+                    connection.execute("COMMIT")
+            except BaseException:
+                if connection.info.transaction_status != TransactionStatus.IDLE:
+                    with contextlib.suppress(psycopg.Error):
+                        connection.execute("ROLLBACK")
+                raise
 
     def _derived(self) -> psycopg.Connection[PgRow]:
         """The catch-ups' connection, opened again when it was lost (a restarted server)."""
