@@ -281,18 +281,30 @@ class Views:
     # -- iterations -------------------------------------------------------------------------
 
     def _iteration_row(self, product: str, exp_id: str, number: int | str) -> Row:
+        """The product's iteration (`latest`: the experiment's last one) in one query; when
+        there is none, the experiment is read to say why."""
+        row: Row | None
+        if number == "latest":
+            row = self._database.read_one(
+                "SELECT i.* FROM v_experiments e JOIN v_iterations i"
+                " ON i.experiment_id = e.id AND i.number = e.iterations"
+                " WHERE e.id = ? AND e.product_id = ?",
+                (exp_id, product),
+            )
+        else:
+            row = self._database.read_one(
+                "SELECT * FROM v_iterations WHERE experiment_id = ? AND number = ?"
+                " AND product_id = ?",
+                (exp_id, int(number), product),
+            )
+        if row is not None:
+            return row
         experiment = self.experiment(product, exp_id)
         if number == "latest":
             if not experiment.iterations:
                 raise NotFound(f"{exp_id} has no iterations yet: run `tpc sim experiment run`")
             number = experiment.iterations
-        row: Row | None = self._database.read_one(
-            "SELECT * FROM v_iterations WHERE experiment_id = ? AND number = ?",
-            (exp_id, int(number)),
-        )
-        if row is None:
-            raise NotFound(f"{exp_id} has no iteration {number}")
-        return row
+        raise NotFound(f"{exp_id} has no iteration {number}")
 
     def iteration_status(self, product: str, exp_id: str, number: int | str) -> IterationStatus:
         return self._status_json(self._iteration_row(product, exp_id, number))
