@@ -236,11 +236,19 @@ def test_bad_input_is_rejected_and_nothing_is_recorded(service: Service) -> None
 
 
 def test_another_products_token_sees_nothing(service: Service) -> None:
-    _, exp_id, _, _ = setup_replay(service)
+    owner, exp_id, _, _ = setup_replay(service)
     with pytest.raises(NotFound):
         service.views.experiment("prd_other", exp_id)
     with pytest.raises(NotFound):
         service.experiments.trigger("prd_other", exp_id)
+    # Its iterations, by number or as `latest`, are as unknown as the experiment.
+    run_iteration(service, owner, exp_id)
+    views = service.views
+    for read in (views.results, views.iteration_status, views.signals):
+        assert read(owner, exp_id, "latest") == read(owner, exp_id, 1)
+        for number in (1, "latest"):
+            with pytest.raises(NotFound, match=f"experiment {exp_id} not found"):
+                read("prd_other", exp_id, number)
 
 
 def test_timeouts_and_cancellation(service: Service) -> None:
