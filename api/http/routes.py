@@ -34,6 +34,7 @@ from api.http.requests import (
     parse,
     product,
     query_number,
+    read,
     service,
 )
 from domain.errors import InvalidInput, PayloadTooLarge
@@ -136,15 +137,15 @@ async def create_task(request: Request) -> Response:
 @documented(summary="List tasks", returns="Task", query=PAGING, paged=True)
 async def list_tasks(request: Request) -> Response:
     """List tasks."""
-    owner = await product(request)
-    return ok(await call(service(request).views.tasks, owner, *paging(request)))
+    views = service(request).views
+    return ok(await read(request, lambda owner: views.tasks(owner, *paging(request))))
 
 
 @documented(summary="Get a task", returns="Task", answer="The task", errors=(404,))
 async def get_task(request: Request) -> Response:
     """Get a task."""
-    owner = await product(request)
-    return ok(await call(service(request).views.task, owner, request.path_params["task_id"]))
+    views = service(request).views
+    return ok(await read(request, lambda owner: views.task(owner, request.path_params["task_id"])))
 
 
 @documented(
@@ -166,8 +167,8 @@ async def create_environment(request: Request) -> Response:
 @documented(summary="List environments", returns="Environment", query=PAGING, paged=True)
 async def list_environments(request: Request) -> Response:
     """List environments."""
-    owner = await product(request)
-    return ok(await call(service(request).views.environments, owner, *paging(request)))
+    views = service(request).views
+    return ok(await read(request, lambda owner: views.environments(owner, *paging(request))))
 
 
 @documented(
@@ -175,9 +176,9 @@ async def list_environments(request: Request) -> Response:
 )
 async def get_environment(request: Request) -> Response:
     """Get an environment."""
-    owner = await product(request)
+    views = service(request).views
     env_id = request.path_params["env_id"]
-    return ok(await call(service(request).views.environment, owner, env_id))
+    return ok(await read(request, lambda owner: views.environment(owner, env_id)))
 
 
 # -- experiments ------------------------------------------------------------------------------
@@ -211,8 +212,8 @@ async def create_experiment(request: Request) -> Response:
 @documented(summary="List experiments", returns="Experiment", query=PAGING, paged=True)
 async def list_experiments(request: Request) -> Response:
     """List experiments."""
-    owner = await product(request)
-    return ok(await call(service(request).views.experiments, owner, *paging(request)))
+    views = service(request).views
+    return ok(await read(request, lambda owner: views.experiments(owner, *paging(request))))
 
 
 @documented(
@@ -224,12 +225,16 @@ async def list_experiments(request: Request) -> Response:
 )
 async def get_experiment(request: Request) -> Response:
     """Get an experiment, now or as it stood at a log position."""
-    owner = await product(request)
+    svc = service(request)
     exp_id = request.path_params["exp_id"]
-    as_of = query_number(request, "as_of")
-    if as_of is not None:
-        return ok(await call(service(request).experiments.experiment_as_of, owner, exp_id, as_of))
-    return ok(await call(service(request).views.experiment, owner, exp_id))
+
+    def answer(owner: str) -> ReadModel:
+        as_of = query_number(request, "as_of")
+        if as_of is not None:
+            return svc.experiments.experiment_as_of(owner, exp_id, as_of)
+        return svc.views.experiment(owner, exp_id)
+
+    return ok(await read(request, answer))
 
 
 @documented(
@@ -286,10 +291,9 @@ def _membership(kind: str, attach: bool) -> Any:
 )
 async def history(request: Request) -> Response:
     """The experiment's audit trail."""
-    owner = await product(request)
-    limit, cursor = paging(request)
+    views = service(request).views
     exp_id = request.path_params["exp_id"]
-    return ok(await call(service(request).views.history, owner, exp_id, limit, cursor))
+    return ok(await read(request, lambda owner: views.history(owner, exp_id, *paging(request))))
 
 
 # -- iterations -------------------------------------------------------------------------------
@@ -389,9 +393,9 @@ async def import_logs(request: Request) -> Response:
 )
 async def list_iterations(request: Request) -> Response:
     """List iterations."""
-    owner = await product(request)
+    views = service(request).views
     exp_id = request.path_params["exp_id"]
-    return ok(await call(service(request).views.iterations, owner, exp_id))
+    return ok(await read(request, lambda owner: views.iterations(owner, exp_id)))
 
 
 @documented(
@@ -402,10 +406,12 @@ async def list_iterations(request: Request) -> Response:
 )
 async def iteration_status(request: Request) -> Response:
     """An iteration's progress."""
-    owner = await product(request)
+    views = service(request).views
     exp_id = request.path_params["exp_id"]
-    number = iteration_number(request)
-    return ok(await call(service(request).views.iteration_status, owner, exp_id, number))
+    answer = await read(
+        request, lambda owner: views.iteration_status(owner, exp_id, iteration_number(request))
+    )
+    return ok(answer)
 
 
 @documented(
@@ -436,19 +442,20 @@ async def cancel(request: Request) -> Response:
 )
 async def results(request: Request) -> Response:
     """An iteration's results."""
-    owner = await product(request)
-    compare = query_number(request, "compare", 1)
-    answer = await call(
-        service(request).views.results,
-        owner,
-        request.path_params["exp_id"],
-        iteration_number(request),
-        compare,
-        request.query_params.get("error_category"),
-        _confidence(request),
-        request.query_params.get("baseline"),
-    )
-    return ok(answer)
+    views = service(request).views
+
+    def answer(owner: str) -> ReadModel:
+        return views.results(
+            owner,
+            request.path_params["exp_id"],
+            iteration_number(request),
+            query_number(request, "compare", 1),
+            request.query_params.get("error_category"),
+            _confidence(request),
+            request.query_params.get("baseline"),
+        )
+
+    return ok(await read(request, answer))
 
 
 @documented(
@@ -460,11 +467,13 @@ async def results(request: Request) -> Response:
 )
 async def signals(request: Request) -> Response:
     """An iteration's signals."""
-    owner = await product(request)
+    views = service(request).views
     exp_id = request.path_params["exp_id"]
-    number = iteration_number(request)
-    confidence = _confidence(request)
-    return ok(await call(service(request).views.signals, owner, exp_id, number, confidence))
+
+    def answer(owner: str) -> dict[str, Any]:
+        return views.signals(owner, exp_id, iteration_number(request), _confidence(request))
+
+    return ok(await read(request, answer))
 
 
 @documented(
@@ -476,18 +485,18 @@ async def signals(request: Request) -> Response:
 )
 async def list_runs(request: Request) -> Response:
     """An iteration's runs."""
-    owner = await product(request)
-    limit, cursor = paging(request)
-    answer = await call(
-        service(request).views.runs,
-        owner,
-        request.path_params["exp_id"],
-        iteration_number(request),
-        request.query_params.get("status"),
-        limit,
-        cursor,
-    )
-    return ok(answer)
+    views = service(request).views
+
+    def answer(owner: str) -> ReadModel:
+        return views.runs(
+            owner,
+            request.path_params["exp_id"],
+            iteration_number(request),
+            request.query_params.get("status"),
+            *paging(request),
+        )
+
+    return ok(await read(request, answer))
 
 
 # -- runs -------------------------------------------------------------------------------------
@@ -498,8 +507,8 @@ async def list_runs(request: Request) -> Response:
 )
 async def get_run(request: Request) -> Response:
     """A run."""
-    owner = await product(request)
-    return ok(await call(service(request).views.run, owner, request.path_params["run_id"]))
+    views = service(request).views
+    return ok(await read(request, lambda owner: views.run(owner, request.path_params["run_id"])))
 
 
 @documented(
@@ -510,10 +519,9 @@ async def get_run(request: Request) -> Response:
 )
 async def run_transcript(request: Request) -> Response:
     """A run's transcript."""
-    owner = await product(request)
-    return ok(
-        await call(service(request).transcripts.transcript, owner, request.path_params["run_id"])
-    )
+    transcripts = service(request).transcripts
+    run_id = request.path_params["run_id"]
+    return ok(await read(request, lambda owner: transcripts.transcript(owner, run_id)))
 
 
 @documented(
@@ -526,10 +534,13 @@ async def run_transcript(request: Request) -> Response:
 )
 async def run_logs(request: Request) -> Response:
     """A run's messages as they happen, to follow it live."""
-    owner = await product(request)
-    after = query_number(request, "after") or 0
+    transcripts = service(request).transcripts
     run_id = request.path_params["run_id"]
-    return ok(await call(service(request).transcripts.run_logs, owner, run_id, after))
+
+    def answer(owner: str) -> ReadModel:
+        return transcripts.run_logs(owner, run_id, query_number(request, "after") or 0)
+
+    return ok(await read(request, answer))
 
 
 @documented(
@@ -540,9 +551,9 @@ async def run_logs(request: Request) -> Response:
 )
 async def run_actions(request: Request) -> Response:
     """A run's tool calls with their results."""
-    owner = await product(request)
+    transcripts = service(request).transcripts
     run_id = request.path_params["run_id"]
-    stored = await call(service(request).transcripts.transcript, owner, run_id)
+    stored = await read(request, lambda owner: transcripts.transcript(owner, run_id))
     actions = transcript_from_object(stored, f"run {run_id}'s transcript").actions()
     return ok({"run_id": run_id, "actions": [action.model_dump(mode="json") for action in actions]})
 
@@ -639,8 +650,7 @@ async def put_secret(request: Request) -> Response:
 )
 async def list_secrets(request: Request) -> Response:
     """List the product's secrets."""
-    owner = await product(request)
-    return ok(await call(service(request).catalog.list_secrets, owner))
+    return ok(await read(request, service(request).catalog.list_secrets))
 
 
 @documented(

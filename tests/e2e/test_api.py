@@ -48,6 +48,28 @@ def test_requests_without_a_valid_token_are_401(
     assert message in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/experiments?limit=abc",
+        "/v1/experiments/exp_x/iterations/abc/results",
+        "/v1/experiments/exp_x/iterations/1/results?confidence=2",
+        "/v1/experiments/exp_x/iterations/1/runs?cursor=x",
+        "/v1/experiments/exp_%00/history",
+        "/v1/runs/run_x/logs?after=-1",
+    ],
+)
+def test_a_bad_token_is_401_before_the_request_is_read(server: Server, path: str) -> None:
+    """What a caller without a valid token sent is not looked at: no 422 tells them how a
+    path or query would be read."""
+    import httpx
+
+    response = httpx.get(f"{server.url}{path}", headers={"Authorization": "Bearer wrong"})
+    assert response.status_code == 401, response.text
+    with server.client() as api:
+        assert api.get(path).status_code == 422, path
+
+
 def test_unknown_ids_are_404(server: Server) -> None:
     with server.client() as api:
         for path in (
