@@ -201,14 +201,11 @@ class ExperimentCommands:
             number = experiment.start_iteration()
             self._rules.require_runs_within_limit(experiment, "")
             self._rules.require_running_iterations_within_limit(product)
-            tasks = {
-                tid: self._frozen(self._views.task_definition(product, tid))
-                for tid in experiment.task_ids
-            }
-            environments = {
-                eid: self._frozen(self._views.environment_definition(product, eid))
-                for eid in experiment.env_ids
-            }
+            stored_tasks, stored_environments = self._views.definitions(
+                product, experiment.task_ids, experiment.env_ids
+            )
+            tasks = {tid: self._frozen(task) for tid, task in stored_tasks.items()}
+            environments = {eid: self._frozen(env) for eid, env in stored_environments.items()}
             signal_config = None
             config = None
             if experiment.config_text is not None:
@@ -314,10 +311,9 @@ class ExperimentCommands:
 
         def command() -> int:
             experiment = self._experiment(product, exp_id)
-            tasks = {tid: self._views.task_definition(product, tid) for tid in experiment.task_ids}
-            environments = {
-                eid: self._views.environment_definition(product, eid) for eid in experiment.env_ids
-            }
+            tasks, environments = self._views.definitions(
+                product, experiment.task_ids, experiment.env_ids
+            )
             resolved = resolve_keys(
                 [log.keys for log in logs],
                 {tid: task["name"] for tid, task in tasks.items()},

@@ -48,6 +48,10 @@ def _product_json(row: Row) -> dict[str, Any]:
     }
 
 
+def _definition_json(row: Row) -> dict[str, Any]:
+    return {"id": row["id"], **json.loads(row["definition"]), "created_at": row["created_at"]}
+
+
 def _token_json(row: Row) -> dict[str, Any]:
     return {
         "id": row["id"],
@@ -148,31 +152,58 @@ class Views:
         )
         if row is None:
             raise NotFound(f"{what} {public_id} not found")
-        return {"id": row["id"], **json.loads(row["definition"]), "created_at": row["created_at"]}
+        return _definition_json(row)
 
     def definitions_found(
         self, product: str, task_ids: Iterable[str], env_ids: Iterable[str]
     ) -> tuple[set[str], set[str]]:
-        """Which of these task and environment ids the product has: one query for both kinds
-        (per IDS_PER_QUERY ids) rather than one per id, as an experiment's creation needs."""
+        """Which of these task and environment ids the product has, as an experiment's
+        creation checks them."""
+        rows = self._definition_rows(product, task_ids, env_ids, "id")
+        return (
+            {r["id"] for r in rows if r["kind"] == "v_tasks"},
+            {r["id"] for r in rows if r["kind"] == "v_environments"},
+        )
+
+    def definitions(
+        self, product: str, task_ids: Iterable[str], env_ids: Iterable[str]
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """The tasks and environments as stored (each definition with its id and time), in
+        the order asked, as an iteration freezes them; `NotFound` names the first missing."""
+        task_ids, env_ids = list(dict.fromkeys(task_ids)), list(dict.fromkeys(env_ids))
+        rows = self._definition_rows(product, task_ids, env_ids, "id, definition, created_at")
+        found: dict[str, dict[str, dict[str, Any]]] = {"v_tasks": {}, "v_environments": {}}
+        for row in rows:
+            found[row["kind"]][row["id"]] = _definition_json(row)
+        wanted = (("task", "v_tasks", task_ids), ("environment", "v_environments", env_ids))
+        for what, table, ids in wanted:
+            for unknown in (i for i in ids if i not in found[table]):
+                raise NotFound(f"{what} {unknown} not found")
+        tasks, environments = found["v_tasks"], found["v_environments"]
+        return {i: tasks[i] for i in task_ids}, {i: environments[i] for i in env_ids}
+
+    def _definition_rows(
+        self, product: str, task_ids: Iterable[str], env_ids: Iterable[str], columns: str
+    ) -> list[Row]:
+        """The product's rows among these ids, each with its `kind` (the table): one query for
+        both kinds (per IDS_PER_QUERY ids) rather than one per id."""
         wanted = [("v_tasks", i) for i in dict.fromkeys(task_ids)]
         wanted += [("v_environments", i) for i in dict.fromkeys(env_ids)]
-        found: dict[str, set[str]] = {"v_tasks": set(), "v_environments": set()}
+        rows: list[Row] = []
         for start in range(0, len(wanted), IDS_PER_QUERY):
             chunk = wanted[start : start + IDS_PER_QUERY]
             selects: list[str] = []
             parameters: list[str] = []
-            for table in found:
+            for table in ("v_tasks", "v_environments"):
                 ids = [i for t, i in chunk if t == table]
                 if ids:
                     selects.append(
-                        f"SELECT '{table}' AS kind, id FROM {table}"
+                        f"SELECT '{table}' AS kind, {columns} FROM {table}"
                         f" WHERE product_id = ? AND id IN ({', '.join('?' * len(ids))})"
                     )
                     parameters += [product, *ids]
-            for row in self._database.read(" UNION ALL ".join(selects), parameters):
-                found[row["kind"]].add(row["id"])
-        return found["v_tasks"], found["v_environments"]
+            rows += self._database.read(" UNION ALL ".join(selects), parameters)
+        return rows
 
     def task_definition(self, product: str, task_id: str) -> dict[str, Any]:
         """The task as stored (its definition with id and time), as iterations freeze it."""
