@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import procrastinate
@@ -36,6 +37,10 @@ from infra.run_queue import (
 )
 
 log = logging.getLogger("tpc.worker")
+
+# Iterations a worker keeps loaded, the most recently used: its jobs come an iteration at a
+# time, and a long-lived worker meets every iteration there is.
+RECENT_ITERATIONS = 64
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,7 @@ class QueueWorker:
         self._execution = execution
         self.queue = queue
         self._options = options
-        self._iterations: dict[IterationKey, Iteration] = {}
+        self.recent_iterations: OrderedDict[IterationKey, Iteration] = OrderedDict()
         self._closer = IterationCloser(runs, options.completion_check_s)
         queue.task(
             name=TASK_NAME,
@@ -134,11 +139,7 @@ class QueueWorker:
     async def _execute_job(self, experiment_id: str, number: int, run_id: str) -> None:
         runs = self._runs
         key = IterationKey(experiment_id, number)
-        if key not in self._iterations:
-            self._iterations[key] = await asyncio.to_thread(
-                runs.load_iteration, experiment_id, number
-            )
-        iteration = self._iterations[key]
+        iteration = await self._iteration(key)
         # A duplicate job, a retry of a run that finished meanwhile, or a run whose cancel was
         # requested only pokes the closer: the worker that finished the run may have died
         # before the iteration was checked.
@@ -146,6 +147,19 @@ class QueueWorker:
         if run is not None:
             await self._work_on(iteration, iteration.planned(run_id), run)
         self._closer.poke(key)
+
+    async def _iteration(self, key: IterationKey) -> Iteration:
+        """The iteration as planned (its runs and frozen definitions never change), loaded once
+        while its jobs keep coming."""
+        recent = self.recent_iterations
+        if key in recent:
+            recent.move_to_end(key)
+            return recent[key]
+        iteration = await asyncio.to_thread(self._runs.load_iteration, *key)
+        recent[key] = iteration
+        while len(recent) > RECENT_ITERATIONS:
+            recent.popitem(last=False)
+        return iteration
 
     async def _work_on(self, iteration: Iteration, planned: PlannedRun, run: Run) -> None:
         runs = self._runs

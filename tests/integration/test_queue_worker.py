@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from application import queue_worker
 from application.queue_worker import QueueDispatcher, QueueWorker, WorkerOptions
 from application.run_execution import RunExecution
 from application.service import Service
@@ -92,6 +93,31 @@ def test_a_worker_executes_the_jobs_and_closes_the_iteration(
     status = service.views.iteration_status(owner, exp_id, 1)
     assert status.runs.total == 12
     assert status.runs.queued == status.runs.running == 0
+
+
+def test_a_worker_keeps_only_the_iterations_it_used_last(
+    service: Service, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long-lived worker meets every iteration there is: it must not hold them all."""
+    monkeypatch.setattr(queue_worker, "RECENT_ITERATIONS", 2)
+    owner, exp_id, _, _ = setup_replay(service)
+    for _ in range(3):
+        service.experiments.trigger(owner, exp_id)
+
+    async def scenario() -> list[int]:
+        queue = open_queue(postgres_url)
+        async with queue.open_async():
+            await ensure_queue_schema(queue)
+            for number in (1, 2, 3):
+                await QueueDispatcher(service.runs, queue).submit(exp_id, number)
+            worker = QueueWorker(
+                service.runs, execution(service), queue, FAST, install_signal_handlers=False
+            )
+            # Jobs are taken in the order queued: iteration 3's come last.
+            assert await work_until_closed(service, worker, exp_id, 3) == "completed"
+            return [key.number for key in worker.recent_iterations]
+
+    assert asyncio.run(scenario()) == [2, 3]
 
 
 def test_a_worker_executes_a_rescore_without_any_runner(
