@@ -43,15 +43,15 @@ def limits(request: Request) -> Limits:
 
 async def product(request: Request) -> str:
     """The product the bearer token belongs to; 401 otherwise. Every `/v1` endpoint starts
-    here (or in `read`), so the path's and the query's text is checked here too (422)."""
+    here (or in `for_owner`), so the path's and the query's text is checked here too (422)."""
     token = bearer_token(request)
     return await run_in_threadpool(_owner, request, token)
 
 
-async def read(request: Request, answer: Callable[[str], T]) -> T:
-    """A read endpoint's `answer(owner)`, computed with the token's check in one thread hop:
-    under load each hop waits for the GIL on both sides, and reads are most requests. The
-    answer parses the path and query itself, so a bad token is still a 401 before any 422."""
+async def for_owner(request: Request, answer: Callable[[str], T]) -> T:
+    """`answer(owner)` for the token's product, computed with the token's check in one thread
+    hop (under load each hop waits for the GIL on both sides): the endpoints without a body.
+    The answer parses the path and query itself, so a bad token stays a 401 before any 422."""
     token = bearer_token(request)
     return await run_in_threadpool(lambda: answer(_owner(request, token)))
 

@@ -27,6 +27,7 @@ from api.http.openapi import Param, documented
 from api.http.requests import (
     PAGE_LIMIT,
     call,
+    for_owner,
     iteration_number,
     json_body,
     limits,
@@ -34,7 +35,6 @@ from api.http.requests import (
     parse,
     product,
     query_number,
-    read,
     service,
 )
 from domain.errors import InvalidInput, PayloadTooLarge
@@ -138,14 +138,16 @@ async def create_task(request: Request) -> Response:
 async def list_tasks(request: Request) -> Response:
     """List tasks."""
     views = service(request).views
-    return ok(await read(request, lambda owner: views.tasks(owner, *paging(request))))
+    return ok(await for_owner(request, lambda owner: views.tasks(owner, *paging(request))))
 
 
 @documented(summary="Get a task", returns="Task", answer="The task", errors=(404,))
 async def get_task(request: Request) -> Response:
     """Get a task."""
     views = service(request).views
-    return ok(await read(request, lambda owner: views.task(owner, request.path_params["task_id"])))
+    return ok(
+        await for_owner(request, lambda owner: views.task(owner, request.path_params["task_id"]))
+    )
 
 
 @documented(
@@ -168,7 +170,7 @@ async def create_environment(request: Request) -> Response:
 async def list_environments(request: Request) -> Response:
     """List environments."""
     views = service(request).views
-    return ok(await read(request, lambda owner: views.environments(owner, *paging(request))))
+    return ok(await for_owner(request, lambda owner: views.environments(owner, *paging(request))))
 
 
 @documented(
@@ -178,7 +180,7 @@ async def get_environment(request: Request) -> Response:
     """Get an environment."""
     views = service(request).views
     env_id = request.path_params["env_id"]
-    return ok(await read(request, lambda owner: views.environment(owner, env_id)))
+    return ok(await for_owner(request, lambda owner: views.environment(owner, env_id)))
 
 
 # -- experiments ------------------------------------------------------------------------------
@@ -213,7 +215,7 @@ async def create_experiment(request: Request) -> Response:
 async def list_experiments(request: Request) -> Response:
     """List experiments."""
     views = service(request).views
-    return ok(await read(request, lambda owner: views.experiments(owner, *paging(request))))
+    return ok(await for_owner(request, lambda owner: views.experiments(owner, *paging(request))))
 
 
 @documented(
@@ -234,7 +236,7 @@ async def get_experiment(request: Request) -> Response:
             return svc.experiments.experiment_as_of(owner, exp_id, as_of)
         return svc.views.experiment(owner, exp_id)
 
-    return ok(await read(request, answer))
+    return ok(await for_owner(request, answer))
 
 
 @documented(
@@ -262,13 +264,16 @@ def _membership(kind: str, attach: bool) -> Any:
     model = TaskAttach if kind == "task" else EnvironmentAttach
 
     async def endpoint(request: Request) -> Response:
-        owner = await product(request)
+        experiments = service(request).experiments
         exp_id = request.path_params["exp_id"]
         if attach:
+            owner = await product(request)
             item = getattr(parse(model, await json_body(request), f"invalid {kind}"), key)
-            return ok(await call(service(request).experiments.attach, owner, exp_id, kind, item))
+            return ok(await call(experiments.attach, owner, exp_id, kind, item))
         item = request.path_params[key]
-        return ok(await call(service(request).experiments.detach, owner, exp_id, kind, item))
+        return ok(
+            await for_owner(request, lambda owner: experiments.detach(owner, exp_id, kind, item))
+        )
 
     verb = "Attach" if attach else "Detach"
     endpoint.__doc__ = f"{verb} a {kind}."
@@ -293,7 +298,9 @@ async def history(request: Request) -> Response:
     """The experiment's audit trail."""
     views = service(request).views
     exp_id = request.path_params["exp_id"]
-    return ok(await read(request, lambda owner: views.history(owner, exp_id, *paging(request))))
+    return ok(
+        await for_owner(request, lambda owner: views.history(owner, exp_id, *paging(request)))
+    )
 
 
 # -- iterations -------------------------------------------------------------------------------
@@ -308,9 +315,9 @@ async def history(request: Request) -> Response:
 )
 async def trigger(request: Request) -> Response:
     """Trigger an iteration."""
-    owner = await product(request)
+    experiments = service(request).experiments
     exp_id = request.path_params["exp_id"]
-    status = await call(service(request).experiments.trigger, owner, exp_id)
+    status = await for_owner(request, lambda owner: experiments.trigger(owner, exp_id))
     executor = request.app.state.executor
     if executor is not None:
         await executor.submit(exp_id, status.iteration)
@@ -395,7 +402,7 @@ async def list_iterations(request: Request) -> Response:
     """List iterations."""
     views = service(request).views
     exp_id = request.path_params["exp_id"]
-    return ok(await read(request, lambda owner: views.iterations(owner, exp_id)))
+    return ok(await for_owner(request, lambda owner: views.iterations(owner, exp_id)))
 
 
 @documented(
@@ -408,7 +415,7 @@ async def iteration_status(request: Request) -> Response:
     """An iteration's progress."""
     views = service(request).views
     exp_id = request.path_params["exp_id"]
-    answer = await read(
+    answer = await for_owner(
         request, lambda owner: views.iteration_status(owner, exp_id, iteration_number(request))
     )
     return ok(answer)
@@ -422,10 +429,10 @@ async def iteration_status(request: Request) -> Response:
 )
 async def cancel(request: Request) -> Response:
     """Cancel an iteration."""
-    owner = await product(request)
+    experiments = service(request).experiments
     exp_id = request.path_params["exp_id"]
-    status = await call(
-        service(request).experiments.cancel, owner, exp_id, iteration_number(request)
+    status = await for_owner(
+        request, lambda owner: experiments.cancel(owner, exp_id, iteration_number(request))
     )
     executor = request.app.state.executor
     if executor is not None:
@@ -455,7 +462,7 @@ async def results(request: Request) -> Response:
             request.query_params.get("baseline"),
         )
 
-    return ok(await read(request, answer))
+    return ok(await for_owner(request, answer))
 
 
 @documented(
@@ -473,7 +480,7 @@ async def signals(request: Request) -> Response:
     def answer(owner: str) -> dict[str, Any]:
         return views.signals(owner, exp_id, iteration_number(request), _confidence(request))
 
-    return ok(await read(request, answer))
+    return ok(await for_owner(request, answer))
 
 
 @documented(
@@ -496,7 +503,7 @@ async def list_runs(request: Request) -> Response:
             *paging(request),
         )
 
-    return ok(await read(request, answer))
+    return ok(await for_owner(request, answer))
 
 
 # -- runs -------------------------------------------------------------------------------------
@@ -508,7 +515,9 @@ async def list_runs(request: Request) -> Response:
 async def get_run(request: Request) -> Response:
     """A run."""
     views = service(request).views
-    return ok(await read(request, lambda owner: views.run(owner, request.path_params["run_id"])))
+    return ok(
+        await for_owner(request, lambda owner: views.run(owner, request.path_params["run_id"]))
+    )
 
 
 @documented(
@@ -521,7 +530,7 @@ async def run_transcript(request: Request) -> Response:
     """A run's transcript."""
     transcripts = service(request).transcripts
     run_id = request.path_params["run_id"]
-    return ok(await read(request, lambda owner: transcripts.transcript(owner, run_id)))
+    return ok(await for_owner(request, lambda owner: transcripts.transcript(owner, run_id)))
 
 
 @documented(
@@ -540,7 +549,7 @@ async def run_logs(request: Request) -> Response:
     def answer(owner: str) -> ReadModel:
         return transcripts.run_logs(owner, run_id, query_number(request, "after") or 0)
 
-    return ok(await read(request, answer))
+    return ok(await for_owner(request, answer))
 
 
 @documented(
@@ -553,7 +562,7 @@ async def run_actions(request: Request) -> Response:
     """A run's tool calls with their results."""
     transcripts = service(request).transcripts
     run_id = request.path_params["run_id"]
-    stored = await read(request, lambda owner: transcripts.transcript(owner, run_id))
+    stored = await for_owner(request, lambda owner: transcripts.transcript(owner, run_id))
     actions = transcript_from_object(stored, f"run {run_id}'s transcript").actions()
     return ok({"run_id": run_id, "actions": [action.model_dump(mode="json") for action in actions]})
 
@@ -650,7 +659,7 @@ async def put_secret(request: Request) -> Response:
 )
 async def list_secrets(request: Request) -> Response:
     """List the product's secrets."""
-    return ok(await read(request, service(request).catalog.list_secrets))
+    return ok(await for_owner(request, service(request).catalog.list_secrets))
 
 
 @documented(
@@ -661,10 +670,9 @@ async def list_secrets(request: Request) -> Response:
 )
 async def delete_secret(request: Request) -> Response:
     """Erase one of the product's secrets."""
-    owner = await product(request)
-    return ok(
-        await call(service(request).catalog.remove_secret, owner, request.path_params["name"])
-    )
+    catalog = service(request).catalog
+    name = request.path_params["name"]
+    return ok(await for_owner(request, lambda owner: catalog.remove_secret(owner, name)))
 
 
 ROUTES += [
