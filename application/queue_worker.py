@@ -29,10 +29,9 @@ from domain.runs import Run
 from infra.run_queue import (
     QUEUE_NAME,
     TASK_NAME,
+    dispatch_runs,
     dispatched_iterations,
-    enqueue_runs,
     ensure_queue_schema,
-    mark_dispatched,
     requeue_stalled,
 )
 
@@ -71,8 +70,7 @@ class QueueDispatcher:
         if not unfinished:
             await asyncio.to_thread(self._runs.complete_iteration_if_done, exp_id, number)
             return
-        await enqueue_runs(self.queue, exp_id, number, [row["id"] for row in unfinished])
-        await mark_dispatched(self.queue, exp_id, number)
+        await dispatch_runs(self.queue, exp_id, number, [row["id"] for row in unfinished])
 
     async def cancel(self, exp_id: str, number: int) -> None:
         """The CancelRequested event is already saved: queued jobs cancel their run when they

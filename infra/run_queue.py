@@ -72,12 +72,15 @@ async def ensure_queue_schema(app: procrastinate.App) -> bool:
             await connection.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
 
 
+MARK_DISPATCHED = (
+    "INSERT INTO tpc_dispatched_iterations (experiment_id, number)"
+    " VALUES (%(experiment_id)s, %(number)s) ON CONFLICT DO NOTHING"
+)
+
+
 async def mark_dispatched(app: procrastinate.App, experiment_id: str, number: int) -> None:
     await app.connector.execute_query_async(
-        "INSERT INTO tpc_dispatched_iterations (experiment_id, number)"
-        " VALUES (%(experiment_id)s, %(number)s) ON CONFLICT DO NOTHING",
-        experiment_id=experiment_id,
-        number=number,
+        MARK_DISPATCHED, experiment_id=experiment_id, number=number
     )
 
 
@@ -94,19 +97,26 @@ def _run_job(app: procrastinate.App, experiment_id: str, number: int, run_id: st
     ).job.evolve(task_kwargs={"experiment_id": experiment_id, "number": number, "run_id": run_id})
 
 
-async def enqueue_runs(
+async def dispatch_runs(
     app: procrastinate.App, experiment_id: str, number: int, run_ids: Iterable[str]
 ) -> int:
-    """Queue one job per run; runs already waiting in the queue are skipped. Returns how many
-    jobs were added."""
+    """Queue one job per run, skipping runs already waiting, and mark the iteration dispatched.
+    Returns how many jobs were added.
+
+    Both in one transaction when none is waiting (a trigger's case): three round trips fewer
+    than a queue call each, on the event loop that answers requests. Otherwise (a sweep after
+    a crash) the jobs one by one, then the mark."""
     jobs = [_run_job(app, experiment_id, number, run_id) for run_id in run_ids]
-    if not jobs:
-        return 0
+    connector: procrastinate.PsycopgConnector = app.connector  # type: ignore[assignment]
     try:
-        await app.job_manager.batch_defer_jobs_async(jobs)
+        async with connector.pool.connection() as connection, connection.transaction():
+            if jobs:
+                await app.job_manager.batch_defer_jobs_async(jobs, connection=connection)
+            await connection.execute(
+                MARK_DISPATCHED, {"experiment_id": experiment_id, "number": number}
+            )
         added = len(jobs)
     except queue_errors.AlreadyEnqueued:
-        # Some are waiting already: one by one, skipping those.
         added = 0
         for job in jobs:
             try:
@@ -114,6 +124,7 @@ async def enqueue_runs(
                 added += 1
             except queue_errors.AlreadyEnqueued:
                 continue
+        await mark_dispatched(app, experiment_id, number)
     if added >= ANALYZE_AFTER_JOBS:
         await app.connector.execute_query_async("ANALYZE procrastinate_jobs")
     return added

@@ -14,10 +14,12 @@ from application import queue_worker
 from application.queue_worker import QueueDispatcher, QueueWorker, WorkerOptions
 from application.run_execution import RunExecution
 from application.service import Service
+from domain.iteration_key import IterationKey
 from infra.run_queue import (
     ANALYZE_AFTER_JOBS,
     SCHEMA_LOCK_KEY,
-    enqueue_runs,
+    dispatch_runs,
+    dispatched_iterations,
     ensure_queue_schema,
     mark_dispatched,
     open_queue,
@@ -190,16 +192,21 @@ def test_queueing_a_large_iteration_refreshes_the_queues_statistics(postgres_url
         queue = open_queue(postgres_url)
         async with queue.open_async():
             await ensure_queue_schema(queue)
-            await enqueue_runs(queue, "exp_small", 1, [f"run_s{i}" for i in range(10)])
+            await dispatch_runs(queue, "exp_small", 1, [f"run_s{i}" for i in range(10)])
             small = await last_analyzed(queue)
-            await enqueue_runs(
+            await dispatch_runs(
                 queue, "exp_large", 1, [f"run_l{i}" for i in range(ANALYZE_AFTER_JOBS)]
             )
             large = await last_analyzed(queue)
             # Queued again (a sweep after a crash): nothing added, nothing to refresh.
-            await enqueue_runs(
+            await dispatch_runs(
                 queue, "exp_large", 1, [f"run_l{i}" for i in range(ANALYZE_AFTER_JOBS)]
             )
+            # Both paths (all new in one transaction, or one by one) mark it dispatched.
+            assert await dispatched_iterations(queue) >= {
+                IterationKey("exp_small", 1),
+                IterationKey("exp_large", 1),
+            }
             return small, large, await last_analyzed(queue)
 
     small, large, again = asyncio.run(scenario())
