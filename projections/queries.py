@@ -3,7 +3,6 @@ here recomputes from transcripts; results were computed once when the iteration 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,6 +25,7 @@ from projections.read_models import (
     RunRow,
     TaskView,
 )
+from projections.view_values import parse_json
 
 MAX_LIMIT = 500
 # Ids looked up per query when checking that a product has them (well under SQLite's limit
@@ -49,7 +49,7 @@ def _product_json(row: Row) -> dict[str, Any]:
 
 
 def _definition_json(row: Row) -> dict[str, Any]:
-    return {"id": row["id"], **json.loads(row["definition"]), "created_at": row["created_at"]}
+    return {"id": row["id"], **parse_json(row["definition"]), "created_at": row["created_at"]}
 
 
 def _token_json(row: Row) -> dict[str, Any]:
@@ -66,7 +66,7 @@ def _token_json(row: Row) -> dict[str, Any]:
 
 
 def _loads(text: str | None) -> Any:
-    return json.loads(text) if text else None
+    return parse_json(text) if text else None
 
 
 class Views:
@@ -229,7 +229,7 @@ class Views:
             f"SELECT * FROM {table} WHERE product_id = ?", (product,), limit, cursor
         )
         items = [
-            {"id": r["id"], **json.loads(r["definition"]), "created_at": r["created_at"]}
+            {"id": r["id"], **parse_json(r["definition"]), "created_at": r["created_at"]}
             for r in rows
         ]
         return items, next_cursor
@@ -375,7 +375,7 @@ class Views:
                 "results are generated when every run is done (watch it with "
                 "`tpc sim experiment run status --watch`)"
             )
-        results: dict[str, Any] = json.loads(row["results"])
+        results: dict[str, Any] = parse_json(row["results"])
         return results
 
     def results(
@@ -540,7 +540,7 @@ class Views:
             " AND idx >= ? ORDER BY idx LIMIT ?",
             (run_id, row["attempts"], after, limit + 1),
         )
-        messages = [{"index": r["idx"], **json.loads(r["message"])} for r in rows[:limit]]
+        messages = [{"index": r["idx"], **parse_json(r["message"])} for r in rows[:limit]]
         return RunLog(
             run_id=run_id,
             status=row["status"],
@@ -602,8 +602,8 @@ def _experiment_json(row: Row) -> ExperimentView:
         {
             "id": row["id"],
             "name": row["name"],
-            "task_ids": json.loads(row["task_ids"]),
-            "env_ids": json.loads(row["env_ids"]),
+            "task_ids": parse_json(row["task_ids"]),
+            "env_ids": parse_json(row["env_ids"]),
             "repeats": row["repeats"],
             "signal_config": (
                 {"hash": row["config_hash"], "text": row["config_text"]}
