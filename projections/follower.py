@@ -34,7 +34,14 @@ from domain.safe_text import clean_text
 from infra.store.database import Connection, Database, LogWatcher
 from projections.event_log import EventLog, EventRow
 from projections.run_rows import RunEventBatch
-from projections.views import FAILURES_TABLE, apply_events, create_schema, drop_views, handled
+from projections.views import (
+    FAILURES_TABLE,
+    apply_events,
+    create_schema,
+    drop_views,
+    handled,
+    streams_with_rows,
+)
 
 log = logging.getLogger("tpc.projections")
 
@@ -299,10 +306,13 @@ class Projector:
 
     def _apply_batch(self, db: Connection, position: int) -> int:
         """Apply the next batch after `position`; returns the position reached."""
-        events, last = self._store.read_events(db, position, BATCH, handled)
-        apply_events(db, events)
-        if last != position:
-            _set_position(db, TRACKING_NAME, last)
+        rows = self._store.read_rows(db, position, BATCH)
+        if not rows:
+            return position
+        events = self._store.decode_rows(rows, handled)
+        apply_events(db, events, streams=streams_with_rows(rows))
+        last = int(rows[-1][0])
+        _set_position(db, TRACKING_NAME, last)
         return last
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from typing import Any
+from uuid import UUID
 
 from domain.catalog import LEGACY_TOKEN_NAME, Environment, Product, Task, legacy_token_id
 from domain.experiments import Experiment
@@ -18,6 +19,7 @@ from domain.iterations import Iteration
 from domain.results import RunRow, summarize
 from domain.signals.config import SignalConfig
 from infra.store.database import Connection, Database, Row
+from projections.event_log import EventRow
 from projections.run_rows import AUDIT_COLUMNS, RUN_EVENT_TYPES, RUN_EVENTS, RunEventBatch
 from projections.view_values import event_time, json_text, parse_json
 
@@ -132,6 +134,24 @@ def handles_with_runs(*kinds: type) -> Callable[[BatchHandler], BatchHandler]:
 ViewRow = dict[str, Any]
 # The column that names a row in its UPDATEs.
 _ROW_KEYS = {"v_experiments": "id", "v_iterations": "stream"}
+# The aggregates whose events after the first change a row `ViewRows` keeps, by the name that
+# starts the event's topic ("tpc:Experiment.Renamed").
+_ROW_TABLES = {"Experiment": "v_experiments", "Iteration": "v_iterations"}
+# Streams read per query (well under SQLite's limit on a statement's parameters).
+STREAMS_PER_QUERY = 500
+
+
+def streams_with_rows(stored: Iterable[EventRow]) -> dict[str, set[str]]:
+    """The experiment and iteration streams whose view rows these stored events (position,
+    originator id, version, topic, state) change, by table: what `ViewRows.read` reads ahead.
+    Only a guess from the topics: a stream it misses is read by `get` as before."""
+    streams: dict[str, set[str]] = {table: set() for table in _ROW_KEYS}
+    for _, originator_id, version, topic, _ in stored:
+        table = _ROW_TABLES.get(topic.partition(":")[2].partition(".")[0])
+        if table is not None and version > 1:  # the first event creates the row
+            stream = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
+            streams[table].add(str(stream))
+    return streams
 
 
 class ViewRows:
@@ -163,6 +183,22 @@ class ViewRows:
                 return None
             row = rows[stream] = dict(zip(found.keys(), found, strict=True))
         return row
+
+    def read(self, db: Connection, streams: dict[str, set[str]]) -> None:
+        """Read these streams' rows ahead, one query per table sent before either is waited
+        for (on PostgreSQL, one round trip for both), where `get` would wait for one each
+        under the projector's lock. A stream without a row yet is left to `get`."""
+        pending = []
+        for table, wanted in streams.items():
+            missing = sorted(stream for stream in wanted if stream not in self._rows[table])
+            for start in range(0, len(missing), STREAMS_PER_QUERY):
+                chunk = missing[start : start + STREAMS_PER_QUERY]
+                marks = ", ".join("?" * len(chunk))
+                sql = f"SELECT * FROM {table} WHERE stream IN ({marks})"
+                pending.append((table, db.execute(sql, chunk)))
+        for table, cursor in pending:
+            for found in cursor.fetchall():
+                self._rows[table][found["stream"]] = dict(zip(found.keys(), found, strict=True))
 
     def insert(self, table: str, row: ViewRow) -> None:
         self._rows[table][row["stream"]] = self._new[table][row["stream"]] = row
@@ -213,13 +249,19 @@ def _view_rows() -> ViewRows:
 
 
 def apply_events(
-    db: Connection, events: Iterable[tuple[Any, int]], runs: RunEventBatch | None = None
+    db: Connection,
+    events: Iterable[tuple[Any, int]],
+    runs: RunEventBatch | None = None,
+    streams: dict[str, set[str]] | None = None,
 ) -> None:
     """Fold events (with their log positions) into the views, in order; events no view needs
     are skipped. Run events wait in `runs` (flushed here unless the caller passes its own
     batch, which it then flushes). The experiments' and iterations' rows and the audit rows
-    are written once for all the events (`ViewRows`)."""
+    are written once for all the events (`ViewRows`), the rows of `streams` read first, at
+    once (`streams_with_rows`)."""
     rows = ViewRows()
+    if streams:
+        rows.read(db, streams)
     token = _batch_rows.set(rows)
     try:
         batch = RunEventBatch() if runs is None else runs

@@ -461,3 +461,24 @@ def test_two_triggers_at_the_same_instant_get_consecutive_numbers(
         assert [(s.iteration, s.runs.total) for s in statuses] == [(n, 12) for n in range(1, 11)]
     finally:
         other.close()
+
+
+def test_a_catch_up_reads_the_rows_its_events_change_ahead_in_one_query(tmp_path: Any) -> None:
+    """Under the projector's lock, every read is a round trip on PostgreSQL that every command
+    waits for: an experiment's or an iteration's row is read ahead with the batch's others,
+    never alone (SQLite's statement trace shows what the shared code sends)."""
+    svc = Service(Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}"))
+    try:
+        owner, exp_id, _, _ = setup_replay(svc)
+        statements: list[str] = []
+        svc.database.connection().set_trace_callback(statements.append)  # type: ignore[attr-defined]
+        svc.experiments.update_experiment(owner, exp_id, {"name": "Renamed"})
+        status = svc.experiments.trigger(owner, exp_id)
+        svc.experiments.cancel(owner, exp_id, status.iteration)
+    finally:
+        svc.close()
+    reads = [s for s in statements if "FROM v_experiments WHERE stream" in s]
+    reads += [s for s in statements if "FROM v_iterations WHERE stream" in s]
+    # The rename and the trigger read the experiment's row; the cancel, the iteration's.
+    assert len(reads) == 3
+    assert all("WHERE stream IN (" in s for s in reads), reads
