@@ -216,11 +216,7 @@ class ViewRows:
             new = self._new[table]
             if new:
                 columns = tuple(next(iter(new.values())))
-                db.executemany(
-                    f"INSERT INTO {table} ({', '.join(columns)})"
-                    f" VALUES ({', '.join('?' * len(columns))})",
-                    [tuple(row[c] for c in columns) for row in new.values()],
-                )
+                db.insert_rows(table, columns, [tuple(r[c] for c in columns) for r in new.values()])
             by_columns: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
             for stream, names in self._changed[table].items():
                 row = self._rows[table][stream]

@@ -100,18 +100,34 @@ class PgConnection:
     def insert_rows(
         self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], /
     ) -> None:
+        names = sql.SQL(", ").join(map(sql.Identifier, columns))
         if self.connection.pgconn.pipeline_status:
-            # COPY cannot run in a pipeline; pipelined INSERTs do not wait either.
-            placeholders = ", ".join("?" * len(columns))
-            names = ", ".join(columns)
-            self.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders})", rows)
+            self._insert_values(sql.Identifier(table), names, len(columns), list(rows))
             return
-        copy_rows = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
-        )
+        copy_rows = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), names)
         with self.connection.cursor() as cursor, cursor.copy(copy_rows) as copy:
             for row in rows:
                 copy.write_row(row)
+
+    def _insert_values(
+        self, table: sql.Identifier, names: sql.Composable, width: int, rows: list[Sequence[Any]]
+    ) -> None:
+        """Rows in a pipeline (where COPY cannot run): one multi-row INSERT per chunk. An
+        `executemany` polls the socket once per row, letting go of the GIL each time, and
+        under load each time waits for another thread's turn to get it back."""
+        marks = sql.SQL("({})").format(sql.SQL(", ").join([sql.Placeholder()] * width))
+        per_statement = max(1, MAX_PARAMETERS // width)
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            statement = sql.SQL("INSERT INTO {} ({}) VALUES {}").format(
+                table, names, sql.SQL(", ").join([marks] * len(chunk))
+            )
+            # Not prepared: each chunk's length is a statement of its own.
+            self.connection.execute(statement, [v for row in chunk for v in row], prepare=False)
+
+
+# The most parameters a statement may carry (the protocol counts them in 16 bits).
+MAX_PARAMETERS = 65535
 
 
 def lock_key(name: str) -> int:

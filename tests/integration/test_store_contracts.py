@@ -18,6 +18,7 @@ from domain.errors import NotFound
 from domain.experiments import Experiment
 from domain.ids import stream_id
 from infra.settings import Settings
+from infra.store import postgres
 from infra.store.database import Database
 from infra.store.migrations import MIGRATIONS
 from projections.follower import SCHEMA_MARK, VIEWS_VERSION
@@ -97,6 +98,23 @@ def test_upserts_insert_then_update(service: Service) -> None:
             )
         db.execute("INSERT INTO t_up (k, n) VALUES (?, ?) ON CONFLICT (k) DO NOTHING", ("k", 9))
     assert [tuple(row) for row in database.read("SELECT k, n FROM t_up")] == [("k", 2)]
+
+
+def test_inserted_rows_land_whole_in_a_write_and_in_a_derived_write(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`insert_rows` copies (a write) or sends multi-row INSERTs (a catch-up's pipelined
+    derived write, here with fewer parameters per statement than rows to insert)."""
+    monkeypatch.setattr(postgres, "MAX_PARAMETERS", 7)  # two rows of three per statement
+    database = service.database
+    rows = [(i, f"row {i}", None if i % 2 else b"\x00") for i in range(5)]
+    with database.write() as db:
+        db.execute(database.ddl("CREATE TABLE t_ins (n {int}, note TEXT, data {bytes})"))
+        db.insert_rows("t_ins", ("n", "note", "data"), rows[:2])
+    with database.derived_write() as db:
+        db.insert_rows("t_ins", ("n", "note", "data"), rows[2:])
+    found = database.read("SELECT n, note, data FROM t_ins ORDER BY n")
+    assert [(n, note, None if data is None else bytes(data)) for n, note, data in found] == rows
 
 
 def _increment(database: Database, times: int) -> None:
