@@ -29,6 +29,7 @@ from psycopg_pool import ConnectionPool
 from domain.errors import StorageFull
 from infra.settings import PostgresPool, SettingsError
 from infra.store.database import STORAGE_FULL, Database, Row, causes
+from infra.store.pg_batch import BatchedConnection
 
 # What TPC_DATABASE_URL may carry: everything else is a libpq environment variable (PG*), so
 # that the event store's connections, which eventsourcing opens, get it too.
@@ -100,34 +101,12 @@ class PgConnection:
     def insert_rows(
         self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], /
     ) -> None:
-        names = sql.SQL(", ").join(map(sql.Identifier, columns))
-        if self.connection.pgconn.pipeline_status:
-            self._insert_values(sql.Identifier(table), names, len(columns), list(rows))
-            return
-        copy_rows = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), names)
+        copy_rows = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+        )
         with self.connection.cursor() as cursor, cursor.copy(copy_rows) as copy:
             for row in rows:
                 copy.write_row(row)
-
-    def _insert_values(
-        self, table: sql.Identifier, names: sql.Composable, width: int, rows: list[Sequence[Any]]
-    ) -> None:
-        """Rows in a pipeline (where COPY cannot run): one multi-row INSERT per chunk. An
-        `executemany` polls the socket once per row, letting go of the GIL each time, and
-        under load each time waits for another thread's turn to get it back."""
-        marks = sql.SQL("({})").format(sql.SQL(", ").join([sql.Placeholder()] * width))
-        per_statement = max(1, MAX_PARAMETERS // width)
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
-            statement = sql.SQL("INSERT INTO {} ({}) VALUES {}").format(
-                table, names, sql.SQL(", ").join([marks] * len(chunk))
-            )
-            # Not prepared: each chunk's length is a statement of its own.
-            self.connection.execute(statement, [v for row in chunk for v in row], prepare=False)
-
-
-# The most parameters a statement may carry (the protocol counts them in 16 bits).
-MAX_PARAMETERS = 65535
 
 
 def lock_key(name: str) -> int:
@@ -221,19 +200,20 @@ class PostgresDatabase(Database):
             connection.execute(pg_sql(statement), parameters)
 
     @contextlib.contextmanager
-    def derived_write(self) -> Iterator[PgConnection]:
+    def derived_write(self) -> Iterator[BatchedConnection]:
         # On a connection of its own, outside the pool: the catch-up holds the projector's
         # lock, which every command of the process waits for, so it must not queue for a
-        # connection behind the reads (under load it did, a tenth of its time).
-        # BEGIN and COMMIT sent as statements: psycopg's `transaction()` would wait for a
-        # round trip of its own at each end of the block.
+        # connection behind the reads (under load it did, a tenth of its time). Its
+        # statements go together, one message per read it needs and one for its writes with
+        # the COMMIT (`pg_batch`).
         with _full_disk_as_storage_full(), self._derived_lock:
             connection = self._derived()
             try:
-                with connection.pipeline():
-                    connection.execute("BEGIN")
-                    yield PgConnection(connection)
-                    connection.execute("COMMIT")
+                batch = BatchedConnection(connection)
+                batch.execute("BEGIN")
+                yield batch
+                batch.execute("COMMIT")
+                batch.send()
             except BaseException:
                 if connection.info.transaction_status != TransactionStatus.IDLE:
                     with contextlib.suppress(psycopg.Error):

@@ -18,7 +18,7 @@ from domain.errors import NotFound
 from domain.experiments import Experiment
 from domain.ids import stream_id
 from infra.settings import Settings
-from infra.store import postgres
+from infra.store import pg_batch
 from infra.store.database import Database
 from infra.store.migrations import MIGRATIONS
 from projections.follower import SCHEMA_MARK, VIEWS_VERSION
@@ -103,9 +103,9 @@ def test_upserts_insert_then_update(service: Service) -> None:
 def test_inserted_rows_land_whole_in_a_write_and_in_a_derived_write(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`insert_rows` copies (a write) or sends multi-row INSERTs (a catch-up's pipelined
-    derived write, here with fewer parameters per statement than rows to insert)."""
-    monkeypatch.setattr(postgres, "MAX_PARAMETERS", 7)  # two rows of three per statement
+    """`insert_rows` copies (a write on PostgreSQL) or sends multi-row INSERTs (a catch-up's
+    batched derived write, here with fewer rows per statement than rows to insert)."""
+    monkeypatch.setattr(pg_batch, "ROWS_PER_INSERT", 2)
     database = service.database
     rows = [(i, f"row {i}", None if i % 2 else b"\x00") for i in range(5)]
     with database.write() as db:

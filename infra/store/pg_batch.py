@@ -1,0 +1,111 @@
+"""A catch-up's connection on PostgreSQL: its statements wait until a result is needed, then go
+to the server together, as one message (`BatchedConnection`).
+
+A catch-up holds the projector's lock, which every command of the process waits for. Each
+psycopg call that talks to the server lets go of the GIL, and under load each time waits for
+another thread's turn to get it back: a batch's twenty-odd statements, pipelined, still cost
+as many waits (psycopg polls the socket after every statement, and after every row of an
+`executemany`). Here a batch makes one call per read it needs (the lock, the position, the
+events, the rows it changes) and one for all its writes with the COMMIT.
+
+The statements go by the simple query protocol, several in one message, so their parameters
+are bound on the client: psycopg's own quoting (`ClientCursor.mogrify`), as safe as binding on
+the server, and NUL in text is refused all the same. A statement that fails aborts the rest of
+its message and the transaction, which the caller rolls back, as with any failed write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import psycopg
+
+from infra.store.database import Row
+
+# Rows per multi-row INSERT: the statement's text grows with them.
+ROWS_PER_INSERT = 500
+
+
+class DeferredCursor:
+    """The rows of one statement of a batch, read when the batch has been sent."""
+
+    def __init__(self, batch: BatchedConnection) -> None:
+        self._batch = batch
+        self._rows: list[Row] | None = None
+        self._next = 0
+
+    def fill(self, rows: list[Row]) -> None:
+        self._rows = rows
+
+    def _sent(self) -> list[Row]:
+        if self._rows is None:
+            self._batch.send()
+        assert self._rows is not None, "a statement without rows has nothing to fetch"
+        return self._rows
+
+    def fetchone(self) -> Row | None:
+        rows = self._sent()
+        if self._next >= len(rows):
+            return None
+        self._next += 1
+        return rows[self._next - 1]
+
+    def fetchall(self) -> list[Row]:
+        rows = self._sent()
+        rest, self._next = rows[self._next :], len(rows)
+        return rest
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self.fetchall())
+
+
+class BatchedConnection:
+    """The port's `Connection` over one psycopg connection in autocommit, for one transaction
+    (BEGIN is the first statement): statements are kept until a cursor's rows are fetched, or
+    until `send` (the COMMIT's)."""
+
+    def __init__(self, connection: psycopg.Connection[Any]) -> None:
+        self._connection = connection
+        self._binder = psycopg.ClientCursor(connection)
+        self._pending: list[tuple[str, DeferredCursor]] = []
+
+    def execute(self, statement: str, parameters: Sequence[Any] = (), /) -> DeferredCursor:
+        text = self._binder.mogrify(_placeholders(statement), tuple(parameters))
+        cursor = DeferredCursor(self)
+        self._pending.append((text, cursor))
+        return cursor
+
+    def executemany(self, statement: str, parameters: Iterable[Sequence[Any]], /) -> None:
+        for values in parameters:
+            self.execute(statement, values)
+
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], /
+    ) -> None:
+        rows = list(rows)
+        marks = f"({', '.join('?' * len(columns))})"
+        for start in range(0, len(rows), ROWS_PER_INSERT):
+            chunk = rows[start : start + ROWS_PER_INSERT]
+            values = ", ".join([marks] * len(chunk))
+            self.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}",
+                [value for row in chunk for value in row],
+            )
+
+    def send(self) -> None:
+        """Send every kept statement as one message; each read's rows go to its cursor."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        with self._connection.cursor() as cursor:
+            cursor.execute("; ".join(text for text, _ in pending).encode(), prepare=False)
+            for index, (_, deferred) in enumerate(pending):
+                if index and not cursor.nextset():
+                    raise psycopg.InterfaceError("a batch answered fewer statements than it sent")
+                deferred.fill(cursor.fetchall() if cursor.description is not None else [])
+
+
+def _placeholders(statement: str) -> str:
+    """The port's `?` placeholders as psycopg's `%s` (a literal `%` doubled)."""
+    return statement.replace("%", "%%").replace("?", "%s")
