@@ -17,6 +17,7 @@ its message and the transaction, which the caller rolls back, as with any failed
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -71,7 +72,7 @@ class BatchedConnection:
         self._pending: list[tuple[str, DeferredCursor]] = []
 
     def execute(self, statement: str, parameters: Sequence[Any] = (), /) -> DeferredCursor:
-        text = self._binder.mogrify(_placeholders(statement), tuple(parameters))
+        text = self._binder.mogrify(pg_sql(statement), tuple(parameters))
         cursor = DeferredCursor(self)
         self._pending.append((text, cursor))
         return cursor
@@ -106,6 +107,8 @@ class BatchedConnection:
                 deferred.fill(cursor.fetchall() if cursor.description is not None else [])
 
 
-def _placeholders(statement: str) -> str:
-    """The port's `?` placeholders as psycopg's `%s` (a literal `%` doubled)."""
+@lru_cache(maxsize=1024)
+def pg_sql(statement: str) -> str:
+    """The port's `?` placeholders as psycopg's `%s`, a literal `%` doubled (our SQL has no `?`
+    or `%` in its literals); every PostgreSQL connection of ours speaks through it."""
     return statement.replace("%", "%%").replace("?", "%s")

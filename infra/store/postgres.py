@@ -17,7 +17,6 @@ import hashlib
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from functools import lru_cache
 from typing import Any, ClassVar
 
 import psycopg
@@ -29,7 +28,7 @@ from psycopg_pool import ConnectionPool
 from domain.errors import StorageFull
 from infra.settings import PostgresPool, SettingsError
 from infra.store.database import STORAGE_FULL, Database, Row, causes
-from infra.store.pg_batch import BatchedConnection
+from infra.store.pg_batch import BatchedConnection, pg_sql
 
 # What TPC_DATABASE_URL may carry: everything else is a libpq environment variable (PG*), so
 # that the event store's connections, which eventsourcing opens, get it too.
@@ -76,12 +75,6 @@ def pg_row(cursor: Any) -> RowMaker[PgRow]:
     """psycopg row factory for `PgRow`."""
     names = {column.name: i for i, column in enumerate(cursor.description or ())}
     return lambda values: PgRow(names, values)
-
-
-@lru_cache(maxsize=1024)
-def pg_sql(statement: str) -> str:
-    """`?` placeholders to psycopg's `%s` (our SQL has no `?` or `%` in its literals)."""
-    return statement.replace("%", "%%").replace("?", "%s")
 
 
 class PgConnection:
