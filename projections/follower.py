@@ -119,18 +119,21 @@ class Projector:
     def _catch_up_batch(self, until: int | None) -> int | None:
         """One step of `catch_up`: the position reached once the caller is served, None while
         there is more to apply (or another process is applying it and is not at `until`)."""
-        # Pipelined: BEGIN goes with the lock, the views' writes with the COMMIT, rather than
-        # each waiting for a round trip while the lock is held (an error fails the batch,
-        # retried by the caller); and the COMMIT does not wait for the disk (the log is there
-        # already).
+        # Batched on PostgreSQL: BEGIN, the lock and the position go in one message (the
+        # position is read by a statement of its own, after the lock is taken), the views'
+        # writes with the COMMIT, rather than each waiting for a round trip while the lock is
+        # held (an error fails the batch, retried by the caller); and the COMMIT does not
+        # wait for the disk (the log is there already).
         with self._database.derived_write() as db:
             if until is None:
                 self._database.lock(db, TRACKING_NAME)
-                locked = True
+                granted = None
             else:
-                locked = self._database.try_lock(db, TRACKING_NAME)
+                granted = self._database.try_lock(db, TRACKING_NAME)
+            tracked = _tracked(db)
+            locked = granted is None or granted()
             if locked:
-                position = _position(db)
+                position = tracked()
                 reached = self._apply_batch(db, position)
         if locked:
             # Committed. Done when nothing was left, or when the caller's own position is in
@@ -356,8 +359,18 @@ def _record_failure(db: Connection, row: EventRow, error: Exception) -> None:
 
 
 def _position(db: Connection, name: str = TRACKING_NAME) -> int:
-    row = db.execute("SELECT position FROM tracking WHERE name = ?", (name,)).fetchone()
-    return int(row[0]) if row else 0
+    return _tracked(db, name)()
+
+
+def _tracked(db: Connection, name: str = TRACKING_NAME) -> Callable[[], int]:
+    """The position `name`, asked for now and read when called (see `Database.try_lock`)."""
+    cursor = db.execute("SELECT position FROM tracking WHERE name = ?", (name,))
+
+    def position() -> int:
+        row = cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    return position
 
 
 def _set_position(db: Connection, name: str, position: int) -> None:

@@ -17,7 +17,7 @@ The seam is small on purpose:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -125,11 +125,14 @@ class Database(ABC):
         """Serialise, across processes, the transactions that take the lock `name`; held
         until the transaction ends."""
 
-    def try_lock(self, db: Connection, name: str) -> bool:
-        """Take the lock `name` if no other transaction holds it (True), else return at once
-        (False). Where `write` already serialises every writer (SQLite), it is always free."""
+    def try_lock(self, db: Connection, name: str) -> Callable[[], bool]:
+        """Ask for the lock `name` without waiting for another transaction that holds it; the
+        answer (True: taken, held until the transaction ends) is read when called, so that
+        statements sent meanwhile on a connection that keeps them (a catch-up's on
+        PostgreSQL) go with the request. Where `write` already serialises every writer
+        (SQLite), it is always free."""
         self.lock(db, name)
-        return True
+        return lambda: True
 
     @abstractmethod
     def schema_lock(self) -> AbstractContextManager[None]:

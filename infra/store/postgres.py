@@ -16,7 +16,7 @@ import getpass
 import hashlib
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import psycopg
@@ -230,9 +230,9 @@ class PostgresDatabase(Database):
     def lock(self, db: Any, name: str) -> None:
         db.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(name),))
 
-    def try_lock(self, db: Any, name: str) -> bool:
-        row = db.execute("SELECT pg_try_advisory_xact_lock(?)", (lock_key(name),)).fetchone()
-        return bool(row[0])
+    def try_lock(self, db: Any, name: str) -> Callable[[], bool]:
+        request = db.execute("SELECT pg_try_advisory_xact_lock(?)", (lock_key(name),))
+        return lambda: bool(request.fetchone()[0])
 
     @contextlib.contextmanager
     def schema_lock(self) -> Iterator[None]:

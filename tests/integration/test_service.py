@@ -19,6 +19,7 @@ from domain.signals.validation import load_signal_config
 from infra.runners.replay import ReplayRunner
 from infra.runners.scripted import ScriptedRunner
 from infra.settings import Settings
+from infra.store import pg_batch
 from projections.queries import IDS_PER_QUERY
 from projections.read_models import IterationStatus, document
 from tests.conftest import ROOT
@@ -482,3 +483,26 @@ def test_a_catch_up_reads_the_rows_its_events_change_ahead_in_one_query(tmp_path
     # The rename and the trigger read the experiment's row; the cancel, the iteration's.
     assert len(reads) == 3
     assert all("WHERE stream IN (" in s for s in reads), reads
+
+
+def test_a_catch_up_on_postgresql_waits_for_the_server_once_per_read_and_once_to_commit(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The projector's lock is held across these messages, and every one of them costs its
+    holder the GIL: BEGIN, the lock and the position go together, then the events, then the
+    rows they change, then every write with the COMMIT."""
+    svc = Service(Settings(database_url=postgres_url))
+    try:
+        owner, exp_id, _, _ = setup_replay(svc)
+        messages: list[str] = []
+        send = pg_batch.BatchedConnection.send
+
+        def counted(batch: pg_batch.BatchedConnection) -> None:
+            messages.extend(text.split()[0] for text, _ in batch._pending[:1])
+            send(batch)
+
+        monkeypatch.setattr(pg_batch.BatchedConnection, "send", counted)
+        svc.experiments.update_experiment(owner, exp_id, {"name": "Renamed"})
+    finally:
+        svc.close()
+    assert messages == ["BEGIN", "SELECT", "SELECT", "UPDATE"]
