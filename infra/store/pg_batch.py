@@ -5,8 +5,8 @@ A catch-up holds the projector's lock, which every command of the process waits 
 psycopg call that talks to the server lets go of the GIL, and under load each time waits for
 another thread's turn to get it back: a batch's twenty-odd statements, pipelined, still cost
 as many waits (psycopg polls the socket after every statement, and after every row of an
-`executemany`). Here a batch makes one call per read it needs (the lock, the position, the
-events, the rows it changes) and one for all its writes with the COMMIT.
+`executemany`). Here a batch makes one call per read it needs (BEGIN with the lock and the
+position, the events, the rows they change) and one for all its writes with the COMMIT.
 
 The statements go by the simple query protocol, several in one message, so their parameters
 are bound on the client: psycopg's own quoting (`ClientCursor.mogrify`), as safe as binding on
