@@ -9,6 +9,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
 
@@ -393,3 +394,43 @@ def test_a_new_views_version_rebuilds_on_open_and_migrations_run_once(store_url:
         assert third.schema_report()["views"]["rebuilt"] is False
     finally:
         third.close()
+
+
+HOSTILE_TEXTS = [
+    "it's; DROP TABLE t_hostile; --",
+    "back\\slash \\' %s ? $1 %% E'x'",
+    "é🙂\u2028",
+    "x" * 2_000_000,
+    "[" * 10_000,
+]
+
+
+def test_a_catch_ups_batch_binds_hostile_values_exactly_and_refuses_what_no_text_holds(
+    postgres_url: str,
+) -> None:
+    """The batched connection binds parameters on the client (pg_batch): quotes, backslashes,
+    placeholders and huge text come back as written, and NUL is refused before anything of the
+    transaction is written, as binding on the server refuses it."""
+    svc = Service(Settings(database_url=postgres_url))
+    database = svc.database
+    try:
+        with database.write() as db:
+            db.execute("CREATE TABLE t_hostile (n BIGINT, s TEXT, b BYTEA)")
+        with database.derived_write() as db:
+            rows = [(i, text, b"\x00\xff'\\") for i, text in enumerate(HOSTILE_TEXTS)]
+            db.insert_rows("t_hostile", ("n", "s", "b"), rows)
+            db.execute("INSERT INTO t_hostile (n, s) VALUES (?, ?)", (99, "a ? and a %"))
+        found = database.read("SELECT n, s, b FROM t_hostile ORDER BY n")
+        assert [row["s"] for row in found] == [*HOSTILE_TEXTS, "a ? and a %"]
+        assert all(bytes(row["b"]) == b"\x00\xff'\\" for row in found[:-1])
+        with pytest.raises(psycopg.DataError, match="NUL"):
+            _write_in_a_batch(database, [(100, "kept?"), (101, "a\x00b")])
+        assert len(database.read("SELECT n FROM t_hostile")) == len(HOSTILE_TEXTS) + 1
+    finally:
+        svc.close()
+
+
+def _write_in_a_batch(database: Database, rows: list[tuple[int, str]]) -> None:
+    with database.derived_write() as db:
+        for row in rows:
+            db.execute("INSERT INTO t_hostile (n, s) VALUES (?, ?)", row)
