@@ -9,9 +9,9 @@ as many waits (psycopg polls the socket after every statement, and after every r
 position, the events, the rows they change) and one for all its writes with the COMMIT.
 
 The statements go by the simple query protocol, several in one message, so their parameters
-are bound on the client: psycopg's own quoting (`ClientCursor.mogrify`), as safe as binding on
-the server, and NUL in text is refused all the same. A statement that fails aborts the rest of
-its message and the transaction, which the caller rolls back, as with any failed write.
+are bound on the client (`ClientBinding`), and NUL in text is refused as binding on the server
+refuses it. A statement that fails aborts the rest of its message and the transaction, which
+the caller rolls back, as with any failed write.
 """
 
 from __future__ import annotations
@@ -21,11 +21,62 @@ from functools import lru_cache
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from infra.store.database import Row
 
 # Rows per multi-row INSERT: the statement's text grows with them.
 ROWS_PER_INSERT = 500
+
+
+class ClientBinding:
+    """A statement's `?` placeholders replaced by its parameters as SQL literals.
+
+    Text, whole numbers and NULL, nearly every value a catch-up writes, are quoted here: a
+    string in single quotes with each quote doubled, which is the whole of PostgreSQL's
+    quoting where a backslash is a plain character (`standard_conforming_strings`, on by
+    default) and the text goes as UTF-8; psycopg's quoting took ten times as long (a tenth of
+    the server's time under load, much of it under the projector's lock). Any other value, or
+    a connection where those two do not hold, gets psycopg's own quoting."""
+
+    def __init__(self, connection: psycopg.Connection[Any]) -> None:
+        self._connection = connection
+        info = connection.info
+        self._plain = (
+            info.parameter_status("standard_conforming_strings") == "on"
+            and info.encoding == "utf-8"
+        )
+
+    def __call__(self, statement: str, parameters: Sequence[Any]) -> str:
+        parts = _between_placeholders(statement)
+        if len(parts) != len(parameters) + 1:
+            raise psycopg.ProgrammingError(
+                f"the statement has {len(parts) - 1} placeholders, given {len(parameters)} values"
+            )
+        text = [parts[0]]
+        for value, part in zip(parameters, parts[1:], strict=True):
+            text.append(self._literal(value))
+            text.append(part)
+        return "".join(text)
+
+    def _literal(self, value: Any) -> str:
+        kind = type(value)
+        if kind is str and self._plain:
+            if "\x00" in value:
+                raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+            return "'" + str(value).replace("'", "''") + "'"
+        if kind is int:
+            # A space before a minus, so that `n - ?` never reads as a comment (`--`).
+            return str(value) if value >= 0 else f" {value}"
+        if value is None:
+            return "NULL"
+        return sql.Literal(value).as_string(self._connection)
+
+
+@lru_cache(maxsize=1024)
+def _between_placeholders(statement: str) -> list[str]:
+    """The statement's text around its `?` placeholders (our SQL has no `?` in literals)."""
+    return statement.split("?")
 
 
 class DeferredCursor:
@@ -68,11 +119,11 @@ class BatchedConnection:
 
     def __init__(self, connection: psycopg.Connection[Any]) -> None:
         self._connection = connection
-        self._binder = psycopg.ClientCursor(connection)
+        self._bind = ClientBinding(connection)
         self._pending: list[tuple[str, DeferredCursor]] = []
 
     def execute(self, statement: str, parameters: Sequence[Any] = (), /) -> DeferredCursor:
-        text = self._binder.mogrify(pg_sql(statement), tuple(parameters))
+        text = self._bind(statement, parameters)
         cursor = DeferredCursor(self)
         self._pending.append((text, cursor))
         return cursor
@@ -100,7 +151,8 @@ class BatchedConnection:
             return
         pending, self._pending = self._pending, []
         with self._connection.cursor() as cursor:
-            cursor.execute("; ".join(text for text, _ in pending).encode(), prepare=False)
+            message = "; ".join(text for text, _ in pending)
+            cursor.execute(message.encode(self._connection.info.encoding), prepare=False)
             for index, (_, deferred) in enumerate(pending):
                 if index and not cursor.nextset():
                     raise psycopg.InterfaceError("a batch answered fewer statements than it sent")

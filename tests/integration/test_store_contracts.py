@@ -426,8 +426,27 @@ def test_a_catch_ups_batch_binds_hostile_values_exactly_and_refuses_what_no_text
         with pytest.raises(psycopg.DataError, match="NUL"):
             _write_in_a_batch(database, [(100, "kept?"), (101, "a\x00b")])
         assert len(database.read("SELECT n FROM t_hostile")) == len(HOSTILE_TEXTS) + 1
+        # A negative number after a minus is a number, not the start of a comment.
+        with database.derived_write() as db:
+            db.execute("UPDATE t_hostile SET n = n - ? WHERE n = ?", (-1000, 99))
+        assert database.read_one("SELECT s FROM t_hostile WHERE n = ?", (1099,)) is not None
     finally:
         svc.close()
+
+
+def test_client_binding_reads_back_exactly_even_where_backslashes_escape(postgres_url: str) -> None:
+    """Where a server quotes the old way (`standard_conforming_strings` off: a backslash in a
+    quoted string escapes), doubling quotes would not do: psycopg's own quoting binds there."""
+    values = (*HOSTILE_TEXTS[:3], -5, 7, None, True, 1.5, b"\x00\xff'\\")
+    statement = "SELECT " + ", ".join("?" for _ in values)
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        for setting in ("on", "off"):
+            connection.execute(f"SET standard_conforming_strings TO {setting}")
+            bound = pg_batch.ClientBinding(connection)(statement, values)
+            row = connection.execute(bound.encode()).fetchone()
+            assert row is not None and (*row[:-1], bytes(row[-1])) == values, setting
+        mogrified = psycopg.ClientCursor(connection).mogrify(statement.replace("?", "%s"), values)
+        assert bound == mogrified
 
 
 def _write_in_a_batch(database: Database, rows: list[tuple[int, str]]) -> None:
