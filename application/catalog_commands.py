@@ -4,10 +4,12 @@ secrets. Called by the routes, the dashboard's sign-in and the operator's CLI co
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from application.operator_rules import OperatorRules
+from application.owner_guesses import OwnerGuess, OwnerGuesses
 from application.saving import Saver
 from domain.api_tokens import normalise_token, token_problem
 from domain.catalog import LEGACY_TOKEN_NAME, Environment, Product, Task
@@ -75,6 +77,7 @@ class CatalogCommands:
         self.sessions = sessions
         self.token_hasher = token_hasher
         self._rules = rules
+        self._owner_guesses = OwnerGuesses(views)
 
     # -- products and tokens ----------------------------------------------------------------
 
@@ -101,8 +104,24 @@ class CatalogCommands:
         one. The token is normalised exactly as when it was made."""
         if token_problem(token) is not None:
             return None
-        owner = self._views.token_owner(self.token_hasher.candidates(token.strip()))
-        return TokenOwner(*owner) if owner else None
+        hashes = self.token_hasher.candidates(token.strip())
+        owner = self._views.token_owner(hashes)
+        if owner is None:
+            return None
+        self._owner_guesses.remember(hashes, owner[0])
+        return TokenOwner(*owner)
+
+    def owner_guess(self, token: str) -> OwnerGuess | None:
+        """The product this token acted for last in this process, if any: a guess for a read
+        to act on under `confirming_owner`, never an authority."""
+        if token_problem(token) is not None:
+            return None
+        return self._owner_guesses.guess(self.token_hasher.candidates(token.strip()))
+
+    def confirming_owner(self, guess: OwnerGuess) -> AbstractContextManager[str]:
+        """A read acting for the guessed product, whose rows are used only once the token's
+        check (sent with its first query) confirms it; `GuardFailed` otherwise."""
+        return self._owner_guesses.confirming(guess)
 
     def product_for_token(self, token: str) -> str | None:
         owner = self.authenticate(token)

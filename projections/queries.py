@@ -3,7 +3,8 @@ here recomputes from transcripts; results were computed once when the iteration 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from domain.comparisons import compare_environments, compare_iterations
@@ -12,7 +13,7 @@ from domain.results import public_aggregate, public_summary
 from domain.runs import TERMINAL_STATUSES
 from domain.statistics import DEFAULT_CONFIDENCE
 from domain.vocabulary import ACTIVE, RUN_STATES
-from infra.store.database import Database, Row
+from infra.store.database import Database, Guard, Row
 from projections.read_models import (
     AuditEvent,
     EnvironmentView,
@@ -65,6 +66,13 @@ def _token_json(row: Row) -> dict[str, Any]:
     }
 
 
+def _token_owner_sql(hashes: tuple[str, ...]) -> str:
+    marks = ", ".join("?" for _ in hashes)
+    return (
+        f"SELECT product_id, id FROM v_tokens WHERE token_hash IN ({marks}) AND revoked_at IS NULL"
+    )
+
+
 def _loads(text: str | None) -> Any:
     return parse_json(text) if text else None
 
@@ -95,13 +103,19 @@ class Views:
 
     def token_owner(self, hashes: tuple[str, ...]) -> tuple[str, str] | None:
         """(product id, token id) of the live token stored under one of `hashes`."""
-        marks = ", ".join("?" for _ in hashes)
-        row: Row | None = self._database.read_one(
-            "SELECT product_id, id FROM v_tokens"
-            f" WHERE token_hash IN ({marks}) AND revoked_at IS NULL",
-            hashes,
-        )
+        row: Row | None = self._database.read_one(_token_owner_sql(hashes), hashes)
         return (str(row["product_id"]), str(row["id"])) if row else None
+
+    def owner_guard(self, hashes: tuple[str, ...], product_id: str) -> Guard:
+        """Holds when the live token stored under one of `hashes` acts for `product_id`."""
+
+        def holds(rows: Sequence[Row]) -> bool:
+            return bool(rows) and rows[0]["product_id"] == product_id
+
+        return Guard(_token_owner_sql(hashes), hashes, holds)
+
+    def guarded(self, guard: Guard) -> AbstractContextManager[None]:
+        return self._database.guarded(guard)
 
     def has_product(self, product_id: str) -> bool:
         row = self._database.read_one("SELECT 1 FROM v_products WHERE id = ?", (product_id,))

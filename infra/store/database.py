@@ -16,9 +16,11 @@ The seam is small on purpose:
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
 from domain.errors import StorageFull
@@ -70,6 +72,19 @@ class Connection(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Guard:
+    """A query whose rows say whether reads made on an assumption may be used (`holds`)."""
+
+    statement: str
+    parameters: Sequence[Any]
+    holds: Callable[[Sequence[Row]], bool]
+
+
+class GuardFailed(Exception):
+    """A guard did not hold: nothing read on its assumption was used."""
+
+
 class LogWatcher(Protocol):
     """Waits for news of appended events."""
 
@@ -98,6 +113,17 @@ class Database(ABC):
     def read_one(self, sql: str, parameters: Sequence[Any] = ()) -> Row | None:
         rows = self.read(sql, parameters)
         return rows[0] if rows else None
+
+    @contextlib.contextmanager
+    def guarded(self, guard: Guard) -> Iterator[None]:
+        """A block whose reads (in this thread) may be used only if `guard` holds, else
+        `GuardFailed`. Here the guard is read first; a remote database sends it with the
+        block's first read, in one message (`PostgresDatabase`), and reads it before that
+        read's rows are returned, before any write, and at the latest when the block ends,
+        whatever it raised."""
+        if not guard.holds(self.read(guard.statement, guard.parameters)):
+            raise GuardFailed
+        yield
 
     @abstractmethod
     def write(self) -> AbstractContextManager[Connection]:

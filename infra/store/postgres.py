@@ -27,8 +27,8 @@ from psycopg_pool import ConnectionPool
 
 from domain.errors import StorageFull
 from infra.settings import PostgresPool, SettingsError
-from infra.store.database import STORAGE_FULL, Database, Row, causes
-from infra.store.pg_batch import BatchedConnection, pg_sql
+from infra.store.database import STORAGE_FULL, Database, Guard, GuardFailed, Row, causes
+from infra.store.pg_batch import BatchedConnection, ClientBinding, pg_sql
 
 # What TPC_DATABASE_URL may carry: everything else is a libpq environment variable (PG*), so
 # that the event store's connections, which eventsourcing opens, get it too.
@@ -153,6 +153,8 @@ class PostgresDatabase(Database):
         # The views' catch-ups have a connection of their own (`derived_write`).
         self._derived_connection: psycopg.Connection[PgRow] | None = None
         self._derived_lock = threading.Lock()
+        # Each thread's guard not yet sent (`guarded`).
+        self._unsent = threading.local()
 
     @property
     def where(self) -> str:
@@ -174,12 +176,67 @@ class PostgresDatabase(Database):
             ) from None
 
     def read(self, statement: str, parameters: Sequence[Any] = ()) -> list[Row]:
+        guard = self._unsent_guard()
         with self._pool.connection() as connection:
-            return list(connection.execute(pg_sql(statement), parameters).fetchall())
+            if guard is None:
+                return list(connection.execute(pg_sql(statement), parameters).fetchall())
+            return self._read_guarded(connection, guard, statement, parameters)
+
+    @contextlib.contextmanager
+    def guarded(self, guard: Guard) -> Iterator[None]:
+        # The guard waits for the block's first read, to go in the same message.
+        if self._unsent_guard() is not None:
+            with super().guarded(guard):
+                yield
+            return
+        self._unsent.guard = guard
+        try:
+            yield
+        except BaseException:
+            self._settle_guard()  # a guard that fails outranks what the block raised
+            raise
+        else:
+            self._settle_guard()
+        finally:
+            self._unsent.guard = None
+
+    def _unsent_guard(self) -> Guard | None:
+        guard: Guard | None = getattr(self._unsent, "guard", None)
+        return guard
+
+    def _settle_guard(self) -> None:
+        """Read the guard not yet sent, alone: before a write, or when its block ends."""
+        guard = self._unsent_guard()
+        if guard is not None:
+            self._unsent.guard = None
+            if not guard.holds(self.read(guard.statement, guard.parameters)):
+                raise GuardFailed
+
+    def _read_guarded(
+        self,
+        connection: psycopg.Connection[PgRow],
+        guard: Guard,
+        statement: str,
+        parameters: Sequence[Any],
+    ) -> list[Row]:
+        """The guard's query and this one in one message (simple query protocol, bound on the
+        client as in `pg_batch`); this one's rows are returned only if the guard holds."""
+        bind = ClientBinding(connection)
+        message = f"{bind(guard.statement, guard.parameters)}; {bind(statement, parameters)}"
+        with connection.cursor() as cursor:
+            # Should this fail, the guard stays unsent: the block's end reads it alone.
+            cursor.execute(message.encode(connection.info.encoding), prepare=False)
+            self._unsent.guard = None
+            if not guard.holds(cursor.fetchall()):
+                raise GuardFailed
+            if not cursor.nextset():
+                raise psycopg.InterfaceError("a guarded read answered one statement of two")
+            return list(cursor.fetchall())
 
     @contextlib.contextmanager
     def write(self) -> Iterator[PgConnection]:
         """A write transaction; a full disk is `StorageFull`, with nothing of it written."""
+        self._settle_guard()
         with (
             _full_disk_as_storage_full(),
             self._pool.connection() as connection,
@@ -189,6 +246,7 @@ class PostgresDatabase(Database):
 
     def write_one(self, statement: str, parameters: Sequence[Any] = ()) -> None:
         # In autocommit: one round trip, where a transaction around it would take three.
+        self._settle_guard()
         with _full_disk_as_storage_full(), self._pool.connection() as connection:
             connection.execute(pg_sql(statement), parameters)
 
@@ -199,6 +257,7 @@ class PostgresDatabase(Database):
         # connection behind the reads (under load it did, a tenth of its time). Its
         # statements go together, one message per read it needs and one for its writes with
         # the COMMIT (`pg_batch`).
+        self._settle_guard()
         with _full_disk_as_storage_full(), self._derived_lock:
             connection = self._derived()
             try:

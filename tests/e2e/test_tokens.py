@@ -1,7 +1,8 @@
-"""Products, tokens and dashboard sessions end to end: the operator's `tpc product` and
-`tpc token` commands in a subprocess on the server's SQLite store, a real `tpc serve` that
-refuses a revoked token at once (API 401, dashboard session ended), same-site checks on every
-state-changing dashboard request, and the security headers on every response."""
+"""Products, tokens and dashboard sessions end to end, on each store: the operator's `tpc
+product` and `tpc token` commands in a subprocess on the server's store, a real `tpc serve`
+that refuses a revoked token at once (API 401, dashboard session ended, even where its reads
+acted on the product the token acted for last), same-site checks on every state-changing
+dashboard request, and the security headers on every response."""
 
 from __future__ import annotations
 
@@ -15,16 +16,18 @@ import httpx
 import pytest
 
 from api.web.session import COOKIE
+from tests.conftest import STORES
+from tests.e2e.api_servers import serve_store
 from tests.e2e.server import TPC, Server
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=STORES)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     # The bootstrap token comes with surrounding whitespace, as from a careless `export`.
     home = tmp_path_factory.mktemp("tokens")
-    running = Server(home, environ={"TPC_API_TOKEN": "  e2e-token\n"}).start()
-    yield running
-    running.stop()
+    yield from serve_store(request, home, {"TPC_API_TOKEN": "  e2e-token\n"})
 
 
 def operator(server: Server, *args: str) -> Any:
@@ -83,6 +86,8 @@ def test_the_operator_manages_products_and_tokens_and_revocation_is_immediate(
     with server.client(second["token"]) as api:
         refused = api.get("/v1/tasks")
         assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
+        # Nothing of the request is looked at either: a 401 before any 422.
+        assert api.get("/v1/experiments?limit=abc").status_code == 401
     page = dashboard(server, "/", session)
     assert page.status_code == 303 and page.headers["location"].startswith("/login")
     with server.client(first["token"]) as api:  # the product's other token still works

@@ -20,7 +20,7 @@ from domain.experiments import Experiment
 from domain.ids import stream_id
 from infra.settings import Settings
 from infra.store import pg_batch
-from infra.store.database import Database
+from infra.store.database import Database, Guard, GuardFailed
 from infra.store.migrations import MIGRATIONS
 from projections.follower import SCHEMA_MARK, VIEWS_VERSION
 from projections.views import VIEW_TABLES
@@ -85,6 +85,84 @@ def test_rows_read_by_name_position_and_unpacking(service: Service) -> None:
         (2, "b"),
     ]
     assert database.read_one("SELECT n FROM t_rows WHERE note = ?", ("zzz",)) is None
+
+
+def open_gate(database: Database) -> None:
+    with database.write() as db:
+        db.execute(database.ddl("CREATE TABLE t_gate (k TEXT PRIMARY KEY, n {int} NOT NULL)"))
+        db.executemany("INSERT INTO t_gate (k, n) VALUES (?, ?)", [("gate", 1), ("row", 2)])
+
+
+def gate(key: str) -> Guard:
+    """Holds while the row `key` has n = 1."""
+    return Guard(
+        "SELECT n FROM t_gate WHERE k = ?", (key,), lambda rows: bool(rows) and rows[0]["n"] == 1
+    )
+
+
+def test_reads_under_a_guard_answer_only_while_it_holds(service: Service) -> None:
+    database = service.database
+    open_gate(database)
+    row = "SELECT k, n FROM t_gate WHERE k = ?"
+    with database.guarded(gate("gate")):
+        assert [tuple(r) for r in database.read(row, ("row",))] == [("row", 2)]
+        assert [tuple(r) for r in database.read(row, ("gate",))] == [("gate", 1)]
+    hostile = "x'; DROP TABLE t_gate; --"
+    answered = []
+    with pytest.raises(GuardFailed), database.guarded(gate(hostile)):
+        answered.append(database.read(row, ("row",)))
+    assert answered == []
+    # However the block ends, a failed guard is what it raises; a held one lets it through.
+    with pytest.raises(GuardFailed), database.guarded(gate("missing")):
+        pass
+    with pytest.raises(GuardFailed), database.guarded(gate("missing")):
+        raise NotFound("the block's own error")
+    with pytest.raises(GuardFailed), database.guarded(gate("missing")):
+        database.read("SELECT no_such_column FROM t_gate")
+    with pytest.raises(NotFound), database.guarded(gate("gate")):
+        raise NotFound("the block's own error")
+    assert [tuple(r) for r in database.read("SELECT k FROM t_gate ORDER BY k")] == [
+        ("gate",),
+        ("row",),
+    ]
+
+
+def test_nothing_is_written_under_a_guard_that_fails(service: Service) -> None:
+    database = service.database
+    open_gate(database)
+    insert = "INSERT INTO t_gate (k, n) VALUES (?, ?)"
+    with pytest.raises(GuardFailed), database.guarded(gate("missing")):
+        database.write_one(insert, ("one", 3))
+    with pytest.raises(GuardFailed), database.guarded(gate("missing")), database.write() as db:
+        db.execute(insert, ("two", 3))
+    with database.guarded(gate("gate")):
+        database.write_one(insert, ("three", 3))
+    assert [r["k"] for r in database.read("SELECT k FROM t_gate WHERE n = 3")] == ["three"]
+
+
+def test_a_guard_goes_with_the_first_read_on_postgresql(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load each round trip waits for the GIL: the guard costs none of its own."""
+    svc = Service(Settings(database_url=postgres_url))
+    try:
+        database = svc.database
+        open_gate(database)
+        sent: list[str] = []
+        execute = psycopg.Cursor.execute
+
+        def counted(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            sent.append(query.decode() if isinstance(query, bytes) else str(query))
+            return execute(cursor, query, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+        with database.guarded(gate("gate")):
+            database.read("SELECT n FROM t_gate WHERE k = ?", ("row",))
+            database.read("SELECT n FROM t_gate WHERE k = ?", ("gate",))
+    finally:
+        svc.close()
+    assert len(sent) == 2, sent
+    assert sent[0].count("SELECT") == 2 and "'gate'" in sent[0] and "'row'" in sent[0]
 
 
 def test_upserts_insert_then_update(service: Service) -> None:
