@@ -1,8 +1,8 @@
 """Mixed load: many clients at once against one real `tpc serve`, on SQLite and on PostgreSQL in
 the same run, so that the two stores are compared on the same machine at the same moment.
 
-    .venv/bin/python benchmarks/load.py                         # 30 clients × 60 s on each store
-    .venv/bin/python benchmarks/load.py --clients 10 --seconds 10   # a short run
+    .venv/bin/python benchmarks/load.py                         # 30 clients, 2 rounds × 30 s
+    .venv/bin/python benchmarks/load.py --clients 10 --seconds 10 --rounds 1  # a short run
     .venv/bin/python benchmarks/load.py --no-sqlite             # PostgreSQL only
 
 Each client loops until the time is up, choosing at random (weights in `MIX`): a list of
@@ -11,8 +11,12 @@ iteration of one of its own experiments (4 scripted runs of a few milliseconds, 
 runs). Everything is loopback: the server runs the iterations with its own executor (on
 PostgreSQL: its in-process queue worker) and the fake agents need no provider.
 
-It prints, per store, requests/s and p50/p99 per operation, then PostgreSQL ÷ SQLite; on
-PostgreSQL, what the database's backends were doing (pg_stat_activity sampled every 50 ms:
+The stores take turns, SQLite first in odd rounds and PostgreSQL first in even ones, so that
+a machine that slows down or speeds up during the run weighs on both alike (a single pair of
+measurements drifted by a quarter between runs). It prints, per store and round, requests/s
+and p50/p99 per operation, then over all rounds: PostgreSQL ÷ SQLite (with each round's own
+ratio), and per operation p50/p99 of every request of the store's rounds; on PostgreSQL, what
+the database's backends were doing (pg_stat_activity sampled every 50 ms:
 `benchmarks/workers.py`'s classes), and the transactions per request. Nothing may be lost:
 every experiment created is in the list afterwards, and every iteration triggered completes.
 """
@@ -266,15 +270,8 @@ def measure(
         "seconds": load.seconds,
         "requests": load.requests,
         "rate": load.rate,
-        "ops": {
-            op: {
-                "count": len(values),
-                "rate": len(values) / load.seconds,
-                "p50_ms": 1000 * percentile(values, 50),
-                "p99_ms": 1000 * percentile(values, 99),
-            }
-            for op, values in sorted(load.latencies.items())
-        },
+        "ops": op_figures(load.latencies, load.seconds),
+        "latencies": {op: values for op, values in load.latencies.items()},
         "errors": dict(load.errors),
         "experiments_lost": lost,
         "iterations_unfinished": unfinished,
@@ -285,6 +282,48 @@ def measure(
     }
     print_figures(figures)
     return figures
+
+
+def op_figures(latencies: dict[str, list[float]], seconds: float) -> dict[str, Any]:
+    return {
+        op: {
+            "count": len(values),
+            "rate": len(values) / seconds,
+            "p50_ms": 1000 * percentile(values, 50),
+            "p99_ms": 1000 * percentile(values, 99),
+        }
+        for op, values in sorted(latencies.items())
+    }
+
+
+def pooled(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One store's rounds as one measurement: requests over seconds, percentiles over every
+    request, the losses and errors added up (the database's costs are the last round's)."""
+    if len(rounds) == 1:
+        return rounds[0]
+    seconds = sum(r["seconds"] for r in rounds)
+    latencies: dict[str, list[float]] = defaultdict(list)
+    errors: dict[str, int] = defaultdict(int)
+    for r in rounds:
+        for op, values in r["latencies"].items():
+            latencies[op].extend(values)
+        for error, count in r["errors"].items():
+            errors[error] += count
+    cpu = [r["database_cpu_s"] for r in rounds]
+    return {
+        **rounds[-1],
+        "seconds": seconds,
+        "requests": sum(r["requests"] for r in rounds),
+        "rate": sum(r["requests"] for r in rounds) / seconds,
+        "ops": op_figures(latencies, seconds),
+        "latencies": dict(latencies),
+        "errors": dict(errors),
+        "experiments_lost": sum(r["experiments_lost"] for r in rounds),
+        "iterations_unfinished": sum(r["iterations_unfinished"] for r in rounds),
+        "server_cpu_s": sum(r["server_cpu_s"] for r in rounds),
+        "database_cpu_s": None if None in cpu else sum(cpu),
+        "rounds": len(rounds),
+    }
 
 
 def print_figures(f: dict[str, Any]) -> None:
@@ -317,9 +356,12 @@ def print_figures(f: dict[str, Any]) -> None:
             print(f"      {share:5.2f}  idle in transaction after: {query}")
 
 
-def compare(sqlite: dict[str, Any], postgres: dict[str, Any]) -> dict[str, Any]:
+def compare(
+    sqlite: dict[str, Any], postgres: dict[str, Any], rounds: list[float]
+) -> dict[str, Any]:
     ratio = postgres["rate"] / sqlite["rate"]
-    print(f"PostgreSQL ÷ SQLite requests/s: {ratio:.2f}")
+    each = f" (rounds: {', '.join(f'{r:.2f}' for r in rounds)})" if len(rounds) > 1 else ""
+    print(f"PostgreSQL ÷ SQLite requests/s: {ratio:.2f}{each}")
     for op in sqlite["ops"]:
         if op in postgres["ops"]:
             s, p = sqlite["ops"][op], postgres["ops"][op]
@@ -327,18 +369,21 @@ def compare(sqlite: dict[str, Any], postgres: dict[str, Any]) -> dict[str, Any]:
                 f"  {op:8} p50 {p['p50_ms']:.0f} vs {s['p50_ms']:.0f} ms,"
                 f" p99 {p['p99_ms']:.0f} vs {s['p99_ms']:.0f} ms"
             )
-    return {"rate_ratio": ratio}
+    return {"rate_ratio": ratio, "round_ratios": rounds}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=30)
-    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--seconds", type=float, default=30.0, help="of each round")
     parser.add_argument(
         "--postgres",
         default=POSTGRES_ADMIN_URL,
         help="a PostgreSQL role that may create databases (default TPC_BENCH_POSTGRES_URL or "
         "postgresql://postgres@127.0.0.1:5432/postgres)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="turns each store takes, alternating (default 2)"
     )
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
@@ -347,28 +392,44 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--profile", type=Path, help="py-spy the server during each load (raw stacks here)"
     )
     args = parser.parse_args(argv)
-    if args.clients < 1 or args.seconds <= 0:
-        parser.error("--clients must be at least 1 and --seconds more than 0")
-    figures: dict[str, Any] = {}
-    if not args.no_sqlite:
-        with tempfile.TemporaryDirectory(prefix="tpc-load-db-") as folder:
-            print(f"SQLite, {args.clients} clients × {args.seconds:.0f} s:")
-            url = f"sqlite:///{Path(folder) / 'store.db'}"
-            figures["sqlite"] = measure(
-                "sqlite", url, args.clients, args.seconds, None, args.profile
-            )
-    if not args.no_postgres:
-        with postgres_database(args.postgres) as pg_url:
-            if pg_url is not None:
-                print(f"PostgreSQL ({pg_url}), {args.clients} clients × {args.seconds:.0f} s:")
-                figures["postgres"] = measure(
-                    "postgres", pg_url, args.clients, args.seconds, args.postgres, args.profile
-                )
-    if "sqlite" in figures and "postgres" in figures:
-        figures["compare"] = compare(figures["sqlite"], figures["postgres"])
+    if args.clients < 1 or args.seconds <= 0 or args.rounds < 1:
+        parser.error("--clients and --rounds must be at least 1, --seconds more than 0")
+    skipped = {"sqlite": args.no_sqlite, "postgres": args.no_postgres}
+    stores = [store for store, skip in skipped.items() if not skip]
+    rounds: dict[str, list[dict[str, Any]]] = {store: [] for store in stores}
+    for number in range(args.rounds):
+        for store in stores if number % 2 == 0 else stores[::-1]:
+            figures = measure_store(store, args, f"round {number + 1} of {args.rounds}")
+            if figures is not None:
+                rounds[store].append(figures)
+    result: dict[str, Any] = {store: pooled(done) for store, done in rounds.items() if done}
+    if len(result) == 2:
+        if args.rounds > 1:
+            for store, label in (("sqlite", "SQLite"), ("postgres", "PostgreSQL")):
+                print(f"{label}, {args.rounds} rounds:")
+                print_figures(result[store])
+        ratios = [
+            p["rate"] / s["rate"] for s, p in zip(rounds["sqlite"], rounds["postgres"], strict=True)
+        ]
+        result["compare"] = compare(result["sqlite"], result["postgres"], ratios)
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
-    return figures
+        args.json.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def measure_store(store: str, args: argparse.Namespace, turn: str) -> dict[str, Any] | None:
+    """One turn of one store: SQLite in a file of its own, PostgreSQL in a new database (None
+    when PostgreSQL cannot be reached)."""
+    if store == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="tpc-load-db-") as folder:
+            print(f"SQLite, {args.clients} clients × {args.seconds:.0f} s, {turn}:")
+            url = f"sqlite:///{Path(folder) / 'store.db'}"
+            return measure("sqlite", url, args.clients, args.seconds, None, args.profile)
+    with postgres_database(args.postgres) as pg_url:
+        if pg_url is None:
+            return None
+        print(f"PostgreSQL ({pg_url}), {args.clients} clients × {args.seconds:.0f} s, {turn}:")
+        return measure("postgres", pg_url, args.clients, args.seconds, args.postgres, args.profile)
 
 
 if __name__ == "__main__":
