@@ -204,17 +204,37 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[round(q) - 1]
 
 
+# py-spy's samples per second with --gil: each sample is 1 / GIL_RATE s of the GIL held.
+GIL_RATE = 100
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Where py-spy's raw stacks go, and what it samples: every thread, waiting ones included
+    (where a request's time goes), or with `gil` only the thread holding the GIL (what keeps
+    the other threads waiting: on a loaded server, the cost of a request)."""
+
+    folder: Path
+    gil: bool = False
+
+
 def profiled(
-    pid: int, seconds: float, folder: Path | None, name: str
-) -> subprocess.Popen[bytes] | None:
-    """py-spy sampling the server during the load, waiting threads included (`--idle`), so
-    that the profile says where a request's time goes, not only its CPU."""
-    if folder is None or PY_SPY is None:
+    pid: int, seconds: float, profile: Profile | None, name: str
+) -> tuple[subprocess.Popen[bytes], Path] | None:
+    if profile is None or PY_SPY is None:
         return None
-    folder.mkdir(parents=True, exist_ok=True)
-    output = folder / f"serve-{name}.txt"
-    args = [PY_SPY, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "40", "--idle"]
-    return subprocess.Popen([*args, "--nonblocking", "-f", "raw", "-o", str(output)])
+    profile.folder.mkdir(parents=True, exist_ok=True)
+    output = profile.folder / f"serve-{name}.txt"
+    mode = ["-r", str(GIL_RATE), "--gil"] if profile.gil else ["-r", "40", "--idle"]
+    args = [PY_SPY, "record", "-p", str(pid), "-d", str(int(seconds)), *mode, "--nonblocking"]
+    spy = subprocess.Popen([*args, "-f", "raw", "-o", str(output)], stdout=subprocess.DEVNULL)
+    return spy, output
+
+
+def gil_seconds(raw_stacks: Path) -> float:
+    """The GIL time a `--gil` profile saw: its samples over their rate."""
+    lines = raw_stacks.read_text().splitlines() if raw_stacks.exists() else []
+    return sum(int(line.rpartition(" ")[2]) for line in lines if line.strip()) / GIL_RATE
 
 
 def measure(
@@ -223,7 +243,7 @@ def measure(
     clients: int,
     seconds: float,
     admin_url: str | None,
-    profile: Path | None = None,
+    profile: Profile | None = None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tpc-load-") as folder:
         work = Path(folder)
@@ -245,7 +265,7 @@ def measure(
                 load = asyncio.run(drive(processes.url, catalog, clients, seconds))
                 server_cpu = (cpu_seconds(processes.server.pid) or 0.0) - server_cpu
                 if spy is not None:
-                    spy.wait(timeout=60)
+                    spy[0].wait(timeout=60)
                 database_cpu = None
                 if monitor:
                     monitor.stop_sampling()
@@ -277,6 +297,7 @@ def measure(
         "iterations_unfinished": unfinished,
         # CPU seconds used during the load, by the server and by PostgreSQL's backends.
         "server_cpu_s": server_cpu,
+        "gil_s": gil_seconds(spy[1]) if spy is not None and profile and profile.gil else None,
         "database_cpu_s": database_cpu,
         "costs": costs,
     }
@@ -310,6 +331,7 @@ def pooled(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         for error, count in r["errors"].items():
             errors[error] += count
     cpu = [r["database_cpu_s"] for r in rounds]
+    gil = [r["gil_s"] for r in rounds]
     return {
         **rounds[-1],
         "seconds": seconds,
@@ -322,6 +344,7 @@ def pooled(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "iterations_unfinished": sum(r["iterations_unfinished"] for r in rounds),
         "server_cpu_s": sum(r["server_cpu_s"] for r in rounds),
         "database_cpu_s": None if None in cpu else sum(cpu),
+        "gil_s": None if None in gil else sum(gil),
         "rounds": len(rounds),
     }
 
@@ -332,11 +355,12 @@ def print_figures(f: dict[str, Any]) -> None:
         f" ({f['clients']} clients); lost experiments {f['experiments_lost']},"
         f" unfinished iterations {f['iterations_unfinished']}, errors {f['errors'] or 'none'}"
     )
-    database = f["database_cpu_s"]
+    database, gil = f["database_cpu_s"], f["gil_s"]
     print(
         f"    CPU: server {f['server_cpu_s']:.1f} s"
         + (f", PostgreSQL {database:.1f} s" if database is not None else "")
         + f" in {f['seconds']:.1f} s"
+        + (f"; GIL held {1000 * gil / f['requests']:.2f} ms a request" if gil else "")
     )
     for op, o in f["ops"].items():
         print(
@@ -391,15 +415,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--profile", type=Path, help="py-spy the server during each load (raw stacks here)"
     )
+    parser.add_argument(
+        "--gil",
+        action="store_true",
+        help="with --profile: sample only the thread holding the GIL, and print its time",
+    )
     args = parser.parse_args(argv)
     if args.clients < 1 or args.seconds <= 0 or args.rounds < 1:
         parser.error("--clients and --rounds must be at least 1, --seconds more than 0")
+    if args.gil and args.profile is None:
+        parser.error("--gil needs --profile DIR")
+    profile = Profile(args.profile, args.gil) if args.profile else None
     skipped = {"sqlite": args.no_sqlite, "postgres": args.no_postgres}
     stores = [store for store, skip in skipped.items() if not skip]
     rounds: dict[str, list[dict[str, Any]]] = {store: [] for store in stores}
     for number in range(args.rounds):
         for store in stores if number % 2 == 0 else stores[::-1]:
-            figures = measure_store(store, args, f"round {number + 1} of {args.rounds}")
+            turn = f"round {number + 1} of {args.rounds}"
+            figures = measure_store(store, args, turn, profile)
             if figures is not None:
                 rounds[store].append(figures)
     result: dict[str, Any] = {store: pooled(done) for store, done in rounds.items() if done}
@@ -417,19 +450,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return result
 
 
-def measure_store(store: str, args: argparse.Namespace, turn: str) -> dict[str, Any] | None:
+def measure_store(
+    store: str, args: argparse.Namespace, turn: str, profile: Profile | None
+) -> dict[str, Any] | None:
     """One turn of one store: SQLite in a file of its own, PostgreSQL in a new database (None
     when PostgreSQL cannot be reached)."""
     if store == "sqlite":
         with tempfile.TemporaryDirectory(prefix="tpc-load-db-") as folder:
             print(f"SQLite, {args.clients} clients × {args.seconds:.0f} s, {turn}:")
             url = f"sqlite:///{Path(folder) / 'store.db'}"
-            return measure("sqlite", url, args.clients, args.seconds, None, args.profile)
+            return measure("sqlite", url, args.clients, args.seconds, None, profile)
     with postgres_database(args.postgres) as pg_url:
         if pg_url is None:
             return None
         print(f"PostgreSQL ({pg_url}), {args.clients} clients × {args.seconds:.0f} s, {turn}:")
-        return measure("postgres", pg_url, args.clients, args.seconds, args.postgres, args.profile)
+        return measure("postgres", pg_url, args.clients, args.seconds, args.postgres, profile)
 
 
 if __name__ == "__main__":
