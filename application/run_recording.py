@@ -90,8 +90,13 @@ class RunRecording:
             for signal in (frozen.parsed.signals if frozen else [])
             if signal.extract.method != "stats"
         }
+        rows = self.views.failing_runs(iteration.experiment_id, iteration.number)
+        refs = [row["transcript_ref"] for row in rows if row["transcript_ref"]]
+        # Read together: a query per failing run was most of an iteration's closing on
+        # PostgreSQL, a round trip each.
+        transcripts = {ref: parse_transcript(data, ref) for ref, data in self.blobs.get_many(refs)}
         failing = []
-        for row in self.views.failing_runs(iteration.experiment_id, iteration.number):
+        for row in rows:
             ref = row["transcript_ref"]
             values = json.loads(row["signal_values"] or "{}")
             failing.append(
@@ -104,7 +109,7 @@ class RunRecording:
                     error=row["error"],
                     task_name=iteration.tasks[row["task_id"]].name,
                     environment_name=iteration.environments[row["environment_id"]].name,
-                    transcript=parse_transcript(self.blobs.get(ref), ref) if ref else None,
+                    transcript=transcripts[ref] if ref else None,
                     fired_signals=tuple(
                         sorted(
                             sid

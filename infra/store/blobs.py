@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from collections.abc import Iterable, Iterator
 
 from infra.store.database import Database
+
+# Blobs read per query by `get_many`: a round trip for many, without holding every compressed
+# transcript of a large iteration at once.
+BLOBS_PER_QUERY = 50
 
 
 def content_ref(data: bytes) -> str:
@@ -35,3 +40,17 @@ class BlobStore:
         if row is None:
             raise KeyError(ref)
         return zlib.decompress(row[0])
+
+    def get_many(self, refs: Iterable[str]) -> Iterator[tuple[str, bytes]]:
+        """Each distinct ref with its data, `BLOBS_PER_QUERY` to a query, in no set order;
+        KeyError for a ref not stored."""
+        wanted = list(dict.fromkeys(refs))
+        for start in range(0, len(wanted), BLOBS_PER_QUERY):
+            chunk = wanted[start : start + BLOBS_PER_QUERY]
+            marks = ", ".join("?" for _ in chunk)
+            rows = self._database.read(f"SELECT ref, data FROM blobs WHERE ref IN ({marks})", chunk)
+            if len(rows) < len(chunk):
+                found = {row[0] for row in rows}
+                raise KeyError(next(ref for ref in chunk if ref not in found))
+            for ref, data in rows:
+                yield ref, zlib.decompress(data)

@@ -357,6 +357,17 @@ def test_blobs_are_content_addressed_compressed_and_stored_once(service: Service
         blobs.get("sha256:" + "0" * 64)
 
 
+def test_blobs_are_read_many_to_a_query(service: Service) -> None:
+    blobs = service.blobs
+    stored = {blobs.put(f"transcript {n}".encode()): f"transcript {n}".encode() for n in range(120)}
+    refs = [*stored, *list(stored)[:5]]  # a ref twice is read once
+    assert dict(blobs.get_many(refs)) == stored
+    assert list(blobs.get_many([])) == []
+    missing = "sha256:" + "0" * 64
+    with pytest.raises(KeyError, match=missing):
+        dict(blobs.get_many([*list(stored)[:3], missing]))
+
+
 # -- the projector and its views --------------------------------------------------------------
 
 
