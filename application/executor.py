@@ -13,6 +13,7 @@ import logging
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
+from application.background import BackgroundWork
 from application.run_execution import RunExecution
 from application.run_recording import RunRecording
 from domain.iteration_key import IterationKey
@@ -44,11 +45,20 @@ class Executor:
         self._remaining: dict[IterationKey, int] = {}
         self._executing: dict[IterationKey, set[asyncio.Task[Any]]] = {}
         self._cancelling: set[IterationKey] = set()
+        self._submitting = BackgroundWork(log)
 
     async def resume(self) -> None:
         """Pick up every iteration a previous process left running."""
         for row in await asyncio.to_thread(self._runs.views.open_iterations):
             await self.submit(row["experiment_id"], row["number"])
+
+    def start(self, exp_id: str, number: int) -> None:
+        """`submit` in the background: a trigger's answer does not wait behind the runs in
+        flight for the thread pool that submitting reads in. Should this process stop first,
+        the next one resumes the iteration."""
+        if not self._shutting_down:
+            failure = f"iteration {exp_id}/{number} could not be submitted"
+            self._submitting.start(self.submit(exp_id, number), failure)
 
     async def submit(self, exp_id: str, number: int) -> None:
         """Schedule every unfinished run of an iteration."""
@@ -78,14 +88,16 @@ class Executor:
 
     async def drain(self) -> None:
         """Wait for every scheduled run (tests and the demo use this)."""
-        while any(self._tasks.values()):
+        while self._submitting or any(self._tasks.values()):
+            await self._submitting.wait()
             pending = [t for tasks in self._tasks.values() for t in tasks]
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def stop(self) -> None:
         """Shutting down: abandon in-flight runs; the next start retries them."""
-        pending = [t for tasks in self._tasks.values() for t in tasks]
         self._shutting_down = True
+        await self._submitting.cancel()
+        pending = [t for tasks in self._tasks.values() for t in tasks]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import procrastinate
 from procrastinate.worker import Worker
 
+from application.background import BackgroundWork
 from application.iteration_closer import IterationCloser
 from application.run_execution import RunExecution
 from application.run_recording import RunRecording
@@ -64,6 +65,14 @@ class QueueDispatcher:
     def __init__(self, runs: RunRecording, queue: procrastinate.App) -> None:
         self._runs = runs
         self.queue = queue
+        self._dispatching = BackgroundWork(log)
+
+    def start(self, exp_id: str, number: int) -> None:
+        """`submit` in the background, so that a trigger's answer does not wait for it; an
+        iteration left undispatched (this process stopped first, the database was away) is
+        dispatched by a worker's sweep."""
+        failure = f"iteration {exp_id}/{number} could not be dispatched"
+        self._dispatching.start(self.submit(exp_id, number), failure)
 
     async def submit(self, exp_id: str, number: int) -> None:
         unfinished = await asyncio.to_thread(self._runs.views.unfinished_runs, exp_id, number)
@@ -80,7 +89,7 @@ class QueueDispatcher:
         await dispatch_forgotten(self._runs, self.queue)
 
     async def stop(self) -> None:
-        pass
+        await self._dispatching.wait()
 
 
 class QueueWorker:

@@ -146,6 +146,7 @@ async def _queue_runs(app: Starlette, service: Service, settings: Settings) -> A
         try:
             yield
         finally:
+            await dispatcher.stop()
             if worker is not None:
                 worker.stop()
                 await asyncio.gather(working, return_exceptions=True)

@@ -203,3 +203,11 @@ def iteration_number(request: Request) -> int | str:
 async def call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a synchronous service call off the event loop."""
     return await run_in_threadpool(function, *args, **kwargs)
+
+
+def start_runs(request: Request, exp_id: str, number: int) -> None:
+    """Hand a new iteration's runs to this process's executor, or on PostgreSQL to the job
+    queue, without waiting (with `serve --no-workers` on SQLite, nothing runs them here)."""
+    executor = request.app.state.executor
+    if executor is not None:
+        executor.start(exp_id, number)

@@ -36,6 +36,7 @@ from api.http.requests import (
     product,
     query_number,
     service,
+    start_runs,
 )
 from domain.errors import InvalidInput, PayloadTooLarge
 from domain.imports import LogKeys, LogToImport
@@ -318,9 +319,7 @@ async def trigger(request: Request) -> Response:
     experiments = service(request).experiments
     exp_id = request.path_params["exp_id"]
     status = await for_owner(request, lambda owner: experiments.trigger(owner, exp_id))
-    executor = request.app.state.executor
-    if executor is not None:
-        await executor.submit(exp_id, status.iteration)
+    start_runs(request, exp_id, status.iteration)
     return ok(status, 201)
 
 
@@ -354,9 +353,7 @@ async def rescore(request: Request) -> Response:
             source,
             _within_config_limit(request, body.signal_config),
         )
-    executor = request.app.state.executor
-    if executor is not None:
-        await executor.submit(exp_id, status.iteration)
+    start_runs(request, exp_id, status.iteration)
     return ok(status, 201)
 
 
@@ -389,9 +386,7 @@ async def import_logs(request: Request) -> Response:
         for run in body.runs
     ]
     status = await call(service(request).experiments.import_logs, owner, exp_id, body.format, logs)
-    executor = request.app.state.executor
-    if executor is not None:
-        await executor.submit(exp_id, status.iteration)
+    start_runs(request, exp_id, status.iteration)
     return ok(status, 201)
 
 

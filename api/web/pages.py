@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from api.http.requests import call, iteration_number, service
+from api.http.requests import call, iteration_number, service, start_runs
 from api.web import charts
 from api.web.session import Endpoint, form_data, login, login_page, logout, signed_in
 from api.web.templating import render
@@ -159,9 +159,7 @@ async def trigger(request: Request, owner: str) -> Response:
         status = await call(service(request).experiments.trigger, owner, exp_id)
     except DomainError as error:
         return await _experiment_page(request, owner, exp_id, None, problems_of(error))
-    executor = request.app.state.executor
-    if executor is not None:
-        await executor.submit(exp_id, status.iteration)
+    start_runs(request, exp_id, status.iteration)
     return RedirectResponse(f"/experiments/{exp_id}/iterations/{status.iteration}", 303)
 
 
