@@ -221,7 +221,10 @@ class Profile:
 def profiled(
     pid: int, seconds: float, profile: Profile | None, name: str
 ) -> tuple[subprocess.Popen[bytes], Path] | None:
-    if profile is None or PY_SPY is None:
+    if profile is None:
+        return None
+    if PY_SPY is None:
+        print("  no profile: py-spy is not installed (.venv/bin/pip install py-spy)")
         return None
     profile.folder.mkdir(parents=True, exist_ok=True)
     output = profile.folder / f"serve-{name}.txt"
