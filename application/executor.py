@@ -53,9 +53,9 @@ class Executor:
             await self.submit(row["experiment_id"], row["number"])
 
     def start(self, exp_id: str, number: int) -> None:
-        """`submit` in the background: a trigger's answer does not wait behind the runs in
-        flight for the thread pool that submitting reads in. Should this process stop first,
-        the next one resumes the iteration."""
+        """`submit` in the background, so that a trigger's answer does not wait for it (its
+        reads queue in the thread pool behind the bookkeeping of every run in flight).
+        Should this process stop first, the next one resumes the iteration."""
         if not self._shutting_down:
             failure = f"iteration {exp_id}/{number} could not be submitted"
             self._submitting.start(self.submit(exp_id, number), failure)
