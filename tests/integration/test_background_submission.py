@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from api.http.app import create_app
 from application.executor import Executor
@@ -22,7 +21,7 @@ from application.service import Service
 from infra.runners.scripted import ScriptedRunner
 from infra.settings import Settings
 from projections.queries import Views
-from tests.e2e.server import free_port
+from tests.e2e.server import free_port, in_process
 from tests.eventually import eventually
 
 TOKEN = "background-token"
@@ -58,18 +57,8 @@ def server(store_url: str, tmp_path: Path) -> Iterator[str]:
         port=free_port(),
         credentials_path=tmp_path / "credentials",
     )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), port=settings.port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    eventually(lambda: server.started or not thread.is_alive(), what="the server started")
-    assert server.started, "the server did not start"
-    try:
-        yield f"http://127.0.0.1:{settings.port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)
+    with in_process(create_app(settings), settings.port) as url:
+        yield url
 
 
 def test_a_trigger_answers_before_its_runs_are_handed_on(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import uvicorn
 from eventsourcing.persistence import OperationalError
 
 from api.http.app import create_app
@@ -27,8 +25,7 @@ from application.service import Service
 from domain.catalog import Task
 from domain.errors import StorageFull
 from infra.settings import Settings
-from tests.e2e.server import free_port
-from tests.eventually import eventually
+from tests.e2e.server import free_port, in_process
 
 TOKEN = "full-token"
 
@@ -74,18 +71,8 @@ def running(tmp_path: Path, page_cap: PageCap) -> Iterator[str]:
         run_workers=False,
         credentials_path=tmp_path / "credentials",
     )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), port=settings.port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    eventually(lambda: server.started or not thread.is_alive(), what="the server started")
-    assert server.started, "the server did not start"
-    try:
-        yield f"http://127.0.0.1:{settings.port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with in_process(create_app(settings), settings.port) as url:
+        yield url
 
 
 def test_a_full_sqlite_store_answers_507_and_keeps_what_it_had(
