@@ -96,50 +96,46 @@ def scripted_iteration(service: Service) -> tuple[str, str, int]:
     return owner, exp, service.experiments.trigger(owner, exp).iteration
 
 
+def scripted_executor(service: Service) -> Executor:
+    return Executor(service.runs, {"scripted": ScriptedRunner()}, 2)
+
+
 def test_a_submission_cut_short_by_a_stop_is_resumed(
-    store_url: str, monkeypatch: pytest.MonkeyPatch
+    service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    service = Service(Settings(database_url=store_url))
-    try:
-        owner, exp, number = scripted_iteration(service)
-        gate = SubmissionGate(monkeypatch)
+    owner, exp, number = scripted_iteration(service)
+    gate = SubmissionGate(monkeypatch)
 
-        async def stop_while_submitting() -> None:
-            executor = Executor(service.runs, {"scripted": ScriptedRunner()}, 2)
-            executor.start(exp, number)
-            assert await asyncio.to_thread(gate.reached.wait, 30)
-            await executor.stop()
-            gate.open()
+    async def stop_while_submitting() -> None:
+        executor = scripted_executor(service)
+        executor.start(exp, number)
+        assert await asyncio.to_thread(gate.reached.wait, 30)
+        await executor.stop()
+        gate.open()
 
-        asyncio.run(stop_while_submitting())
-        assert service.views.iteration_status(owner, exp, number).runs.queued == 2
+    asyncio.run(stop_while_submitting())
+    assert service.views.iteration_status(owner, exp, number).runs.queued == 2
 
-        async def next_start() -> None:
-            executor = Executor(service.runs, {"scripted": ScriptedRunner()}, 2)
-            await executor.resume()
-            await executor.drain()
+    async def next_start() -> None:
+        executor = scripted_executor(service)
+        await executor.resume()
+        await executor.drain()
 
-        asyncio.run(next_start())
-        final = service.views.iteration_status(owner, exp, number)
-        assert (final.status, final.runs.queued, final.runs.running) == ("completed", 0, 0)
-    finally:
-        service.close()
+    asyncio.run(next_start())
+    final = service.views.iteration_status(owner, exp, number)
+    assert (final.status, final.runs.queued, final.runs.running) == ("completed", 0, 0)
 
 
 def test_a_submission_that_fails_is_logged(
-    store_url: str, caplog: pytest.LogCaptureFixture
+    service: Service, caplog: pytest.LogCaptureFixture
 ) -> None:
-    service = Service(Settings(database_url=store_url))
-    try:
-        _, exp, _ = scripted_iteration(service)
+    _, exp, _ = scripted_iteration(service)
 
-        async def submit_a_missing_iteration() -> None:
-            executor = Executor(service.runs, {"scripted": ScriptedRunner()}, 2)
-            executor.start(exp, 7)
-            await executor.drain()
+    async def submit_a_missing_iteration() -> None:
+        executor = scripted_executor(service)
+        executor.start(exp, 7)
+        await executor.drain()
 
-        with caplog.at_level(logging.ERROR, logger="tpc.executor"):
-            asyncio.run(submit_a_missing_iteration())
-        assert f"iteration {exp}/7 could not be submitted" in caplog.text
-    finally:
-        service.close()
+    with caplog.at_level(logging.ERROR, logger="tpc.executor"):
+        asyncio.run(submit_a_missing_iteration())
+    assert f"iteration {exp}/7 could not be submitted" in caplog.text

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,16 +18,8 @@ from domain.runs import RecordedStats
 from domain.transcripts import transcript_from_object
 from infra.runners.base import RunRequest
 from infra.runners.scripted import ScriptedRunner
-from infra.settings import Settings
 from projections.read_models import document
 from tests.integration.test_store_contracts import dump_views
-
-
-@pytest.fixture
-def service(store_url: str) -> Iterator[Service]:
-    svc = Service(Settings(database_url=store_url))
-    yield svc
-    svc.close()
 
 
 def say(role: str, text: str) -> dict[str, Any]:

@@ -6,7 +6,6 @@ it never stalls every tenant's views nor stops the store from opening."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -35,13 +34,6 @@ def unapplicable_texts(store_url: str) -> list[str]:
     if store_kind(store_url) == "postgresql":
         return list(UNSTORABLE.values())
     return [UNSTORABLE["surrogate"]]
-
-
-@pytest.fixture
-def service(store_url: str) -> Iterator[Service]:
-    svc = Service(Settings(database_url=store_url))
-    yield svc
-    svc.close()
 
 
 def dump_views(service: Service) -> dict[str, list[tuple[Any, ...]]]:

@@ -5,7 +5,6 @@ batches, settles them, or has to fall back to writing them early."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ from domain.definitions import EnvironmentDefinition, TaskDefinition
 from domain.iterations import Iteration, PlannedRun
 from domain.runs import RecordedStats, Run, signal_values_from_json
 from domain.signals.extraction import SignalValue
-from infra.settings import Settings
 from projections import follower
 from tests.integration.test_store_contracts import dump_views
 
@@ -31,13 +29,6 @@ ENVIRONMENTS = {
 STATS = RecordedStats.model_validate(
     {"turns": 3, "cost_usd": 0.0125, "tokens": {"input": 1200, "output": 80}}
 )
-
-
-@pytest.fixture
-def service(store_url: str) -> Iterator[Service]:
-    svc = Service(Settings(database_url=store_url))
-    yield svc
-    svc.close()
 
 
 class History:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -32,13 +31,6 @@ TASKS = {"install-sdk": "install-sdk", "webhook-setup": "webhook", "refund-payme
 def transcript(stem: str) -> dict[str, Any]:
     document: dict[str, Any] = json.loads((EXAMPLES / "transcripts" / f"{stem}.json").read_text())
     return document
-
-
-@pytest.fixture
-def service(store_url: str) -> Iterator[Service]:
-    svc = Service(Settings(database_url=store_url))
-    yield svc
-    svc.close()
 
 
 def run_iteration(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import zlib
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -24,13 +23,6 @@ from infra.store.database import Database, Guard, GuardFailed
 from infra.store.migrations import MIGRATIONS
 from projections.follower import SCHEMA_MARK, VIEWS_VERSION
 from projections.views import VIEW_TABLES
-
-
-@pytest.fixture
-def service(store_url: str) -> Iterator[Service]:
-    svc = Service(Settings(database_url=store_url))
-    yield svc
-    svc.close()
 
 
 def experiment(name: str = "contract") -> Experiment:
