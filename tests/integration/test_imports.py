@@ -21,13 +21,10 @@ from tests.conftest import FIXTURES
 from tests.integration.test_service import (
     TASKS,
     run_iteration,
-    service,
     setup_replay,
     transcript,
 )
 from tests.integration.test_stored_events_golden import insert_stored_events
-
-__all__ = ["service"]  # the fixture, on each store
 
 ENVIRONMENTS = ("sonnet-docs", "gpt-nodocs")
 REPEATS = 2

@@ -18,10 +18,8 @@ from infra.runners.registry import build_runners
 from infra.settings import Limits, Settings
 from projections.read_models import IterationStatus
 from tests.conftest import FIXTURES
-from tests.integration.test_service import run_iteration, service, setup_replay
+from tests.integration.test_service import run_iteration, setup_replay
 from tests.integration.test_stored_events_golden import insert_stored_events
-
-__all__ = ["service"]  # the fixture, on each store
 
 NEW_CONFIG = """
 version: 1
