@@ -208,10 +208,17 @@ class RunRecording:
             return None
 
     def cancel_run(self, iteration: Iteration, run_id: str) -> None:
-        run = self._run(iteration, run_id)
-        if not run.is_terminal:
-            run.cancel()
-            self._store.save(run)
+        """Record the run as cancelled, unless it ended first. A cancel stops the run's task,
+        not a thread already saving for it (its start, its live messages): a save that lands
+        meanwhile makes this one conflict, and it is made again on the run as it now stands."""
+
+        def command() -> None:
+            run = self._run(iteration, run_id)
+            if not run.is_terminal:
+                run.cancel()
+                self._store.save(run)
+
+        self._saver.retrying(command)
 
     def product_secrets(self, product: str) -> dict[str, str]:
         """The values, for the runners of this product's runs (never shown by any route)."""

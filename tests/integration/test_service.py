@@ -292,6 +292,37 @@ def test_timeouts_and_cancellation(service: Service) -> None:
         service.experiments.cancel(owner, exp2, 1)
 
 
+def test_a_cancel_that_races_the_runs_own_save_still_ends_the_run(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancel stops a run's task, not the thread saving its start: when that save lands
+    between the cancel's read of the run and its save, the cancel is made again on the run as
+    it now stands (it used to fail, and the run and its iteration stayed running)."""
+    product = service.catalog.bootstrap(None)
+    assert product is not None
+    owner = product.product_id
+    task = service.catalog.create_task(owner, {"name": "Race", "prompt": "Go"}).id
+    env = service.catalog.create_environment(
+        owner, {"name": "scripted", "agent": {"kind": "scripted"}}
+    ).id
+    exp = service.experiments.create_experiment(owner, "race", [task], [env], 1).id
+    service.experiments.trigger(owner, exp)
+    iteration = service.runs.load_iteration(exp, 1)
+    run_id = iteration.runs[0].run_id
+    recorded = service.runs.recorded_run
+
+    def started_meanwhile(wanted: str) -> Any:
+        found = recorded(wanted)  # the run as the cancel reads it: never started
+        monkeypatch.setattr(service.runs, "recorded_run", recorded)
+        service.runs.start_run(iteration, wanted)  # the start's save lands first
+        return found
+
+    monkeypatch.setattr(service.runs, "recorded_run", started_meanwhile)
+    service.runs.cancel_run(iteration, run_id)
+    service.projector.catch_up()
+    assert service.views.run(owner, run_id).status == "cancelled"
+
+
 def test_an_interrupted_iteration_resumes_with_a_new_attempt(
     service: Service, store_url: str
 ) -> None:
