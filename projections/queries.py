@@ -352,35 +352,28 @@ class Views:
         raise NotFound(f"{exp_id} has no iteration {number}")
 
     def iteration_status(self, product: str, exp_id: str, number: int | str) -> IterationStatus:
-        return self._status_json(self._iteration_row(product, exp_id, number))
-
-    def _status_json(self, row: Row) -> IterationStatus:
-        counts = dict.fromkeys(RUN_STATES, 0)
-        for status, count in self._database.read(
-            "SELECT status, COUNT(*) FROM v_runs WHERE experiment_id = ? AND number = ?"
-            " GROUP BY status",
-            (row["experiment_id"], row["number"]),
-        ):
-            counts[status] = count
-        return IterationStatus(
-            experiment_id=row["experiment_id"],
-            iteration=row["number"],
-            status=row["status"],
-            runs=RunCounts(total=row["total"], **counts),
-            config_hash=row["config_hash"],
-            cancel_requested=bool(row["cancel_requested"]),
-            created_at=row["created_at"],
-            completed_at=row["completed_at"],
-            rescore_of=row["rescore_of"],
-            imported=_loads(row["imported"]),
+        row = self._iteration_row(product, exp_id, number)
+        counts = self._database.read(
+            "SELECT number, status, COUNT(*) FROM v_runs WHERE experiment_id = ? AND number = ?"
+            " GROUP BY number, status",
+            (exp_id, row["number"]),
         )
+        return _status_json(row, counts)
 
     def iterations(self, product: str, exp_id: str) -> Page[IterationStatus]:
         self.experiment(product, exp_id)
         rows = self._database.read(
             "SELECT * FROM v_iterations WHERE experiment_id = ? ORDER BY number", (exp_id,)
         )
-        return Page[IterationStatus](items=[self._status_json(r) for r in rows], next_cursor=None)
+        # Every iteration's run counts in one query, not one per iteration.
+        counts = self._database.read(
+            "SELECT number, status, COUNT(*) FROM v_runs WHERE experiment_id = ?"
+            " GROUP BY number, status",
+            (exp_id,),
+        )
+        return Page[IterationStatus](
+            items=[_status_json(r, counts) for r in rows], next_cursor=None
+        )
 
     def _completed_results(self, row: Row) -> dict[str, Any]:
         if row["results"] is None:
@@ -628,6 +621,27 @@ def _experiment_json(row: Row) -> ExperimentView:
             "created_at": row["created_at"],
             "version": row["version"],
         }
+    )
+
+
+def _status_json(row: Row, counts: list[Row]) -> IterationStatus:
+    """An iteration's row with its runs counted by state (`counts`: number, status, count; the
+    rows of other iterations are passed over)."""
+    by_state = dict.fromkeys(RUN_STATES, 0)
+    for number, status, count in counts:
+        if number == row["number"]:
+            by_state[status] = count
+    return IterationStatus(
+        experiment_id=row["experiment_id"],
+        iteration=row["number"],
+        status=row["status"],
+        runs=RunCounts(total=row["total"], **by_state),
+        config_hash=row["config_hash"],
+        cancel_requested=bool(row["cancel_requested"]),
+        created_at=row["created_at"],
+        completed_at=row["completed_at"],
+        rescore_of=row["rescore_of"],
+        imported=_loads(row["imported"]),
     )
 
 

@@ -426,6 +426,27 @@ def test_racing_triggers_get_gapless_unique_numbers(service: Service, store_url:
         other.close()
 
 
+def test_iterations_are_listed_with_their_own_run_counts_from_one_query(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner, exp_id, _, _ = setup_replay(service)
+    run_iteration(service, owner, exp_id)
+    service.experiments.trigger(owner, exp_id)  # its runs stay queued
+    expected = [service.views.iteration_status(owner, exp_id, n) for n in (1, 2)]
+    assert expected[0].runs.queued == 0 and expected[1].runs.queued == expected[1].runs.total
+    queries: list[str] = []
+    read = service.database.read
+
+    def counted(statement: str, parameters: Any = ()) -> Any:
+        queries.append(statement)
+        return read(statement, parameters)
+
+    monkeypatch.setattr(service.database, "read", counted)
+    assert service.views.iterations(owner, exp_id).items == expected
+    (counting,) = [q for q in queries if "FROM v_runs" in q]  # one for every iteration
+    assert counting.endswith("WHERE experiment_id = ? GROUP BY number, status")
+
+
 def test_each_of_many_concurrent_creations_reads_its_own_write(
     service: Service, store_url: str
 ) -> None:
