@@ -398,6 +398,14 @@ def test_a_second_iteration_compares_its_clusters_by_cause(service: Service) -> 
     rows = second.compare["clusters"]
     assert {r["key"] for r in rows} == {c["key"] for c in first.failure_clusters}
     assert {r["change"] for r in rows} == {"unchanged"}
+    # Answers are remembered per stored text and query: a comparison stays out of the plain
+    # answer, and each confidence has its own.
+    plain = service.views.results(owner, exp_id, 2)
+    assert plain.compare is None and "compare" not in document(plain)
+    assert plain == second.model_copy(update={"compare": None})
+    wider = service.views.results(owner, exp_id, 2, confidence=0.99)
+    assert wider.confidence == 0.99 and wider.summary != plain.summary
+    assert service.views.results(owner, exp_id, 2, compare_with=1) == second
     assert all(r["runs"] == r["previous_runs"] and r["delta"] == 0 for r in rows)
 
 
