@@ -212,3 +212,15 @@ class RunLog(ReadModel):
     next: int
     done: bool
     transcript_ref: str | None = Field(default=None, exclude=True)
+
+
+# Pydantic keeps a parametrized model only while something refers to it: the pages the server
+# answers would otherwise be built again after every garbage collection (≈ 30 µs a list).
+PAGES: tuple[type[Page[Any]], ...] = (
+    Page[TaskView],
+    Page[EnvironmentView],
+    Page[ExperimentView],
+    Page[AuditEvent],
+    Page[IterationStatus],
+    Page[RunRow],
+)
