@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -274,6 +275,10 @@ def measure(
                     monitor.stop_sampling()
                     database_cpu = monitor.backend_cpu()
                 unfinished = wait_completed(client, load.triggered, 300)
+                if unfinished:
+                    # What the server said is the only account of why: its folder goes below.
+                    print(f"  {unfinished} iterations unfinished; the server's log ends:")
+                    print(textwrap.indent(processes.log_tail("serve", 60), "    "), flush=True)
                 listed: set[str] = set()
                 cursor = None
                 while True:
