@@ -18,6 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import procrastinate
+from procrastinate import signals
 from procrastinate.worker import Worker
 
 from application.background import BackgroundWork
@@ -57,6 +58,8 @@ class WorkerOptions:
     cancel_poll_s: float = 1.0
     # How often, at most, the worker checks whether an iteration it worked on is done.
     completion_check_s: float = 1.0
+    # The pause before a worker that stopped unasked starts again.
+    restart_after_s: float = 1.0
 
 
 class QueueDispatcher:
@@ -110,6 +113,7 @@ class QueueWorker:
         self._options = options
         self.recent_iterations: OrderedDict[IterationKey, Iteration] = OrderedDict()
         self._closer = IterationCloser(runs, options.completion_check_s)
+        self._stopping = False
         queue.task(
             name=TASK_NAME,
             queue=QUEUE_NAME,
@@ -124,23 +128,49 @@ class QueueWorker:
             update_heartbeat_interval=options.heartbeat_s,
             stalled_worker_timeout=options.stalled_after_s,
             shutdown_graceful_timeout=options.shutdown_grace_s,
-            install_signal_handlers=install_signal_handlers,
+            # Ours (`run`): procrastinate's would stop its worker, which `_work` starts again.
+            install_signal_handlers=False,
             delete_jobs="successful",
         )
+        self._install_signal_handlers = install_signal_handlers
 
     async def run(self) -> None:
         await ensure_queue_schema(self.queue)
         self._closer.start()
         sweeper = asyncio.create_task(self._sweep_forever())
+        # SIGTERM and SIGINT stop it (a second one, after, interrupts at once).
+        stop_on_signal = (
+            signals.on_stop(self.stop)
+            if self._install_signal_handlers
+            else contextlib.nullcontext()
+        )
         try:
-            await self._worker.run()  # type: ignore[no-untyped-call]
+            with stop_on_signal:
+                await self._work()
         finally:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             await self._closer.stop()
 
+    async def _work(self) -> None:
+        """procrastinate's worker until `stop`. Should it end before (a failed heartbeat or
+        fetch: the database away; or its registration pruned by a sweep while it was alive but
+        its heartbeat late, after which every fetch fails), it registers again and goes on:
+        inside `tpc serve` nothing else would run the runs, while the API went on answering."""
+        while not self._stopping:
+            try:
+                await self._worker.run()  # type: ignore[no-untyped-call]
+            except Exception:
+                log.exception("the queue worker stopped; it starts again")
+            else:
+                if not self._stopping:
+                    log.warning("the queue worker stopped unasked; it starts again")
+            if not self._stopping:
+                await asyncio.sleep(self._options.restart_after_s)
+
     def stop(self) -> None:
+        self._stopping = True
         self._worker.stop()  # type: ignore[no-untyped-call]
 
     async def _execute_job(self, experiment_id: str, number: int, run_id: str) -> None:

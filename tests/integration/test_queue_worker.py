@@ -52,10 +52,15 @@ def execution(service: Service) -> RunExecution:
 
 
 async def work_until_closed(
-    service: Service, worker: QueueWorker, exp_id: str, number: int = 1
+    service: Service,
+    worker: QueueWorker,
+    exp_id: str,
+    number: int = 1,
+    working: asyncio.Task[None] | None = None,
 ) -> str:
-    """Run the worker until the iteration leaves `running`; its final status."""
-    working = asyncio.create_task(worker.run())
+    """Run the worker (or let `working`, its run, go on) until the iteration leaves
+    `running`; its final status."""
+    working = working or asyncio.create_task(worker.run())
 
     def closed() -> str | None:
         service.projector.catch_up()
@@ -176,6 +181,38 @@ def test_an_iteration_whose_last_worker_died_before_checking_is_closed_by_the_sw
 
     assert asyncio.run(scenario()) == "completed"
     assert service.views.iteration_status(owner, exp_id, 1).runs.queued == 0
+
+
+def test_a_worker_whose_registration_was_pruned_registers_again_and_goes_on(
+    service: Service, postgres_url: str
+) -> None:
+    """A worker whose heartbeat fell behind (a slow database, a starved event loop) is pruned
+    by a sweep although alive: procrastinate then fails its every fetch (its id is gone), and
+    the worker used to stop for good while the server went on answering: no run ran again."""
+    owner, exp_id, _, _ = setup_replay(service)
+    service.experiments.trigger(owner, exp_id)
+
+    async def scenario() -> str:
+        queue = open_queue(postgres_url)
+        async with queue.open_async():
+            await ensure_queue_schema(queue)
+            worker = QueueWorker(
+                service.runs, execution(service), queue, FAST, install_signal_handlers=False
+            )
+            working = asyncio.create_task(worker.run())
+
+            async def registered() -> bool:
+                row = await queue.connector.execute_query_one_async(
+                    "SELECT COUNT(*) AS n FROM procrastinate_workers"
+                )
+                return bool(row["n"])
+
+            await eventually_async(registered, what="the worker registered", timeout=PATIENCE_S)
+            await queue.job_manager.prune_stalled_workers(seconds_since_heartbeat=-60)
+            await QueueDispatcher(service.runs, queue).submit(exp_id, 1)
+            return await work_until_closed(service, worker, exp_id, working=working)
+
+    assert asyncio.run(scenario()) == "completed"
 
 
 def test_queueing_a_large_iteration_refreshes_the_queues_statistics(postgres_url: str) -> None:
