@@ -51,6 +51,10 @@ def execution(service: Service) -> RunExecution:
     return RunExecution(service.runs, runners)
 
 
+def fast_worker(service: Service, queue: Any) -> QueueWorker:
+    return QueueWorker(service.runs, execution(service), queue, FAST, install_signal_handlers=False)
+
+
 async def work_until_closed(
     service: Service,
     worker: QueueWorker,
@@ -91,9 +95,7 @@ def test_a_worker_executes_the_jobs_and_closes_the_iteration(
         async with queue.open_async():
             await ensure_queue_schema(queue)
             await QueueDispatcher(service.runs, queue).submit(exp_id, 1)
-            worker = QueueWorker(
-                service.runs, execution(service), queue, FAST, install_signal_handlers=False
-            )
+            worker = fast_worker(service, queue)
             return await work_until_closed(service, worker, exp_id)
 
     assert asyncio.run(scenario()) == "completed"
@@ -117,9 +119,7 @@ def test_a_worker_keeps_only_the_iterations_it_used_last(
             await ensure_queue_schema(queue)
             for number in (1, 2, 3):
                 await QueueDispatcher(service.runs, queue).submit(exp_id, number)
-            worker = QueueWorker(
-                service.runs, execution(service), queue, FAST, install_signal_handlers=False
-            )
+            worker = fast_worker(service, queue)
             # Jobs are taken in the order queued: iteration 3's come last.
             assert await work_until_closed(service, worker, exp_id, 3) == "completed"
             return [key.number for key in worker.recent_iterations]
@@ -174,9 +174,7 @@ def test_an_iteration_whose_last_worker_died_before_checking_is_closed_by_the_sw
             assert (await asyncio.to_thread(service.runs.load_iteration, exp_id, 1)).status == (
                 "running"
             )
-            worker = QueueWorker(
-                service.runs, execution(service), queue, FAST, install_signal_handlers=False
-            )
+            worker = fast_worker(service, queue)
             return await work_until_closed(service, worker, exp_id)
 
     assert asyncio.run(scenario()) == "completed"
@@ -196,9 +194,7 @@ def test_a_worker_whose_registration_was_pruned_registers_again_and_goes_on(
         queue = open_queue(postgres_url)
         async with queue.open_async():
             await ensure_queue_schema(queue)
-            worker = QueueWorker(
-                service.runs, execution(service), queue, FAST, install_signal_handlers=False
-            )
+            worker = fast_worker(service, queue)
             working = asyncio.create_task(worker.run())
 
             async def registered() -> bool:
