@@ -120,6 +120,7 @@ class QueueWorker:
             # A job interrupted by a shutdown, or failing outside a run (the database away),
             # is tried again; a run's own failures are recorded outcomes, not job failures.
             retry=procrastinate.RetryStrategy(max_attempts=20, wait=2),
+            pass_context=True,
         )(self._execute_job)
         self._worker = Worker(
             queue,
@@ -173,14 +174,19 @@ class QueueWorker:
         self._stopping = True
         self._worker.stop()  # type: ignore[no-untyped-call]
 
-    async def _execute_job(self, experiment_id: str, number: int, run_id: str) -> None:
+    async def _execute_job(
+        self, context: procrastinate.JobContext, experiment_id: str, number: int, run_id: str
+    ) -> None:
         runs = self._runs
         key = IterationKey(experiment_id, number)
         iteration = await self._iteration(key)
         # A duplicate job, a retry of a run that finished meanwhile, or a run whose cancel was
         # requested only pokes the closer: the worker that finished the run may have died
         # before the iteration was checked.
-        run = await asyncio.to_thread(runs.start_queued_run, iteration, run_id)
+        first_attempt = context.job.attempts == 0
+        run = await asyncio.to_thread(
+            runs.start_queued_run, iteration, run_id, first_attempt=first_attempt
+        )
         if run is not None:
             await self._work_on(iteration, iteration.planned(run_id), run)
         self._closer.poke(key)

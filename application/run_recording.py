@@ -124,17 +124,7 @@ class RunRecording:
 
     def _run(self, iteration: Iteration, run_id: str) -> Run:
         recorded = self.recorded_run(run_id)
-        if recorded is not None:
-            return recorded
-        planned = iteration.planned(run_id)
-        return Run(
-            run_id=run_id,
-            experiment_id=iteration.experiment_id,
-            number=iteration.number,
-            task_id=planned.task_id,
-            environment_id=planned.environment_id,
-            repeat=planned.repeat,
-        )
+        return recorded if recorded is not None else _planned_run(iteration, run_id)
 
     def start_run(self, iteration: Iteration, run_id: str) -> Run:
         run = self._run(iteration, run_id)
@@ -142,16 +132,29 @@ class RunRecording:
         self._store.save(run)
         return run
 
-    def start_queued_run(self, iteration: Iteration, run_id: str) -> Run | None:
+    def start_queued_run(
+        self, iteration: Iteration, run_id: str, *, first_attempt: bool = False
+    ) -> Run | None:
         """A queued job's run, started anew; None when there is nothing to execute: the run
         has its final outcome (a duplicate job, or a retry of a run that finished meanwhile,
         read from its own stream, not from the views, which another process may not have
         caught up yet), or its iteration's cancel was requested (the run is then recorded as
-        cancelled). One read of the run's stream and one save: a worker pays them per run."""
+        cancelled). A job's `first_attempt` skips reading the run's stream, which is empty
+        but for a duplicate job: its save then conflicts, and the stream is read after all.
+        A worker pays these round trips per run."""
+        cancel = self.views.cancel_requested(iteration.experiment_id, iteration.number)
+        if first_attempt:
+            try:
+                return self._start_or_cancel(_planned_run(iteration, run_id), cancel)
+            except IntegrityError:
+                pass  # the run's stream exists
         run = self._run(iteration, run_id)
         if run.is_terminal:
             return None
-        if self.views.cancel_requested(iteration.experiment_id, iteration.number):
+        return self._start_or_cancel(run, cancel)
+
+    def _start_or_cancel(self, run: Run, cancel: bool) -> Run | None:
+        if cancel:
             run.cancel()
         else:
             run.start()
@@ -223,3 +226,16 @@ class RunRecording:
     def product_secrets(self, product: str) -> dict[str, str]:
         """The values, for the runners of this product's runs (never shown by any route)."""
         return self._secrets.values(product)
+
+
+def _planned_run(iteration: Iteration, run_id: str) -> Run:
+    """A run as its iteration planned it, before anything was recorded of it."""
+    planned = iteration.planned(run_id)
+    return Run(
+        run_id=run_id,
+        experiment_id=iteration.experiment_id,
+        number=iteration.number,
+        task_id=planned.task_id,
+        environment_id=planned.environment_id,
+        repeat=planned.repeat,
+    )

@@ -14,6 +14,7 @@ import pytest
 from application.executor import Executor
 from application.service import Service
 from domain.errors import Conflict, InvalidInput, NotFound
+from domain.runs import RecordedStats
 from domain.signals.validation import load_signal_config
 from infra.runners.replay import ReplayRunner
 from infra.runners.scripted import ScriptedRunner
@@ -319,6 +320,55 @@ def test_a_cancel_that_races_the_runs_own_save_still_ends_the_run(
 
     monkeypatch.setattr(service.runs, "recorded_run", started_meanwhile)
     service.runs.cancel_run(iteration, run_id)
+    service.projector.catch_up()
+    assert service.views.run(owner, run_id).status == "cancelled"
+
+
+def test_a_jobs_first_attempt_starts_its_run_without_reading_the_stream_unless_it_exists(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A queue job's first attempt starts the run without reading its (empty) stream; a
+    duplicate job of a run that started or ended meanwhile conflicts on the save and is then
+    treated as a retry: a started run gets its next attempt, a finished one is left alone."""
+    owner, exp_id, _, _ = setup_replay(service)
+    iteration = service.runs.load_iteration(
+        exp_id, service.experiments.trigger(owner, exp_id).iteration
+    )
+    fresh, started, finished = (planned.run_id for planned in iteration.runs[:3])
+    reads: list[str] = []
+    read = service.runs.recorded_run
+
+    def counted(run_id: str) -> Any:
+        reads.append(run_id)
+        return read(run_id)
+
+    monkeypatch.setattr(service.runs, "recorded_run", counted)
+    run = service.runs.start_queued_run(iteration, fresh, first_attempt=True)
+    assert run is not None and (run.status, run.attempts) == ("running", 1)
+    assert reads == []
+
+    service.runs.start_run(iteration, started)
+    again = service.runs.start_queued_run(iteration, started, first_attempt=True)
+    assert again is not None and again.attempts == 2
+    assert reads == [started, started]
+
+    ended = service.runs.start_run(iteration, finished)
+    service.runs.finish_run(ended, "passed", None, RecordedStats(), None, None, None)
+    assert service.runs.start_queued_run(iteration, finished, first_attempt=True) is None
+    service.projector.catch_up()
+    assert service.views.run(owner, finished).status == "passed"
+    assert service.views.run(owner, started).attempts == 2
+
+
+def test_a_jobs_first_attempt_records_its_run_cancelled_when_the_cancel_came_first(
+    service: Service,
+) -> None:
+    owner, exp_id, _, _ = setup_replay(service)
+    number = service.experiments.trigger(owner, exp_id).iteration
+    iteration = service.runs.load_iteration(exp_id, number)
+    service.experiments.cancel(owner, exp_id, number)
+    run_id = iteration.runs[0].run_id
+    assert service.runs.start_queued_run(iteration, run_id, first_attempt=True) is None
     service.projector.catch_up()
     assert service.views.run(owner, run_id).status == "cancelled"
 
