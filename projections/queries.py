@@ -35,6 +35,8 @@ MAX_LIMIT = 500
 IDS_PER_QUERY = 500
 # Results answers kept (`_results_answer`): each holds its stored text, ≈ 25 kB at 20 runs.
 RESULTS_REMEMBERED = 64
+# Experiment answers kept (`_experiment_answer`): each holds its signal config's text.
+EXPERIMENTS_REMEMBERED = 512
 
 
 PRODUCT_COLUMNS = (
@@ -643,22 +645,42 @@ def _results_answer(
     )
 
 
+class ExperimentRow(NamedTuple):
+    """The fields of an experiment's view row that its answer shows."""
+
+    id: str
+    name: str
+    task_ids: str
+    env_ids: str
+    repeats: int
+    config_hash: str | None
+    config_text: str | None
+    iterations: int
+    created_at: str
+    version: int
+
+
 def _experiment_json(row: Row) -> ExperimentView:
+    return _experiment_answer(ExperimentRow(*(row[field] for field in ExperimentRow._fields)))
+
+
+@lru_cache(maxsize=EXPERIMENTS_REMEMBERED)
+def _experiment_answer(row: ExperimentRow) -> ExperimentView:
+    """Remembered by the row's fields themselves: the same row always gets the same answer,
+    and a list shows the same experiments again and again."""
     return ExperimentView.model_validate(
         {
-            "id": row["id"],
-            "name": row["name"],
-            "task_ids": parse_json(row["task_ids"]),
-            "env_ids": parse_json(row["env_ids"]),
-            "repeats": row["repeats"],
+            "id": row.id,
+            "name": row.name,
+            "task_ids": parse_json(row.task_ids),
+            "env_ids": parse_json(row.env_ids),
+            "repeats": row.repeats,
             "signal_config": (
-                {"hash": row["config_hash"], "text": row["config_text"]}
-                if row["config_hash"]
-                else None
+                {"hash": row.config_hash, "text": row.config_text} if row.config_hash else None
             ),
-            "iterations": row["iterations"],
-            "created_at": row["created_at"],
-            "version": row["version"],
+            "iterations": row.iterations,
+            "created_at": row.created_at,
+            "version": row.version,
         }
     )
 
