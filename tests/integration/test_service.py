@@ -160,6 +160,19 @@ def test_restart_and_rebuild_give_identical_answers(service: Service, store_url:
         again.close()
 
 
+def test_an_experiment_read_again_after_a_change_shows_the_change(service: Service) -> None:
+    """Experiment answers are remembered by their row: a changed row is a new answer."""
+    owner, exp_id, _, _ = setup_replay(service)
+    before = service.views.experiments(owner).items[0]
+    assert service.views.experiments(owner).items[0] is before  # remembered
+    service.experiments.update_experiment(owner, exp_id, {"name": "Renamed"})
+    service.experiments.trigger(owner, exp_id)
+    after = service.views.experiments(owner).items[0]
+    assert (after.name, after.iterations, after.version) == ("Renamed", 1, before.version + 2)
+    assert service.views.experiment(owner, exp_id) == after
+    assert (before.name, before.iterations) == ("Replay", 0)
+
+
 def test_history_and_as_of(service: Service) -> None:
     owner, exp_id, tasks, _ = setup_replay(service)
     history = service.views.history(owner, exp_id).items
