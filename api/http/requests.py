@@ -71,6 +71,23 @@ def _answer_for_owner(request: Request, token: str, answer: Callable[[str], T]) 
     return answer(_owner(request, token))
 
 
+async def for_owner_with_body(request: Request, answer: Callable[[str, dict[str, Any]], T]) -> T:
+    """`answer(owner, body)` for the token's product and the request's JSON body (as
+    `json_body` checks it), in one thread hop: a hop's way back waits for the event loop's
+    turn, which under load on PostgreSQL is tens of milliseconds. The token is checked first,
+    so a bad token stays a 401 before any 422 of its body."""
+    token = bearer_token(request)
+    raw = await request.body()  # capped by the BodyLimit middleware
+    return await run_in_threadpool(_answer_with_body, request, token, raw, answer)
+
+
+def _answer_with_body(
+    request: Request, token: str, raw: bytes, answer: Callable[[str, dict[str, Any]], T]
+) -> T:
+    owner = _owner(request, token)
+    return answer(owner, decode_json_object(raw))
+
+
 def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")

@@ -28,6 +28,7 @@ from api.http.requests import (
     PAGE_LIMIT,
     call,
     for_owner,
+    for_owner_with_body,
     iteration_number,
     json_body,
     limits,
@@ -43,7 +44,13 @@ from domain.imports import LogKeys, LogToImport
 from domain.signals.validation import SignalConfigSyntaxError, load_signal_config
 from domain.statistics import CONFIDENCES, DEFAULT_CONFIDENCE, confidence_key
 from domain.transcripts import transcript_from_object
-from projections.read_models import ReadModel, json_document
+from projections.read_models import (
+    EnvironmentView,
+    ExperimentView,
+    ReadModel,
+    TaskView,
+    json_document,
+)
 
 
 def ok(answer: ReadModel | dict[str, Any], status: int = 200) -> Response:
@@ -129,10 +136,13 @@ def _confidence(request: Request) -> float:
 )
 async def create_task(request: Request) -> Response:
     """Create a task."""
-    owner = await product(request)
-    body = await json_body(request)
-    parse(TaskCreate, body, "invalid task")
-    return ok(await call(service(request).catalog.create_task, owner, body), 201)
+    catalog = service(request).catalog
+
+    def answer(owner: str, body: dict[str, Any]) -> TaskView:
+        parse(TaskCreate, body, "invalid task")
+        return catalog.create_task(owner, body)
+
+    return ok(await for_owner_with_body(request, answer), 201)
 
 
 @documented(summary="List tasks", returns="Task", query=PAGING, paged=True)
@@ -161,10 +171,13 @@ async def get_task(request: Request) -> Response:
 )
 async def create_environment(request: Request) -> Response:
     """Create an environment."""
-    owner = await product(request)
-    body = await json_body(request)
-    parse(EnvironmentCreate, body, "invalid environment")
-    return ok(await call(service(request).catalog.create_environment, owner, body), 201)
+    catalog = service(request).catalog
+
+    def answer(owner: str, body: dict[str, Any]) -> EnvironmentView:
+        parse(EnvironmentCreate, body, "invalid environment")
+        return catalog.create_environment(owner, body)
+
+    return ok(await for_owner_with_body(request, answer), 201)
 
 
 @documented(summary="List environments", returns="Environment", query=PAGING, paged=True)
@@ -197,11 +210,11 @@ async def get_environment(request: Request) -> Response:
 )
 async def create_experiment(request: Request) -> Response:
     """Create an experiment."""
-    owner = await product(request)
-    body = parse(ExperimentCreate, await json_body(request), "invalid experiment")
-    with _config_syntax_located():
-        created = await call(
-            service(request).experiments.create_experiment,
+    experiments = service(request).experiments
+
+    def answer(owner: str, raw_body: dict[str, Any]) -> ExperimentView:
+        body = parse(ExperimentCreate, raw_body, "invalid experiment")
+        return experiments.create_experiment(
             owner,
             body.name,
             body.task_ids,
@@ -209,6 +222,9 @@ async def create_experiment(request: Request) -> Response:
             body.repeats,
             _within_config_limit(request, body.signal_config),
         )
+
+    with _config_syntax_located():
+        created = await for_owner_with_body(request, answer)
     return ok(created, 201)
 
 
@@ -249,15 +265,17 @@ async def get_experiment(request: Request) -> Response:
 )
 async def update_experiment(request: Request) -> Response:
     """Change an experiment's signal config, name or repeats."""
-    owner = await product(request)
-    body = parse(ExperimentUpdate, await json_body(request), "invalid change")
-    changes = {key: getattr(body, key) for key in body.model_fields_set}
-    _within_config_limit(request, body.signal_config)
+    experiments = service(request).experiments
     exp_id = request.path_params["exp_id"]
+
+    def answer(owner: str, raw_body: dict[str, Any]) -> ExperimentView:
+        body = parse(ExperimentUpdate, raw_body, "invalid change")
+        changes = {key: getattr(body, key) for key in body.model_fields_set}
+        _within_config_limit(request, body.signal_config)
+        return experiments.update_experiment(owner, exp_id, changes)
+
     with _config_syntax_located():
-        return ok(
-            await call(service(request).experiments.update_experiment, owner, exp_id, changes)
-        )
+        return ok(await for_owner_with_body(request, answer))
 
 
 def _membership(kind: str, attach: bool) -> Any:
@@ -640,10 +658,13 @@ ROUTES = [
 )
 async def put_secret(request: Request) -> Response:
     """Create or replace one of the product's secrets."""
-    owner = await product(request)
-    body = parse(SecretValue, await json_body(request), "invalid secret")
+    catalog = service(request).catalog
     name = request.path_params["name"]
-    return ok(await call(service(request).catalog.set_secret, owner, name, body.value))
+
+    def answer(owner: str, body: dict[str, Any]) -> dict[str, Any]:
+        return catalog.set_secret(owner, name, parse(SecretValue, body, "invalid secret").value)
+
+    return ok(await for_owner_with_body(request, answer))
 
 
 @documented(

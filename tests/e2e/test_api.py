@@ -70,6 +70,31 @@ def test_a_bad_token_is_401_before_the_request_is_read(server: Server, path: str
         assert api.get(path).status_code == 422, path
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1/tasks"),
+        ("POST", "/v1/environments"),
+        ("POST", "/v1/experiments"),
+        ("PATCH", "/v1/experiments/exp_x"),
+        ("PUT", "/v1/secrets/KEY"),
+    ],
+)
+@pytest.mark.parametrize("body", [b"{not json", b'{"name": 5}'])
+def test_a_bad_token_is_401_before_the_body_is_read(
+    server: Server, method: str, path: str, body: bytes
+) -> None:
+    """The token's check and the body's in one thread hop: the token still comes first."""
+    import httpx
+
+    headers = {"Authorization": "Bearer wrong", "Content-Type": "application/json"}
+    response = httpx.request(method, f"{server.url}{path}", headers=headers, content=body)
+    assert response.status_code == 401, response.text
+    with server.client() as api:
+        answer = api.request(method, path, content=body)
+        assert answer.status_code == 422, answer.text
+
+
 def test_unknown_ids_are_404(server: Server) -> None:
     with server.client() as api:
         for path in (
