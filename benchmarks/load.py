@@ -15,7 +15,8 @@ The stores take turns, SQLite first in odd rounds and PostgreSQL first in even o
 a machine that slows down or speeds up during the run weighs on both alike (a single pair of
 measurements drifted by a quarter between runs). It prints, per store and round, requests/s
 and p50/p99 per operation, then over all rounds: PostgreSQL ÷ SQLite (with each round's own
-ratio), and per operation p50/p99 of every request of the store's rounds; on PostgreSQL, what
+ratio), and per operation p50/p99 of every request of the store's rounds; how many of the runs
+the triggers queued ended while the load lasted (read from the event log); on PostgreSQL, what
 the database's backends were doing (pg_stat_activity sampled every 50 ms:
 `benchmarks/workers.py`'s classes), and the transactions per request. Nothing may be lost:
 every experiment created is in the list afterwards, and every iteration triggered completes.
@@ -25,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -40,6 +43,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -57,6 +61,8 @@ from benchmarks.workers import (  # noqa: E402
 # Operation → weight: mostly reads, as a team's dashboards and CLIs make them.
 MIX = {"list": 4, "results": 3, "create": 2, "trigger": 1}
 TASKS = 4
+# The runs of an iteration of the load's experiments: 2 of the tasks × 2 environments.
+RUNS_PER_ITERATION = 4
 SIGNALS = (EXAMPLES / "signals.yaml").read_text()
 
 
@@ -267,6 +273,7 @@ def measure(
                 server_cpu = cpu_seconds(processes.server.pid) or 0.0
                 spy = profiled(processes.server.pid, seconds, profile, name)
                 load = asyncio.run(drive(processes.url, catalog, clients, seconds))
+                finished_in_time = finished_runs(database_url)
                 server_cpu = (cpu_seconds(processes.server.pid) or 0.0) - server_cpu
                 if spy is not None:
                     spy[0].wait(timeout=60)
@@ -303,6 +310,9 @@ def measure(
         "errors": dict(load.errors),
         "experiments_lost": lost,
         "iterations_unfinished": unfinished,
+        # Of the runs the load's triggers queued (4 an iteration), those ended by its end.
+        "runs_queued": RUNS_PER_ITERATION * len(load.triggered),
+        "runs_finished_in_time": finished_in_time - RUNS_PER_ITERATION,  # less the set-up's
         # CPU seconds used during the load, by the server and by PostgreSQL's backends.
         "server_cpu_s": server_cpu,
         "gil_s": gil_seconds(spy[1]) if spy is not None and profile and profile.gil else None,
@@ -311,6 +321,21 @@ def measure(
     }
     print_figures(figures)
     return figures
+
+
+def finished_runs(database_url: str) -> int:
+    """Runs ended so far, read from the event log itself (the views may lag): the stores
+    name its table as the event library does (SQLite `stored_events`, PostgreSQL
+    `tpc_events`)."""
+    ended = "topic IN ('tpc:Run.Completed', 'tpc:Run.Cancelled')"
+    if database_url.startswith("sqlite:///"):
+        path = database_url.removeprefix("sqlite:///")
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            row = db.execute(f"SELECT COUNT(*) FROM stored_events WHERE {ended}").fetchone()
+    else:
+        with psycopg.connect(database_url) as db:
+            row = db.execute(f"SELECT COUNT(*) FROM tpc_events WHERE {ended}").fetchone()
+    return int(row[0]) if row else 0
 
 
 def op_figures(latencies: dict[str, list[float]], seconds: float) -> dict[str, Any]:
@@ -350,6 +375,8 @@ def pooled(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "errors": dict(errors),
         "experiments_lost": sum(r["experiments_lost"] for r in rounds),
         "iterations_unfinished": sum(r["iterations_unfinished"] for r in rounds),
+        "runs_queued": sum(r["runs_queued"] for r in rounds),
+        "runs_finished_in_time": sum(r["runs_finished_in_time"] for r in rounds),
         "server_cpu_s": sum(r["server_cpu_s"] for r in rounds),
         "database_cpu_s": None if None in cpu else sum(cpu),
         "gil_s": None if None in gil else sum(gil),
@@ -362,6 +389,10 @@ def print_figures(f: dict[str, Any]) -> None:
         f"  {f['requests']:,} requests in {f['seconds']:.1f} s: {f['rate']:.0f} requests/s"
         f" ({f['clients']} clients); lost experiments {f['experiments_lost']},"
         f" unfinished iterations {f['iterations_unfinished']}, errors {f['errors'] or 'none'}"
+    )
+    print(
+        f"    runs ended during the load: {f['runs_finished_in_time']:,} of the"
+        f" {f['runs_queued']:,} its triggers queued (the rest end after it, and are waited for)"
     )
     database, gil = f["database_cpu_s"], f["gil_s"]
     print(
