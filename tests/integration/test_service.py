@@ -20,7 +20,7 @@ from infra.runners.replay import ReplayRunner
 from infra.runners.scripted import ScriptedRunner
 from infra.settings import Settings
 from infra.store import pg_batch
-from projections.queries import IDS_PER_QUERY
+from projections.queries import IDS_PER_QUERY, REMEMBERED_CONFIG_CHARS
 from projections.read_models import IterationStatus, document
 from tests.conftest import ROOT
 from tests.offline import offline_report
@@ -171,6 +171,19 @@ def test_an_experiment_read_again_after_a_change_shows_the_change(service: Servi
     assert (after.name, after.iterations, after.version) == ("Renamed", 1, before.version + 2)
     assert service.views.experiment(owner, exp_id) == after
     assert (before.name, before.iterations) == ("Replay", 0)
+
+
+def test_experiment_answers_with_a_long_config_are_not_remembered(service: Service) -> None:
+    """A product may store configs of up to a megabyte: such answers are shaped every time,
+    so that what the server keeps stays small whatever products store."""
+    owner, _, tasks, envs = setup_replay(service)
+    config = (EXAMPLES / "signals.yaml").read_text()
+    long = config + "# " + "x" * REMEMBERED_CONFIG_CHARS + "\n"
+    exp = service.experiments.create_experiment(owner, "Long", tasks, envs, 1, long)
+    first = service.views.experiment(owner, exp.id)
+    assert first.signal_config is not None and first.signal_config.text == long
+    assert service.views.experiment(owner, exp.id) is not first
+    assert service.views.experiment(owner, exp.id) == first
 
 
 def test_history_and_as_of(service: Service) -> None:
