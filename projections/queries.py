@@ -35,11 +35,11 @@ MAX_LIMIT = 500
 IDS_PER_QUERY = 500
 # Results answers kept (`_results_answer`): each holds its stored text, ≈ 25 kB at 20 runs.
 RESULTS_REMEMBERED = 64
-# Experiment answers kept (`_experiment_answer`), those whose signal config is at most
-# REMEMBERED_CONFIG_CHARS long (a few kB is usual; a product may store up to 1 MB): at most
-# a few MB in all, whatever products store.
+# Experiment answers kept (`_experiment_answer`): only those whose signal config is at most
+# REMEMBERED_ANSWER_CONFIG_CHARS long (a few kB is usual; a product may store up to 1 MB), so
+# that they hold a few MB in all, whatever products store.
 EXPERIMENTS_REMEMBERED = 512
-REMEMBERED_CONFIG_CHARS = 8 * 1024
+REMEMBERED_ANSWER_CONFIG_CHARS = 8 * 1024
 
 
 PRODUCT_COLUMNS = (
@@ -665,7 +665,7 @@ class ExperimentRow(NamedTuple):
 
 def _experiment_json(row: Row) -> ExperimentView:
     fields = ExperimentRow(*(row[field] for field in ExperimentRow._fields))
-    if len(fields.config_text or "") > REMEMBERED_CONFIG_CHARS:
+    if len(fields.config_text or "") > REMEMBERED_ANSWER_CONFIG_CHARS:
         return _experiment_answer.__wrapped__(fields)
     return _experiment_answer(fields)
 

@@ -20,7 +20,7 @@ from infra.runners.replay import ReplayRunner
 from infra.runners.scripted import ScriptedRunner
 from infra.settings import Settings
 from infra.store import pg_batch
-from projections.queries import IDS_PER_QUERY, REMEMBERED_CONFIG_CHARS
+from projections.queries import IDS_PER_QUERY, REMEMBERED_ANSWER_CONFIG_CHARS
 from projections.read_models import IterationStatus, document
 from tests.conftest import ROOT
 from tests.offline import offline_report
@@ -178,7 +178,7 @@ def test_experiment_answers_with_a_long_config_are_not_remembered(service: Servi
     so that what the server keeps stays small whatever products store."""
     owner, _, tasks, envs = setup_replay(service)
     config = (EXAMPLES / "signals.yaml").read_text()
-    long = config + "# " + "x" * REMEMBERED_CONFIG_CHARS + "\n"
+    long = config + "# " + "x" * REMEMBERED_ANSWER_CONFIG_CHARS + "\n"
     exp = service.experiments.create_experiment(owner, "Long", tasks, envs, 1, long)
     first = service.views.experiment(owner, exp.id)
     assert first.signal_config is not None and first.signal_config.text == long
