@@ -5,9 +5,11 @@ died before checking (the crash window between a run's outcome and the completio
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import procrastinate
 import pytest
 
 from application import queue_worker
@@ -41,6 +43,15 @@ def service(postgres_url: str) -> Iterator[Service]:
     svc = Service(Settings(database_url=postgres_url))
     yield svc
     svc.close()
+
+
+@contextlib.asynccontextmanager
+async def ready_queue(postgres_url: str) -> AsyncIterator[procrastinate.App]:
+    """A queue app of its own (an app takes one worker's task), open, its tables there."""
+    queue = open_queue(postgres_url)
+    async with queue.open_async():
+        await ensure_queue_schema(queue)
+        yield queue
 
 
 def execution(service: Service) -> RunExecution:
@@ -91,9 +102,7 @@ def test_a_worker_executes_the_jobs_and_closes_the_iteration(
     service.experiments.trigger(owner, exp_id)
 
     async def scenario() -> str:
-        queue = open_queue(postgres_url)
-        async with queue.open_async():
-            await ensure_queue_schema(queue)
+        async with ready_queue(postgres_url) as queue:
             await QueueDispatcher(service.runs, queue).submit(exp_id, 1)
             worker = fast_worker(service, queue)
             return await work_until_closed(service, worker, exp_id)
@@ -114,9 +123,7 @@ def test_a_worker_keeps_only_the_iterations_it_used_last(
         service.experiments.trigger(owner, exp_id)
 
     async def scenario() -> list[int]:
-        queue = open_queue(postgres_url)
-        async with queue.open_async():
-            await ensure_queue_schema(queue)
+        async with ready_queue(postgres_url) as queue:
             for number in (1, 2, 3):
                 await QueueDispatcher(service.runs, queue).submit(exp_id, number)
             worker = fast_worker(service, queue)
@@ -134,9 +141,7 @@ def test_a_worker_executes_a_rescore_without_any_runner(
     service.experiments.trigger(owner, exp_id)
 
     async def work(run: RunExecution, number: int) -> str:
-        queue = open_queue(postgres_url)  # a queue app takes one worker's task
-        async with queue.open_async():
-            await ensure_queue_schema(queue)
+        async with ready_queue(postgres_url) as queue:
             await QueueDispatcher(service.runs, queue).submit(exp_id, number)
             worker = QueueWorker(service.runs, run, queue, FAST, install_signal_handlers=False)
             return await work_until_closed(service, worker, exp_id, number)
@@ -166,9 +171,7 @@ def test_an_iteration_whose_last_worker_died_before_checking_is_closed_by_the_sw
         run = execution(service)
         for planned in iteration.runs:
             await run.execute(iteration, planned)
-        queue = open_queue(postgres_url)
-        async with queue.open_async():
-            await ensure_queue_schema(queue)
+        async with ready_queue(postgres_url) as queue:
             await mark_dispatched(queue, exp_id, 1)
             await asyncio.to_thread(service.projector.catch_up)
             assert (await asyncio.to_thread(service.runs.load_iteration, exp_id, 1)).status == (
@@ -191,9 +194,7 @@ def test_a_worker_whose_registration_was_pruned_registers_again_and_goes_on(
     service.experiments.trigger(owner, exp_id)
 
     async def scenario() -> str:
-        queue = open_queue(postgres_url)
-        async with queue.open_async():
-            await ensure_queue_schema(queue)
+        async with ready_queue(postgres_url) as queue:
             worker = fast_worker(service, queue)
             working = asyncio.create_task(worker.run())
 
@@ -222,9 +223,7 @@ def test_queueing_a_large_iteration_refreshes_the_queues_statistics(postgres_url
         return row["last_analyze"]
 
     async def scenario() -> tuple[Any, Any, Any]:
-        queue = open_queue(postgres_url)
-        async with queue.open_async():
-            await ensure_queue_schema(queue)
+        async with ready_queue(postgres_url) as queue:
             await dispatch_runs(queue, "exp_small", 1, [f"run_s{i}" for i in range(10)])
             small = await last_analyzed(queue)
             await dispatch_runs(
