@@ -273,8 +273,8 @@ def measure(
                 server_cpu = cpu_seconds(processes.server.pid) or 0.0
                 spy = profiled(processes.server.pid, seconds, profile, name)
                 load = asyncio.run(drive(processes.url, catalog, clients, seconds))
-                finished_in_time = finished_runs(database_url)
                 server_cpu = (cpu_seconds(processes.server.pid) or 0.0) - server_cpu
+                finished_in_time = finished_runs(database_url)
                 if spy is not None:
                     spy[0].wait(timeout=60)
                 database_cpu = None
