@@ -31,6 +31,7 @@ from domain.runs import Run
 from infra.run_queue import (
     QUEUE_NAME,
     TASK_NAME,
+    QueueStatistics,
     dispatch_runs,
     dispatched_iterations,
     ensure_queue_schema,
@@ -69,6 +70,7 @@ class QueueDispatcher:
         self._runs = runs
         self.queue = queue
         self._dispatching = BackgroundWork(log)
+        self._statistics = QueueStatistics()
 
     def start(self, exp_id: str, number: int) -> None:
         """`submit` in the background, so that a trigger's answer does not wait for it; an
@@ -82,14 +84,24 @@ class QueueDispatcher:
         if not unfinished:
             await asyncio.to_thread(self._runs.complete_iteration_if_done, exp_id, number)
             return
-        await dispatch_runs(self.queue, exp_id, number, [row["id"] for row in unfinished])
+        run_ids = [row["id"] for row in unfinished]
+        await dispatch_runs(self.queue, exp_id, number, run_ids, self._statistics)
 
     async def cancel(self, exp_id: str, number: int) -> None:
         """The CancelRequested event is already saved: queued jobs cancel their run when they
         come up, running ones notice within `cancel_poll_s`."""
 
-    async def resume(self) -> None:
-        await dispatch_forgotten(self._runs, self.queue)
+    async def resume(self) -> int:
+        """Queue the runs of every running iteration never marked as dispatched; returns how
+        many iterations."""
+        dispatched = await dispatched_iterations(self.queue)
+        count = 0
+        for row in await asyncio.to_thread(self._runs.views.open_iterations):
+            key = IterationKey(row["experiment_id"], row["number"])
+            if key not in dispatched:
+                await self.submit(*key)
+                count += 1
+        return count
 
     async def stop(self) -> None:
         await self._dispatching.wait()
@@ -113,6 +125,7 @@ class QueueWorker:
         self._options = options
         self.recent_iterations: OrderedDict[IterationKey, Iteration] = OrderedDict()
         self._closer = IterationCloser(runs, options.completion_check_s)
+        self._sweeping = QueueDispatcher(runs, queue)  # what a crash left undispatched
         self._stopping = False
         queue.task(
             name=TASK_NAME,
@@ -236,22 +249,9 @@ class QueueWorker:
         while True:
             try:
                 await requeue_stalled(self.queue, silent_for_s=self._options.stalled_after_s)
-                await dispatch_forgotten(self._runs, self.queue)
+                await self._sweeping.resume()
                 for row in await asyncio.to_thread(self._runs.views.open_iterations):
                     self._closer.poke(IterationKey(row["experiment_id"], row["number"]))
             except Exception:
                 log.exception("queue sweep failed; trying again")
             await asyncio.sleep(self._options.sweep_interval_s)
-
-
-async def dispatch_forgotten(runs: RunRecording, queue: procrastinate.App) -> int:
-    """Queue the runs of every running iteration never marked as dispatched."""
-    dispatched = await dispatched_iterations(queue)
-    count = 0
-    for row in await asyncio.to_thread(runs.views.open_iterations):
-        key = IterationKey(row["experiment_id"], row["number"])
-        if key in dispatched:
-            continue
-        await QueueDispatcher(runs, queue).submit(*key)
-        count += 1
-    return count
