@@ -4,6 +4,7 @@ the same run, so that the two stores are compared on the same machine at the sam
     .venv/bin/python benchmarks/load.py                         # 30 clients, 2 rounds × 30 s
     .venv/bin/python benchmarks/load.py --clients 10 --seconds 10 --rounds 1  # a short run
     .venv/bin/python benchmarks/load.py --no-sqlite             # PostgreSQL only
+    .venv/bin/python benchmarks/load.py --mix list=4,results=3  # reads only
 
 Each client loops until the time is up, choosing at random (weights in `MIX`): a list of
 experiments, an iteration's results, an experiment's creation, or the trigger of a small
@@ -13,7 +14,8 @@ PostgreSQL: its in-process queue worker) and the fake agents need no provider.
 
 The stores take turns, SQLite first in odd rounds and PostgreSQL first in even ones, so that
 a machine that slows down or speeds up during the run weighs on both alike (a single pair of
-measurements drifted by a quarter between runs). It prints, per store and round, requests/s
+measurements drifted by a quarter between runs); each round starts on a quiet machine, the last
+round's writes on disk. It prints, per store and round, requests/s
 and p50/p99 per operation, then over all rounds: PostgreSQL ÷ SQLite (with each round's own
 ratio), and per operation p50/p99 of every request of the store's rounds; how many of the runs
 the triggers queued ended while the load lasted (read from the event log); on PostgreSQL, what
@@ -28,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import sqlite3
 import statistics
@@ -152,10 +155,15 @@ def wait_completed(client: httpx.Client, iterations: list[tuple[str, int]], time
 
 
 async def client_loop(
-    http: aiohttp.ClientSession, catalog: Catalog, load: Load, deadline: float, seed: int
+    http: aiohttp.ClientSession,
+    catalog: Catalog,
+    load: Load,
+    deadline: float,
+    seed: int,
+    mix: dict[str, int],
 ) -> None:
     rng = random.Random(seed)
-    ops, weights = zip(*MIX.items(), strict=True)
+    ops, weights = zip(*mix.items(), strict=True)
     mine: list[str] = []
     while time.monotonic() < deadline:
         op = rng.choices(ops, weights)[0]
@@ -186,7 +194,9 @@ async def client_loop(
             load.triggered.append((exp_id, json.loads(answer)["iteration"]))
 
 
-async def drive(url: str, catalog: Catalog, clients: int, seconds: float) -> Load:
+async def drive(
+    url: str, catalog: Catalog, clients: int, seconds: float, mix: dict[str, int]
+) -> Load:
     """The clients, on aiohttp: its C parser costs the client a fraction of httpx's CPU, which
     would otherwise take a third of this machine's two cores from the server it measures."""
     load = Load(seconds)
@@ -199,7 +209,7 @@ async def drive(url: str, catalog: Catalog, clients: int, seconds: float) -> Loa
         started = time.monotonic()
         deadline = started + seconds
         await asyncio.gather(
-            *(client_loop(http, catalog, load, deadline, seed) for seed in range(clients))
+            *(client_loop(http, catalog, load, deadline, seed, mix) for seed in range(clients))
         )
         load.seconds = time.monotonic() - started
     return load
@@ -210,6 +220,11 @@ def percentile(values: list[float], q: float) -> float:
         return values[0] if values else 0.0
     return statistics.quantiles(values, n=100, method="inclusive")[round(q) - 1]
 
+
+# Before a round: the longest wait for the machine to go quiet, and what quiet is (the share
+# of the cores busy over a second).
+SETTLE_S = 30
+QUIET = 0.1
 
 # py-spy's samples per second with --gil: each sample is 1 / GIL_RATE s of the GIL held.
 GIL_RATE = 100
@@ -252,6 +267,7 @@ def measure(
     database_url: str,
     clients: int,
     seconds: float,
+    mix: dict[str, int],
     admin_url: str | None,
     profile: Profile | None = None,
 ) -> dict[str, Any]:
@@ -271,9 +287,12 @@ def measure(
                     monitor.start()
                 assert processes.server is not None
                 server_cpu = cpu_seconds(processes.server.pid) or 0.0
+                clients_cpu, machine = time.process_time(), machine_jiffies()
                 spy = profiled(processes.server.pid, seconds, profile, name)
-                load = asyncio.run(drive(processes.url, catalog, clients, seconds))
+                load = asyncio.run(drive(processes.url, catalog, clients, seconds, mix))
                 server_cpu = (cpu_seconds(processes.server.pid) or 0.0) - server_cpu
+                clients_cpu = time.process_time() - clients_cpu
+                machine_busy = busy_share(machine, machine_jiffies())
                 finished_in_time = finished_runs(database_url)
                 if spy is not None:
                     spy[0].wait(timeout=60)
@@ -313,14 +332,53 @@ def measure(
         # Of the runs the load's triggers queued (4 an iteration), those ended by its end.
         "runs_queued": RUNS_PER_ITERATION * len(load.triggered),
         "runs_finished_in_time": finished_in_time - RUNS_PER_ITERATION,  # less the set-up's
-        # CPU seconds used during the load, by the server and by PostgreSQL's backends.
+        # CPU seconds used during the load, by the server, the clients and PostgreSQL's
+        # backends; and the share of the machine's cores busy (a saturated machine bounds
+        # requests/s by the CPU a request costs, wherever it is spent).
         "server_cpu_s": server_cpu,
+        "clients_cpu_s": clients_cpu,
+        "machine_busy": machine_busy,
         "gil_s": gil_seconds(spy[1]) if spy is not None and profile and profile.gil else None,
         "database_cpu_s": database_cpu,
         "costs": costs,
     }
     print_figures(figures)
     return figures
+
+
+def settle(admin_url: str | None) -> None:
+    """Start a round on a quiet machine: what the last one wrote flushed (PostgreSQL's
+    checkpoint included), then up to `SETTLE_S` for the cores to go idle. A round that followed
+    a PostgreSQL one otherwise paid for that one's writes still going to disk."""
+    if admin_url:
+        with (
+            contextlib.suppress(psycopg.Error),
+            psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as db,
+        ):
+            db.execute("CHECKPOINT")
+    os.sync()
+    deadline = time.monotonic() + SETTLE_S
+    while time.monotonic() < deadline:
+        before = machine_jiffies()
+        time.sleep(1)
+        busy = busy_share(before, machine_jiffies())
+        if busy is None or busy < QUIET:
+            return
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, all) clock ticks of every core so far, from /proc/stat (zeros elsewhere)."""
+    try:
+        ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    busy, total = after[0] - before[0], after[1] - before[1]
+    return busy / total if total > 0 else None
 
 
 def finished_runs(database_url: str) -> int:
@@ -365,6 +423,7 @@ def pooled(rounds: list[dict[str, Any]]) -> dict[str, Any]:
             errors[error] += count
     cpu = [r["database_cpu_s"] for r in rounds]
     gil = [r["gil_s"] for r in rounds]
+    busy = [r["machine_busy"] for r in rounds]
     return {
         **rounds[-1],
         "seconds": seconds,
@@ -378,6 +437,8 @@ def pooled(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "runs_queued": sum(r["runs_queued"] for r in rounds),
         "runs_finished_in_time": sum(r["runs_finished_in_time"] for r in rounds),
         "server_cpu_s": sum(r["server_cpu_s"] for r in rounds),
+        "clients_cpu_s": sum(r["clients_cpu_s"] for r in rounds),
+        "machine_busy": None if None in busy else sum(busy) / len(busy),
         "database_cpu_s": None if None in cpu else sum(cpu),
         "gil_s": None if None in gil else sum(gil),
         "rounds": len(rounds),
@@ -394,11 +455,12 @@ def print_figures(f: dict[str, Any]) -> None:
         f"    runs ended during the load: {f['runs_finished_in_time']:,} of the"
         f" {f['runs_queued']:,} its triggers queued (the rest end after it, and are waited for)"
     )
-    database, gil = f["database_cpu_s"], f["gil_s"]
+    database, gil, busy = f["database_cpu_s"], f["gil_s"], f["machine_busy"]
     print(
         f"    CPU: server {f['server_cpu_s']:.1f} s"
         + (f", PostgreSQL {database:.1f} s" if database is not None else "")
-        + f" in {f['seconds']:.1f} s"
+        + f", clients {f['clients_cpu_s']:.1f} s in {f['seconds']:.1f} s"
+        + (f", machine {100 * busy:.0f}% busy" if busy is not None else "")
         + (f"; GIL held {1000 * gil / f['requests']:.2f} ms a request" if gil else "")
     )
     for op, o in f["ops"].items():
@@ -448,6 +510,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--rounds", type=int, default=2, help="turns each store takes, alternating (default 2)"
     )
+    parser.add_argument(
+        "--mix",
+        type=parse_mix,
+        default=MIX,
+        help="the operations' weights, e.g. list=4,results=3 (default: "
+        + ",".join(f"{op}={weight}" for op, weight in MIX.items())
+        + ")",
+    )
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -471,6 +541,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for number in range(args.rounds):
         for store in stores if number % 2 == 0 else stores[::-1]:
             turn = f"round {number + 1} of {args.rounds}"
+            settle(args.postgres)
             figures = measure_store(store, args, turn, profile)
             if figures is not None:
                 rounds[store].append(figures)
@@ -489,6 +560,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return result
 
 
+def parse_mix(text: str) -> dict[str, int]:
+    """`op=weight,...` over `MIX`'s operations (a trigger with no experiment of its own yet
+    creates one first)."""
+    mix: dict[str, int] = {}
+    for part in text.split(","):
+        op, _, weight = part.partition("=")
+        if op.strip() not in MIX or not weight.strip().isdigit():
+            raise argparse.ArgumentTypeError(
+                f"{part!r}: want OP=WEIGHT, OP one of {', '.join(MIX)}"
+            )
+        mix[op.strip()] = int(weight)
+    if not any(mix.values()):
+        raise argparse.ArgumentTypeError("at least one weight above 0")
+    return mix
+
+
 def measure_store(
     store: str, args: argparse.Namespace, turn: str, profile: Profile | None
 ) -> dict[str, Any] | None:
@@ -498,12 +585,14 @@ def measure_store(
         with tempfile.TemporaryDirectory(prefix="tpc-load-db-") as folder:
             print(f"SQLite, {args.clients} clients × {args.seconds:.0f} s, {turn}:")
             url = f"sqlite:///{Path(folder) / 'store.db'}"
-            return measure("sqlite", url, args.clients, args.seconds, None, profile)
+            return measure("sqlite", url, args.clients, args.seconds, args.mix, None, profile)
     with postgres_database(args.postgres) as pg_url:
         if pg_url is None:
             return None
         print(f"PostgreSQL ({pg_url}), {args.clients} clients × {args.seconds:.0f} s, {turn}:")
-        return measure("postgres", pg_url, args.clients, args.seconds, args.postgres, profile)
+        return measure(
+            "postgres", pg_url, args.clients, args.seconds, args.mix, args.postgres, profile
+        )
 
 
 if __name__ == "__main__":
