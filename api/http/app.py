@@ -7,8 +7,8 @@ import asyncio
 import contextlib
 import logging
 import sys
+import threading
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -31,6 +31,7 @@ from infra.llm.judge import LlmJudge
 from infra.run_queue import ensure_queue_schema, open_queue
 from infra.runners.registry import build_runners
 from infra.settings import Settings
+from projections.follower import Projector
 
 log = logging.getLogger("tpc.server")
 
@@ -155,17 +156,32 @@ async def _queue_runs(app: Starlette, service: Service, settings: Settings) -> A
 async def _follow_log(service: Service, interval: float) -> None:
     """Keep the views current with events other processes write (workers, other servers, a
     rebuild): wake on PostgreSQL's NOTIFY, or after `interval` at the latest, since SQLite
-    cannot notify and a NOTIFY can be lost."""
-    # The wait blocks a thread of its own, not one of the default pool the executor uses.
-    waiter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tpc-log-watch")
-    loop = asyncio.get_running_loop()
+    cannot notify and a NOTIFY can be lost. Until cancelled, in a thread of its own that never
+    passes the event loop: under load the NOTIFY of nearly every save wakes it, and each pass
+    through the loop would wait behind the requests' turns and delay theirs."""
+    stopped = threading.Event()
+    follower = threading.Thread(
+        target=_follow, args=(service.projector, interval, stopped), name="tpc-log-follower"
+    )
+    follower.start()
     try:
-        while True:
-            try:
-                await loop.run_in_executor(waiter, service.projector.wait_for_events, interval)
-                await asyncio.to_thread(service.projector.catch_up_to_head)
-            except Exception:
-                log.exception("projection catch-up failed; retrying")
-                await asyncio.sleep(interval)
+        await asyncio.Future()
     finally:
-        waiter.shutdown(wait=False, cancel_futures=True)
+        stopped.set()
+        await asyncio.to_thread(_stop_following, service.projector, follower)
+
+
+def _follow(projector: Projector, interval: float, stopped: threading.Event) -> None:
+    while not stopped.is_set():
+        try:
+            projector.wait_for_events(interval)
+            if not stopped.is_set():
+                projector.catch_up_to_head()
+        except Exception:
+            log.exception("projection catch-up failed; retrying")
+            stopped.wait(interval)
+
+
+def _stop_following(projector: Projector, follower: threading.Thread) -> None:
+    projector.close()  # ends the wait in progress (within a slice of the watcher's)
+    follower.join()
