@@ -14,11 +14,11 @@ PostgreSQL: its in-process queue worker) and the fake agents need no provider.
 
 The stores take turns, SQLite first in odd rounds and PostgreSQL first in even ones, so that
 a machine that slows down or speeds up during the run weighs on both alike (a single pair of
-measurements drifted by a quarter between runs); each round starts on a quiet machine, the last
-round's writes on disk. It prints, per store and round, requests/s
-and p50/p99 per operation, then over all rounds: PostgreSQL ÷ SQLite (with each round's own
-ratio), and per operation p50/p99 of every request of the store's rounds; how many of the runs
-the triggers queued ended while the load lasted (read from the event log); on PostgreSQL, what
+measurements drifted by a quarter between runs); each round starts on a quiet machine, the
+last round's writes on disk. It prints, per store and round, requests/s and p50/p99 per
+operation, then over all rounds: PostgreSQL ÷ SQLite (with each round's own ratio), and per
+operation p50/p99 of every request of the store's rounds; how many of the runs the triggers
+queued ended while the load lasted (read from the event log); on PostgreSQL, what
 the database's backends were doing (pg_stat_activity sampled every 50 ms:
 `benchmarks/workers.py`'s classes), and the transactions per request. Nothing may be lost:
 every experiment created is in the list afterwards, and every iteration triggered completes.
@@ -332,9 +332,10 @@ def measure(
         # Of the runs the load's triggers queued (4 an iteration), those ended by its end.
         "runs_queued": RUNS_PER_ITERATION * len(load.triggered),
         "runs_finished_in_time": finished_in_time - RUNS_PER_ITERATION,  # less the set-up's
-        # CPU seconds used during the load, by the server, the clients and PostgreSQL's
-        # backends; and the share of the machine's cores busy (a saturated machine bounds
-        # requests/s by the CPU a request costs, wherever it is spent).
+        # CPU seconds used during the load, by the server, the clients (this process, with
+        # the pg_stat_activity sampler on PostgreSQL) and PostgreSQL's backends; and the share
+        # of the machine's cores busy (a saturated machine bounds requests/s by the CPU a
+        # request costs, wherever it is spent).
         "server_cpu_s": server_cpu,
         "clients_cpu_s": clients_cpu,
         "machine_busy": machine_busy,
@@ -541,7 +542,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for number in range(args.rounds):
         for store in stores if number % 2 == 0 else stores[::-1]:
             turn = f"round {number + 1} of {args.rounds}"
-            settle(args.postgres)
+            settle(None if args.no_postgres else args.postgres)
             figures = measure_store(store, args, turn, profile)
             if figures is not None:
                 rounds[store].append(figures)

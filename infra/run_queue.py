@@ -116,12 +116,12 @@ class QueueStatistics:
     `every` of them (`ANALYZE_AFTER_JOBS`)."""
 
     def __init__(self, every: int = ANALYZE_AFTER_JOBS) -> None:
-        self.every = every
+        self._every = every
         self._unanalyzed = 0
 
     async def queued(self, app: procrastinate.App, count: int) -> None:
         self._unanalyzed += count
-        if self._unanalyzed >= self.every:
+        if self._unanalyzed >= self._every:
             self._unanalyzed = 0
             await app.connector.execute_query_async("ANALYZE procrastinate_jobs")
 
