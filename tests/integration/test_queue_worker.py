@@ -254,6 +254,28 @@ def test_queueing_refreshes_the_queues_statistics_after_every_few_hundred_jobs(
     assert again == reached
 
 
+def test_a_dispatch_queues_only_the_runs_not_waiting_and_marks_the_iteration(
+    postgres_url: str,
+) -> None:
+    """A trigger's jobs and mark go in one statement; where a run is already waiting (a sweep
+    after a crash) that statement is refused whole, and the rest are queued one by one."""
+
+    async def scenario() -> tuple[int, int, set[IterationKey], list[str]]:
+        statistics = QueueStatistics()
+        async with ready_queue(postgres_url) as queue:
+            first = await dispatch_runs(queue, "exp", 1, ["run_a", "run_b"], statistics)
+            again = await dispatch_runs(queue, "exp", 2, ["run_b", "run_c"], statistics)
+            rows = await queue.connector.execute_query_all_async(
+                "SELECT lock FROM procrastinate_jobs ORDER BY lock"
+            )
+            return first, again, await dispatched_iterations(queue), [r["lock"] for r in rows]
+
+    first, again, marked, locks = asyncio.run(scenario())
+    assert (first, again) == (2, 1)
+    assert marked >= {IterationKey("exp", 1), IterationKey("exp", 2)}
+    assert locks == ["run_a", "run_b", "run_c"]
+
+
 def fetch_blocks(connection: psycopg.Connection[Any], worker_id: int) -> int:
     """Blocks one fetch of a job reads (procrastinate's own query, rolled back)."""
     with connection.transaction(force_rollback=True):
