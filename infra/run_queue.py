@@ -14,10 +14,14 @@ outcome: a stale attempt's save conflicts and is dropped, so no run completes tw
 from __future__ import annotations
 
 import logging
+import time
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
 import procrastinate
+import psycopg
+import psycopg_pool
 from procrastinate import exceptions as queue_errors
 from procrastinate.jobs import Job
 from procrastinate.manager import QUEUEING_LOCK_CONSTRAINT
@@ -41,14 +45,43 @@ CREATE_LOCK_INDEX = (
     f"CREATE INDEX IF NOT EXISTS {LOCK_INDEX} ON procrastinate_jobs (lock, id)"
     " WHERE status IN ('todo', 'doing')"
 )
+# procrastinate checks each connection it takes from its pool with a round trip of its own, on
+# the event loop: under load one more pass through a late loop for every queue call. A
+# connection taken this recently was working then; only one idle longer is checked (the
+# database may have restarted meanwhile). One that broke since fails its call, is discarded,
+# and the call is retried as any failed one (a worker starts again, a sweep dispatches).
+CHECK_AFTER_IDLE_S = 5.0
 
 
 def open_queue(database_url: str, *, pool_size: int = 4) -> procrastinate.App:
     """A procrastinate app on the store's PostgreSQL database (open it with `open_async`)."""
     connector = procrastinate.PsycopgConnector(
-        conninfo=database_url, min_size=1, max_size=pool_size
+        conninfo=database_url, min_size=1, max_size=pool_size, pool_factory=_pool
     )
     return procrastinate.App(connector=connector)
+
+
+def _pool(**options: Any) -> psycopg_pool.AsyncConnectionPool:
+    """procrastinate's pool, with a connection check only after an idle spell."""
+    return psycopg_pool.AsyncConnectionPool(**{**options, "check": IdleCheck()})
+
+
+class IdleCheck:
+    """A pool's `check`: psycopg_pool's own, for a connection not taken in the last
+    `CHECK_AFTER_IDLE_S` (or never before)."""
+
+    def __init__(self, idle_s: float = CHECK_AFTER_IDLE_S) -> None:
+        self._idle_s = idle_s
+        self._taken: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def __call__(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        now = time.monotonic()
+        last = self._taken.get(connection)
+        if last is None or now - last > self._idle_s:
+            await psycopg_pool.AsyncConnectionPool.check_connection(connection)
+        self._taken[connection] = now
 
 
 # The session lock under which one process creates the queue's tables.

@@ -11,6 +11,7 @@ from typing import Any
 
 import procrastinate
 import psycopg
+import psycopg_pool
 import pytest
 
 from application import queue_worker
@@ -22,6 +23,7 @@ from infra.run_queue import (
     ANALYZE_AFTER_JOBS,
     QUEUE_NAME,
     SCHEMA_LOCK_KEY,
+    IdleCheck,
     QueueStatistics,
     dispatch_runs,
     dispatched_iterations,
@@ -337,3 +339,62 @@ def test_two_processes_creating_the_queue_at_once_create_it_once_and_leave_no_lo
     created, held = asyncio.run(scenario())
     assert created == [False, True]
     assert held == 0
+
+
+def test_a_queue_connection_is_checked_only_when_taken_after_an_idle_spell(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each check is a round trip through the event loop: a connection taken again at once
+    goes without one, a connection idle for longer is checked as psycopg_pool checks it."""
+    checked: list[int] = []
+    real_check = psycopg_pool.AsyncConnectionPool.check_connection
+
+    async def counted(connection: psycopg.AsyncConnection[Any]) -> None:
+        checked.append(connection.info.backend_pid)
+        await real_check(connection)
+
+    monkeypatch.setattr(psycopg_pool.AsyncConnectionPool, "check_connection", counted)
+
+    async def scenario() -> list[int]:
+        check = IdleCheck(idle_s=0.2)
+        async with await psycopg.AsyncConnection.connect(postgres_url) as connection:
+            await check(connection)  # never taken before
+            await check(connection)  # at once
+            await asyncio.sleep(0.3)
+            await check(connection)  # after an idle spell
+            return [connection.info.backend_pid] * 2
+
+    assert checked == asyncio.run(scenario())
+
+
+def test_queue_connections_broken_since_they_were_taken_fail_a_call_each_at_most(
+    postgres_url: str,
+) -> None:
+    """Unchecked, a connection whose server side went away fails its call and is discarded;
+    calls then get working connections (callers retry: a worker starts again, a sweep
+    dispatches)."""
+
+    async def backend(queue: Any) -> int:
+        row = await queue.connector.execute_query_one_async("SELECT pg_backend_pid() AS pid")
+        return int(row["pid"])
+
+    async def scenario() -> tuple[int, int, int, int]:
+        async with ready_queue(postgres_url) as queue:
+            first = await backend(queue)
+            held = queue.connector.pool.get_stats()["pool_size"]
+            with psycopg.connect(postgres_url, autocommit=True) as admin:
+                admin.execute(  # every connection of the queue's pool
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            failed = 0
+            while failed <= held:
+                try:
+                    return first, await backend(queue), failed, held
+                except procrastinate.exceptions.ConnectorException:
+                    failed += 1
+            raise AssertionError(f"{failed} calls failed with {held} connections broken")
+
+    first, later, failed, held = asyncio.run(scenario())
+    assert later != first
+    assert 1 <= failed <= held
