@@ -181,9 +181,9 @@ async def dispatch_runs(
     """Queue one job per run, skipping runs already waiting, and mark the iteration dispatched.
     Returns how many jobs were added (counted in `statistics`).
 
-    Both in one statement when none is waiting (a trigger's case): one round trip on the event
-    loop that answers requests, where a transaction took four. Otherwise (a sweep after a
-    crash) the jobs one by one, then the mark."""
+    Both in one statement when none is waiting (a trigger's case): on the event loop that
+    answers requests, procrastinate's BEGIN, it and COMMIT, where the jobs and the mark took a
+    round trip each. Otherwise (a sweep after a crash) the jobs one by one, then the mark."""
     jobs = [_run_job(app, experiment_id, number, run_id) for run_id in run_ids]
     try:
         if jobs:
