@@ -25,16 +25,21 @@ DEFAULT_API_URL = "http://127.0.0.1:8642"
 @dataclass(frozen=True)
 class PostgresPool:
     """Connections each process opens to PostgreSQL. The event store and our tables each keep
-    a pool of `pool_size` (growing by up to `max_overflow` under load); the views' catch-ups
-    have one connection, and a process that follows the log adds one listening connection.
-    Keep them small: every server and worker has its own, and PostgreSQL allows 100
-    connections by default."""
+    a pool of `pool_size`, growing under load by up to `max_overflow` (the event store's: its
+    saves go together, a few connections write them all) and `tables_max_overflow` (our
+    tables': every request's read holds one while its query runs, so it follows the requests
+    a server answers at once). The views' catch-ups have one connection, and a process that
+    follows the log adds one listening connection. Every server and worker has its own, and
+    PostgreSQL allows 100 connections by default."""
 
     pool_size: int = 2
     max_overflow: int = 4
     # Seconds a save waits for the event table's lock before failing (and being retried).
     lock_timeout_s: int = 10
     connect_timeout_s: int = 10
+    # Under the mixed load (`benchmarks/load.py`, 30 clients) requests/s rose with this
+    # pool up to 16 connections and no further (docs/performance.md).
+    tables_max_overflow: int = 14
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,9 @@ class Settings:
             lock_timeout_s=_number("TPC_POSTGRES_LOCK_TIMEOUT", 1, defaults.lock_timeout_s),
             connect_timeout_s=_number(
                 "TPC_POSTGRES_CONNECT_TIMEOUT", 1, defaults.connect_timeout_s
+            ),
+            tables_max_overflow=_number(
+                "TPC_POSTGRES_TABLES_MAX_OVERFLOW", 0, defaults.tables_max_overflow
             ),
         )
         values["limits"] = Limits.from_env()

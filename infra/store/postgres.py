@@ -145,7 +145,7 @@ class PostgresDatabase(Database):
         self._pool: ConnectionPool[psycopg.Connection[PgRow]] = ConnectionPool(
             kwargs={**self._connect_args, "autocommit": True, "row_factory": pg_row},
             min_size=pool.pool_size,
-            max_size=pool.pool_size + pool.max_overflow,
+            max_size=pool.pool_size + pool.tables_max_overflow,
             timeout=max(30.0, float(pool.connect_timeout_s)),
             name="tpc",
             open=True,

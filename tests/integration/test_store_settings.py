@@ -68,6 +68,12 @@ def test_pool_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("TPC_POSTGRES_LOCK_TIMEOUT", "3")
     monkeypatch.setenv("TPC_POSTGRES_CONNECT_TIMEOUT", "7")
     assert Settings.from_env().postgres == PostgresPool(1, 0, 3, 7)
+    monkeypatch.setenv("TPC_POSTGRES_TABLES_MAX_OVERFLOW", "0")
+    assert Settings.from_env().postgres == PostgresPool(1, 0, 3, 7, tables_max_overflow=0)
+    monkeypatch.setenv("TPC_POSTGRES_TABLES_MAX_OVERFLOW", "-1")
+    with pytest.raises(SettingsError, match="TPC_POSTGRES_TABLES_MAX_OVERFLOW"):
+        Settings.from_env()
+    monkeypatch.setenv("TPC_POSTGRES_TABLES_MAX_OVERFLOW", "0")
     monkeypatch.setenv("TPC_POSTGRES_LOCK_TIMEOUT", "0")
     with pytest.raises(SettingsError, match="TPC_POSTGRES_LOCK_TIMEOUT must be a positive"):
         Settings.from_env()
@@ -81,7 +87,9 @@ def test_a_small_pool_is_enough(postgres_url: str) -> None:
     """One connection per pool still serves a command (the schema lock has its own)."""
     from application.service import Service
 
-    service = Service(Settings(database_url=postgres_url, postgres=PostgresPool(1, 0)))
+    service = Service(
+        Settings(database_url=postgres_url, postgres=PostgresPool(1, 0, tables_max_overflow=0))
+    )
     try:
         assert service.catalog.bootstrap("small-pool") is not None
         assert service.views.has_products()
