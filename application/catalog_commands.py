@@ -112,15 +112,16 @@ class CatalogCommands:
         return TokenOwner(*owner)
 
     def owner_guess(self, token: str) -> OwnerGuess | None:
-        """The product this token acted for last in this process, if any: a guess for a read
-        to act on under `confirming_owner`, never an authority."""
+        """The product this token acted for last in this process, if any: a guess for a
+        request to act on under `confirming_owner`, never an authority."""
         if token_problem(token) is not None:
             return None
         return self._owner_guesses.guess(self.token_hasher.candidates(token.strip()))
 
     def confirming_owner(self, guess: OwnerGuess) -> AbstractContextManager[str]:
-        """A read acting for the guessed product, whose rows are used only once the token's
-        check (sent with its first query) confirms it; `GuardFailed` otherwise."""
+        """A request acting for the guessed product, whose rows are used and whose writes are
+        made only once the token's check (sent with its first query) confirms it;
+        `GuardFailed` otherwise."""
         return self._owner_guesses.confirming(guess)
 
     def product_for_token(self, token: str) -> str | None:

@@ -1,12 +1,13 @@
-"""Reads that act on a token's remembered product before its check answers.
+"""Requests that act on a token's remembered product before its check answers.
 
 Under load on PostgreSQL every round trip is a wait for the GIL, and a read was two: the
 token's check, then the query. A token acts for one product until it is revoked, so the
-product it acted for last (in this process) is a good guess: the read runs on the guess, and
-its first query goes to the database in one message with the token's check
+product it acted for last (in this process) is a good guess: the request runs on the guess,
+and its first query goes to the database in one message with the token's check
 (`Database.guarded`). The check decides, as before: its answer is read before any row is used
-and before any write, and a token revoked since gets its 401 from the full check. Nothing here
-is an authority, only a guess; only reads act on one.
+and before anything is written (every write path settles it first, the event store's saves
+too), and a token revoked since gets its 401 from the full check, with nothing written.
+Nothing here is an authority, only a guess.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ class OwnerGuesses:
     @contextmanager
     def confirming(self, guess: OwnerGuess) -> Iterator[str]:
         """A block acting for the guessed product; `GuardFailed` (and the guess forgotten)
-        unless the token's check, read with the block's first query, confirms it."""
+        unless the token's check, read with the block's first query or before its first
+        write, confirms it."""
         try:
             with self._views.guarded(self._views.owner_guard(guess.hashes, guess.product_id)):
                 yield guess.product_id

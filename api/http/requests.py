@@ -60,9 +60,9 @@ async def for_owner(request: Request, answer: Callable[[str], T]) -> T:
 
 def _answer_for_owner(request: Request, token: str, answer: Callable[[str], T]) -> T:
     catalog = service(request).catalog
-    # A read acts on the product the token acted for last, its check sent with the read's
-    # first query (`application/owner_guesses.py`); a write never starts on a guess.
-    guess = catalog.owner_guess(token) if request.method == "GET" else None
+    # The request acts on the product the token acted for last, its check sent with the first
+    # query (`application/owner_guesses.py`) and read before any write.
+    guess = catalog.owner_guess(token)
     if guess is not None:
         with contextlib.suppress(GuardFailed), catalog.confirming_owner(guess) as owner:
             require_safe_parameters(request)
@@ -74,18 +74,13 @@ def _answer_for_owner(request: Request, token: str, answer: Callable[[str], T]) 
 async def for_owner_with_body(request: Request, answer: Callable[[str, dict[str, Any]], T]) -> T:
     """`answer(owner, body)` for the token's product and the request's JSON body (as
     `json_body` checks it), in one thread hop: a hop's way back waits for the event loop's
-    turn, which under load on PostgreSQL is tens of milliseconds. The token is checked first,
-    so a bad token stays a 401 before any 422 of its body."""
+    turn, which under load on PostgreSQL is tens of milliseconds. A bad token stays a 401
+    before any 422 of its body (on a guess, the failed check outranks what the body raised)."""
     token = bearer_token(request)
     raw = await request.body()  # capped by the BodyLimit middleware
-    return await run_in_threadpool(_answer_with_body, request, token, raw, answer)
-
-
-def _answer_with_body(
-    request: Request, token: str, raw: bytes, answer: Callable[[str, dict[str, Any]], T]
-) -> T:
-    owner = _owner(request, token)
-    return answer(owner, decode_json_object(raw))
+    return await run_in_threadpool(
+        _answer_for_owner, request, token, lambda owner: answer(owner, decode_json_object(raw))
+    )
 
 
 def bearer_token(request: Request) -> str:

@@ -125,6 +125,11 @@ class Database(ABC):
             raise GuardFailed
         yield
 
+    def settle_guard(self) -> None:  # noqa: B027 (here the guard was read when its block began)
+        """Before a write made outside `write`, `write_one` and `derived_write` (which do this
+        themselves): `GuardFailed` unless this thread's guard holds. A remote database reads it
+        now if no read has carried it yet."""
+
     @abstractmethod
     def write(self) -> AbstractContextManager[Connection]:
         """A connection in a write transaction: committed on exit, rolled back on error."""

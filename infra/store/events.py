@@ -60,7 +60,10 @@ class EventStore(Application[UUID]):
         **kwargs: Any,
     ) -> list[Recording[UUID]]:
         """Save every pending event atomically; `InvalidInput` when one holds text no store
-        can keep, `StorageFull` when the database has no room: either way nothing is saved."""
+        can keep, `StorageFull` when the database has no room: either way nothing is saved.
+        Under a guard (`Database.guarded`), `GuardFailed` unless it holds, before anything is
+        written: a write may act on a token's guessed product only once its check confirms it."""
+        self.database.settle_guard()
         try:
             return super().save(*objs, **kwargs)
         except Exception as error:

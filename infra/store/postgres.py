@@ -193,10 +193,10 @@ class PostgresDatabase(Database):
         try:
             yield
         except BaseException:
-            self._settle_guard()  # a guard that fails outranks what the block raised
+            self.settle_guard()  # a guard that fails outranks what the block raised
             raise
         else:
-            self._settle_guard()
+            self.settle_guard()
         finally:
             self._unsent.guard = None
 
@@ -204,7 +204,7 @@ class PostgresDatabase(Database):
         guard: Guard | None = getattr(self._unsent, "guard", None)
         return guard
 
-    def _settle_guard(self) -> None:
+    def settle_guard(self) -> None:
         """Read the guard not yet sent, alone: before a write, or when its block ends."""
         guard = self._unsent_guard()
         if guard is not None:
@@ -236,7 +236,7 @@ class PostgresDatabase(Database):
     @contextlib.contextmanager
     def write(self) -> Iterator[PgConnection]:
         """A write transaction; a full disk is `StorageFull`, with nothing of it written."""
-        self._settle_guard()
+        self.settle_guard()
         with (
             _full_disk_as_storage_full(),
             self._pool.connection() as connection,
@@ -246,7 +246,7 @@ class PostgresDatabase(Database):
 
     def write_one(self, statement: str, parameters: Sequence[Any] = ()) -> None:
         # In autocommit: one round trip, where a transaction around it would take three.
-        self._settle_guard()
+        self.settle_guard()
         with _full_disk_as_storage_full(), self._pool.connection() as connection:
             connection.execute(pg_sql(statement), parameters)
 
@@ -257,7 +257,7 @@ class PostgresDatabase(Database):
         # connection behind the reads (under load it did, a tenth of its time). Its
         # statements go together, one message per read it needs and one for its writes with
         # the COMMIT (`pg_batch`).
-        self._settle_guard()
+        self.settle_guard()
         with _full_disk_as_storage_full(), self._derived_lock:
             connection = self._derived()
             try:

@@ -37,6 +37,12 @@ def operator(server: Server, *args: str) -> Any:
     return json.loads(done.stdout)
 
 
+def api_tasks(server: Server, token: str) -> list[dict[str, Any]]:
+    with server.client(token) as api:
+        listed: list[dict[str, Any]] = api.get("/v1/tasks").json()["items"]
+    return listed
+
+
 def dashboard(server: Server, path: str, session: str) -> httpx.Response:
     return httpx.get(server.url + path, cookies={COOKIE: session}, follow_redirects=False)
 
@@ -88,6 +94,13 @@ def test_the_operator_manages_products_and_tokens_and_revocation_is_immediate(
         assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
         # Nothing of the request is looked at either: a 401 before any 422.
         assert api.get("/v1/experiments?limit=abc").status_code == 401
+        # Writes too, though the server still remembers the product this token acted for:
+        # nothing is written, and a bad body is a 401 as well.
+        assert api.post("/v1/tasks", json={"name": "late", "prompt": "p"}).status_code == 401
+        assert api.post("/v1/experiments", json={"name": ""}).status_code == 401
+        assert api.patch("/v1/experiments/exp_nopenope", json={"name": "x"}).status_code == 401
+        assert api.post("/v1/experiments/exp_nopenope/iterations").status_code == 401
+    assert [t["name"] for t in api_tasks(server, first["token"])] == ["t"]
     page = dashboard(server, "/", session)
     assert page.status_code == 303 and page.headers["location"].startswith("/login")
     with server.client(first["token"]) as api:  # the product's other token still works

@@ -132,6 +132,19 @@ def test_nothing_is_written_under_a_guard_that_fails(service: Service) -> None:
     assert [r["k"] for r in database.read("SELECT k FROM t_gate WHERE n = 3")] == ["three"]
 
 
+def test_an_event_save_under_a_guard_that_fails_saves_nothing(service: Service) -> None:
+    """A request may act on a token's guessed product: its saves wait for the check."""
+    database, store = service.database, service.store
+    open_gate(database)
+    before = store.last_position()
+    with pytest.raises(GuardFailed), database.guarded(gate("missing")):
+        store.save(experiment("refused"))
+    assert store.last_position() == before
+    with database.guarded(gate("gate")):
+        store.save(experiment("kept"))
+    assert store.last_position() == before + 1
+
+
 def test_a_guard_goes_with_the_first_read_on_postgresql(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
