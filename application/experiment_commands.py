@@ -200,10 +200,12 @@ class ExperimentCommands:
             experiment = self._experiment(product, exp_id)
             number = experiment.start_iteration()
             self._rules.require_runs_within_limit(experiment, "")
-            self._rules.require_running_iterations_within_limit(product)
-            stored_tasks, stored_environments = self._views.definitions(
-                product, experiment.task_ids, experiment.env_ids
+            running, stored_tasks, stored_environments = (
+                self._views.running_iterations_and_definitions(
+                    product, experiment.task_ids, experiment.env_ids
+                )
             )
+            self._rules.require_running_iterations_within_limit(running)
             tasks = {tid: self._frozen(task) for tid, task in stored_tasks.items()}
             environments = {eid: self._frozen(env) for eid, env in stored_environments.items()}
             signal_config = None
@@ -267,7 +269,9 @@ class ExperimentCommands:
                 )
             new_number = experiment.start_rescore()
             self._rules.require_rescore_within_limit(len(origin.runs))
-            self._rules.require_running_iterations_within_limit(product)
+            self._rules.require_running_iterations_within_limit(
+                self._views.count_running_iterations(product)
+            )
             text = signal_config if signal_config else experiment.config_text
             text_hash = config_hash if signal_config else experiment.config_hash
             frozen_config = None
@@ -311,7 +315,7 @@ class ExperimentCommands:
 
         def command() -> int:
             experiment = self._experiment(product, exp_id)
-            tasks, environments = self._views.definitions(
+            running, tasks, environments = self._views.running_iterations_and_definitions(
                 product, experiment.task_ids, experiment.env_ids
             )
             resolved = resolve_keys(
@@ -321,7 +325,7 @@ class ExperimentCommands:
                 exp_id,
             )
             number = experiment.start_iteration()
-            self._rules.require_running_iterations_within_limit(product)
+            self._rules.require_running_iterations_within_limit(running)
             used_tasks = {tid for tid, _ in resolved}
             used_envs = {eid for _, eid in resolved}
             frozen_config = None

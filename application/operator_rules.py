@@ -20,7 +20,6 @@ from infra.command_policy import CommandPolicy
 from infra.llm.key_policy import ProviderKeyPolicy
 from infra.settings import Limits
 from infra.store.secrets import SecretStore
-from projections.queries import Views
 
 
 class OperatorRules:
@@ -31,14 +30,12 @@ class OperatorRules:
         network_cap: NetworkMode,
         secrets: SecretStore,
         limits: Limits,
-        views: Views,
     ) -> None:
         self.command_policy = command_policy
         self.key_policy = key_policy
         self.network_cap = network_cap
         self._secrets = secrets
         self.limits = limits
-        self._views = views
 
     def check(
         self,
@@ -114,11 +111,11 @@ class OperatorRules:
             )
             raise InvalidInput(message, ((loc, f"{count} runs per iteration > {limit}"),))
 
-    def require_running_iterations_within_limit(self, product: str) -> None:
-        """429 while the product already has as many iterations running as the operator
-        allows (a soft limit: two racing triggers may both pass it)."""
+    def require_running_iterations_within_limit(self, running: int) -> None:
+        """429 while the product already has `running` iterations running, as many as the
+        operator allows (a soft limit: two racing triggers may both pass it)."""
         limit = self.limits.max_running_iterations
-        if self._views.count_running_iterations(product) >= limit:
+        if running >= limit:
             raise TooManyRequests(
                 f"{limit} iterations of this product are already running, the server's limit "
                 "(TPC_MAX_RUNNING_ITERATIONS): wait for one to complete, or cancel one"

@@ -78,14 +78,7 @@ class Service:
         self.views = Views(self.database)
         secrets = SecretStore(self.database)
         saver = Saver(self.store, self.projector)
-        rules = OperatorRules(
-            command_policy,
-            key_policy,
-            network_cap,
-            secrets,
-            settings.limits,
-            self.views,
-        )
+        rules = OperatorRules(command_policy, key_policy, network_cap, secrets, settings.limits)
         self.catalog = CatalogCommands(
             self.store,
             saver,

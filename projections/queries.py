@@ -33,6 +33,10 @@ MAX_LIMIT = 500
 # Ids looked up per query when checking that a product has them (well under SQLite's limit
 # on a statement's parameters).
 IDS_PER_QUERY = 500
+RUNNING_ITERATIONS_SQL = (
+    "SELECT COUNT(*) FROM v_iterations WHERE product_id = ? AND status = 'running'"
+)
+DEFINITION_COLUMNS = "id, definition, created_at"
 # Results answers kept (`_results_answer`): each holds its stored text, ≈ 25 kB at 20 runs.
 RESULTS_REMEMBERED = 64
 # Experiment answers kept (`_experiment_answer`): only those whose signal config is at most
@@ -187,13 +191,19 @@ class Views:
             {r["id"] for r in rows if r["kind"] == "v_environments"},
         )
 
-    def definitions(
+    def running_iterations_and_definitions(
         self, product: str, task_ids: Iterable[str], env_ids: Iterable[str]
-    ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-        """The tasks and environments as stored (each definition with its id and time), in
-        the order asked, as an iteration freezes them; `NotFound` names the first missing."""
+    ) -> tuple[int, dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """What a trigger reads, in one message on PostgreSQL: how many of the product's
+        iterations are running, and the tasks and environments as stored (each definition
+        with its id and time), in the order asked, as an iteration freezes them; `NotFound`
+        names the first missing."""
         task_ids, env_ids = list(dict.fromkeys(task_ids)), list(dict.fromkeys(env_ids))
-        rows = self._definition_rows(product, task_ids, env_ids, "id, definition, created_at")
+        queries = self._definition_queries(product, task_ids, env_ids, DEFINITION_COLUMNS)
+        running, *answers = self._database.read_together(
+            [(RUNNING_ITERATIONS_SQL, (product,)), *queries]
+        )
+        rows = [row for answer in answers for row in answer]
         found: dict[str, dict[str, dict[str, Any]]] = {"v_tasks": {}, "v_environments": {}}
         for row in rows:
             found[row["kind"]][row["id"]] = _definition_json(row)
@@ -202,16 +212,27 @@ class Views:
             for unknown in (i for i in ids if i not in found[table]):
                 raise NotFound(f"{what} {unknown} not found")
         tasks, environments = found["v_tasks"], found["v_environments"]
-        return {i: tasks[i] for i in task_ids}, {i: environments[i] for i in env_ids}
+        return (
+            int(running[0][0]),
+            {i: tasks[i] for i in task_ids},
+            {i: environments[i] for i in env_ids},
+        )
 
     def _definition_rows(
         self, product: str, task_ids: Iterable[str], env_ids: Iterable[str], columns: str
     ) -> list[Row]:
-        """The product's rows among these ids, each with its `kind` (the table): one query for
-        both kinds (per IDS_PER_QUERY ids) rather than one per id."""
+        queries = self._definition_queries(product, task_ids, env_ids, columns)
+        return [row for answer in self._database.read_together(queries) for row in answer]
+
+    @staticmethod
+    def _definition_queries(
+        product: str, task_ids: Iterable[str], env_ids: Iterable[str], columns: str
+    ) -> list[tuple[str, list[str]]]:
+        """The queries of the product's rows among these ids, each row with its `kind` (the
+        table): one query for both kinds (per IDS_PER_QUERY ids) rather than one per id."""
         wanted = [("v_tasks", i) for i in dict.fromkeys(task_ids)]
         wanted += [("v_environments", i) for i in dict.fromkeys(env_ids)]
-        rows: list[Row] = []
+        queries: list[tuple[str, list[str]]] = []
         for start in range(0, len(wanted), IDS_PER_QUERY):
             chunk = wanted[start : start + IDS_PER_QUERY]
             selects: list[str] = []
@@ -224,8 +245,8 @@ class Views:
                         f" WHERE product_id = ? AND id IN ({', '.join('?' * len(ids))})"
                     )
                     parameters += [product, *ids]
-            rows += self._database.read(" UNION ALL ".join(selects), parameters)
-        return rows
+            queries.append((" UNION ALL ".join(selects), parameters))
+        return queries
 
     def task_definition(self, product: str, task_id: str) -> dict[str, Any]:
         """The task as stored (its definition with id and time), as iterations freeze it."""
@@ -576,10 +597,7 @@ class Views:
         return int(row[0])
 
     def count_running_iterations(self, product: str) -> int:
-        (row,) = self._database.read(
-            "SELECT COUNT(*) FROM v_iterations WHERE product_id = ? AND status = 'running'",
-            (product,),
-        )
+        (row,) = self._database.read(RUNNING_ITERATIONS_SQL, (product,))
         return int(row[0])
 
     def failing_runs(self, exp_id: str, number: int) -> list[Row]:

@@ -110,6 +110,11 @@ class Database(ABC):
     def read(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
         """Every row of one query, outside any write transaction."""
 
+    def read_together(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        """Every row of each query, in order: independent reads a command needs at once (a
+        remote database gets them in one message)."""
+        return [self.read(sql, parameters) for sql, parameters in queries]
+
     def read_one(self, sql: str, parameters: Sequence[Any] = ()) -> Row | None:
         rows = self.read(sql, parameters)
         return rows[0] if rows else None

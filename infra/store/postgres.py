@@ -180,7 +180,15 @@ class PostgresDatabase(Database):
         with self._pool.connection() as connection:
             if guard is None:
                 return list(connection.execute(pg_sql(statement), parameters).fetchall())
-            return self._read_guarded(connection, guard, statement, parameters)
+            (rows,) = self._read_in_one_message(connection, guard, [(statement, parameters)])
+            return rows
+
+    def read_together(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        guard = self._unsent_guard()
+        if guard is None and len(queries) < 2:
+            return super().read_together(queries)
+        with self._pool.connection() as connection:
+            return self._read_in_one_message(connection, guard, queries)
 
     @contextlib.contextmanager
     def guarded(self, guard: Guard) -> Iterator[None]:
@@ -212,26 +220,30 @@ class PostgresDatabase(Database):
             if not guard.holds(self.read(guard.statement, guard.parameters)):
                 raise GuardFailed
 
-    def _read_guarded(
+    def _read_in_one_message(
         self,
         connection: psycopg.Connection[PgRow],
-        guard: Guard,
-        statement: str,
-        parameters: Sequence[Any],
-    ) -> list[Row]:
-        """The guard's query and this one in one message (simple query protocol, bound on the
-        client as in `pg_batch`); this one's rows are returned only if the guard holds."""
+        guard: Guard | None,
+        queries: Sequence[tuple[str, Sequence[Any]]],
+    ) -> list[list[Row]]:
+        """The guard's query (if any) and these in one message (simple query protocol, bound
+        on the client as in `pg_batch`); their rows are returned only if the guard holds."""
         bind = ClientBinding(connection)
-        message = f"{bind(guard.statement, guard.parameters)}; {bind(statement, parameters)}"
+        statements = [(guard.statement, guard.parameters)] if guard else []
+        message = "; ".join(bind(sql, parameters) for sql, parameters in [*statements, *queries])
         with connection.cursor() as cursor:
             # Should this fail, the guard stays unsent: the block's end reads it alone.
             cursor.execute(message.encode(connection.info.encoding), prepare=False)
-            self._unsent.guard = None
-            if not guard.holds(cursor.fetchall()):
-                raise GuardFailed
-            if not cursor.nextset():
-                raise psycopg.InterfaceError("a guarded read answered one statement of two")
-            return list(cursor.fetchall())
+            if guard is not None:
+                self._unsent.guard = None
+                if not guard.holds(cursor.fetchall()):
+                    raise GuardFailed
+            answers: list[list[Row]] = []
+            for index in range(len(queries)):
+                if (index or guard is not None) and not cursor.nextset():
+                    raise psycopg.InterfaceError("a message of reads answered fewer than it sent")
+                answers.append(list(cursor.fetchall()))
+            return answers
 
     @contextlib.contextmanager
     def write(self) -> Iterator[PgConnection]:

@@ -132,6 +132,23 @@ def test_nothing_is_written_under_a_guard_that_fails(service: Service) -> None:
     assert [r["k"] for r in database.read("SELECT k FROM t_gate WHERE n = 3")] == ["three"]
 
 
+def test_reads_together_answer_each_query_in_order(service: Service) -> None:
+    database = service.database
+    open_gate(database)
+    row = "SELECT k, n FROM t_gate WHERE k = ?"
+    queries = [(row, ("row",)), ("SELECT k FROM t_gate WHERE n > ?", (9,)), (row, ("gate",))]
+    expected = [[("row", 2)], [], [("gate", 1)]]
+    assert [[tuple(r) for r in rows] for rows in database.read_together(queries)] == expected
+    with database.guarded(gate("gate")):
+        answers = database.read_together(queries)
+    assert [[tuple(r) for r in rows] for rows in answers] == expected
+    answered = []
+    with pytest.raises(GuardFailed), database.guarded(gate("missing")):
+        answered.append(database.read_together(queries))
+    assert answered == []
+    assert database.read_together([]) == []
+
+
 def test_an_event_save_under_a_guard_that_fails_saves_nothing(service: Service) -> None:
     """A request may act on a token's guessed product: its saves wait for the check."""
     database, store = service.database, service.store
@@ -164,10 +181,16 @@ def test_a_guard_goes_with_the_first_read_on_postgresql(
         with database.guarded(gate("gate")):
             database.read("SELECT n FROM t_gate WHERE k = ?", ("row",))
             database.read("SELECT n FROM t_gate WHERE k = ?", ("gate",))
+        assert len(sent) == 2, sent
+        assert sent[0].count("SELECT") == 2 and "'gate'" in sent[0] and "'row'" in sent[0]
+        sent.clear()
+        with database.guarded(gate("gate")):
+            database.read_together([("SELECT 1", ()), ("SELECT n FROM t_gate", ())])
+        database.read_together([("SELECT 2", ()), ("SELECT 3", ())])
+        assert len(sent) == 2, sent
+        assert sent[0].count("SELECT") == 3 and "'gate'" in sent[0]
     finally:
         svc.close()
-    assert len(sent) == 2, sent
-    assert sent[0].count("SELECT") == 2 and "'gate'" in sent[0] and "'row'" in sent[0]
 
 
 def test_upserts_insert_then_update(service: Service) -> None:
