@@ -194,10 +194,10 @@ class Views:
     def running_iterations_and_definitions(
         self, product: str, task_ids: Iterable[str], env_ids: Iterable[str]
     ) -> tuple[int, dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-        """What a trigger reads, in one message on PostgreSQL: how many of the product's
-        iterations are running, and the tasks and environments as stored (each definition
-        with its id and time), in the order asked, as an iteration freezes them; `NotFound`
-        names the first missing."""
+        """What a trigger or an import reads, in one message on PostgreSQL: how many of the
+        product's iterations are running, and the tasks and environments as stored (each
+        definition with its id and time), in the order asked, as an iteration freezes them;
+        `NotFound` names the first missing."""
         task_ids, env_ids = list(dict.fromkeys(task_ids)), list(dict.fromkeys(env_ids))
         queries = self._definition_queries(product, task_ids, env_ids, DEFINITION_COLUMNS)
         running, *answers = self._database.read_together(

@@ -191,6 +191,30 @@ def test_every_response_carries_the_security_headers(server: Server) -> None:
     assert "<style" not in page and " style=" not in page and "<script>" not in page
 
 
+def test_writes_on_a_remembered_product_reach_no_other_products_ids(server: Server) -> None:
+    """Each token's requests act on the product it acted for last; another product's ids
+    stay 404 to its writes as to its reads, and nothing of theirs changes."""
+    other = operator(server, "product", "create", "--name", "Other")["token"]["token"]
+    with server.client(other) as theirs:
+        task = theirs.post("/v1/tasks", json={"name": "theirs", "prompt": "p"}).json()["id"]
+        env = {"name": "theirs", "agent": {"kind": "scripted"}}
+        env_id = theirs.post("/v1/environments", json=env).json()["id"]
+        body = {"name": "theirs", "task_ids": [task], "env_ids": [env_id]}
+        exp = theirs.post("/v1/experiments", json=body).json()
+    with server.client() as mine:
+        assert mine.get("/v1/experiments").status_code == 200  # remembered: writes act on it
+        assert mine.post("/v1/experiments", json={**body, "name": "mine"}).status_code == 404
+        path = f"/v1/experiments/{exp['id']}"
+        assert mine.patch(path, json={"name": "taken"}).status_code == 404
+        assert mine.post(f"{path}/iterations").status_code == 404
+        assert mine.post(f"{path}/tasks", json={"task_id": task}).status_code == 404
+        names = {e["name"] for e in mine.get("/v1/experiments").json()["items"]}
+        assert not names & {"mine", "taken", "theirs"}
+    with server.client(other) as theirs:
+        assert theirs.get(path).json() == exp
+        assert theirs.get(f"{path}/iterations").json()["items"] == []
+
+
 def test_serve_refuses_a_token_with_spaces_at_start(tmp_path: Path) -> None:
     server = Server(tmp_path)
     done = subprocess.run(
